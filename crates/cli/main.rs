@@ -1,1 +1,30 @@
-fn main() {}
+//! `k8sup`: the command line. A thin shell over the crates in `crates/`:
+//! it parses arguments, calls one operation, prints what it returns and
+//! turns errors into an exit status.
+
+mod args;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use args::{Cli, Command};
+
+/// Exit statuses, as `spec/cli.md` defines them.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let status = match &cli.command {
+        Command::Validate(cmd) => validate::run(cmd, &cli.output),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "k8sup", &mut std::io::stdout());
+            exit::OK
+        }
+    };
+    ExitCode::from(status)
+}

@@ -237,8 +237,10 @@ mod tests {
 
     #[test]
     fn scripts_join_code_and_quoted_values() {
-        let s = Script::new("swapoff -a")
-            .then("&&", Script::new("sed -i").arg(ShellArg::new("s/x/y/").unwrap()));
+        let s = Script::new("swapoff -a").then(
+            "&&",
+            Script::new("sed -i").arg(ShellArg::new("s/x/y/").unwrap()),
+        );
         assert_eq!(s.render(), "swapoff -a && sed -i s/x/y/");
     }
 }
