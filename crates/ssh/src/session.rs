@@ -1,0 +1,547 @@
+//! One SSH connection to one host, and the commands run on it.
+//!
+//! [`connect`] sets up the connection (through a bastion when the target names one),
+//! retrying only failures to connect: nothing has run on the host yet, so a retry can
+//! never repeat a command. A [`Session`] is then shared by the whole run; every command,
+//! upload and download is one channel on it, so many can run at once, and
+//! [`Session::channels_opened`] counts them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8sup_shell::{Script, ShellArg};
+use russh::client::{self, Handle, Msg};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
+use tokio::sync::oneshot;
+
+use crate::auth::authenticate;
+use crate::command::{
+    download_script, exec_line, remote_path, upload_script, Become, BecomeGate, CommandOutput,
+    OutputStream, RunOptions,
+};
+use crate::error::{CommandError, ConnectError};
+use crate::event::SshEvent;
+use crate::host_key::{HandshakeError, HostKeyChecker};
+use crate::target::{Secret, Target};
+use crate::transport::Transport;
+
+/// Delay before the second connection attempt; doubled for each further one.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Longest command text quoted in an error message.
+const COMMAND_SUMMARY_CHARS: usize = 300;
+
+/// Connects to `target` (through its bastion, if any) and authenticates.
+pub async fn connect(target: &Target) -> Result<Session, ConnectError> {
+    let bastion = match &target.jump_host {
+        Some(jump) => Some(Box::new(connect_bastion(target, jump).await?)),
+        None => None,
+    };
+    let config = Arc::new(client_config(target));
+    let attempts = target.connect_attempts.max(1);
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut attempt = 1;
+    let handle = loop {
+        match connect_once(target, &config, bastion.as_deref()).await {
+            Ok(handle) => break handle,
+            Err(e) if e.is_transient() && attempt < attempts => {
+                target.events.emit(SshEvent::ConnectRetry {
+                    host: target.name.clone(),
+                    attempt,
+                    delay,
+                    error: e.to_string(),
+                });
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.with_attempts(attempt)),
+        }
+    };
+    Ok(Session {
+        host: target.name.clone(),
+        handle,
+        sudo: match (target.sudo, &target.secrets.become_password) {
+            (false, _) => Become::No,
+            (true, None) => Become::WithoutPassword,
+            (true, Some(_)) => Become::WithPassword,
+        },
+        become_password: target.secrets.become_password.clone(),
+        command_timeout: target.command_timeout,
+        channels_opened: AtomicU64::new(0),
+        _bastion: bastion,
+    })
+}
+
+async fn connect_bastion(target: &Target, jump: &Target) -> Result<Session, ConnectError> {
+    Box::pin(connect(jump))
+        .await
+        .map_err(|source| ConnectError::Jump {
+            host: target.name.clone(),
+            bastion: jump.name.clone(),
+            source: Box::new(source),
+        })
+}
+
+fn client_config(target: &Target) -> client::Config {
+    client::Config {
+        keepalive_interval: target.keepalive_interval,
+        keepalive_max: 3,
+        inactivity_timeout: None,
+        nodelay: true,
+        ..client::Config::default()
+    }
+}
+
+/// One attempt: transport, handshake with host key check, authentication, all within
+/// the target's connect timeout.
+async fn connect_once(
+    target: &Target,
+    config: &Arc<client::Config>,
+    bastion: Option<&Session>,
+) -> Result<Handle<HostKeyChecker>, ConnectError> {
+    let attempt = async {
+        let mut handle = match bastion {
+            None => handshake_direct(target, config).await?,
+            Some(bastion) => handshake_through(target, config, bastion).await?,
+        };
+        authenticate(&mut handle, target).await?;
+        Ok(handle)
+    };
+    tokio::time::timeout(target.connect_timeout, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConnectError::Timeout {
+                host: target.name.clone(),
+                address: target.address.clone(),
+                port: target.port,
+                after: target.connect_timeout,
+                attempts: 1,
+            })
+        })
+}
+
+async fn handshake_direct(
+    target: &Target,
+    config: &Arc<client::Config>,
+) -> Result<Handle<HostKeyChecker>, ConnectError> {
+    let stream = tokio::net::TcpStream::connect((target.address.as_str(), target.port))
+        .await
+        .map_err(|source| ConnectError::Unreachable {
+            host: target.name.clone(),
+            address: target.address.clone(),
+            port: target.port,
+            attempts: 1,
+            source,
+        })?;
+    // Nagle off: commands are small request/reply exchanges.
+    let _ = stream.set_nodelay(true);
+    client::connect_stream(config.clone(), stream, HostKeyChecker::new(target))
+        .await
+        .map_err(|e| handshake_error(target, e))
+}
+
+/// ProxyJump: a direct-tcpip channel on the bastion's connection carries this one.
+async fn handshake_through(
+    target: &Target,
+    config: &Arc<client::Config>,
+    bastion: &Session,
+) -> Result<Handle<HostKeyChecker>, ConnectError> {
+    bastion.channels_opened.fetch_add(1, Ordering::Relaxed);
+    let channel = bastion
+        .handle
+        .channel_open_direct_tcpip(
+            target.address.as_str(),
+            u32::from(target.port),
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .map_err(|source| ConnectError::Tunnel {
+            host: target.name.clone(),
+            bastion: bastion.host.clone(),
+            address: target.address.clone(),
+            port: target.port,
+            source,
+        })?;
+    client::connect_stream(
+        config.clone(),
+        channel.into_stream(),
+        HostKeyChecker::new(target),
+    )
+    .await
+    .map_err(|e| handshake_error(target, e))
+}
+
+fn handshake_error(target: &Target, error: HandshakeError) -> ConnectError {
+    match error {
+        HandshakeError::Refused(refusal) => *refusal,
+        HandshakeError::Ssh(source) => ConnectError::Handshake {
+            host: target.name.clone(),
+            attempts: 1,
+            source,
+        },
+    }
+}
+
+/// An authenticated connection to one host, shared by every command of a run.
+pub struct Session {
+    host: String,
+    handle: Handle<HostKeyChecker>,
+    sudo: Become,
+    become_password: Option<Secret>,
+    command_timeout: Duration,
+    channels_opened: AtomicU64,
+    /// Keeps the bastion's connection (which carries this one) open; dropped after `handle`.
+    _bastion: Option<Box<Session>>,
+}
+
+impl Session {
+    /// The host's name, as in messages.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// How many channels (round trips) this session has opened so far.
+    pub fn channels_opened(&self) -> u64 {
+        self.channels_opened.load(Ordering::Relaxed)
+    }
+
+    /// Runs `script` with the target's command timeout and no stdin.
+    pub async fn run(&self, script: &Script) -> Result<CommandOutput, CommandError> {
+        self.run_with(script, RunOptions::default()).await
+    }
+
+    /// Runs `script`, through sudo when the target says `become`. A non-zero exit is
+    /// not an error here: the output says how it ended, and the caller decides.
+    pub async fn run_with(
+        &self,
+        script: &Script,
+        options: RunOptions,
+    ) -> Result<CommandOutput, CommandError> {
+        let command = summarize(script);
+        let line = exec_line(script, self.sudo).map_err(|source| CommandError::InvalidValue {
+            host: self.host.clone(),
+            what: "command",
+            value: command.clone(),
+            source,
+        })?;
+        let limit = options.timeout.unwrap_or(self.command_timeout);
+        let (mut read, write) = self.open_channel(&command).await?.split();
+        let exchange = self.exchange(&mut read, &write, line, options, &command);
+        match tokio::time::timeout(limit, exchange).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                // Ask the remote side to stop the command, then drop the channel.
+                let _ = write.signal(Sig::KILL).await;
+                let _ = write.close().await;
+                Err(CommandError::Timeout {
+                    host: self.host.clone(),
+                    command,
+                    after: limit,
+                })
+            }
+        }
+    }
+
+    /// Writes `content` to the absolute `path` atomically (see [`crate::Transport::upload`]).
+    pub async fn upload(
+        &self,
+        path: &str,
+        content: &[u8],
+        mode: u32,
+        owner: Option<(&str, &str)>,
+    ) -> Result<(), CommandError> {
+        let remote = remote_path(path).map_err(|reason| self.invalid_path(path, reason))?;
+        let owner = match owner {
+            Some((user, group)) => Some((
+                self.shell_arg("owner", user)?,
+                self.shell_arg("group", group)?,
+            )),
+            None => None,
+        };
+        let script = upload_script(&remote, content.len(), mode, owner);
+        let options = RunOptions {
+            stdin: Some(content.to_vec()),
+            ..RunOptions::default()
+        };
+        let output = self.run_with(&script, options).await?;
+        self.require_success("upload", &script, output).map(|_| ())
+    }
+
+    /// Reads the file at the absolute `path`.
+    pub async fn download(&self, path: &str) -> Result<Vec<u8>, CommandError> {
+        let remote = remote_path(path).map_err(|reason| self.invalid_path(path, reason))?;
+        let script = download_script(&remote);
+        let output = self.run(&script).await?;
+        self.require_success("download", &script, output)
+            .map(|out| out.stdout)
+    }
+
+    /// Ends the connection politely; dropping the session also ends it.
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "k8sup is done", "en")
+            .await;
+    }
+
+    async fn open_channel(&self, command: &str) -> Result<russh::Channel<Msg>, CommandError> {
+        self.channels_opened.fetch_add(1, Ordering::Relaxed);
+        self.handle
+            .channel_open_session()
+            .await
+            .map_err(|source| self.channel_error("opening a channel", command, source))
+    }
+
+    /// Sends the command and its stdin, and gathers its output until the channel closes.
+    /// Reading and writing run together so that a command producing output while its
+    /// stdin is still arriving never stalls the connection.
+    async fn exchange(
+        &self,
+        read: &mut ChannelReadHalf,
+        write: &ChannelWriteHalf<Msg>,
+        line: String,
+        options: RunOptions,
+        command: &str,
+    ) -> Result<CommandOutput, CommandError> {
+        write
+            .exec(true, line)
+            .await
+            .map_err(|source| self.channel_error("starting the command", command, source))?;
+        let (started_tx, started_rx) = oneshot::channel::<()>();
+        let (mut gate, started_tx) = match self.sudo {
+            Become::No => {
+                let _ = started_tx.send(());
+                (None, None)
+            }
+            Become::WithoutPassword | Become::WithPassword => {
+                (Some(BecomeGate::default()), Some(started_tx))
+            }
+        };
+        let stdin = options.stdin.as_deref();
+        let send_stdin = async {
+            if started_rx.await.is_err() {
+                return Ok(());
+            }
+            if let Some(bytes) = stdin {
+                write.data(bytes).await?;
+            }
+            write.eof().await
+        };
+        let gather = self.gather(read, write, gate.as_mut(), started_tx, &options, command);
+        let (sent, gathered) = futures::join!(send_stdin, gather);
+        let output = gathered?;
+        if let Some(gate) = &gate {
+            self.check_become(gate, command)?;
+        }
+        match sent {
+            // A command may exit without reading all its stdin; its status tells.
+            Err(source) if output.exit_status.is_none() && output.exit_signal.is_none() => {
+                Err(self.channel_error("sending stdin", command, source))
+            }
+            _ => Ok(output),
+        }
+    }
+
+    /// Collects output and the exit status until the channel closes, answering sudo's
+    /// prompt and releasing stdin when a [`BecomeGate`] is in use.
+    async fn gather(
+        &self,
+        read: &mut ChannelReadHalf,
+        write: &ChannelWriteHalf<Msg>,
+        mut gate: Option<&mut BecomeGate>,
+        mut started_tx: Option<oneshot::Sender<()>>,
+        options: &RunOptions,
+        command: &str,
+    ) -> Result<CommandOutput, CommandError> {
+        let mut output = CommandOutput::default();
+        let emit = |stream, data: &[u8]| {
+            if let (Some(sink), false) = (&options.on_output, data.is_empty()) {
+                sink(stream, data);
+            }
+        };
+        while let Some(message) = read.wait().await {
+            match message {
+                ChannelMsg::Data { data } => {
+                    emit(OutputStream::Stdout, &data);
+                    output.stdout.extend_from_slice(&data);
+                }
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    let stderr = match gate.as_deref_mut() {
+                        Some(gate) => {
+                            let step = gate.feed(&data);
+                            if step.password_rejected {
+                                let _ = write.close().await;
+                                return Err(CommandError::BecomePasswordRejected {
+                                    host: self.host.clone(),
+                                    command: command.to_string(),
+                                });
+                            }
+                            if step.send_password {
+                                self.send_password(write, command).await?;
+                            }
+                            if step.started {
+                                if let Some(tx) = started_tx.take() {
+                                    let _ = tx.send(());
+                                }
+                            }
+                            step.stderr
+                        }
+                        None => data.to_vec(),
+                    };
+                    emit(OutputStream::Stderr, &stderr);
+                    output.stderr.extend_from_slice(&stderr);
+                }
+                ChannelMsg::ExitStatus { exit_status } => output.exit_status = Some(exit_status),
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    output.exit_signal = Some(signal_name_text(&signal_name))
+                }
+                ChannelMsg::Failure => {
+                    return Err(self.channel_error(
+                        "starting the command",
+                        command,
+                        russh::Error::RequestDenied,
+                    ));
+                }
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        if let Some(gate) = gate.filter(|gate| !gate.started()) {
+            output.stderr = gate.prelude_text().into_bytes();
+        }
+        Ok(output)
+    }
+
+    async fn send_password(
+        &self,
+        write: &ChannelWriteHalf<Msg>,
+        command: &str,
+    ) -> Result<(), CommandError> {
+        let Some(password) = &self.become_password else {
+            return Ok(());
+        };
+        let mut line = Vec::with_capacity(password.expose().len() + 1);
+        line.extend_from_slice(password.expose().as_bytes());
+        line.push(b'\n');
+        write.data(&line[..]).await.map_err(|source| {
+            self.channel_error("answering sudo's password prompt", command, source)
+        })
+    }
+
+    /// Turns sudo's refusals (seen before the command started) into clear errors.
+    fn check_become(&self, gate: &BecomeGate, command: &str) -> Result<(), CommandError> {
+        if gate.started() {
+            return Ok(());
+        }
+        let command = command.to_string();
+        let host = self.host.clone();
+        if gate.password_rejected() {
+            Err(CommandError::BecomePasswordRejected { host, command })
+        } else if gate.password_required() {
+            Err(CommandError::BecomePasswordRequired { host, command })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn require_success(
+        &self,
+        step: &'static str,
+        script: &Script,
+        output: CommandOutput,
+    ) -> Result<CommandOutput, CommandError> {
+        if output.success() {
+            return Ok(output);
+        }
+        Err(CommandError::Failed {
+            host: self.host.clone(),
+            step,
+            command: summarize(script),
+            status: output.status_text(),
+            stderr: output.stderr_text().trim_end().to_string(),
+        })
+    }
+
+    fn shell_arg(&self, what: &'static str, value: &str) -> Result<ShellArg, CommandError> {
+        ShellArg::new(value).map_err(|source| CommandError::InvalidValue {
+            host: self.host.clone(),
+            what,
+            value: value.to_string(),
+            source,
+        })
+    }
+
+    fn invalid_path(&self, path: &str, reason: &'static str) -> CommandError {
+        CommandError::InvalidPath {
+            host: self.host.clone(),
+            path: path.to_string(),
+            reason,
+        }
+    }
+
+    fn channel_error(
+        &self,
+        step: &'static str,
+        command: &str,
+        source: russh::Error,
+    ) -> CommandError {
+        CommandError::Channel {
+            host: self.host.clone(),
+            step,
+            command: command.to_string(),
+            source,
+        }
+    }
+}
+
+/// The command as shown in messages: the script as written (without the sudo
+/// wrapping), cut to a readable length.
+fn summarize(script: &Script) -> String {
+    let text = script.render();
+    match text.char_indices().nth(COMMAND_SUMMARY_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+fn signal_name_text(signal: &Sig) -> String {
+    match signal {
+        Sig::Custom(name) => name.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+impl Transport for Session {
+    fn host(&self) -> &str {
+        Session::host(self)
+    }
+
+    fn channels_opened(&self) -> u64 {
+        Session::channels_opened(self)
+    }
+
+    fn run_with<'a>(
+        &'a self,
+        script: &'a Script,
+        options: RunOptions,
+    ) -> BoxFuture<'a, Result<CommandOutput, CommandError>> {
+        Box::pin(Session::run_with(self, script, options))
+    }
+
+    fn upload<'a>(
+        &'a self,
+        path: &'a str,
+        content: &'a [u8],
+        mode: u32,
+        owner: Option<(&'a str, &'a str)>,
+    ) -> BoxFuture<'a, Result<(), CommandError>> {
+        Box::pin(Session::upload(self, path, content, mode, owner))
+    }
+
+    fn download<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Vec<u8>, CommandError>> {
+        Box::pin(Session::download(self, path))
+    }
+}

@@ -1,0 +1,234 @@
+//! The transport against a real OpenSSH server: commands, concurrency, timeouts, files.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::Sshd;
+use k8sup_shell::{Script, ShellArg};
+use k8sup_ssh::{connect, CommandError, OutputStream, RunOptions, Transport};
+
+fn arg(text: &str) -> ShellArg {
+    ShellArg::new(text).expect("no NUL")
+}
+
+#[tokio::test]
+async fn run_captures_output_and_exit_status() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let session = connect(&sshd.target()).await.expect("connects");
+    let script = Script::new("printf out; printf err >&2; exit 3");
+    let output = session.run(&script).await.expect("runs");
+    assert_eq!(output.stdout, b"out");
+    assert_eq!(output.stderr, b"err");
+    assert_eq!(output.exit_status, Some(3));
+    assert!(!output.success());
+    let output = session
+        .run(&Script::new("kill -KILL $$"))
+        .await
+        .expect("runs");
+    assert_eq!(
+        (output.exit_status, output.exit_signal.as_deref()),
+        (None, Some("KILL"))
+    );
+    assert_eq!(session.channels_opened(), 2);
+}
+
+#[tokio::test]
+async fn stdin_and_live_output_reach_the_caller() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let session = connect(&sshd.target()).await.expect("connects");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink_seen = seen.clone();
+    let options = RunOptions {
+        stdin: Some(b"hello\n".to_vec()),
+        timeout: None,
+        on_output: Some(Arc::new(move |stream, data: &[u8]| {
+            sink_seen
+                .lock()
+                .expect("lock")
+                .push((stream, data.to_vec()));
+        })),
+    };
+    let output = session
+        .run_with(&Script::new("tr a-z A-Z"), options)
+        .await
+        .expect("runs");
+    assert_eq!(output.stdout, b"HELLO\n");
+    let seen = seen.lock().expect("lock");
+    let streamed: Vec<u8> = seen
+        .iter()
+        .filter(|(s, _)| *s == OutputStream::Stdout)
+        .flat_map(|(_, d)| d.clone())
+        .collect();
+    assert_eq!(streamed, b"HELLO\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_commands_at_once_share_one_connection() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let session = connect(&sshd.target()).await.expect("connects");
+    let transport: &dyn Transport = &session;
+    // One second each: 50 s if they ran one after another. (sshd itself starts
+    // sessions one at a time, at some 100 ms each on a slow box.)
+    let scripts: Vec<Script> = (0..50)
+        .map(|i| Script::new("sleep 1; echo").arg(arg(&i.to_string())))
+        .collect();
+    let started = Instant::now();
+    let outputs = futures::future::join_all(scripts.iter().map(|s| transport.run(s))).await;
+    for (i, output) in outputs.into_iter().enumerate() {
+        let output = output.expect("runs");
+        assert_eq!(output.stdout_text(), format!("{i}\n"));
+    }
+    assert_eq!(transport.channels_opened(), 50);
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "ran concurrently: {:?}",
+        started.elapsed()
+    );
+    let sshd_connections = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ss -tn state established '( sport = :{} )' | tail -n +2 | wc -l",
+            sshd.port
+        ))
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    if !sshd_connections.is_empty() {
+        assert_eq!(sshd_connections, "1", "one TCP connection");
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_command_times_out_and_the_session_survives() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let session = connect(&sshd.target()).await.expect("connects");
+    let options = RunOptions {
+        timeout: Some(Duration::from_secs(1)),
+        ..RunOptions::default()
+    };
+    let started = Instant::now();
+    let error = session
+        .run_with(&Script::new("sleep 600"), options)
+        .await
+        .expect_err("times out");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        matches!(&error, CommandError::Timeout { command, .. } if command == "sleep 600"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("test-host"), "{error}");
+    let output = session
+        .run(&Script::new("echo still here"))
+        .await
+        .expect("session still works");
+    assert_eq!(output.stdout_text(), "still here\n");
+}
+
+#[tokio::test]
+async fn upload_then_download_round_trips_binary_content_and_mode() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let session = connect(&sshd.target()).await.expect("connects");
+    let path = format!("{}/data.bin", sshd.dir.display());
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    session
+        .upload(&path, &content, 0o640, Some(("root", "root")))
+        .await
+        .expect("uploads");
+    assert_eq!(session.download(&path).await.expect("downloads"), content);
+    let stat = session
+        .run(&Script::new("stat -c %a:%U:%G").arg(arg(&path)))
+        .await
+        .expect("stat");
+    assert_eq!(stat.stdout_text(), "640:root:root\n");
+    session
+        .upload(&path, b"second", 0o600, None)
+        .await
+        .expect("replaces");
+    assert_eq!(session.download(&path).await.expect("downloads"), b"second");
+    let leftovers = std::fs::read_dir(&sshd.dir)
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".k8sup-upload"))
+        .count();
+    assert_eq!(leftovers, 0, "no temp files left");
+    let missing = session
+        .download("/nonexistent/file")
+        .await
+        .expect_err("missing file");
+    assert!(
+        matches!(
+            missing,
+            CommandError::Failed {
+                step: "download",
+                ..
+            }
+        ),
+        "{missing}"
+    );
+    let relative = session
+        .upload("relative/path", b"x", 0o644, None)
+        .await
+        .expect_err("relative path");
+    assert!(
+        matches!(relative, CommandError::InvalidPath { .. }),
+        "{relative}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_paths_and_content_stay_inert() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let session = connect(&sshd.target()).await.expect("connects");
+    // The remote shell starts in root's home, so a relative canary lands there.
+    let canary_name = format!("k8sup-pwned-{}", std::process::id());
+    let canary = std::path::Path::new("/root").join(&canary_name);
+    let hostile_name = format!(
+        "it's $(touch {c}); `touch {c}` \"x\" \n;touch {c}",
+        c = canary_name
+    );
+    let path = format!("{}/{}", sshd.dir.display(), hostile_name);
+    let content = format!("$(touch {c})\n'; touch {c}; '", c = canary.display());
+    session
+        .upload(&path, content.as_bytes(), 0o644, None)
+        .await
+        .expect("uploads");
+    assert_eq!(
+        std::fs::read(&path).expect("file with the literal name"),
+        content.as_bytes()
+    );
+    assert_eq!(
+        session.download(&path).await.expect("downloads"),
+        content.as_bytes()
+    );
+    let error = session
+        .upload(
+            &format!("{}/f", sshd.dir.display()),
+            b"x",
+            0o644,
+            Some(("root';touch /x;'", "root")),
+        )
+        .await
+        .expect_err("no such user");
+    assert!(
+        matches!(error, CommandError::Failed { step: "upload", .. }),
+        "{error}"
+    );
+    assert!(!canary.exists(), "nothing hostile ran");
+}
+
+#[tokio::test]
+async fn session_close_ends_the_connection() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let session = connect(&sshd.target()).await.expect("connects");
+    session.run(&Script::new("true")).await.expect("runs");
+    session.close().await;
+}
