@@ -232,3 +232,79 @@ async fn session_close_ends_the_connection() {
     session.run(&Script::new("true")).await.expect("runs");
     session.close().await;
 }
+
+/// As root, sudo runs without asking: this checks the wrapping, the marker handling
+/// and that a configured password never leaks into a command that was not prompted.
+#[tokio::test]
+async fn become_runs_through_sudo_and_never_leaks_the_password() {
+    require_sshd!();
+    if !std::path::Path::new("/usr/bin/sudo").exists() {
+        eprintln!("skipping: sudo is not installed");
+        return;
+    }
+    let sshd = Sshd::start();
+    for password in [None, Some("pa55-w0rd-not-for-stdin")] {
+        let mut target = sshd.target();
+        target.sudo = true;
+        target.secrets.become_password = password.map(k8sup_ssh::Secret::new);
+        let session = connect(&target).await.expect("connects");
+        let output = session
+            .run(&Script::new("echo \"$SUDO_USER\"; echo err >&2; exit 4"))
+            .await
+            .expect("runs");
+        assert_eq!(
+            (output.stdout_text().as_str(), output.stderr_text().as_str()),
+            ("root\n", "err\n")
+        );
+        assert_eq!(output.exit_status, Some(4));
+        let options = RunOptions {
+            stdin: Some(b"only this\n".to_vec()),
+            ..RunOptions::default()
+        };
+        let echoed = session
+            .run_with(&Script::new("cat"), options)
+            .await
+            .expect("runs");
+        assert_eq!(echoed.stdout, b"only this\n");
+        let path = format!("{}/via-sudo", sshd.dir.display());
+        session
+            .upload(&path, b"content", 0o600, None)
+            .await
+            .expect("uploads");
+        assert_eq!(
+            session.download(&path).await.expect("downloads"),
+            b"content"
+        );
+    }
+}
+
+/// ProxyJump through the same server: the bastion is just another target, and the
+/// host's connection rides a direct-tcpip channel on the bastion's.
+#[tokio::test]
+async fn jump_host_carries_the_connection() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let mut target = sshd.target();
+    let bastion = target
+        .bastion(&format!("root@127.0.0.1:{}", sshd.port))
+        .expect("spec parses");
+    target.jump_host = Some(Box::new(bastion));
+    let session = connect(&target)
+        .await
+        .expect("connects through the bastion");
+    let output = session
+        .run(&Script::new("echo via bastion"))
+        .await
+        .expect("runs");
+    assert_eq!(output.stdout_text(), "via bastion\n");
+
+    let mut unreachable = sshd.target();
+    unreachable.address = "127.0.0.2".to_string();
+    unreachable.port = 1;
+    unreachable.jump_host = Some(Box::new(sshd.target()));
+    let error = connect(&unreachable).await.err().expect("tunnel refused");
+    assert!(
+        matches!(error, k8sup_ssh::ConnectError::Tunnel { .. }),
+        "{error}"
+    );
+}
