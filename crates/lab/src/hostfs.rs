@@ -382,7 +382,7 @@ fn write_sys(host: &str, up: &Path, plan: &HostPlan) -> Result<()> {
 /// Mounts the host's root and /usr overlays.
 pub(crate) fn mount(dirs: &HostDirs, host: &str, skeleton: &Path, emu_usr: &Path) -> Result<()> {
     let root_opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={},volatile",
         skeleton.display(),
         dirs.upper().display(),
         dirs.work().display()
@@ -393,7 +393,7 @@ pub(crate) fn mount(dirs: &HostDirs, host: &str, skeleton: &Path, emu_usr: &Path
         message: format!("{e} (options {root_opts})"),
     })?;
     let usr_opts = format!(
-        "lowerdir={}:/usr,upperdir={},workdir={}",
+        "lowerdir={}:/usr,upperdir={},workdir={},volatile",
         emu_usr.display(),
         dirs.usr_upper().display(),
         dirs.usr_work().display()

@@ -375,6 +375,18 @@ mod tests {
     }
 
     #[test]
+    fn example_specs_parse() {
+        for text in [
+            include_str!("../labs/demo.toml"),
+            include_str!("../labs/preflight.toml"),
+            include_str!("../labs/bench.toml"),
+        ] {
+            let spec = LabSpec::from_toml(text).expect("example parses");
+            spec.expanded_hosts().expect("example is valid");
+        }
+    }
+
+    #[test]
     fn scaling_clones_nodes() {
         let spec = LabSpec::new("t")
             .host(HostSpec::new("m").master())
