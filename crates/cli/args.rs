@@ -36,6 +36,12 @@ pub enum Command {
     /// Check an inventory without connecting to anything, and summarise the cluster it describes
     Validate(InventoryArg),
 
+    /// Connect to every host and print what k8sup learns about it (changes nothing)
+    Facts(HostsArgs),
+
+    /// Connect to every host and report every preflight problem at once (changes nothing)
+    Check(HostsArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -49,4 +55,19 @@ pub struct InventoryArg {
     /// The inventory file (TOML)
     #[arg(short, long, value_name = "FILE")]
     pub inventory: PathBuf,
+}
+
+/// The inventory and which of its hosts to work on.
+#[derive(Debug, Args)]
+pub struct HostsArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+
+    /// Only these hosts (comma-separated names from the inventory)
+    #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
+    pub limit: Vec<String>,
+
+    /// How many hosts to work on at once (overrides ssh.parallelism)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
 }

@@ -3,6 +3,10 @@
 //! turns errors into an exit status.
 
 mod args;
+mod check;
+mod facts;
+mod hosts;
+mod table;
 mod validate;
 
 use std::process::ExitCode;
@@ -21,6 +25,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let status = match &cli.command {
         Command::Validate(cmd) => validate::run(cmd, &cli.output),
+        Command::Facts(cmd) => facts::run(cmd, &cli.output),
+        Command::Check(cmd) => check::run(cmd, &cli.output),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "k8sup", &mut std::io::stdout());
             exit::OK

@@ -126,7 +126,10 @@ pub fn summary_text(inv: &Inventory) -> String {
         })
         .collect();
     let header = ["NAME", "ROLES", "ARCH", "ADDRESS", "INTERNAL", "SSH"].map(String::from);
-    out.push_str(&table(std::iter::once(&header).chain(rows.iter())));
+    let rows: Vec<Vec<String>> = std::iter::once(header.to_vec())
+        .chain(rows.into_iter().map(|r| r.to_vec()))
+        .collect();
+    out.push_str(&crate::table::render_indented(&rows, "  "));
     out
 }
 
@@ -147,29 +150,6 @@ fn arch_counts(inv: &Inventory) -> String {
     } else {
         format!("; {}", parts.join(", "))
     }
-}
-
-/// Left-aligned columns, two spaces apart, indented by two.
-fn table<'a>(rows: impl Iterator<Item = &'a [String; 6]> + Clone) -> String {
-    let mut widths = [0usize; 6];
-    for row in rows.clone() {
-        for (w, cell) in widths.iter_mut().zip(row.iter()) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::from("  ");
-        for (i, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if i + 1 < row.len() {
-                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 fn summary_json(inv: &Inventory) -> serde_json::Value {

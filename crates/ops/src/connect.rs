@@ -1,0 +1,57 @@
+//! From inventory hosts to SSH sessions, all hosts at once.
+
+use std::time::Duration;
+
+use k8sup_inventory::{Host, HostKeyChecking, Inventory};
+use k8sup_ssh::{EventSink, Secrets, Target};
+
+/// What the command line adds to the inventory for connecting.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// Secrets from the environment (become password, key passphrase).
+    pub secrets: Secrets,
+    /// Where transport warnings go (host key checking off, retries).
+    pub events: EventSink,
+    /// Overrides `ssh.parallelism` (`--parallel`).
+    pub parallel: Option<usize>,
+}
+
+impl ConnectOptions {
+    /// How many hosts are worked on at once.
+    pub fn parallelism(&self, inventory: &Inventory) -> usize {
+        self.parallel.unwrap_or(inventory.parallelism).max(1)
+    }
+}
+
+/// How to reach `host`: its merged `[ssh]` settings as a transport target.
+pub fn target_for(host: &Host, options: &ConnectOptions) -> Target {
+    let ssh = &host.ssh;
+    let mut target = Target::new(&host.name, &host.address, &ssh.user);
+    target.port = ssh.port;
+    target.identity_file = ssh.identity_file.clone();
+    target.known_hosts = ssh.known_hosts.clone();
+    target.host_key_checking = match ssh.host_key_checking {
+        HostKeyChecking::Strict => k8sup_ssh::HostKeyChecking::Strict,
+        HostKeyChecking::AcceptNew => k8sup_ssh::HostKeyChecking::AcceptNew,
+        HostKeyChecking::Off => k8sup_ssh::HostKeyChecking::Off,
+    };
+    target.sudo = ssh.become_root;
+    target.connect_timeout = ssh.connect_timeout;
+    target.command_timeout = ssh.command_timeout;
+    target.keepalive_interval = Some(Duration::from_secs(30));
+    target.secrets = options.secrets.clone();
+    target.events = options.events.clone();
+    if let Some(jump) = &ssh.jump_host {
+        // The inventory already checked the form; the bastion is reached with
+        // this host's keys, known_hosts and policy, never through sudo.
+        let mut bastion = target.clone();
+        bastion.name = format!("{} (bastion for {})", jump.host, host.name);
+        bastion.address = jump.host.clone();
+        bastion.port = jump.port;
+        bastion.user = jump.user.clone().unwrap_or_else(|| ssh.user.clone());
+        bastion.sudo = false;
+        bastion.jump_host = None;
+        target.jump_host = Some(Box::new(bastion));
+    }
+    target
+}

@@ -1,0 +1,125 @@
+//! Gather facts from every host in parallel: one connection and one command
+//! per host (two when sudo does not work, to still report the rest).
+
+use futures::stream::{self, StreamExt};
+use k8sup_facts::{HostFacts, GATHER_SCRIPT};
+use k8sup_inventory::{Host, Inventory};
+use k8sup_shell::Script;
+use k8sup_ssh::{CommandError, Session};
+
+use crate::connect::{target_for, ConnectOptions};
+
+/// What one host answered.
+#[derive(Debug)]
+pub struct HostReport {
+    pub host: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// Facts gathered; `sudo_problem` says why sudo failed when the facts were
+    /// gathered as the SSH user instead.
+    Facts {
+        facts: Box<HostFacts>,
+        sudo_problem: Option<String>,
+    },
+    /// No connection, or the host did not answer as a host should.
+    Failed(String),
+}
+
+/// Gathers facts from `hosts` (in inventory order in the result).
+pub async fn gather(
+    inventory: &Inventory,
+    hosts: &[&Host],
+    options: &ConnectOptions,
+) -> Vec<HostReport> {
+    let n = options.parallelism(inventory);
+    let mut reports: Vec<(usize, HostReport)> = stream::iter(hosts.iter().enumerate())
+        .map(|(i, host)| async move { (i, gather_one(host, options).await) })
+        .buffer_unordered(n)
+        .collect()
+        .await;
+    reports.sort_by_key(|(i, _)| *i);
+    reports.into_iter().map(|(_, r)| r).collect()
+}
+
+async fn gather_one(host: &Host, options: &ConnectOptions) -> HostReport {
+    let target = target_for(host, options);
+    let outcome = match k8sup_ssh::connect(&target).await {
+        Err(e) => Outcome::Failed(e.to_string()),
+        Ok(session) => match run_script(&session).await {
+            Ok(facts) => Outcome::Facts {
+                facts: Box::new(facts),
+                sudo_problem: None,
+            },
+            Err(GatherError::Sudo(problem)) => {
+                // Sudo does not work: say so, and gather what the user can see.
+                let mut plain = target.clone();
+                plain.sudo = false;
+                match k8sup_ssh::connect(&plain).await {
+                    Ok(s) => match run_script(&s).await {
+                        Ok(facts) => Outcome::Facts {
+                            facts: Box::new(facts),
+                            sudo_problem: Some(problem),
+                        },
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    },
+                    Err(e) => Outcome::Failed(e.to_string()),
+                }
+            }
+            Err(e) => Outcome::Failed(e.to_string()),
+        },
+    };
+    HostReport {
+        host: host.name.clone(),
+        outcome,
+    }
+}
+
+enum GatherError {
+    Sudo(String),
+    Other(String),
+}
+
+impl std::fmt::Display for GatherError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GatherError::Sudo(m) | GatherError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+async fn run_script(session: &Session) -> Result<HostFacts, GatherError> {
+    let script = Script::new(GATHER_SCRIPT);
+    let out = session.run(&script).await.map_err(|e| match e {
+        // The transport's message quotes the whole facts script: say it shortly.
+        CommandError::BecomePasswordRequired { host, .. } => GatherError::Sudo(format!(
+            "sudo on {host} asks for a password; set K8SUP_BECOME_PASSWORD or allow the SSH user passwordless sudo"
+        )),
+        CommandError::BecomePasswordRejected { host, .. } => GatherError::Sudo(format!(
+            "sudo on {host} refused the password in K8SUP_BECOME_PASSWORD"
+        )),
+        other => GatherError::Other(other.to_string()),
+    })?;
+    if !out.success() {
+        let stderr = out.stderr_text();
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        if stderr.contains("sudo:") {
+            return Err(GatherError::Sudo(format!(
+                "sudo does not work for {}: {}",
+                session.host(),
+                tail.join(" / ")
+            )));
+        }
+        return Err(GatherError::Other(format!(
+            "the facts script failed on {} ({}): {}",
+            session.host(),
+            out.status_text(),
+            tail.join(" / ")
+        )));
+    }
+    HostFacts::parse(&out.stdout_text())
+        .map_err(|why| GatherError::Other(format!("{}: {why}", session.host())))
+}

@@ -1,0 +1,11 @@
+//! The operations the `k8sup` command line runs, one module each; the CLI
+//! parses arguments, calls one of these, and renders what it returns.
+//!
+//! - [`connect`]: an inventory host becomes an SSH [`k8sup_ssh::Target`]; all
+//!   hosts are connected to in parallel, bounded by `parallelism`.
+//! - [`facts`]: gather [`k8sup_facts::HostFacts`] from every host.
+//! - [`check`]: facts plus preflight findings, for `k8sup check`.
+
+pub mod check;
+pub mod connect;
+pub mod facts;

@@ -1,0 +1,58 @@
+//! What the black-box tests share: running the real `k8sup` binary, and
+//! bringing up a lab (or saying clearly why the test is skipped).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use k8sup_lab::{Lab, LabSpec};
+
+/// Runs `k8sup` with `args` and extra environment variables, no stdin.
+pub fn k8sup(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_k8sup"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("K8SUP_BECOME_PASSWORD")
+        .env_remove("K8SUP_KEY_PASSPHRASE")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("k8sup runs")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Brings up `spec`, or returns `None` (printing why) where a lab cannot run:
+/// not root, or no OpenSSH server. CI runs as root with sshd installed.
+pub fn lab(spec: &LabSpec) -> Option<Lab> {
+    if !k8sup_lab::sys::is_root() {
+        eprintln!("SKIPPED: the lab needs root");
+        return None;
+    }
+    if !Path::new("/usr/sbin/sshd").exists() {
+        eprintln!("SKIPPED: the lab needs openssh-server (/usr/sbin/sshd)");
+        return None;
+    }
+    Some(Lab::up(spec).unwrap_or_else(|e| panic!("lab {} did not come up: {e}", spec.name)))
+}
+
+/// A lab spec from TOML text.
+pub fn spec(toml_text: &str) -> LabSpec {
+    toml::from_str(toml_text).unwrap_or_else(|e| panic!("lab spec: {e}"))
+}
+
+/// Writes `text` as an inventory file inside the lab's directory.
+pub fn write_inventory(lab: &Lab, name: &str, text: &str) -> PathBuf {
+    let path = lab.dir().join(name);
+    std::fs::write(&path, text).expect("write inventory");
+    path
+}
