@@ -379,7 +379,8 @@ fn write_sys(host: &str, up: &Path, plan: &HostPlan) -> Result<()> {
     Ok(())
 }
 
-/// Mounts the host's root and /usr overlays.
+/// Mounts the host's root and /usr overlays, and the machine's /dev/pts (sshd opens a
+/// session's terminal by name after it has chrooted).
 pub(crate) fn mount(dirs: &HostDirs, host: &str, skeleton: &Path, emu_usr: &Path) -> Result<()> {
     let root_opts = format!(
         "lowerdir={},upperdir={},workdir={},volatile",
@@ -402,5 +403,7 @@ pub(crate) fn mount(dirs: &HostDirs, host: &str, skeleton: &Path, emu_usr: &Path
         host: host.into(),
         step: "mount /usr overlay",
         message: format!("{e} (options {usr_opts})"),
-    })
+    })?;
+    sys::bind_mount(Path::new("/dev/pts"), &dirs.root().join("dev/pts"))
+        .map_err(LabError::host_io(host, "bind-mount /dev/pts"))
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! /var/lib/k8sup-lab/
-//!   skel-v1/            shared skeleton root (built once)
+//!   skel-v2/            shared skeleton root (built once)
 //!   blocks/<k>/owner    address block 127.(77+k/256).(k%256).0/24 claimed by a lab
 //!   labs/<lab>/         one lab: keys, lab.json, emu layer, hosts/<host>/...
 //! ```

@@ -16,7 +16,7 @@ use crate::layout;
 use crate::sys;
 
 /// Bump when the skeleton's content changes, so that an old skeleton is not reused.
-const SKELETON_VERSION: &str = "skel-v1";
+const SKELETON_VERSION: &str = "skel-v2";
 
 /// The non-root lab user.
 pub const LAB_USER: &str = "k8sup";
@@ -211,10 +211,13 @@ fn build(root: &Path, uid: u32, gid: u32) -> Result<()> {
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
     ] {
         symlink(to, dev.join(name)).map_err(LabError::path(dev.join(name), "symlink"))?;
     }
     dir(root, "dev/shm", 0o1777)?;
+    // The mount point of the machine's /dev/pts, so that sessions with a terminal work.
+    dir(root, "dev/pts", 0o755)?;
     Ok(())
 }
 

@@ -40,6 +40,27 @@ pub fn mount_overlay(options: &str, target: &Path) -> io::Result<()> {
     }
 }
 
+/// Bind-mounts `source` at `target`.
+pub fn bind_mount(source: &Path, target: &Path) -> io::Result<()> {
+    let src = cstr(source)?;
+    let dst = cstr(target)?;
+    // SAFETY: both are valid NUL-terminated strings; fstype and data may be null for a bind.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Unmounts `target`; with `lazy` it is detached even while busy.
 pub fn unmount(target: &Path, lazy: bool) -> io::Result<()> {
     let target = cstr(target)?;
