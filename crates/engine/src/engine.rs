@@ -1,0 +1,1158 @@
+//! The engine: plan (probes only) and apply (per-host runners in parallel).
+//!
+//! Following one host through [`Engine::apply`]:
+//! 1. its program is built ([`crate::program`]): tasks selected, rendered, fingerprinted;
+//! 2. ONE channel runs every probe plus the ledger read ([`probe_all`]);
+//! 3. tasks are walked in order; an `ok` task costs nothing more. A changed task is
+//!    ONE channel: its apply, the atomic ledger write, and (since an apply can change
+//!    what later probes see, e.g. a service after its package) the re-probe of every
+//!    remaining task, so each verdict acted upon is fresh;
+//! 4. a command that `needs` a value waits (without holding a parallelism slot) until
+//!    the producing host has reached its fetch task; the fetch then runs once, on the
+//!    producer, only because someone needs it.
+//!
+//! A no-op apply of a host is therefore one round trip.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8sup_shell::Script;
+use k8sup_ssh::{CommandOutput, RunOptions, Transport};
+use minijinja::Environment;
+use tokio::sync::{watch, OnceCell, Semaphore};
+
+use crate::error::{EngineError, TaskError};
+use crate::event::{EngineEvent, EventSink, TaskOutcome};
+use crate::host::HostSpec;
+use crate::kinds::{self, Change, Verdict};
+use crate::plan::{HostPlan, Plan, TaskPlan, TaskStatus};
+use crate::playbook::{Action, HostSelector, Playbook};
+use crate::program::{self, Selection, Step};
+use crate::redact::Redactor;
+use crate::report::{HostOutcome, HostReport, RunReport, TaskReport};
+use crate::script::{arg, decode_b64, encode_b64, FramedScript, Section};
+use crate::state::{StateLedger, DEFAULT_STATE_PATH};
+use crate::template::{self, TemplateSet};
+
+/// Per step index: the verdict (or why the output could not be judged) and the
+/// digest of the probe output.
+type Judged = BTreeMap<usize, (Result<Verdict, String>, String)>;
+
+/// Lines of stderr kept in a failure message.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Hosts in flight at once (at least 1).
+    pub parallelism: usize,
+    /// Where the ledger lives on each host.
+    pub state_path: String,
+    /// Where to keep one JSON report per apply; `None` keeps no history.
+    pub history_dir: Option<PathBuf>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            parallelism: 10,
+            state_path: DEFAULT_STATE_PATH.to_string(),
+            history_dir: None,
+        }
+    }
+}
+
+/// A playbook with its templates, ready to plan and apply on hosts.
+pub struct Engine {
+    playbook: Playbook,
+    env: Environment<'static>,
+    options: EngineOptions,
+    redactor: Redactor,
+}
+
+impl Engine {
+    pub fn new(playbook: Playbook, templates: &TemplateSet, options: EngineOptions) -> Engine {
+        Engine {
+            playbook,
+            env: template::environment(templates),
+            options,
+            redactor: Redactor::new(),
+        }
+    }
+
+    /// The redactor every output passes through; add the inventory's secrets to it.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    pub fn playbook(&self) -> &Playbook {
+        &self.playbook
+    }
+
+    /// Checks that named selectors name hosts, and finds each value's producer: the
+    /// first host (in the order given) that runs the fetch task providing it.
+    fn producers(
+        &self,
+        hosts: &[HostSpec],
+    ) -> Result<BTreeMap<String, (String, String)>, EngineError> {
+        for play in &self.playbook.plays {
+            if let HostSelector::Name(name) = &play.hosts {
+                if !hosts.iter().any(|h| h.name == *name) {
+                    return Err(EngineError::UnknownHost { name: name.clone() });
+                }
+            }
+        }
+        let mut producers = BTreeMap::new();
+        for play in &self.playbook.plays {
+            for task in &play.tasks {
+                let Action::Fetch(fetch) = &task.action else {
+                    continue;
+                };
+                let producer = hosts
+                    .iter()
+                    .filter(|h| h.selected_by(&play.hosts))
+                    .find(|h| {
+                        let context = minijinja::Value::from_serialize(program::host_context(h));
+                        task.when.iter().all(|expr| {
+                            template::evaluate(&self.env, expr, &context).unwrap_or(false)
+                        })
+                    });
+                if let Some(host) = producer {
+                    producers.insert(fetch.provides.clone(), (host.name.clone(), task.id.clone()));
+                }
+            }
+        }
+        Ok(producers)
+    }
+
+    /// Probes every host (read-only) and returns what apply would do.
+    pub async fn plan(&self, hosts: &[HostSpec]) -> Result<Plan, EngineError> {
+        let producers = self.producers(hosts)?;
+        let producer_names = producers
+            .iter()
+            .map(|(k, (h, _))| (k.clone(), h.clone()))
+            .collect();
+        let semaphore = Semaphore::new(self.options.parallelism.max(1));
+        let futures = hosts.iter().map(|host| {
+            let semaphore = &semaphore;
+            let producer_names = &producer_names;
+            async move {
+                let _permit = semaphore.acquire().await.ok();
+                self.plan_host(host, producer_names).await
+            }
+        });
+        let hosts = futures::future::join_all(futures).await;
+        Ok(Plan {
+            format: Plan::FORMAT,
+            playbook: self.playbook.source_name.clone(),
+            hosts,
+        })
+    }
+
+    async fn plan_host(&self, host: &HostSpec, producers: &BTreeMap<String, String>) -> HostPlan {
+        let result = async {
+            let steps = program::build(&self.playbook, &self.env, host, producers)?;
+            let probed = probe_all(host, &steps, &self.options.state_path, &self.redactor).await?;
+            Ok::<_, TaskError>(plan_steps(&steps, &probed, &self.redactor))
+        }
+        .await;
+        match result {
+            Ok(tasks) => HostPlan {
+                host: host.name.clone(),
+                tasks,
+                error: None,
+            },
+            Err(e) => HostPlan {
+                host: host.name.clone(),
+                tasks: Vec::new(),
+                error: Some(self.redactor.redact(&e.to_string())),
+            },
+        }
+    }
+
+    /// Applies the playbook to every host; with `plan`, applies exactly that plan and
+    /// refuses hosts that drifted since it was made.
+    pub async fn apply(
+        &self,
+        hosts: &[HostSpec],
+        plan: Option<&Plan>,
+        sink: EventSink,
+    ) -> Result<RunReport, EngineError> {
+        let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let started = Instant::now();
+        if let Some(plan) = plan {
+            let planned: Vec<String> = plan.hosts.iter().map(|h| h.host.clone()).collect();
+            let now: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+            if planned != now {
+                return Err(EngineError::PlanHostsDiffer { planned, now });
+            }
+        }
+        let producers = self.producers(hosts)?;
+        let mut board = Board::default();
+        for (value, (host_name, task_id)) in &producers {
+            board.slots.insert(
+                value.clone(),
+                Slot {
+                    producer_host: host_name.clone(),
+                    producer_task: task_id.clone(),
+                    state: watch::channel(SlotState::Pending).0,
+                    value: OnceCell::new(),
+                },
+            );
+        }
+        let producer_names = producers
+            .iter()
+            .map(|(k, (h, _))| (k.clone(), h.clone()))
+            .collect();
+        let shared = Shared {
+            engine: self,
+            board,
+            semaphore: Semaphore::new(self.options.parallelism.max(1)),
+            sink,
+            producers: producer_names,
+            transports: hosts
+                .iter()
+                .map(|h| (h.name.clone(), h.transport.clone()))
+                .collect(),
+        };
+        let futures = hosts.iter().map(|host| {
+            let shared = &shared;
+            let planned = plan.and_then(|p| p.host(&host.name));
+            async move { shared.run_host(host, planned).await }
+        });
+        let reports = futures::future::join_all(futures).await;
+        let report = RunReport {
+            started_at,
+            duration_ms: millis(started.elapsed()),
+            playbook: self.playbook.source_name.clone(),
+            hosts: reports,
+        };
+        if let Some(dir) = &self.options.history_dir {
+            report.save_history(dir)?;
+        }
+        Ok(report)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+/// What the batched probe found.
+struct Probed {
+    ledger: StateLedger,
+    /// Per step index: the verdict (or why it could not be judged) and the output digest.
+    judged: Judged,
+}
+
+/// Runs one channel: `script` with `stdin`, returning stdout text, or a transport
+/// error naming `step`.
+async fn run(
+    transport: &dyn Transport,
+    script: &Script,
+    stdin: Option<Vec<u8>>,
+    step: &str,
+    redactor: &Redactor,
+) -> Result<CommandOutput, TaskError> {
+    let options = RunOptions {
+        stdin,
+        ..RunOptions::default()
+    };
+    transport
+        .run_with(script, options)
+        .await
+        .map_err(|e| TaskError::Transport {
+            host: transport.host().to_string(),
+            step: step.to_string(),
+            message: redactor.redact(&e.to_string()),
+        })
+}
+
+/// Adds a probe section for every step in `indices` that has a probe.
+fn add_probes(
+    mut script: FramedScript,
+    steps: &[Step<'_>],
+    indices: impl Iterator<Item = usize>,
+) -> (FramedScript, Vec<usize>) {
+    let mut probed = Vec::new();
+    for i in indices {
+        if let Some(probe) = steps[i].probe() {
+            script = script.section(&i.to_string(), probe.clone());
+            probed.push(i);
+        }
+    }
+    (script, probed)
+}
+
+/// Judges the probe sections of `probed` steps.
+fn judge_sections(
+    host: &HostSpec,
+    steps: &[Step<'_>],
+    probed: &[usize],
+    sections: &[Section],
+) -> Result<Judged, TaskError> {
+    let mut judged = BTreeMap::new();
+    for i in probed {
+        let name = i.to_string();
+        let section =
+            sections
+                .iter()
+                .find(|s| s.name == name)
+                .ok_or_else(|| TaskError::ProbeOutput {
+                    host: host.name.clone(),
+                    task: steps[*i].task.id.clone(),
+                    message: "the probe output is missing (cut off?)".into(),
+                })?;
+        let Selection::Run { rendered, .. } = &steps[*i].selection else {
+            continue;
+        };
+        let digest = kinds::sha256_hex(format!("{}\n{}", section.status, section.body).as_bytes());
+        judged.insert(
+            *i,
+            (kinds::judge(rendered, &host.platform, section), digest),
+        );
+    }
+    Ok(judged)
+}
+
+/// The one round trip that reads the ledger and runs every probe of a host.
+async fn probe_all(
+    host: &HostSpec,
+    steps: &[Step<'_>],
+    state_path: &str,
+    redactor: &Redactor,
+) -> Result<Probed, TaskError> {
+    let state_arg = arg(state_path).map_err(|message| TaskError::State {
+        host: host.name.clone(),
+        path: state_path.to_string(),
+        message,
+    })?;
+    let script =
+        FramedScript::new().section("state", Script::new("k8sup_read_state").arg(state_arg));
+    let (script, probed) = add_probes(script, steps, 0..steps.len());
+    let (script, framing) = script.finish();
+    let output = run(
+        host.transport.as_ref(),
+        &script,
+        None,
+        "the probe",
+        redactor,
+    )
+    .await?;
+    let bad_output = |message: String| TaskError::ProbeOutput {
+        host: host.name.clone(),
+        task: "(all)".into(),
+        message: redactor.redact(&message),
+    };
+    let sections = framing.parse(&output.stdout_text()).map_err(|m| {
+        bad_output(format!(
+            "{m}; {}: {}",
+            output.status_text(),
+            tail(&output.stderr_text())
+        ))
+    })?;
+    let state_section = sections.iter().find(|s| s.name == "state").ok_or_else(|| {
+        bad_output(format!(
+            "no output ({}): {}",
+            output.status_text(),
+            tail(&output.stderr_text())
+        ))
+    })?;
+    let ledger = read_ledger(host, state_path, state_section)?;
+    let judged = judge_sections(host, steps, &probed, &sections)?;
+    Ok(Probed { ledger, judged })
+}
+
+fn read_ledger(host: &HostSpec, path: &str, section: &Section) -> Result<StateLedger, TaskError> {
+    let error = |message: String| TaskError::State {
+        host: host.name.clone(),
+        path: path.to_string(),
+        message,
+    };
+    if section.status != 0 {
+        return Err(error(format!("reading it exited {}", section.status)));
+    }
+    match section.fields().get("state").map(String::as_str) {
+        Some("absent") => Ok(StateLedger::default()),
+        Some(b64) => {
+            let bytes = decode_b64(b64).map_err(error)?;
+            StateLedger::parse(&String::from_utf8_lossy(&bytes)).map_err(error)
+        }
+        None => Err(error("the probe sent nothing for it".into())),
+    }
+}
+
+/// The last lines of `text`.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let start = lines.len().saturating_sub(STDERR_TAIL_LINES);
+    lines[start..].join("\n")
+}
+
+/// Turns probe results into plan entries (statuses, reasons, diffs), handlers last
+/// in each play, all text redacted.
+fn plan_steps(steps: &[Step<'_>], probed: &Probed, redactor: &Redactor) -> Vec<TaskPlan> {
+    let mut out: Vec<TaskPlan> = Vec::new();
+    let mut notified: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (i, step) in steps.iter().enumerate() {
+        let task = step.task;
+        let mut entry = TaskPlan {
+            id: task.id.clone(),
+            name: task.name.clone(),
+            kind: task.action.kind().to_string(),
+            status: TaskStatus::Ok,
+            reason: String::new(),
+            diff: None,
+            command: None,
+            fingerprint: step.fingerprint().to_string(),
+            probe_digest: None,
+            handler: step.handler,
+        };
+        match &step.selection {
+            Selection::Skip(reason) => {
+                entry.status = TaskStatus::Skip;
+                entry.reason = reason.clone();
+            }
+            Selection::Run { rendered, .. } if step.handler => {
+                let by = notified.get(&task.id);
+                if let Some(by) = by {
+                    entry.status = TaskStatus::Change;
+                    entry.reason = format!("notified by {}", by.join(", "));
+                } else if probed.ledger.pending_handlers.contains(&task.id) {
+                    entry.status = TaskStatus::Change;
+                    entry.reason = "notified by an earlier run that did not finish".into();
+                } else {
+                    entry.reason = "not notified".into();
+                }
+                if entry.status == TaskStatus::Change {
+                    entry.command = kinds::handler_change(rendered).ok().and_then(|c| c.command);
+                }
+            }
+            Selection::Run {
+                rendered: Action::Fetch(fetch),
+                ..
+            } => {
+                entry.reason = format!(
+                    "provides {} when a task that needs it changes",
+                    fetch.provides
+                );
+                entry.command = Some(fetch.cmd.clone());
+            }
+            Selection::Run { .. } => match probed.judged.get(&i) {
+                None => {
+                    entry.status = TaskStatus::Skip;
+                    entry.reason = "no probe".into();
+                }
+                Some((verdict, digest)) => {
+                    entry.probe_digest = Some(digest.clone());
+                    match verdict {
+                        Ok(Verdict::Ok { reason }) => entry.reason = reason.clone(),
+                        Ok(Verdict::Change(change)) => {
+                            entry.status = if probed.ledger.matches(&task.id, step.fingerprint()) {
+                                TaskStatus::Drift
+                            } else {
+                                TaskStatus::Change
+                            };
+                            entry.reason = change.reason.clone();
+                            entry.diff = change.diff.clone();
+                            entry.command = change.command.clone();
+                            for handler in &task.notify {
+                                notified
+                                    .entry(handler.clone())
+                                    .or_default()
+                                    .push(task.name.clone());
+                            }
+                        }
+                        Err(message) => {
+                            entry.status = TaskStatus::Change;
+                            entry.reason = format!("cannot tell: {message}");
+                        }
+                    }
+                }
+            },
+        }
+        entry.reason = redactor.redact(&entry.reason);
+        entry.diff = entry.diff.map(|d| redactor.redact(&d));
+        entry.command = entry.command.map(|c| redactor.redact(&c));
+        out.push(entry);
+    }
+    out
+}
+
+/// Values flowing between hosts.
+#[derive(Default)]
+struct Board {
+    slots: HashMap<String, Slot>,
+}
+
+struct Slot {
+    producer_host: String,
+    producer_task: String,
+    state: watch::Sender<SlotState>,
+    value: OnceCell<Result<String, String>>,
+}
+
+#[derive(Clone)]
+enum SlotState {
+    Pending,
+    /// The producer reached its fetch task: the command, rendered for it, and whether secret.
+    Ready {
+        cmd: String,
+        secret: bool,
+    },
+    /// The producer stopped before: the host and task that failed.
+    Failed {
+        host: String,
+        task: String,
+    },
+}
+
+/// What all host runners of one apply share.
+struct Shared<'e> {
+    engine: &'e Engine,
+    board: Board,
+    semaphore: Semaphore,
+    sink: EventSink,
+    producers: BTreeMap<String, String>,
+    transports: HashMap<String, Arc<dyn Transport>>,
+}
+
+/// Why a host stopped.
+struct Stop {
+    task: String,
+    command: Option<String>,
+    exit_status: Option<String>,
+    stderr_tail: String,
+    error: TaskError,
+    dependency: bool,
+}
+
+impl Stop {
+    fn from(task: &str, error: TaskError) -> Stop {
+        let dependency = matches!(error, TaskError::DependencyFailed { .. });
+        Stop {
+            task: task.to_string(),
+            command: None,
+            exit_status: None,
+            stderr_tail: String::new(),
+            error,
+            dependency,
+        }
+    }
+}
+
+impl Shared<'_> {
+    fn emit(&self, event: EngineEvent) {
+        (self.sink)(event)
+    }
+
+    async fn run_host(&self, host: &HostSpec, planned: Option<&HostPlan>) -> HostReport {
+        let mut permit = self.semaphore.acquire().await.ok();
+        let started = Instant::now();
+        let channels_before = host.transport.channels_opened();
+        let mut runner = HostRunner {
+            shared: self,
+            host,
+            planned,
+            tasks: Vec::new(),
+            failed_task: None,
+        };
+        let result = runner.run(&mut permit).await;
+        drop(permit);
+        // Whatever happened, no one waits forever for a value this host did not provide.
+        for slot in self.board.slots.values() {
+            if slot.producer_host == host.name && matches!(*slot.state.borrow(), SlotState::Pending)
+            {
+                let task = runner
+                    .failed_task
+                    .clone()
+                    .unwrap_or_else(|| slot.producer_task.clone());
+                slot.state.send_replace(SlotState::Failed {
+                    host: host.name.clone(),
+                    task,
+                });
+            }
+        }
+        let count = |outcome: &str| runner.tasks.iter().filter(|t| t.outcome == outcome).count();
+        let duration = started.elapsed();
+        let mut report = HostReport {
+            host: host.name.clone(),
+            outcome: HostOutcome::Ok,
+            ok: count("ok"),
+            changed: count("changed"),
+            failed: count("failed"),
+            skipped: count("skipped"),
+            duration_ms: millis(duration),
+            round_trips: host
+                .transport
+                .channels_opened()
+                .saturating_sub(channels_before),
+            tasks: std::mem::take(&mut runner.tasks),
+            error: None,
+        };
+        match result {
+            Ok(()) => self.emit(EngineEvent::HostFinished {
+                host: host.name.clone(),
+                ok: report.ok,
+                changed: report.changed,
+                skipped: report.skipped,
+                duration,
+            }),
+            Err(stop) => {
+                let message = self.engine.redactor.redact(&stop.error.to_string());
+                report.outcome = if stop.dependency {
+                    HostOutcome::Skipped
+                } else {
+                    HostOutcome::Failed
+                };
+                report.error = Some(message.clone());
+                self.emit(EngineEvent::HostFailed {
+                    host: host.name.clone(),
+                    task: stop.task,
+                    command: stop.command.map(|c| self.engine.redactor.redact(&c)),
+                    exit_status: stop.exit_status,
+                    stderr_tail: self.engine.redactor.redact(&stop.stderr_tail),
+                    message,
+                });
+            }
+        }
+        report
+    }
+
+    /// Waits for `value` (the permit is given back meanwhile) and fetches it once.
+    async fn value<'a>(
+        &'a self,
+        value: &str,
+        for_host: &str,
+        for_task: &str,
+        permit: &mut Option<tokio::sync::SemaphorePermit<'a>>,
+    ) -> Result<String, TaskError> {
+        let slot = self
+            .board
+            .slots
+            .get(value)
+            .ok_or_else(|| TaskError::Render {
+                task: for_task.to_string(),
+                field: "needs".into(),
+                message: format!("no host provides {value:?}"),
+            })?;
+        let mut receiver = slot.state.subscribe();
+        if matches!(*receiver.borrow(), SlotState::Pending) {
+            self.emit(EngineEvent::TaskWaiting {
+                host: for_host.to_string(),
+                task: for_task.to_string(),
+                value: value.to_string(),
+                from: slot.producer_host.clone(),
+            });
+            *permit = None;
+            let _ = receiver
+                .wait_for(|s| !matches!(s, SlotState::Pending))
+                .await;
+            *permit = self.semaphore.acquire().await.ok();
+        }
+        let state = receiver.borrow().clone();
+        let (cmd, secret) = match state {
+            SlotState::Ready { cmd, secret } => (cmd, secret),
+            SlotState::Failed { host, task } => {
+                return Err(TaskError::DependencyFailed { host, task })
+            }
+            SlotState::Pending => {
+                return Err(TaskError::DependencyFailed {
+                    host: slot.producer_host.clone(),
+                    task: slot.producer_task.clone(),
+                })
+            }
+        };
+        let result = slot
+            .value
+            .get_or_init(|| async {
+                let fetched = self.fetch(slot, &cmd).await;
+                if let Ok(v) = &fetched {
+                    if secret {
+                        self.engine.redactor.add(v);
+                    }
+                    self.emit(EngineEvent::ValueFetched {
+                        host: slot.producer_host.clone(),
+                        task: slot.producer_task.clone(),
+                        value: value.to_string(),
+                        for_host: for_host.to_string(),
+                    });
+                }
+                fetched
+            })
+            .await;
+        result.clone().map_err(|message| TaskError::Failed {
+            host: slot.producer_host.clone(),
+            task: slot.producer_task.clone(),
+            command: self.engine.redactor.redact(&cmd),
+            status: "fetch failed".into(),
+            stderr_tail: self.engine.redactor.redact(&message),
+        })
+    }
+
+    async fn fetch(&self, slot: &Slot, cmd: &str) -> Result<String, String> {
+        let transport = self
+            .transports
+            .get(&slot.producer_host)
+            .ok_or_else(|| format!("no connection to {}", slot.producer_host))?;
+        let call = Script::new("k8sup_fetch").arg(arg(cmd)?);
+        let (script, framing) = FramedScript::new().apply_section(call).finish();
+        let output = transport
+            .run_with(&script, RunOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let sections = framing.parse(&output.stdout_text())?;
+        let section = sections
+            .first()
+            .ok_or_else(|| tail(&output.stderr_text()))?;
+        if section.status != 0 {
+            return Err(format!(
+                "exit {}: {}",
+                section.status,
+                tail(&output.stderr_text())
+            ));
+        }
+        let b64 = section.fields().get("value").cloned().unwrap_or_default();
+        let bytes = decode_b64(&b64)?;
+        Ok(String::from_utf8_lossy(&bytes)
+            .trim_end_matches('\n')
+            .to_string())
+    }
+}
+
+/// One host's walk through its program during an apply.
+struct HostRunner<'s, 'e> {
+    shared: &'s Shared<'e>,
+    host: &'s HostSpec,
+    planned: Option<&'s HostPlan>,
+    tasks: Vec<TaskReport>,
+    failed_task: Option<String>,
+}
+
+impl<'s> HostRunner<'s, '_> {
+    fn emit(&self, event: EngineEvent) {
+        self.shared.emit(event)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        self.shared.engine.redactor.redact(text)
+    }
+
+    fn finish_task(
+        &mut self,
+        step: &Step<'_>,
+        outcome: TaskOutcome,
+        drift: bool,
+        started: Instant,
+        reason: &str,
+        diff: Option<String>,
+    ) {
+        let duration = started.elapsed();
+        let name = match outcome {
+            TaskOutcome::Ok => "ok",
+            TaskOutcome::Changed => "changed",
+            TaskOutcome::Failed => "failed",
+            TaskOutcome::Skipped => "skipped",
+        };
+        self.tasks.push(TaskReport {
+            id: step.task.id.clone(),
+            name: step.task.name.clone(),
+            outcome: name.into(),
+            changed: outcome == TaskOutcome::Changed,
+            drift,
+            duration_ms: millis(duration),
+            error: (outcome == TaskOutcome::Failed).then(|| self.redact(reason)),
+        });
+        self.emit(EngineEvent::TaskFinished {
+            host: self.host.name.clone(),
+            task: step.task.id.clone(),
+            name: step.task.name.clone(),
+            outcome,
+            changed: outcome == TaskOutcome::Changed,
+            drift,
+            duration,
+            reason: self.redact(reason),
+            diff: diff.map(|d| self.redact(&d)),
+        });
+    }
+
+    async fn run(
+        &mut self,
+        permit: &mut Option<tokio::sync::SemaphorePermit<'s>>,
+    ) -> Result<(), Stop> {
+        let engine = self.shared.engine;
+        let host = self.host;
+        let steps = program::build(&engine.playbook, &engine.env, host, &self.shared.producers)
+            .map_err(|e| self.stop_at("(render)", e))?;
+        self.emit(EngineEvent::HostStarted {
+            host: host.name.clone(),
+            tasks: steps.len(),
+        });
+        let probed = probe_all(host, &steps, &engine.options.state_path, &engine.redactor)
+            .await
+            .map_err(|e| self.stop_at("(probe)", e))?;
+        if let Some(planned) = self.planned {
+            self.check_plan(&steps, &probed, planned)
+                .map_err(|e| self.stop_at("(plan)", e))?;
+        }
+        let mut ledger = probed.ledger;
+        let mut judged = probed.judged;
+        let pending = judged
+            .values()
+            .filter(|(v, _)| !matches!(v, Ok(Verdict::Ok { .. })))
+            .count();
+        self.emit(EngineEvent::HostProbed {
+            host: host.name.clone(),
+            pending,
+        });
+        let mut notified: BTreeSet<String> = BTreeSet::new();
+        for (i, step) in steps.iter().enumerate() {
+            let started = Instant::now();
+            let task = step.task;
+            let Selection::Run {
+                rendered,
+                fingerprint,
+                ..
+            } = &step.selection
+            else {
+                let Selection::Skip(reason) = &step.selection else {
+                    continue;
+                };
+                self.finish_task(step, TaskOutcome::Skipped, false, started, reason, None);
+                continue;
+            };
+            // What to do: a change, or a reason for doing nothing.
+            let (change, drift) = if step.handler {
+                if !notified.contains(&task.id) && !ledger.pending_handlers.contains(&task.id) {
+                    self.finish_task(
+                        step,
+                        TaskOutcome::Skipped,
+                        false,
+                        started,
+                        "not notified",
+                        None,
+                    );
+                    continue;
+                }
+                let change = kinds::handler_change(rendered).map_err(|message| {
+                    self.stop_at(
+                        &task.id,
+                        TaskError::Render {
+                            task: task.id.clone(),
+                            field: "handler".into(),
+                            message,
+                        },
+                    )
+                })?;
+                (change, false)
+            } else if let Action::Fetch(fetch) = rendered {
+                if let Some(slot) = self.shared.board.slots.get(&fetch.provides) {
+                    if slot.producer_host == host.name {
+                        slot.state.send_replace(SlotState::Ready {
+                            cmd: fetch.cmd.clone(),
+                            secret: fetch.secret,
+                        });
+                    }
+                }
+                self.finish_task(
+                    step,
+                    TaskOutcome::Ok,
+                    false,
+                    started,
+                    &format!("{} available on demand", fetch.provides),
+                    None,
+                );
+                continue;
+            } else {
+                match judged.get(&i) {
+                    Some((Ok(Verdict::Ok { reason }), _)) => {
+                        let reason = reason.clone();
+                        self.finish_task(step, TaskOutcome::Ok, false, started, &reason, None);
+                        continue;
+                    }
+                    Some((Ok(Verdict::Change(change)), _)) => {
+                        if let Some(planned) = self.planned {
+                            let in_plan = planned.tasks.iter().any(|t| {
+                                t.id == task.id
+                                    && matches!(t.status, TaskStatus::Change | TaskStatus::Drift)
+                            });
+                            if !in_plan {
+                                let error = TaskError::PlanMismatch {
+                                    host: host.name.clone(),
+                                    message: format!(
+                                        "task {} needs a change that is not in the plan ({}); make a new plan",
+                                        task.id, change.reason
+                                    ),
+                                };
+                                return Err(self.fail(step, started, error));
+                            }
+                        }
+                        (change.clone(), ledger.matches(&task.id, fingerprint))
+                    }
+                    Some((Err(message), _)) => {
+                        let error = TaskError::ProbeOutput {
+                            host: host.name.clone(),
+                            task: task.id.clone(),
+                            message: message.clone(),
+                        };
+                        return Err(self.fail(step, started, error));
+                    }
+                    None => {
+                        self.finish_task(
+                            step,
+                            TaskOutcome::Skipped,
+                            false,
+                            started,
+                            "no probe",
+                            None,
+                        );
+                        continue;
+                    }
+                }
+            };
+            self.emit(EngineEvent::TaskStarted {
+                host: host.name.clone(),
+                task: task.id.clone(),
+                name: task.name.clone(),
+            });
+            // A command needing values from other hosts is rendered again with them.
+            let change = if task.needs.is_empty() || step.handler {
+                change
+            } else {
+                let mut values = BTreeMap::new();
+                for need in &task.needs {
+                    let value = self
+                        .shared
+                        .value(need, &host.name, &task.id, permit)
+                        .await
+                        .map_err(|e| self.fail(step, started, e))?;
+                    values.insert(need.clone(), value);
+                }
+                let spec = program::render_with_values(&engine.env, host, task, &values)
+                    .map_err(|e| self.fail(step, started, e))?;
+                kinds::command_change(&spec, change.reason.clone()).map_err(|message| {
+                    let error = TaskError::Render {
+                        task: task.id.clone(),
+                        field: "cmd".into(),
+                        message,
+                    };
+                    self.fail(step, started, error)
+                })?
+            };
+            let handler_ran = step.handler.then_some(task.id.as_str());
+            let outcome = self
+                .apply_one(&steps, i, &change, fingerprint, &mut ledger, handler_ran)
+                .await;
+            match outcome {
+                Ok(new_judged) => {
+                    judged.extend(new_judged);
+                    notified.extend(task.notify.iter().cloned());
+                    if let Some(handler) = handler_ran {
+                        notified.remove(handler);
+                    }
+                    let reason = if drift {
+                        format!("drift repaired: {}", change.reason)
+                    } else {
+                        change.reason.clone()
+                    };
+                    self.finish_task(
+                        step,
+                        TaskOutcome::Changed,
+                        drift,
+                        started,
+                        &reason,
+                        change.diff.clone(),
+                    );
+                }
+                Err(mut stop) => {
+                    self.finish_task(
+                        step,
+                        TaskOutcome::Failed,
+                        drift,
+                        started,
+                        &stop.error.to_string(),
+                        None,
+                    );
+                    self.failed_task = Some(task.id.clone());
+                    stop.task = task.id.clone();
+                    return Err(stop);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn stop_at(&mut self, task: &str, error: TaskError) -> Stop {
+        self.failed_task = Some(task.to_string());
+        Stop::from(task, error)
+    }
+
+    fn fail(&mut self, step: &Step<'_>, started: Instant, error: TaskError) -> Stop {
+        self.finish_task(
+            step,
+            TaskOutcome::Failed,
+            false,
+            started,
+            &error.to_string(),
+            None,
+        );
+        self.stop_at(&step.task.id, error)
+    }
+
+    /// The host must be exactly as it was when the plan was made.
+    fn check_plan(
+        &self,
+        steps: &[Step<'_>],
+        probed: &Probed,
+        planned: &HostPlan,
+    ) -> Result<(), TaskError> {
+        let mismatch = |message: String| TaskError::PlanMismatch {
+            host: self.host.name.clone(),
+            message,
+        };
+        if let Some(error) = &planned.error {
+            return Err(mismatch(format!("the plan has no tasks for it ({error})")));
+        }
+        let ids: Vec<&str> = steps.iter().map(|s| s.task.id.as_str()).collect();
+        let planned_ids: Vec<&str> = planned.tasks.iter().map(|t| t.id.as_str()).collect();
+        if ids != planned_ids {
+            return Err(mismatch(
+                "the playbook's tasks for it differ from the plan's; make a new plan".into(),
+            ));
+        }
+        for (i, (step, plan)) in steps.iter().zip(&planned.tasks).enumerate() {
+            if step.fingerprint() != plan.fingerprint {
+                return Err(mismatch(format!(
+                    "the inputs of task {} changed since the plan; make a new plan",
+                    plan.id
+                )));
+            }
+            let digest = probed.judged.get(&i).map(|(_, d)| d.as_str());
+            if digest != plan.probe_digest.as_deref() {
+                return Err(mismatch(format!(
+                    "it drifted since the plan: task {} now probes differently; make a new plan",
+                    plan.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// One round trip: apply step `i`, record it in the ledger, re-probe the rest.
+    async fn apply_one(
+        &mut self,
+        steps: &[Step<'_>],
+        i: usize,
+        change: &Change,
+        fingerprint: &str,
+        ledger: &mut StateLedger,
+        handler_ran: Option<&str>,
+    ) -> Result<Judged, Stop> {
+        let engine = self.shared.engine;
+        let host = self.host;
+        let task = steps[i].task;
+        let stop = |error: TaskError| Stop::from(&task.id, error);
+        let script = FramedScript::new().apply_section(change.apply.clone());
+        let state_json = ledger.with_pending_entry(
+            &task.id,
+            fingerprint,
+            script.nonce(),
+            &task.notify,
+            handler_ran,
+        );
+        let state_json = engine.redactor.redact(&state_json);
+        let path_arg = arg(engine.options.state_path.clone()).map_err(|message| {
+            stop(TaskError::State {
+                host: host.name.clone(),
+                path: engine.options.state_path.clone(),
+                message,
+            })
+        })?;
+        let json_arg = arg(encode_b64(state_json.as_bytes())).map_err(|message| {
+            stop(TaskError::State {
+                host: host.name.clone(),
+                path: engine.options.state_path.clone(),
+                message,
+            })
+        })?;
+        let script = script
+            .state_section(path_arg, json_arg)
+            .stop_unless_applied();
+        let (script, reprobed) = add_probes(script, steps, i + 1..steps.len());
+        let (script, framing) = script.finish();
+        let output = run(
+            host.transport.as_ref(),
+            &script,
+            change.stdin.clone(),
+            &format!("task {}", task.id),
+            &engine.redactor,
+        )
+        .await
+        .map_err(stop)?;
+        let stderr_tail = engine.redactor.redact(&tail(&output.stderr_text()));
+        let command = change
+            .command
+            .clone()
+            .unwrap_or_else(|| change.apply.render());
+        let sections = framing.parse(&output.stdout_text()).map_err(|message| {
+            stop(TaskError::ProbeOutput {
+                host: host.name.clone(),
+                task: task.id.clone(),
+                message: format!("{message}; {}: {stderr_tail}", output.status_text()),
+            })
+        })?;
+        let apply = sections.iter().find(|s| s.name == "apply");
+        let state = sections.iter().find(|s| s.name == "state");
+        let times = state.map(|s| s.fields()).unwrap_or_default();
+        let time = |key: &str| {
+            times
+                .get(key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let success = apply.is_some_and(|s| s.status == 0);
+        if state.is_some() {
+            ledger.record(
+                &task.id,
+                fingerprint,
+                success,
+                time("start"),
+                time("end"),
+                &task.notify,
+                handler_ran,
+            );
+        }
+        if !success {
+            let status = apply
+                .map(|s| format!("exit {}", s.status))
+                .unwrap_or_else(|| output.status_text());
+            return Err(Stop {
+                task: task.id.clone(),
+                command: Some(command.clone()),
+                exit_status: Some(status.clone()),
+                stderr_tail: stderr_tail.clone(),
+                error: TaskError::Failed {
+                    host: host.name.clone(),
+                    task: task.id.clone(),
+                    command: engine.redactor.redact(&command),
+                    status,
+                    stderr_tail,
+                },
+                dependency: false,
+            });
+        }
+        match state {
+            Some(s) if s.status == 0 => {}
+            _ => self.emit(EngineEvent::Warning {
+                host: host.name.clone(),
+                message: format!(
+                    "task {} was applied but could not be recorded in {}: {stderr_tail}",
+                    task.id, engine.options.state_path
+                ),
+            }),
+        }
+        judge_sections(host, steps, &reprobed, &sections).map_err(stop)
+    }
+}

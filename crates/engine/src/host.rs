@@ -1,0 +1,71 @@
+//! What the engine needs to know about a host: how to reach it, what it is, and the
+//! context its templates are rendered with. The caller (the CLI) builds these from
+//! the inventory and the gathered facts; the engine knows nothing of Kubernetes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8sup_ssh::Transport;
+
+/// The package family of a distribution: decides apt or dnf/yum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Debian,
+    Redhat,
+    Other,
+}
+
+/// Facts used by `when` conditions and by task kinds (the package manager).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Platform {
+    /// `amd64`, `arm64`, ...
+    pub arch: String,
+    pub family: Family,
+    /// `ubuntu`, `debian`, `rocky`, ...
+    pub distro: String,
+    pub distro_version: String,
+}
+
+/// One host of a run.
+#[derive(Clone)]
+pub struct HostSpec {
+    pub name: String,
+    /// Role names (`master`, `node`) for `hosts = "masters"`, `"nodes"`, `"role:X"`.
+    pub roles: BTreeSet<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Whether `hosts = "first-master"` selects this host.
+    pub first_master: bool,
+    pub platform: Platform,
+    /// The template context: an object (inventory, host, facts, derived values).
+    /// The engine adds `platform` and, at apply, the values a task needs.
+    pub context: serde_json::Value,
+    pub transport: Arc<dyn Transport>,
+}
+
+impl std::fmt::Debug for HostSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSpec")
+            .field("name", &self.name)
+            .field("roles", &self.roles)
+            .field("labels", &self.labels)
+            .field("first_master", &self.first_master)
+            .field("platform", &self.platform)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostSpec {
+    /// Whether a play with `selector` runs on this host.
+    pub fn selected_by(&self, selector: &crate::HostSelector) -> bool {
+        use crate::HostSelector::*;
+        match selector {
+            All => true,
+            Role(role) => self.roles.contains(role),
+            FirstMaster => self.first_master,
+            OtherMasters => self.roles.contains("master") && !self.first_master,
+            Label { key, value } => self.labels.get(key) == Some(value),
+            Name(name) => self.name == *name,
+        }
+    }
+}

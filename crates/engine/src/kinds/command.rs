@@ -1,0 +1,110 @@
+//! `command`: a command line from the playbook, guarded by `creates` (a path whose
+//! existence means done) and/or `unless` (a read-only check command; exit 0 means
+//! done). Without a guard it runs on every apply, and the plan says so.
+//!
+//! The command is playbook code: it runs as `sh -c <cmd>` where `<cmd>` is one quoted
+//! argument, so the text reaches the host exactly as rendered.
+
+use k8sup_shell::Script;
+
+use super::{check_path, Change, Fields, Verdict};
+use crate::playbook::CommandSpec;
+use crate::script::{arg, Section};
+
+pub(super) fn probe(spec: &CommandSpec) -> Result<Script, String> {
+    if let Some(creates) = &spec.creates {
+        check_path("creates", creates)?;
+    }
+    if spec.unless.as_deref() == Some("") {
+        return Err("`unless` is empty".into());
+    }
+    Ok(Script::new("k8sup_probe_command")
+        .arg(arg(spec.creates.clone().unwrap_or_default())?)
+        .arg(arg(spec.unless.clone().unwrap_or_default())?))
+}
+
+pub(super) fn judge(spec: &CommandSpec, section: &Section) -> Result<Verdict, String> {
+    let fields = Fields::of(section);
+    let mut reasons = Vec::new();
+    if let Some(creates) = &spec.creates {
+        if fields.get("creates")? == "1" {
+            return Ok(Verdict::Ok {
+                reason: format!("{creates} exists"),
+            });
+        }
+        reasons.push(format!("{creates} does not exist"));
+    }
+    if let Some(unless) = &spec.unless {
+        let status = fields.get("unless")?;
+        if status == "0" {
+            return Ok(Verdict::Ok {
+                reason: format!("`{unless}` succeeded"),
+            });
+        }
+        reasons.push(format!("`{unless}` exited {status}"));
+    }
+    if reasons.is_empty() {
+        reasons.push("no creates/unless guard: runs on every apply".into());
+    }
+    Ok(Verdict::Change(change(spec, reasons.join("; "))?))
+}
+
+pub(super) fn change(spec: &CommandSpec, reason: String) -> Result<Change, String> {
+    Ok(Change {
+        reason,
+        diff: None,
+        command: Some(spec.cmd.clone()),
+        apply: Script::new("k8sup_apply_command").arg(arg(spec.cmd.clone())?),
+        stdin: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::section;
+    use super::*;
+
+    fn spec(creates: Option<&str>, unless: Option<&str>) -> CommandSpec {
+        CommandSpec {
+            cmd: "kubeadm init --config /etc/k8sup/kubeadm.yaml".into(),
+            creates: creates.map(str::to_string),
+            unless: unless.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn guards_decide() {
+        let s = spec(Some("/etc/kubernetes/admin.conf"), Some("test -e /x"));
+        assert!(matches!(
+            judge(&s, &section("creates=1\nunless=1")).unwrap(),
+            Verdict::Ok { .. }
+        ));
+        assert!(matches!(
+            judge(&s, &section("creates=0\nunless=0")).unwrap(),
+            Verdict::Ok { .. }
+        ));
+        let Verdict::Change(c) = judge(&s, &section("creates=0\nunless=1")).unwrap() else {
+            panic!("expected a change")
+        };
+        assert_eq!(
+            c.reason,
+            "/etc/kubernetes/admin.conf does not exist; `test -e /x` exited 1"
+        );
+        assert_eq!(
+            c.command.as_deref(),
+            Some("kubeadm init --config /etc/k8sup/kubeadm.yaml")
+        );
+        assert_eq!(
+            c.apply.render(),
+            "k8sup_apply_command 'kubeadm init --config /etc/k8sup/kubeadm.yaml'"
+        );
+    }
+
+    #[test]
+    fn unguarded_commands_always_run() {
+        let Verdict::Change(c) = judge(&spec(None, None), &section("")).unwrap() else {
+            panic!("expected a change")
+        };
+        assert!(c.reason.contains("runs on every apply"));
+    }
+}

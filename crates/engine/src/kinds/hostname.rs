@@ -1,0 +1,56 @@
+//! `hostname`: the host's name, now and across reboots (`hostnamectl`, or `hostname`
+//! plus `/etc/hostname` where there is no hostnamectl).
+
+use k8sup_shell::Script;
+
+use super::{Change, Fields, Verdict};
+use crate::playbook::HostnameSpec;
+use crate::script::{arg, decode_b64, Section};
+
+pub(super) fn probe() -> Script {
+    Script::new("k8sup_probe_hostname")
+}
+
+pub(super) fn judge(spec: &HostnameSpec, section: &Section) -> Result<Verdict, String> {
+    super::check_word("hostname", &spec.hostname)?;
+    let fields = Fields::of(section);
+    let current = decode_b64(fields.get("current")?)?;
+    let current = String::from_utf8_lossy(&current).trim().to_string();
+    if current == spec.hostname {
+        return Ok(Verdict::Ok {
+            reason: format!("the hostname is {current}"),
+        });
+    }
+    Ok(Verdict::Change(Change {
+        reason: format!("the hostname is {current:?}, wanted {:?}", spec.hostname),
+        diff: None,
+        command: Some(format!("hostnamectl set-hostname {}", spec.hostname)),
+        apply: Script::new("k8sup_apply_hostname").arg(arg(spec.hostname.clone())?),
+        stdin: None,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::section;
+    use super::*;
+    use crate::script::encode_b64;
+
+    #[test]
+    fn compares_the_current_name() {
+        let spec = HostnameSpec {
+            hostname: "m1".into(),
+        };
+        let ok = format!("current={}", encode_b64(b"m1\n"));
+        assert!(matches!(
+            judge(&spec, &section(&ok)).unwrap(),
+            Verdict::Ok { .. }
+        ));
+        let other = format!("current={}", encode_b64(b"localhost\n"));
+        let Verdict::Change(c) = judge(&spec, &section(&other)).unwrap() else {
+            panic!("expected a change")
+        };
+        assert_eq!(c.reason, "the hostname is \"localhost\", wanted \"m1\"");
+        assert_eq!(c.apply.render(), "k8sup_apply_hostname m1");
+    }
+}

@@ -1,0 +1,213 @@
+//! `line`: one line present in a file (optionally replacing the lines a regex
+//! matches), or every line matching a regex commented out (swap in `/etc/fstab`).
+//!
+//! The probe reads the whole file; the new content is computed here by
+//! [`edit_lines`], a pure function, and written like a `file` task's, guarded by the
+//! hash the probe saw. The file keeps its mode, owner and group.
+
+use k8sup_shell::Script;
+use regex::Regex;
+
+use super::{check_path, file_diff, Change, Fields, FileState, Verdict};
+use crate::playbook::{LineEdit, LineSpec};
+use crate::script::{arg, Section};
+
+pub(super) fn probe(spec: &LineSpec) -> Result<Script, String> {
+    check_path("path", &spec.path)?;
+    // An empty expected hash never matches: the content always comes back.
+    Ok(Script::new("k8sup_probe_file")
+        .arg(arg(spec.path.clone())?)
+        .arg(arg("")?))
+}
+
+/// The content after `edit`, or `None` when `current` needs no change.
+pub(crate) fn edit_lines(current: &str, edit: &LineEdit) -> Result<Option<String>, String> {
+    let compile = |re: &str| Regex::new(re).map_err(|e| format!("bad regex {re:?}: {e}"));
+    let lines: Vec<&str> = current.lines().collect();
+    let new_lines: Vec<String> = match edit {
+        LineEdit::Present { line, regexp: None } => {
+            if lines.iter().any(|l| l == line) {
+                return Ok(None);
+            }
+            lines
+                .iter()
+                .map(|l| l.to_string())
+                .chain([line.clone()])
+                .collect()
+        }
+        LineEdit::Present {
+            line,
+            regexp: Some(re),
+        } => {
+            let re = compile(re)?;
+            if lines.iter().any(|l| re.is_match(l)) {
+                lines
+                    .iter()
+                    .map(|l| {
+                        if re.is_match(l) {
+                            line.clone()
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect()
+            } else {
+                lines
+                    .iter()
+                    .map(|l| l.to_string())
+                    .chain([line.clone()])
+                    .collect()
+            }
+        }
+        LineEdit::CommentOut { regexp } => {
+            let re = compile(regexp)?;
+            lines
+                .iter()
+                .map(|l| {
+                    if !l.trim_start().starts_with('#') && re.is_match(l) {
+                        format!("# {l}")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect()
+        }
+    };
+    let mut out = new_lines.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    Ok((out != current).then_some(out))
+}
+
+pub(super) fn judge(spec: &LineSpec, section: &Section) -> Result<Verdict, String> {
+    let fields = Fields::of(section);
+    let state = FileState::read(&fields, &spec.path)?;
+    let (current, mode, owner, group) = match &state {
+        FileState::Absent => {
+            if let LineEdit::CommentOut { .. } = spec.edit {
+                return Ok(Verdict::Ok {
+                    reason: format!("{} does not exist: nothing to comment out", spec.path),
+                });
+            }
+            (String::new(), 0o644, None, None)
+        }
+        FileState::Present {
+            too_large: true, ..
+        } => return Err(format!("{} is too large to edit line by line", spec.path)),
+        FileState::Present {
+            content,
+            mode,
+            owner,
+            group,
+            ..
+        } => {
+            let content = content.as_deref().ok_or("the probe sent no content")?;
+            let text = String::from_utf8(content.to_vec())
+                .map_err(|_| format!("{} is not UTF-8 text", spec.path))?;
+            (text, *mode, Some(owner.as_str()), Some(group.as_str()))
+        }
+    };
+    let Some(wanted) = edit_lines(&current, &spec.edit)? else {
+        return Ok(Verdict::Ok {
+            reason: match &spec.edit {
+                LineEdit::Present { .. } => format!("the line is in {}", spec.path),
+                LineEdit::CommentOut { .. } => {
+                    format!("no uncommented line of {} matches", spec.path)
+                }
+            },
+        });
+    };
+    let reason = match (&spec.edit, &state) {
+        (_, FileState::Absent) => format!("{} does not exist", spec.path),
+        (LineEdit::Present { .. }, _) => format!("the line is missing from {}", spec.path),
+        (LineEdit::CommentOut { regexp }, _) => format!("lines of {} match {regexp:?}", spec.path),
+    };
+    Ok(Verdict::Change(Change {
+        reason,
+        diff: file_diff(&spec.path, &state, &wanted),
+        command: Some(format!("edit {}", spec.path)),
+        apply: super::file::write_call(&spec.path, mode, owner, group, state.expected_for_write())?,
+        stdin: Some(wanted.into_bytes()),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::section;
+    use super::*;
+    use crate::script::encode_b64;
+
+    fn present(line: &str, regexp: Option<&str>) -> LineEdit {
+        LineEdit::Present {
+            line: line.into(),
+            regexp: regexp.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn lines_are_added_replaced_and_commented_out() {
+        assert_eq!(edit_lines("a\nb\n", &present("b", None)).unwrap(), None);
+        assert_eq!(
+            edit_lines("a\n", &present("b", None)).unwrap().as_deref(),
+            Some("a\nb\n")
+        );
+        assert_eq!(
+            edit_lines("a", &present("b", None)).unwrap().as_deref(),
+            Some("a\nb\n")
+        );
+        assert_eq!(
+            edit_lines("", &present("b", None)).unwrap().as_deref(),
+            Some("b\n")
+        );
+        assert_eq!(
+            edit_lines("x=1\ny=2\n", &present("x=3", Some("^x=")))
+                .unwrap()
+                .as_deref(),
+            Some("x=3\ny=2\n")
+        );
+        assert_eq!(
+            edit_lines("x=3\n", &present("x=3", Some("^x="))).unwrap(),
+            None
+        );
+        let fstab =
+            "UUID=1 / ext4 defaults 0 1\n/swap.img none swap sw 0 0\n# /old none swap sw 0 0\n";
+        let swap = LineEdit::CommentOut {
+            regexp: r"\sswap\s".into(),
+        };
+        assert_eq!(
+            edit_lines(fstab, &swap).unwrap().as_deref(),
+            Some("UUID=1 / ext4 defaults 0 1\n# /swap.img none swap sw 0 0\n# /old none swap sw 0 0\n")
+        );
+        assert_eq!(
+            edit_lines("# /swap.img none swap sw 0 0\n", &swap).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn judging_keeps_the_file_owner_and_mode() {
+        let spec = LineSpec {
+            path: "/etc/fstab".into(),
+            edit: LineEdit::CommentOut {
+                regexp: r"\sswap\s".into(),
+            },
+        };
+        let body = format!(
+            "kind=file\nstat=664 root disk\nsha256=f00\ncontent={}",
+            encode_b64(b"/swap.img none swap sw 0 0\n")
+        );
+        let Verdict::Change(change) = judge(&spec, &section(&body)).unwrap() else {
+            panic!("expected a change")
+        };
+        assert_eq!(
+            change.apply.render(),
+            "k8sup_write /etc/fstab 0664 root disk f00"
+        );
+        assert_eq!(change.stdin.unwrap(), b"# /swap.img none swap sw 0 0\n");
+        assert!(matches!(
+            judge(&spec, &section("kind=absent")).unwrap(),
+            Verdict::Ok { .. }
+        ));
+    }
+}

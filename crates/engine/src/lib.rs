@@ -1,0 +1,55 @@
+//! The k8sup engine: playbooks as data, exact plans with diffs, task state kept on
+//! each host, and a parallel apply scheduled per host.
+//!
+//! The engine knows nothing of Kubernetes: that knowledge is in playbooks and
+//! templates (data). The caller (the CLI) connects to hosts, gathers facts, and hands
+//! the engine a [`HostSpec`] per host (a [`k8sup_ssh::Transport`], the selection data
+//! and a template context). Then:
+//!
+//! - [`Engine::plan`] runs only read-only probes, one round trip per host, and returns
+//!   a [`Plan`]: per host, per task, `ok` / `change` / `drift` / `skip`, with the reason,
+//!   a unified diff for files and the command for commands;
+//! - [`Engine::apply`] converges the hosts, each at its own pace, and returns a
+//!   [`RunReport`]; with a plan it applies exactly that plan or refuses a drifted host.
+//!
+//! Modules, in the order data flows:
+//! - [`playbook`]: the TOML format, parsed and checked with line:column errors;
+//! - [`template`]: minijinja rendering with strict undefined;
+//! - `program`: one host's tasks, selected and rendered;
+//! - `script`: the shell prelude and the framing that batches many probes in a channel;
+//! - `kinds`: each task kind's probe, judgement and apply;
+//! - [`state`]: the ledger on the host;
+//! - `engine`: planning, the per-host runners and the value board between hosts;
+//! - [`plan`], [`report`], [`event`]: what comes out; [`redact`]: secrets kept out of it.
+
+pub mod diff;
+mod engine;
+pub mod error;
+pub mod event;
+mod host;
+mod kinds;
+pub mod plan;
+pub mod playbook;
+mod program;
+pub mod redact;
+pub mod report;
+mod script;
+pub mod state;
+pub mod template;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use engine::{Engine, EngineOptions};
+pub use error::{Diagnostic, EngineError, Location, PlaybookError, TaskError};
+pub use event::{EngineEvent, EventSink, TaskOutcome};
+pub use host::{Family, HostSpec, Platform};
+pub use plan::{HostPlan, Plan, TaskPlan, TaskStatus};
+pub use playbook::{Action, HostSelector, Play, Playbook, Task};
+pub use redact::{Redactor, REDACTED};
+pub use report::{HostOutcome, HostReport, RunReport, TaskReport};
+pub use state::{StateEntry, StateLedger, DEFAULT_STATE_PATH};
+pub use template::TemplateSet;
+
+#[cfg(test)]
+mod tests;

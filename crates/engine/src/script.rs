@@ -1,0 +1,485 @@
+//! The shell side of the engine: one static prelude of functions, and the framing
+//! that lets many probes (or an apply, its state write and the re-probes after it)
+//! share one channel.
+//!
+//! Every script sent is the [`PRELUDE`] (fixed text written here) followed by calls
+//! of its functions whose every variable part is a quoted [`ShellArg`]. Output is
+//! framed in sections:
+//!
+//! ```text
+//! <nonce> begin <name>
+//! key=value lines
+//! <nonce> end <name> <exit status>
+//! ```
+//!
+//! The nonce is 128 random bits chosen per script. Nothing a host prints can forge a
+//! section: every free-form text (file content, command output, sysctl values) is
+//! base64-encoded by the prelude, commands from playbooks run with stdout sent to
+//! stderr or /dev/null and fd 3 closed, so the only lines on stdout are the
+//! prelude's own. The parser is strict anyway: sections must appear in the order
+//! asked for, with matching names.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+
+use k8sup_shell::{Script, ShellArg};
+
+/// Shell functions used by probes and applies. Probes (`k8sup_probe_*`,
+/// `k8sup_read_state`) only read: no temp file, no lock, no write.
+pub(crate) const PRELUDE: &str = r#"
+k8sup_init() { K8SUP_NONCE=$1; }
+k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
+k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
+k8sup_b64() { base64 | tr -d '\n'; }
+k8sup_ms() { k8sup_m=$(date +%s%3N 2>/dev/null); case $k8sup_m in ''|*[!0-9]*) k8sup_m=$(( $(date +%s) * 1000 ));; esac; echo "$k8sup_m"; }
+k8sup_read_state() { if [ -e "$1" ]; then printf 'state='; k8sup_b64 < "$1" || return; echo; else echo state=absent; fi; }
+k8sup_probe_file() {
+  if [ -d "$1" ]; then echo kind=dir; return 0; fi
+  if [ ! -e "$1" ]; then echo kind=absent; return 0; fi
+  echo kind=file
+  echo "stat=$(stat -L -c '%a %U %G' -- "$1")"
+  k8sup_s=$(sha256sum < "$1") || return 1
+  k8sup_s=${k8sup_s%% *}
+  echo "sha256=$k8sup_s"
+  [ "$k8sup_s" = "$2" ] && return 0
+  k8sup_n=$(wc -c < "$1")
+  if [ "$k8sup_n" -gt 1048576 ]; then echo "content_too_large=$k8sup_n"; return 0; fi
+  printf 'content='; k8sup_b64 < "$1"; echo
+}
+k8sup_probe_apt() {
+  for k8sup_p in "$@"; do
+    k8sup_v=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$k8sup_p" 2>/dev/null) || k8sup_v=
+    case $k8sup_v in ?i*) printf 'installed.%s=%s\n' "$k8sup_p" "${k8sup_v#*|}";; *) printf 'installed.%s=\n' "$k8sup_p";; esac
+    case $k8sup_v in h*) printf 'held.%s=1\n' "$k8sup_p";; *) printf 'held.%s=0\n' "$k8sup_p";; esac
+  done
+}
+k8sup_probe_rpm() {
+  for k8sup_p in "$@"; do
+    k8sup_v=$(rpm -q --qf '%{VERSION}-%{RELEASE}' "$k8sup_p" 2>/dev/null) || k8sup_v=
+    printf 'installed.%s=%s\n' "$k8sup_p" "$k8sup_v"
+    k8sup_re=$(printf '%s' "$k8sup_p" | sed 's/[.+]/\\&/g')
+    k8sup_h=0
+    for k8sup_f in /etc/dnf/plugins/versionlock.list /etc/yum/pluginconf.d/versionlock.list; do
+      [ -r "$k8sup_f" ] && grep -Eq "^([0-9]+:)?$k8sup_re-([0-9]+:)?[0-9]" "$k8sup_f" && k8sup_h=1
+    done
+    printf 'held.%s=%s\n' "$k8sup_p" "$k8sup_h"
+  done
+}
+k8sup_probe_service() {
+  printf 'enabled=%s\n' "$(systemctl is-enabled "$1" 2>/dev/null | head -n 1)"
+  printf 'active=%s\n' "$(systemctl is-active "$1" 2>/dev/null | head -n 1)"
+}
+k8sup_probe_module() {
+  if lsmod 2>/dev/null | awk -v m="$1" '$1 == m { f = 1 } END { exit !f }' || [ -d "/sys/module/$1" ]; then echo loaded=1; else echo loaded=0; fi
+  if [ -n "$2" ]; then k8sup_probe_file "$2" "$3"; fi
+}
+k8sup_probe_sysctl() {
+  k8sup_f=$1; k8sup_e=$2; shift 2
+  for k8sup_k in "$@"; do printf 'value.%s=' "$k8sup_k"; sysctl -n "$k8sup_k" 2>/dev/null | k8sup_b64; echo; done
+  k8sup_probe_file "$k8sup_f" "$k8sup_e"
+}
+k8sup_probe_command() {
+  if [ -n "$1" ]; then if [ -e "$1" ]; then echo creates=1; else echo creates=0; fi; fi
+  if [ -n "$2" ]; then sh -c "$2" </dev/null >/dev/null 2>&1 3>&-; echo "unless=$?"; fi
+  return 0
+}
+k8sup_probe_hostname() { printf 'current='; hostname | k8sup_b64; echo; }
+k8sup_write() {
+  if [ -n "$5" ]; then
+    if [ -e "$1" ]; then k8sup_c=$(sha256sum < "$1") || return; k8sup_c=${k8sup_c%% *}; else k8sup_c=absent; fi
+    if [ "$k8sup_c" != "$5" ]; then echo "k8sup: $1 changed since it was probed" >&2; return 3; fi
+  fi
+  k8sup_d=$(dirname -- "$1"); mkdir -p -- "$k8sup_d" || return
+  k8sup_t=$(mktemp "$k8sup_d/.k8sup.XXXXXXXXXX") || return
+  cat > "$k8sup_t" && chmod "$2" "$k8sup_t" && { [ -z "$3" ] || chown "$3" "$k8sup_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_t"; } && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
+  k8sup_r=$?; rm -f -- "$k8sup_t"; return $k8sup_r
+}
+k8sup_apply_pkg() {
+  k8sup_m=$1; k8sup_h=$2; shift 2; k8sup_n=$#
+  if [ "$k8sup_m" = dnf ] && ! command -v dnf >/dev/null 2>&1; then k8sup_m=yum; fi
+  for k8sup_s in "$@"; do
+    [ "$k8sup_m" = apt ] || $k8sup_m versionlock delete "${k8sup_s%%|*}" >/dev/null 2>&1
+    set -- "$@" "${k8sup_s#*|}"
+  done
+  if [ "$k8sup_m" = apt ]; then
+    ( shift "$k8sup_n"; export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q --allow-downgrades --allow-change-held-packages "$@" ) || return
+  else
+    ( shift "$k8sup_n"; $k8sup_m install -y "$@" ) || return
+  fi
+  [ "$k8sup_h" = 1 ] || return 0
+  k8sup_i=0
+  for k8sup_s in "$@"; do
+    k8sup_i=$((k8sup_i + 1)); [ "$k8sup_i" -le "$k8sup_n" ] || break
+    if [ "$k8sup_m" = apt ]; then apt-mark hold "${k8sup_s%%|*}" || return; else $k8sup_m versionlock add "${k8sup_s%%|*}" || return; fi
+  done
+}
+k8sup_apply_service() {
+  systemctl daemon-reload || return
+  case $2 in 1) systemctl enable "$1" || return;; 0) systemctl disable "$1" || return;; esac
+  case $3 in -) ;; *) systemctl "$3" "$1" || return;; esac
+}
+k8sup_apply_module() {
+  modprobe "$1" || return
+  if [ -n "$2" ]; then printf '%s\n' "$1" | k8sup_write "$2" 0644 '' '' ''; fi
+}
+k8sup_apply_sysctl() {
+  k8sup_f=$1; shift
+  k8sup_write "$k8sup_f" 0644 '' '' '' || return
+  for k8sup_kv in "$@"; do sysctl -w "$k8sup_kv" || return; done
+}
+k8sup_apply_command() { sh -c "$1" </dev/null 3>&-; }
+k8sup_fetch() {
+  k8sup_v=$(sh -c "$1" </dev/null 3>&-) || return
+  { printf 'value='; printf '%s' "$k8sup_v" | k8sup_b64; echo; } >&3
+}
+k8sup_apply_hostname() {
+  if command -v hostnamectl >/dev/null 2>&1 && hostnamectl set-hostname "$1"; then return 0; fi
+  hostname "$1" && printf '%s\n' "$1" > /etc/hostname
+}
+k8sup_state() {
+  k8sup_d=$(dirname -- "$1"); mkdir -p -- "$k8sup_d" || return
+  if [ "$4" = 0 ]; then k8sup_res=changed; else k8sup_res=failed; fi
+  echo "start=$5"; echo "end=$6"
+  k8sup_t=$(mktemp "$k8sup_d/.state.XXXXXXXXXX") || return
+  printf '%s' "$2" | base64 -d | sed -e "s/\"K8SUPRESULT$3\"/\"$k8sup_res\"/" -e "s/K8SUPSTART$3/$5/" -e "s/K8SUPEND$3/$6/" -e "s/K8SUPDUR$3/$(( $6 - $5 ))/" > "$k8sup_t" && chmod 0644 "$k8sup_t" && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
+  k8sup_r=$?; rm -f -- "$k8sup_t"; return $k8sup_r
+}
+"#;
+
+/// A fresh nonce of 128 random bits, as 32 hex digits.
+pub(crate) fn nonce() -> String {
+    // RandomState is seeded from the OS's randomness per instance.
+    let mut out = String::new();
+    for salt in 0..2u64 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(salt);
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        out.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    out
+}
+
+/// Makes a [`ShellArg`] of text known to hold no NUL (checked by the caller, or
+/// built here from digits and names).
+pub(crate) fn arg(text: impl Into<String>) -> Result<ShellArg, String> {
+    ShellArg::new(text).map_err(|e| e.to_string())
+}
+
+/// A script under construction: the prelude, the nonce, then sections.
+pub(crate) struct FramedScript {
+    script: Script,
+    nonce: String,
+    expected: Vec<String>,
+}
+
+impl FramedScript {
+    pub fn new() -> FramedScript {
+        let nonce = nonce();
+        let script = Script::new(PRELUDE)
+            .code("k8sup_init")
+            .arg(ShellArg::new(nonce.clone()).expect("hex digits"));
+        FramedScript {
+            script,
+            nonce,
+            expected: Vec::new(),
+        }
+    }
+
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
+    /// Adds a section `name` whose body is the output of `call` (a prelude function
+    /// invocation, its status the section's status).
+    pub fn section(mut self, name: &str, call: Script) -> Self {
+        let name_arg = ShellArg::new(name).expect("section names are ours");
+        self.script = self
+            .script
+            .code("; k8sup_begin")
+            .arg(name_arg.clone())
+            .then(";", call)
+            .code("; k8sup_end")
+            .arg(name_arg)
+            .code("$?");
+        self.expected.push(name.to_string());
+        self
+    }
+
+    /// Adds the apply of a task: `call`'s stdout goes to stderr, its fd 3 becomes the
+    /// section body; the start and end times are kept for the state write.
+    pub fn apply_section(mut self, call: Script) -> Self {
+        self.script = self
+            .script
+            .code("; k8sup_s=$(k8sup_ms); k8sup_begin apply; {")
+            .then("", call)
+            .code("; } 3>&1 >&2; k8sup_rc=$?; k8sup_e=$(k8sup_ms); k8sup_end apply $k8sup_rc");
+        self.expected.push("apply".into());
+        self
+    }
+
+    /// Adds the atomic state write after an apply section: the JSON in `state_json`
+    /// holds the placeholders of [`StatePlaceholders`] for the entry being recorded.
+    pub fn state_section(mut self, state_path: ShellArg, state_json_b64: ShellArg) -> Self {
+        let nonce = ShellArg::new(self.nonce.clone()).expect("hex digits");
+        self.script = self
+            .script
+            .code("; k8sup_begin state; k8sup_state")
+            .arg(state_path)
+            .arg(state_json_b64)
+            .arg(nonce)
+            .code(r#""$k8sup_rc" "$k8sup_s" "$k8sup_e"; k8sup_end state $?"#);
+        self.expected.push("state".into());
+        self
+    }
+
+    /// Stops the script here unless the apply succeeded.
+    pub fn stop_unless_applied(mut self) -> Self {
+        self.script = self.script.code(r#"; [ "$k8sup_rc" = 0 ] || exit 0"#);
+        self
+    }
+
+    pub fn finish(self) -> (Script, Framing) {
+        (
+            self.script,
+            Framing {
+                nonce: self.nonce,
+                expected: self.expected,
+            },
+        )
+    }
+}
+
+/// What a [`FramedScript`]'s output must look like.
+#[derive(Debug, Clone)]
+pub(crate) struct Framing {
+    nonce: String,
+    expected: Vec<String>,
+}
+
+/// One section of output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Section {
+    pub name: String,
+    pub status: i32,
+    pub body: String,
+}
+
+impl Section {
+    /// The `key=value` lines of the body.
+    pub fn fields(&self) -> BTreeMap<String, String> {
+        self.body
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+impl Framing {
+    /// Splits `stdout` into the sections asked for, in order. Sections missing at the
+    /// end (the script stopped early) are simply absent; anything out of frame is an
+    /// error.
+    pub fn parse(&self, stdout: &str) -> Result<Vec<Section>, String> {
+        let begin_prefix = format!("{} begin ", self.nonce);
+        let end_prefix = format!("{} end ", self.nonce);
+        let mut sections = Vec::new();
+        let mut current: Option<(String, Vec<&str>)> = None;
+        for line in stdout.split('\n') {
+            if let Some(name) = line.strip_prefix(&begin_prefix) {
+                if let Some((open, _)) = &current {
+                    return Err(format!("section {name:?} began inside section {open:?}"));
+                }
+                let expected = self.expected.get(sections.len());
+                if expected.map(String::as_str) != Some(name) {
+                    return Err(format!(
+                        "unexpected section {name:?} (expected {expected:?})"
+                    ));
+                }
+                current = Some((name.to_string(), Vec::new()));
+            } else if let Some(rest) = line.strip_prefix(&end_prefix) {
+                let Some((open, mut body)) = current.take() else {
+                    return Err(format!("section end {rest:?} outside any section"));
+                };
+                let (name, status) = rest
+                    .rsplit_once(' ')
+                    .ok_or_else(|| format!("malformed section end {rest:?}"))?;
+                if name != open {
+                    return Err(format!("section {open:?} ended as {name:?}"));
+                }
+                let status = status
+                    .parse::<i32>()
+                    .map_err(|_| format!("section {name:?} has status {status:?}"))?;
+                // k8sup_end prints a newline first: the last body line is always empty.
+                if body.last() == Some(&"") {
+                    body.pop();
+                }
+                sections.push(Section {
+                    name: open,
+                    status,
+                    body: body.join("\n"),
+                });
+            } else if let Some((_, body)) = &mut current {
+                body.push(line);
+            } else if !line.is_empty() {
+                return Err(format!(
+                    "output outside any section: {:?}",
+                    truncate(line, 80)
+                ));
+            }
+        }
+        if let Some((open, _)) = current {
+            return Err(format!("section {open:?} never ended (output cut off)"));
+        }
+        Ok(sections)
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// Decodes a base64 field written by `k8sup_b64`.
+pub(crate) fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut table = [255u8; 256];
+    for (i, c) in ALPHABET.iter().enumerate() {
+        table[*c as usize] = i as u8;
+    }
+    let clean: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let trimmed: Vec<u8> = clean.iter().copied().take_while(|b| *b != b'=').collect();
+    if clean.len() % 4 != 0 && !clean.is_empty() {
+        return Err("base64 text of a length that is not a multiple of 4".into());
+    }
+    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for b in trimmed {
+        let v = table[b as usize];
+        if v == 255 {
+            return Err(format!("not base64: byte {b:#x}"));
+        }
+        buffer = (buffer << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Encodes bytes as base64 (for the state file sent in an argument).
+pub(crate) fn encode_b64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk.len();
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= n {
+                out.push(ALPHABET[((v >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framing(nonce: &str, expected: &[&str]) -> Framing {
+        Framing {
+            nonce: nonce.into(),
+            expected: expected.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn sections_parse_in_order_with_status() {
+        let f = framing("N1", &["0", "1"]);
+        let out = "N1 begin 0\nkind=absent\n\nN1 end 0 0\nN1 begin 1\n\nN1 end 1 3\n";
+        let s = f.parse(out).unwrap();
+        assert_eq!(s[0].body, "kind=absent");
+        assert_eq!(s[0].fields()["kind"], "absent");
+        assert_eq!((s[1].status, s[1].body.as_str()), (3, ""));
+    }
+
+    #[test]
+    fn marker_like_text_from_a_host_is_data_or_an_error() {
+        // A line with another nonce is body text.
+        let f = framing("REAL", &["0"]);
+        let out = "REAL begin 0\nFAKE end 0 0\nFAKE begin 1\n\nREAL end 0 0\n";
+        let s = f.parse(out).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].body, "FAKE end 0 0\nFAKE begin 1");
+        // Even a forged marker with the real nonce cannot add or reorder sections.
+        let forged = "REAL begin 0\nREAL end 0 0\nREAL begin 0\n\nREAL end 0 0\n";
+        assert!(f.parse(forged).is_err());
+        let out_of_frame = "hello\nREAL begin 0\n\nREAL end 0 0\n";
+        assert!(f.parse(out_of_frame).is_err());
+        assert!(f.parse("REAL begin 0\npartial").is_err());
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        for data in [
+            &b""[..],
+            b"a",
+            b"ab",
+            b"abc",
+            b"abcd",
+            b"\x00\xff\x10 line\n",
+        ] {
+            assert_eq!(decode_b64(&encode_b64(data)).unwrap(), data);
+        }
+        assert_eq!(encode_b64(b"hello"), "aGVsbG8=");
+        assert!(decode_b64("a$==").is_err());
+    }
+
+    #[test]
+    fn a_framed_script_runs_in_sh_and_parses_back() {
+        let (script, framing) = FramedScript::new()
+            .section(
+                "0",
+                Script::new("printf 'x=%s\\n'").arg(arg("a b").unwrap()),
+            )
+            .section(
+                "1",
+                Script::new("k8sup_probe_file")
+                    .arg(arg("/nonexistent/k8sup").unwrap())
+                    .arg(arg("").unwrap()),
+            )
+            .section("2", Script::new("printf '%s\\n' 'NONCE end 2 0'; false"))
+            .finish();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script.render())
+            .output()
+            .unwrap();
+        let sections = framing
+            .parse(&String::from_utf8_lossy(&out.stdout))
+            .unwrap();
+        assert_eq!(sections.len(), 3);
+        assert_eq!(sections[0].fields()["x"], "a b");
+        assert_eq!(sections[1].fields()["kind"], "absent");
+        assert_eq!(sections[2].status, 1);
+        assert_eq!(sections[2].body, "NONCE end 2 0");
+    }
+}

@@ -1,0 +1,207 @@
+//! A [`Transport`] that runs scripts on this machine with `sh -c`, for tests of the
+//! engine and of its users, without SSH.
+//!
+//! Each [`LocalTransport`] stands for one host. Tests point the playbook's paths into
+//! a temp directory (through the template context) and may put fake system tools
+//! (`systemctl`, `dpkg-query`, ...) in a directory that is put first on `PATH`.
+//! Failures can be injected: every script whose text contains a given string exits
+//! 1 at once, as if the host refused.
+
+// The transport's error type is k8sup-ssh's; its size is not ours to change.
+#![allow(clippy::result_large_err)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+use k8sup_shell::Script;
+use k8sup_ssh::{CommandError, CommandOutput, RunOptions, Transport};
+
+/// Runs scripts locally; see the module docs.
+pub struct LocalTransport {
+    name: String,
+    path_prefix: Option<PathBuf>,
+    cwd: Option<PathBuf>,
+    env: Vec<(String, String)>,
+    channels: AtomicU64,
+    /// Every script run, rendered, in order.
+    pub scripts: Mutex<Vec<String>>,
+    /// Every stdin sent, in order.
+    pub stdins: Mutex<Vec<Vec<u8>>>,
+    /// Every stdout and stderr received, in order.
+    pub outputs: Mutex<Vec<String>>,
+    fail_when: Mutex<Option<String>>,
+}
+
+impl LocalTransport {
+    pub fn new(name: &str) -> LocalTransport {
+        LocalTransport {
+            name: name.to_string(),
+            path_prefix: None,
+            cwd: None,
+            env: Vec::new(),
+            channels: AtomicU64::new(0),
+            scripts: Mutex::new(Vec::new()),
+            stdins: Mutex::new(Vec::new()),
+            outputs: Mutex::new(Vec::new()),
+            fail_when: Mutex::new(None),
+        }
+    }
+
+    /// Puts `dir` first on `PATH` (fake tools).
+    pub fn with_path(mut self, dir: &Path) -> LocalTransport {
+        self.path_prefix = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Runs scripts in `dir` (so that relative paths, such as a test's state path,
+    /// are per host).
+    pub fn with_cwd(mut self, dir: &Path) -> LocalTransport {
+        self.cwd = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Sets an environment variable for every script.
+    pub fn with_env(mut self, key: &str, value: &str) -> LocalTransport {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Makes every script containing `needle` fail with status 1 without running.
+    pub fn fail_scripts_containing(&self, needle: &str) {
+        if let Ok(mut f) = self.fail_when.lock() {
+            *f = Some(needle.to_string());
+        }
+    }
+
+    fn execute(
+        &self,
+        script: &Script,
+        options: &RunOptions,
+    ) -> Result<CommandOutput, CommandError> {
+        use std::io::Write;
+        let text = script.render();
+        if let Ok(mut s) = self.scripts.lock() {
+            s.push(text.clone());
+        }
+        if let Ok(mut s) = self.stdins.lock() {
+            s.push(options.stdin.clone().unwrap_or_default());
+        }
+        let refused = self
+            .fail_when
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .is_some_and(|needle| text.contains(&needle));
+        if refused {
+            return Ok(CommandOutput {
+                stderr: b"refused by the test\n".to_vec(),
+                exit_status: Some(1),
+                ..CommandOutput::default()
+            });
+        }
+        let io_error = |e: std::io::Error| CommandError::Failed {
+            host: self.name.clone(),
+            step: "running locally",
+            command: "sh -c".into(),
+            status: "spawn failed".into(),
+            stderr: e.to_string(),
+        };
+        let mut command = std::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg(&text)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(prefix) = &self.path_prefix {
+            let path = std::env::var("PATH").unwrap_or_default();
+            command.env("PATH", format!("{}:{path}", prefix.display()));
+        }
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
+        }
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().map_err(io_error)?;
+        let stdin = options.stdin.clone().unwrap_or_default();
+        let mut pipe = child.stdin.take();
+        let writer = std::thread::spawn(move || {
+            if let Some(pipe) = pipe.as_mut() {
+                let _ = pipe.write_all(&stdin);
+            }
+        });
+        let output = child.wait_with_output().map_err(io_error)?;
+        let _ = writer.join();
+        if let Ok(mut o) = self.outputs.lock() {
+            o.push(String::from_utf8_lossy(&output.stdout).into_owned());
+            o.push(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(CommandOutput {
+            stdout: output.stdout,
+            stderr: output.stderr,
+            exit_status: output.status.code().map(|c| c as u32),
+            exit_signal: None,
+        })
+    }
+}
+
+impl Transport for LocalTransport {
+    fn host(&self) -> &str {
+        &self.name
+    }
+
+    fn channels_opened(&self) -> u64 {
+        self.channels.load(Ordering::SeqCst)
+    }
+
+    fn run_with<'a>(
+        &'a self,
+        script: &'a Script,
+        options: RunOptions,
+    ) -> BoxFuture<'a, Result<CommandOutput, CommandError>> {
+        self.channels.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            // Yield first so that hosts interleave as they would over the network.
+            tokio::task::yield_now().await;
+            self.execute(script, &options)
+        })
+    }
+
+    fn upload<'a>(
+        &'a self,
+        path: &'a str,
+        content: &'a [u8],
+        mode: u32,
+        _owner: Option<(&'a str, &'a str)>,
+    ) -> BoxFuture<'a, Result<(), CommandError>> {
+        self.channels.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            use std::os::unix::fs::PermissionsExt;
+            let error = |e: std::io::Error| CommandError::Failed {
+                host: self.name.clone(),
+                step: "upload",
+                command: path.to_string(),
+                status: "io error".into(),
+                stderr: e.to_string(),
+            };
+            std::fs::write(path, content).map_err(error)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(error)
+        })
+    }
+
+    fn download<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Vec<u8>, CommandError>> {
+        self.channels.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            std::fs::read(path).map_err(|e| CommandError::Failed {
+                host: self.name.clone(),
+                step: "download",
+                command: path.to_string(),
+                status: "io error".into(),
+                stderr: e.to_string(),
+            })
+        })
+    }
+}

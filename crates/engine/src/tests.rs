@@ -1,0 +1,540 @@
+//! Engine tests without SSH: each host is a [`LocalTransport`] and a temp directory
+//! (`root` in the template context), with fake `systemctl` on `PATH`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::testing::LocalTransport;
+use crate::*;
+
+/// Relative: each LocalTransport runs in its host's root.
+const STATE: &str = "var/lib/k8sup/state.json";
+
+const SECRET_JOIN: &str = "kubeadm join 10.0.0.1:6443 --token abcdef.0123456789abcdef";
+
+const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
+d="$FAKE_ROOT/systemd"
+case $1 in
+  is-enabled) if [ -e "$d/$2.enabled" ]; then echo enabled; else echo disabled; exit 1; fi ;;
+  is-active) if [ -e "$d/$2.active" ]; then echo active; else echo inactive; exit 3; fi ;;
+  daemon-reload) ;;
+  enable) mkdir -p "$d" && touch "$d/$2.enabled" ;;
+  start|restart) mkdir -p "$d" && touch "$d/$2.active" && echo "$1" >> "$d/$2.log" ;;
+  *) echo "fake systemctl: $*" >&2; exit 1 ;;
+esac
+"#;
+
+struct Lab {
+    _dir: tempfile::TempDir,
+    roots: BTreeMap<String, PathBuf>,
+    transports: BTreeMap<String, Arc<LocalTransport>>,
+    hosts: Vec<HostSpec>,
+    events: Arc<Mutex<Vec<EngineEvent>>>,
+    history: PathBuf,
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Hosts `m1` (first master), then nodes; each with a root holding an fstab with swap.
+fn lab(names: &[&str]) -> Lab {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let systemctl = bin.join("systemctl");
+    std::fs::write(&systemctl, FAKE_SYSTEMCTL).expect("fake");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut lab = Lab {
+        roots: BTreeMap::new(),
+        transports: BTreeMap::new(),
+        hosts: Vec::new(),
+        events: Arc::new(Mutex::new(Vec::new())),
+        history: dir.path().join("history"),
+        _dir: dir,
+    };
+    for name in names {
+        let root = lab._dir.path().join(name);
+        std::fs::create_dir_all(root.join("etc")).expect("root");
+        std::fs::write(
+            root.join("etc/fstab"),
+            "/dev/sda1 / ext4 defaults 0 1\n/swap.img none swap sw 0 0\n",
+        )
+        .expect("fstab");
+        std::fs::write(root.join("join-command"), format!("{SECRET_JOIN}\n")).expect("join");
+        let transport = Arc::new(
+            LocalTransport::new(name)
+                .with_path(&bin)
+                .with_cwd(&root)
+                .with_env("FAKE_ROOT", &root.display().to_string()),
+        );
+        let master = name.starts_with('m');
+        lab.hosts.push(HostSpec {
+            name: name.to_string(),
+            roles: if master {
+                ["master".to_string()].into()
+            } else {
+                ["node".to_string()].into()
+            },
+            labels: BTreeMap::new(),
+            first_master: *name == "m1",
+            platform: Platform {
+                arch: "amd64".into(),
+                family: Family::Debian,
+                distro: "ubuntu".into(),
+                distro_version: "22.04".into(),
+            },
+            context: serde_json::json!({
+                "root": root.display().to_string(),
+                "host": {"name": name},
+                "port": 8080,
+            }),
+            transport: transport.clone(),
+        });
+        lab.roots.insert(name.to_string(), root);
+        lab.transports.insert(name.to_string(), transport);
+    }
+    lab
+}
+
+impl Lab {
+    fn engine(&self, parallelism: usize) -> Engine {
+        let text =
+            std::fs::read_to_string(repo().join("playbooks/test/cluster.toml")).expect("playbook");
+        let playbook = Playbook::parse("playbooks/test/cluster.toml", &text).expect("parses");
+        let mut templates = TemplateSet::new();
+        templates
+            .overlay_dir(&repo().join("templates"))
+            .expect("templates");
+        Engine::new(
+            playbook,
+            &templates,
+            EngineOptions {
+                parallelism,
+                state_path: STATE.into(),
+                history_dir: Some(self.history.clone()),
+            },
+        )
+    }
+
+    fn sink(&self) -> EventSink {
+        let events = self.events.clone();
+        Arc::new(move |e| events.lock().expect("events").push(e))
+    }
+
+    fn root(&self, host: &str) -> &Path {
+        &self.roots[host]
+    }
+
+    /// Every file under every root, with content (for "nothing was written" checks).
+    fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).expect("read dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    out.insert(path.clone(), Vec::new());
+                    walk(&path, out);
+                } else {
+                    out.insert(path.clone(), std::fs::read(&path).expect("read"));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(self._dir.path(), &mut out);
+        out
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn status_of(plan: &Plan, host: &str, id: &str) -> TaskStatus {
+    plan.host(host)
+        .and_then(|h| h.tasks.iter().find(|t| t.id == id))
+        .map(|t| t.status)
+        .unwrap_or_else(|| panic!("no task {id} on {host}"))
+}
+
+#[test]
+fn plan_shows_changes_with_diffs_and_commands_and_writes_nothing() {
+    let lab = lab(&["m1", "n1"]);
+    let engine = lab.engine(4);
+    let before = lab.snapshot();
+    let plan = runtime().block_on(engine.plan(&lab.hosts)).expect("plan");
+    assert_eq!(before, lab.snapshot(), "a plan wrote on a host");
+    assert!(!plan.has_errors(), "{plan:#?}");
+    let m1 = plan.host("m1").expect("m1");
+    let ids: Vec<&str> = m1.tasks.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "prepare/app-config",
+            "prepare/swap-off",
+            "prepare/app-service",
+            "prepare/arm-only",
+            "prepare/handler/restart-app",
+            "init/init",
+            "init/join-command"
+        ]
+    );
+    let config = &m1.tasks[0];
+    assert_eq!(config.status, TaskStatus::Change);
+    let diff = config.diff.as_deref().expect("diff");
+    assert!(diff.contains("+name=m1\n+port=8080\n"), "{diff}");
+    let swap = &m1.tasks[1];
+    assert!(swap
+        .diff
+        .as_deref()
+        .expect("diff")
+        .contains("-/swap.img none swap sw 0 0\n+# /swap.img none swap sw 0 0\n"));
+    assert_eq!(m1.tasks[2].reason, "app is disabled; app is inactive");
+    assert_eq!(m1.tasks[3].status, TaskStatus::Skip);
+    assert_eq!(
+        m1.tasks[3].reason,
+        "when `platform.arch == 'arm64'` is false"
+    );
+    assert_eq!(m1.tasks[4].status, TaskStatus::Change);
+    assert_eq!(m1.tasks[4].reason, "notified by app config");
+    let init = &m1.tasks[5];
+    assert_eq!(
+        init.command.as_deref(),
+        Some(format!("echo init > {}/initialized", lab.root("m1").display()).as_str())
+    );
+    let join = plan.host("n1").expect("n1").tasks.last().expect("join");
+    assert_eq!(join.status, TaskStatus::Change);
+    assert!(join
+        .command
+        .as_deref()
+        .expect("cmd")
+        .contains("<join_command from m1>"));
+    // Stable: the same plan twice, and it survives JSON.
+    let again = runtime().block_on(engine.plan(&lab.hosts)).expect("plan");
+    assert_eq!(plan, again);
+    assert_eq!(Plan::from_json(&plan.to_json()).expect("json"), plan);
+}
+
+#[test]
+fn apply_converges_then_a_second_apply_is_one_round_trip_per_host() {
+    let lab = lab(&["m1", "n1", "n2"]);
+    let engine = lab.engine(2);
+    let rt = runtime();
+    let report = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
+    let conf = std::fs::read_to_string(lab.root("n1").join("etc/app/app.conf")).expect("conf");
+    assert_eq!(
+        conf,
+        "# n1: written by the k8sup engine tests\nname=n1\nport=8080\n"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(lab.root("n1").join("etc/app/app.conf"))
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o640);
+    assert_eq!(
+        std::fs::read_to_string(lab.root("n2").join("joined")).expect("joined"),
+        format!("{SECRET_JOIN}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.root("m1").join("restarts")).expect("handler ran"),
+        "restarted\n"
+    );
+    let state =
+        StateLedger::parse(&std::fs::read_to_string(lab.root("m1").join(STATE)).expect("state"))
+            .expect("ledger");
+    let entry = &state.tasks["prepare/app-config"];
+    assert_eq!(entry.result, "changed");
+    assert!(
+        entry.finished_ms >= entry.started_ms && entry.started_ms > 1_600_000_000_000,
+        "{entry:?}"
+    );
+    assert!(state.pending_handlers.is_empty(), "{state:?}");
+    let m1 = &report.hosts[0];
+    assert_eq!((m1.changed, m1.skipped), (5, 1), "{m1:?}");
+    // The fetch ran once on m1 for the two nodes.
+    let fetched = lab
+        .events
+        .lock()
+        .expect("events")
+        .iter()
+        .filter(|e| matches!(e, EngineEvent::ValueFetched { .. }))
+        .count();
+    assert_eq!(fetched, 1);
+
+    let second = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(second.success());
+    for host in &second.hosts {
+        assert_eq!(host.changed, 0, "{host:?}");
+        assert_eq!(host.round_trips, 1, "{host:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(lab.root("m1").join("restarts")).expect("restarts"),
+        "restarted\n",
+        "handler ran again"
+    );
+    let history: Vec<_> = std::fs::read_dir(&lab.history).expect("history").collect();
+    assert_eq!(history.len(), 2);
+    let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    assert!(!plan.has_changes(), "{plan:#?}");
+}
+
+#[test]
+fn out_of_band_edits_are_drift_and_are_repaired() {
+    let lab = lab(&["m1"]);
+    let engine = lab.engine(1);
+    let rt = runtime();
+    assert!(rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply")
+        .success());
+    let conf = lab.root("m1").join("etc/app/app.conf");
+    std::fs::write(
+        &conf,
+        "# m1: written by the k8sup engine tests\nname=m1\nport=9999\n",
+    )
+    .expect("edit");
+    let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    assert_eq!(
+        status_of(&plan, "m1", "prepare/app-config"),
+        TaskStatus::Drift
+    );
+    let task = &plan.hosts[0].tasks[0];
+    assert!(task
+        .diff
+        .as_deref()
+        .expect("diff")
+        .contains("-port=9999\n+port=8080\n"));
+    let report = rt
+        .block_on(engine.apply(&lab.hosts, Some(&plan), lab.sink()))
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
+    assert!(report.hosts[0].tasks[0].drift);
+    assert!(std::fs::read_to_string(&conf)
+        .expect("conf")
+        .contains("port=8080"));
+    assert_eq!(
+        std::fs::read_to_string(lab.root("m1").join("restarts")).expect("restarts"),
+        "restarted\nrestarted\n"
+    );
+}
+
+#[test]
+fn apply_with_a_plan_refuses_a_host_that_drifted_since() {
+    let lab = lab(&["m1"]);
+    let engine = lab.engine(1);
+    let rt = runtime();
+    let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    std::fs::write(
+        lab.root("m1").join("etc/fstab"),
+        "/dev/sda1 / ext4 defaults 0 1\n",
+    )
+    .expect("edit");
+    let report = rt
+        .block_on(engine.apply(&lab.hosts, Some(&plan), lab.sink()))
+        .expect("apply");
+    assert!(!report.success());
+    let error = report.hosts[0].error.as_deref().expect("error");
+    assert!(
+        error.contains("drifted since the plan: task prepare/swap-off"),
+        "{error}"
+    );
+    assert!(
+        !lab.root("m1").join("etc/app/app.conf").exists(),
+        "nothing applied"
+    );
+}
+
+#[test]
+fn a_failed_master_stops_its_dependents_but_not_the_others() {
+    let lab = lab(&["m1", "n1", "m2"]);
+    lab.transports["m1"].fail_scripts_containing("k8sup_apply_command 'echo init");
+    let engine = lab.engine(3);
+    let report = runtime()
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    let by_name: BTreeMap<&str, &HostReport> =
+        report.hosts.iter().map(|h| (h.host.as_str(), h)).collect();
+    assert_eq!(by_name["m1"].outcome, HostOutcome::Failed);
+    assert!(
+        by_name["m1"]
+            .error
+            .as_deref()
+            .expect("error")
+            .contains("task init/init failed"),
+        "{:?}",
+        by_name["m1"]
+    );
+    assert_eq!(by_name["n1"].outcome, HostOutcome::Skipped);
+    assert_eq!(
+        by_name["n1"].error.as_deref(),
+        Some("skipped: depends on m1/init/init which failed")
+    );
+    assert_eq!(
+        by_name["m2"].outcome,
+        HostOutcome::Ok,
+        "{:?}",
+        by_name["m2"]
+    );
+    assert!(!lab.root("n1").join("joined").exists());
+    // n1 still prepared itself: it stopped only at the join.
+    assert!(lab.root("n1").join("etc/app/app.conf").exists());
+    let failed = lab
+        .events
+        .lock()
+        .expect("events")
+        .iter()
+        .filter(|e| matches!(e, EngineEvent::HostFailed { .. }))
+        .count();
+    assert_eq!(failed, 2);
+}
+
+#[test]
+fn a_waiting_host_gives_its_slot_back() {
+    // The node comes first and parallelism is 1: it must not hold the only slot while
+    // it waits for the master's join command.
+    let lab = lab(&["n1", "m1"]);
+    let engine = lab.engine(1);
+    let report = runtime()
+        .block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                engine.apply(&lab.hosts, None, lab.sink()),
+            )
+            .await
+        })
+        .expect("no deadlock")
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
+    let waited = lab
+        .events
+        .lock()
+        .expect("events")
+        .iter()
+        .any(|e| matches!(e, EngineEvent::TaskWaiting { host, .. } if host == "n1"));
+    assert!(waited);
+}
+
+#[test]
+fn the_secret_appears_in_no_output() {
+    let lab = lab(&["m1", "n1"]);
+    lab.transports["n1"].fail_scripts_containing("k8sup_apply_command 'printf");
+    let engine = lab.engine(2);
+    let rt = runtime();
+    let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    let failed = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(!failed.success());
+    assert!(
+        failed.hosts[1]
+            .error
+            .as_deref()
+            .expect("error")
+            .contains(REDACTED),
+        "{}",
+        failed.to_json()
+    );
+    // The join failed on n1 above (after the secret was fetched); now let it succeed,
+    // with a fresh engine that learns the secret only by fetching it.
+    let lab2 = lab_with_secret_run(&lab, &lab.engine(2));
+    let events = format!("{:?}", lab.events.lock().expect("events"));
+    let events_json: Vec<String> = lab
+        .events
+        .lock()
+        .expect("events")
+        .iter()
+        .map(|e| serde_json::to_string(e).expect("json"))
+        .collect();
+    let mut outputs = vec![
+        plan.to_json(),
+        failed.to_json(),
+        lab2.to_json(),
+        events,
+        events_json.join("\n"),
+    ];
+    for host in ["m1", "n1"] {
+        outputs.push(std::fs::read_to_string(lab.root(host).join(STATE)).expect("state"));
+    }
+    for entry in std::fs::read_dir(&lab.history).expect("history") {
+        outputs.push(std::fs::read_to_string(entry.expect("entry").path()).expect("history file"));
+    }
+    for (i, text) in outputs.iter().enumerate() {
+        assert!(
+            !text.contains("0123456789abcdef"),
+            "output {i} holds the secret:\n{text}"
+        );
+    }
+    assert!(
+        outputs.iter().any(|t| t.contains(REDACTED)),
+        "the secret was used and redacted somewhere"
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.root("n1").join("joined")).expect("joined"),
+        format!("{SECRET_JOIN}\n")
+    );
+}
+
+fn lab_with_secret_run(lab: &Lab, engine: &Engine) -> RunReport {
+    lab.transports["n1"].fail_scripts_containing("\u{0}never");
+    let report = runtime()
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
+    report
+}
+
+#[test]
+fn handlers_owed_by_an_interrupted_run_still_run() {
+    let lab = lab(&["m1"]);
+    // The app config changes, then the service start fails: the handler is owed.
+    lab.transports["m1"].fail_scripts_containing("k8sup_apply_service app");
+    let engine = lab.engine(1);
+    let rt = runtime();
+    let first = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(!first.success());
+    assert!(!lab.root("m1").join("restarts").exists());
+    lab.transports["m1"].fail_scripts_containing("\u{0}never");
+    let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    assert_eq!(status_of(&plan, "m1", "prepare/app-config"), TaskStatus::Ok);
+    assert_eq!(
+        status_of(&plan, "m1", "prepare/handler/restart-app"),
+        TaskStatus::Change
+    );
+    let second = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(second.success(), "{}", second.to_json());
+    assert_eq!(
+        std::fs::read_to_string(lab.root("m1").join("restarts")).expect("restarts"),
+        "restarted\n"
+    );
+    let third = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    assert!(!third.has_changes(), "{third:#?}");
+}
+
+#[test]
+fn unknown_host_names_are_refused() {
+    let lab = lab(&["m1"]);
+    let playbook =
+        Playbook::parse("x", "[[play]]\nname = \"p\"\nhosts = \"nosuch\"\n").expect("parses");
+    let engine = Engine::new(playbook, &TemplateSet::new(), EngineOptions::default());
+    let error = runtime()
+        .block_on(engine.plan(&lab.hosts))
+        .expect_err("unknown host");
+    assert_eq!(
+        error.to_string(),
+        "the playbook selects host \"nosuch\", which is not in the inventory"
+    );
+}
