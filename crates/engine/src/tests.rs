@@ -538,3 +538,127 @@ fn unknown_host_names_are_refused() {
         "the playbook selects host \"nosuch\", which is not in the inventory"
     );
 }
+
+const FAKE_TOOLS: &[(&str, &str)] = &[
+    (
+        "sysctl",
+        r#"#!/bin/sh
+d="$FAKE_ROOT/proc"
+case $1 in
+  -n) cat "$d/$2" 2>/dev/null || exit 255 ;;
+  -w) k=${2%%=*}; mkdir -p "$d" && printf '%s\n' "${2#*=}" > "$d/$k" ;;
+esac
+"#,
+    ),
+    (
+        "lsmod",
+        r#"#!/bin/sh
+echo "Module Size Used by"; cat "$FAKE_ROOT/modules" 2>/dev/null
+"#,
+    ),
+    (
+        "modprobe",
+        r#"#!/bin/sh
+echo "$1 1 0" >> "$FAKE_ROOT/modules"
+"#,
+    ),
+    (
+        "dpkg-query",
+        r#"#!/bin/sh
+for last; do :; done
+cat "$FAKE_ROOT/dpkg/$last" 2>/dev/null || exit 1
+"#,
+    ),
+    (
+        "apt-get",
+        r#"#!/bin/sh
+case $1 in update) exit 0 ;; esac
+mkdir -p "$FAKE_ROOT/dpkg"
+for a; do case $a in -*|install) ;; *=*) printf 'ii |%s' "${a#*=}" > "$FAKE_ROOT/dpkg/${a%%=*}" ;; esac; done
+"#,
+    ),
+    (
+        "apt-mark",
+        r#"#!/bin/sh
+f="$FAKE_ROOT/dpkg/$2"; v=$(cat "$f"); printf 'hi |%s' "${v#*|}" > "$f"
+"#,
+    ),
+];
+
+#[test]
+fn package_module_and_sysctl_kinds_probe_and_apply_through_sh() {
+    let lab = lab(&["m1"]);
+    let bin = lab._dir.path().join("bin");
+    use std::os::unix::fs::PermissionsExt;
+    for (name, text) in FAKE_TOOLS {
+        std::fs::write(bin.join(name), text).expect("fake");
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let text = r#"
+[[play]]
+name = "kernel and packages"
+hosts = "all"
+
+[[play.task]]
+name = "br_netfilter"
+kind = "module"
+module = "br_netfilter"
+persist_file = "{{ root }}/etc/modules-load.d/k8s.conf"
+
+[[play.task]]
+name = "forwarding"
+kind = "sysctl"
+file = "{{ root }}/etc/sysctl.d/k8s.conf"
+settings = { "net.ipv4.ip_forward" = 1 }
+
+[[play.task]]
+name = "kubelet"
+kind = "package"
+packages = ["kubelet"]
+version = "1.30.1-*"
+hold = true
+"#;
+    let playbook = Playbook::parse("kinds.toml", text).expect("parses");
+    let options = EngineOptions {
+        parallelism: 1,
+        state_path: STATE.into(),
+        history_dir: None,
+    };
+    let engine = Engine::new(playbook, &TemplateSet::new(), options);
+    let rt = runtime();
+    let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    let reasons: Vec<&str> = plan.hosts[0]
+        .tasks
+        .iter()
+        .map(|t| t.reason.as_str())
+        .collect();
+    assert_eq!(
+        reasons[0],
+        format!("module br_netfilter is not loaded; {}/etc/modules-load.d/k8s.conf does not load it at boot", lab.root("m1").display())
+    );
+    assert!(
+        reasons[1].starts_with("net.ipv4.ip_forward does not exist yet;"),
+        "{}",
+        reasons[1]
+    );
+    assert_eq!(reasons[2], "kubelet is not installed; kubelet is not held");
+    assert_eq!(plan.hosts[0].pending(), 3);
+    std::fs::create_dir_all(lab.root("m1").join("dpkg")).expect("dpkg");
+    let report = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
+    assert_eq!(report.hosts[0].changed, 3);
+    assert_eq!(
+        std::fs::read_to_string(lab.root("m1").join("dpkg/kubelet")).expect("pkg"),
+        "hi |1.30.1-*"
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.root("m1").join("proc/net.ipv4.ip_forward")).expect("sysctl"),
+        "1\n"
+    );
+    let again = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    // The fake apt-get records the pattern itself as the version, which still matches.
+    assert!(!again.has_changes(), "{again:#?}");
+}
