@@ -197,6 +197,7 @@ impl HostFaults<'_> {
             self.host.ssh_addr(),
             &mut child,
             &dirs.sshd_log(),
+            &dirs.sshd_pid(),
             Duration::from_secs(30),
         )?;
         self.lab.lock_children().push(child);

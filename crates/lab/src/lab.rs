@@ -287,6 +287,7 @@ impl Lab {
                 host.ssh_addr(),
                 child,
                 &host.sshd_log(),
+                &host.dirs().sshd_pid(),
                 SSHD_READY_TIMEOUT,
             )?;
         }

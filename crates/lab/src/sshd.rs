@@ -81,11 +81,16 @@ pub fn wait_ready(
     addr: SocketAddr,
     child: &mut Child,
     log: &Path,
+    pid_file: &Path,
     timeout: Duration,
 ) -> Result<()> {
     let start = Instant::now();
     loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        // sshd writes its pid file just after it starts listening; faults and teardown
+        // from other processes find it through that file, so wait for both.
+        if pid_file_written(pid_file)
+            && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        {
             return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -107,6 +112,10 @@ pub fn wait_ready(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+fn pid_file_written(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|p| p.trim().parse::<i32>().is_ok())
 }
 
 /// The last lines of a host's sshd log, for error messages.
