@@ -42,6 +42,15 @@ pub enum Command {
     /// Connect to every host and report every preflight problem at once (changes nothing)
     Check(HostsArgs),
 
+    /// Show, per host and task, exactly what apply would change, and why (changes nothing)
+    Plan(PlanArgs),
+
+    /// Converge every host to the inventory
+    Apply(ApplyArgs),
+
+    /// List past apply runs of this cluster, with durations per task
+    History(HistoryArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -70,4 +79,77 @@ pub struct HostsArgs {
     /// How many hosts to work on at once (overrides ssh.parallelism)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub parallel: Option<u32>,
+}
+
+/// What plan and apply share: the inventory, the playbook and its templates.
+#[derive(Debug, Args)]
+pub struct ConvergeArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+
+    /// Use this playbook instead of the one built into k8sup
+    #[arg(long, value_name = "FILE")]
+    pub playbook: Option<PathBuf>,
+
+    /// Templates in this directory replace the built-in ones of the same name
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+
+    /// How many hosts to work on at once (overrides ssh.parallelism)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+
+    /// Show tasks that are already as wanted, too
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub common: ConvergeArgs,
+
+    /// Save the plan as JSON, to apply it later with `apply --plan`
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Exit 2 when changes are pending (0: none, 1: error)
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub common: ConvergeArgs,
+
+    /// Only show what would change, as `k8sup plan` does
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run: exit 2 when changes are pending
+    #[arg(long, requires = "dry_run")]
+    pub detailed_exitcode: bool,
+
+    /// Apply exactly this saved plan; refuse hosts that changed since it was made
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+    pub plan: Option<PathBuf>,
+
+    /// Write a JSON report of the run: per host, per task, status, duration, error
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+
+    /// How many of the latest runs to show
+    #[arg(long, default_value_t = 10)]
+    pub last: usize,
+
+    /// Show every task's duration in each run
+    #[arg(short, long)]
+    pub verbose: bool,
 }

@@ -56,7 +56,7 @@ pub fn connect_options(args: &HostsArgs) -> ConnectOptions {
 
 /// Transport events are printed on stderr as they happen: a loud warning when
 /// host keys are not checked, a note when a key is learned or a connection retried.
-fn print_event(event: &SshEvent) {
+pub fn print_event(event: &SshEvent) {
     match event {
         SshEvent::HostKeyNotChecked { host, fingerprint } => eprintln!(
             "WARNING: host key checking is off: accepted {fingerprint} from {host} without any check"

@@ -4,8 +4,11 @@
 
 mod args;
 mod check;
+mod converge;
 mod facts;
+mod history;
 mod hosts;
+mod progress;
 mod table;
 mod validate;
 
@@ -19,6 +22,8 @@ use args::{Cli, Command};
 pub mod exit {
     pub const OK: u8 = 0;
     pub const ERROR: u8 = 1;
+    /// `--detailed-exitcode`: changes are pending.
+    pub const CHANGES: u8 = 2;
 }
 
 fn main() -> ExitCode {
@@ -27,6 +32,9 @@ fn main() -> ExitCode {
         Command::Validate(cmd) => validate::run(cmd, &cli.output),
         Command::Facts(cmd) => facts::run(cmd, &cli.output),
         Command::Check(cmd) => check::run(cmd, &cli.output),
+        Command::Plan(cmd) => converge::plan(cmd, &cli.output),
+        Command::Apply(cmd) => converge::apply(cmd, &cli.output),
+        Command::History(cmd) => history::run(cmd, &cli.output),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "k8sup", &mut std::io::stdout());
             exit::OK

@@ -36,7 +36,17 @@ pub async fn gather(
 ) -> Vec<HostReport> {
     let n = options.parallelism(inventory);
     let mut reports: Vec<(usize, HostReport)> = stream::iter(hosts.iter().enumerate())
-        .map(|(i, host)| async move { (i, gather_one(host, options).await) })
+        .map(|(i, host)| async move {
+            let gathered = gather_host(host, options).await;
+            if let Some(session) = gathered.session {
+                session.close().await;
+            }
+            let report = HostReport {
+                host: host.name.clone(),
+                outcome: gathered.outcome,
+            };
+            (i, report)
+        })
         .buffer_unordered(n)
         .collect()
         .await;
@@ -44,36 +54,63 @@ pub async fn gather(
     reports.into_iter().map(|(_, r)| r).collect()
 }
 
-async fn gather_one(host: &Host, options: &ConnectOptions) -> HostReport {
+/// A host's facts and the connection they came over, kept for what follows.
+pub struct Gathered {
+    /// The connection, when one was made. After a sudo problem it is the one
+    /// without sudo, which can read but not change the host.
+    pub session: Option<Session>,
+    pub outcome: Outcome,
+}
+
+/// Connects to `host` and gathers its facts with one command.
+pub async fn gather_host(host: &Host, options: &ConnectOptions) -> Gathered {
     let target = target_for(host, options);
-    let outcome = match k8sup_ssh::connect(&target).await {
-        Err(e) => Outcome::Failed(e.to_string()),
-        Ok(session) => match run_script(&session).await {
-            Ok(facts) => Outcome::Facts {
+    let session = match k8sup_ssh::connect(&target).await {
+        Ok(session) => session,
+        Err(e) => {
+            return Gathered {
+                session: None,
+                outcome: Outcome::Failed(e.to_string()),
+            }
+        }
+    };
+    match run_script(&session).await {
+        Ok(facts) => Gathered {
+            session: Some(session),
+            outcome: Outcome::Facts {
                 facts: Box::new(facts),
                 sudo_problem: None,
             },
-            Err(GatherError::Sudo(problem)) => {
-                // Sudo does not work: say so, and gather what the user can see.
-                let mut plain = target.clone();
-                plain.sudo = false;
-                match k8sup_ssh::connect(&plain).await {
-                    Ok(s) => match run_script(&s).await {
+        },
+        Err(GatherError::Sudo(problem)) => {
+            // Sudo does not work: say so, and gather what the user can see.
+            session.close().await;
+            let mut plain = target.clone();
+            plain.sudo = false;
+            match k8sup_ssh::connect(&plain).await {
+                Ok(s) => {
+                    let outcome = match run_script(&s).await {
                         Ok(facts) => Outcome::Facts {
                             facts: Box::new(facts),
                             sudo_problem: Some(problem),
                         },
                         Err(e) => Outcome::Failed(e.to_string()),
-                    },
-                    Err(e) => Outcome::Failed(e.to_string()),
+                    };
+                    Gathered {
+                        session: Some(s),
+                        outcome,
+                    }
                 }
+                Err(e) => Gathered {
+                    session: None,
+                    outcome: Outcome::Failed(e.to_string()),
+                },
             }
-            Err(e) => Outcome::Failed(e.to_string()),
+        }
+        Err(e) => Gathered {
+            session: Some(session),
+            outcome: Outcome::Failed(e.to_string()),
         },
-    };
-    HostReport {
-        host: host.name.clone(),
-        outcome,
     }
 }
 
