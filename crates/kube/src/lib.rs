@@ -1,0 +1,23 @@
+//! k8sup's Kubernetes knowledge, as the few typed helpers its playbook needs.
+//!
+//! The engine knows nothing of Kubernetes; what it takes to install a cluster is
+//! data (`playbooks/kubernetes.toml` and `templates/*.j2`) plus this crate:
+//!
+//! - [`kubeadm`]: kubeadm's configuration documents per host and per version
+//!   (v1beta3 / v1beta4), with every value the field reports warn about derived
+//!   from the inventory rather than guessed;
+//! - [`manifest`]: CNI manifests (the built-in flannel one, or Calico's), and the
+//!   patching of any multi-document manifest: the pod network, registry mirrors,
+//!   per-architecture images and DaemonSets;
+//! - [`runtime`]: the container runtime's configuration files (containerd's
+//!   config.toml, Docker's daemon.json, cri-dockerd's unit);
+//! - [`context`]: the one template context the playbook is rendered with;
+//! - [`playbook`]: the default playbook and templates, embedded.
+
+mod error;
+pub mod kubeadm;
+
+pub use error::KubeError;
+
+#[cfg(test)]
+pub(crate) mod testing;
