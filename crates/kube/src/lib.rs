@@ -16,6 +16,7 @@
 
 mod error;
 pub mod kubeadm;
+pub mod manifest;
 
 pub use error::KubeError;
 
