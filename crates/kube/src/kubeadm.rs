@@ -317,15 +317,54 @@ pub fn cert_sans(inventory: &Inventory) -> Vec<String> {
 }
 
 /// The kubelet's command-line arguments for `host`: the inventory's
-/// `extra_args.kubelet`, then what k8sup derives (which wins): `node-ip` and, where
-/// the kubelet still takes it, the pause image.
+/// `extra_args.kubelet`, then what k8sup derives (which wins): `node-ip`, the
+/// host's labels that a kubelet may set on its own node (`node-labels`, so that a
+/// node has them from its first moment) and, where the kubelet still takes it,
+/// the pause image.
 pub fn kubelet_args(inventory: &Inventory, host: &Host) -> BTreeMap<String, String> {
     let mut args = component_args(inventory, Component::Kubelet);
     args.insert("node-ip".into(), host.internal_address.to_string());
+    let labels: Vec<String> = host
+        .labels
+        .iter()
+        .filter(|(key, _)| kubelet_may_set_label(key))
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    if !labels.is_empty() {
+        args.insert("node-labels".into(), labels.join(","));
+    }
     if kubelet_takes_pod_infra_flag(&inventory.cluster.kubernetes_version) {
         args.insert("pod-infra-container-image".into(), inventory.pause_image());
     }
     args
+}
+
+/// Whether the NodeRestriction admission plugin lets a kubelet set `key` on its
+/// own node: any label outside the `kubernetes.io` and `k8s.io` namespaces, and
+/// within them only those reserved for kubelets. The others are set from the
+/// first master (see the playbook's labels task).
+pub fn kubelet_may_set_label(key: &str) -> bool {
+    const KUBELET_LABELS: &[&str] = &[
+        "kubernetes.io/hostname",
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+    ];
+    let Some((namespace, _)) = key.split_once('/') else {
+        return true;
+    };
+    let within = |domain: &str| namespace == domain || namespace.ends_with(&format!(".{domain}"));
+    if !within("kubernetes.io") && !within("k8s.io") {
+        return true;
+    }
+    KUBELET_LABELS.contains(&key) || within("kubelet.kubernetes.io") || within("node.kubernetes.io")
 }
 
 fn component_args(inventory: &Inventory, component: Component) -> BTreeMap<String, String> {

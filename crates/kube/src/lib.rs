@@ -14,10 +14,14 @@
 //! - [`context`]: the one template context the playbook is rendered with;
 //! - [`playbook`]: the default playbook and templates, embedded.
 
+pub mod context;
 mod error;
 pub mod kubeadm;
 pub mod manifest;
+pub mod playbook;
+pub mod runtime;
 
+pub use context::template_context;
 pub use error::KubeError;
 
 #[cfg(test)]

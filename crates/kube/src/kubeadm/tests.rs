@@ -249,3 +249,18 @@ fn the_pod_infra_flag_stops_where_the_kubelet_dropped_it() {
     assert!(kubelet_takes_pod_infra_flag(&v("1.34")));
     assert!(kubelet_takes_pod_infra_flag(&v("1.24")));
 }
+
+#[test]
+fn labels_a_kubelet_may_set_are_registration_labels() {
+    assert!(kubelet_may_set_label("disktype"));
+    assert!(kubelet_may_set_label("example.org/gpu"));
+    assert!(kubelet_may_set_label("node.kubernetes.io/instance-type"));
+    assert!(!kubelet_may_set_label("node-role.kubernetes.io/worker"));
+    assert!(!kubelet_may_set_label("k8s.io/x"));
+    let inv = inventory(&HA.replace(
+        "taints = [\"dedicated=gpu:NoSchedule\"]",
+        "labels = { disktype = \"ssd\", \"node-role.kubernetes.io/worker\" = \"\" }",
+    ));
+    let args = kubelet_args(&inv, inv.host("w1").unwrap());
+    assert_eq!(args["node-labels"], "disktype=ssd");
+}

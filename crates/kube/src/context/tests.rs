@@ -1,0 +1,89 @@
+use serde_json::json;
+
+use super::*;
+use crate::testing::{inventory, HA, SOLO_DOCKER};
+
+fn ubuntu() -> Value {
+    json!({ "os": { "id": "ubuntu", "version_id": "22.04" } })
+}
+
+#[test]
+fn derived_values_are_in_the_context() {
+    let inv = inventory(HA);
+    let w1 = inv.host("w1").unwrap();
+    let c = template_context(&inv, w1, &ubuntu(), Some("manifest")).unwrap();
+    assert_eq!(c["derived"]["cluster_dns"], "10.112.0.10");
+    assert_eq!(
+        c["derived"]["pause_image"],
+        "registry.aliyuncs.com/google_containers/pause:3.9"
+    );
+    assert_eq!(c["host"]["internal_address"], "10.0.0.20");
+    assert_eq!(c["host"]["is_first_master"], false);
+    assert_eq!(
+        c["runtime"]["socket"],
+        "unix:///run/containerd/containerd.sock"
+    );
+    assert_eq!(c["os"]["codename"], "jammy");
+    // Only the first master applies the manifest and runs init.
+    assert_eq!(c["cni"]["manifest"], "");
+    assert_eq!(c["kubeadm"]["init_config"], "");
+    assert!(c["kubeadm"]["join_config"]
+        .as_str()
+        .unwrap()
+        .contains(TOKEN_PLACEHOLDER));
+    let m1 = template_context(&inv, inv.first_master(), &ubuntu(), Some("manifest")).unwrap();
+    assert_eq!(m1["cni"]["manifest"], "manifest");
+    assert_eq!(m1["kubeadm"]["join_config"], "");
+}
+
+#[test]
+fn facts_without_os_release_are_refused() {
+    let inv = inventory(HA);
+    let e = template_context(&inv, inv.first_master(), &json!({}), None).unwrap_err();
+    assert_eq!(e.to_string(), "host m1: facts lack id");
+}
+
+#[test]
+fn docker_hosts_get_cri_dockerd_for_their_arch() {
+    let inv = inventory(SOLO_DOCKER);
+    let c = template_context(
+        &inv,
+        inv.first_master(),
+        &json!({ "os": { "id": "debian", "version_id": "12" } }),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c["runtime"]["socket"], "unix:///run/cri-dockerd.sock");
+    assert_eq!(c["runtime"]["needs_cri_dockerd"], true);
+    assert_eq!(c["runtime"]["cri_dockerd_remote"], true);
+    assert_eq!(
+        c["runtime"]["cri_dockerd_source"],
+        "https://example.org/cri-dockerd-0.3.15.amd64.tgz"
+    );
+    assert_eq!(c["os"]["codename"], "bookworm");
+    assert_eq!(
+        c["packages"]["docker_apt_url"],
+        "https://download.docker.com/linux/debian"
+    );
+}
+
+#[test]
+fn labels_and_taints_are_quoted_words_on_the_command_line() {
+    let inv = inventory(&HA.replace(
+        "taints = [\"dedicated=gpu:NoSchedule\"]",
+        "taints = [\"dedicated=gpu:NoSchedule\", \"spot:NoExecute\"]\n\
+         labels = { \"node-role.kubernetes.io/worker\" = \"\", disktype = \"ssd\" }",
+    ));
+    let c = template_context(&inv, inv.first_master(), &ubuntu(), None).unwrap();
+    let script = c["nodes"]["labels_script"].as_str().unwrap();
+    insta::assert_snapshot!("labels_script", script);
+    let check = c["nodes"]["labels_check"].as_str().unwrap();
+    insta::assert_snapshot!("labels_check", check);
+}
+
+#[test]
+fn no_labels_no_script() {
+    let inv = inventory(&HA.replace("taints = [\"dedicated=gpu:NoSchedule\"]", ""));
+    let c = template_context(&inv, inv.first_master(), &ubuntu(), None).unwrap();
+    assert_eq!(c["nodes"]["labels_check"], "true");
+}

@@ -1,0 +1,264 @@
+//! The default playbook parses, and every task it selects renders for every host
+//! of a few inventories on each supported family, with the real context.
+
+use std::collections::BTreeMap;
+
+use k8sup_engine::playbook::{Action, FileSource, LineEdit};
+use k8sup_engine::{HostSelector, Playbook, Task};
+use k8sup_inventory::{Host, Inventory};
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde_json::json;
+
+use super::*;
+use crate::manifest::{cni_manifest, ManifestPatch};
+use crate::testing::{inventory, HA, SOLO_DOCKER};
+use crate::{kubeadm, runtime, template_context};
+
+fn playbook() -> Playbook {
+    match Playbook::parse(PLAYBOOK_NAME, PLAYBOOK) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env.add_function("version_compare", |a: String, op: String, b: String| {
+        let parse =
+            |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+        let (a, b) = (parse(&a), parse(&b));
+        Ok(match op.as_str() {
+            ">=" => a >= b,
+            "<" => a < b,
+            "==" => a == b,
+            other => panic!("operator {other} not used by the playbook"),
+        })
+    });
+    for (name, text) in TEMPLATES {
+        env.add_template(name, text).expect("template compiles");
+    }
+    env
+}
+
+/// What one host's run would render: task id -> rendered fields.
+type Rendered = BTreeMap<String, Vec<String>>;
+
+fn selected(selector: &HostSelector, inv: &Inventory, host: &Host) -> bool {
+    match selector {
+        HostSelector::All => true,
+        HostSelector::Role(r) if r == "master" => host.roles.master,
+        HostSelector::Role(r) if r == "node" => host.roles.node,
+        HostSelector::FirstMaster => inv.first_master().name == host.name,
+        HostSelector::OtherMasters => host.roles.master && inv.first_master().name != host.name,
+        other => panic!("selector {other} not used by the default playbook"),
+    }
+}
+
+fn fields(task: &Task) -> Vec<String> {
+    match &task.action {
+        Action::File(f) => {
+            let mut v = vec![f.path.clone()];
+            match &f.source {
+                FileSource::Content(c) => v.push(c.clone()),
+                FileSource::Template(t) => v.push(format!("{{% include '{t}' %}}")),
+            }
+            v
+        }
+        Action::Line(l) => match &l.edit {
+            LineEdit::Present { line, .. } => vec![l.path.clone(), line.clone()],
+            LineEdit::CommentOut { .. } => vec![l.path.clone()],
+        },
+        Action::Package(p) => p
+            .packages
+            .iter()
+            .cloned()
+            .chain(p.version.clone())
+            .collect(),
+        Action::Service(s) => vec![s.service.clone()],
+        Action::Module(m) => vec![m.module.clone()],
+        Action::Sysctl(s) => vec![s.file.clone()],
+        Action::Command(c) => [Some(c.cmd.clone()), c.creates.clone(), c.unless.clone()]
+            .into_iter()
+            .flatten()
+            .collect(),
+        Action::Fetch(f) => vec![f.cmd.clone()],
+        Action::Hostname(h) => vec![h.hostname.clone()],
+    }
+}
+
+fn render_host(inv: &Inventory, host: &Host, family: &str, os: (&str, &str)) -> Rendered {
+    let env = environment();
+    let facts = json!({ "os": { "id": os.0, "version_id": os.1 } });
+    let manifest = cni_manifest(inv, None, &ManifestPatch::for_inventory(inv)).unwrap();
+    let mut context = template_context(inv, host, &facts, manifest.as_deref()).unwrap();
+    context["platform"] = json!({
+        "arch": host.arch.map_or("amd64", |a| a.as_str()),
+        "family": family,
+        "distro": os.0,
+        "distro_version": os.1,
+    });
+    // Needed values are shown as placeholders, as in a plan.
+    context["join_credentials"] = json!("<join_credentials from m1>");
+    context["certificate_key"] = json!("<certificate_key from m1>");
+    let ctx = Value::from_serialize(&context);
+    let mut out = Rendered::new();
+    for play in &playbook().plays {
+        if !selected(&play.hosts, inv, host) {
+            continue;
+        }
+        for task in play.tasks.iter().chain(&play.handlers) {
+            let mut run = true;
+            for cond in &task.when {
+                let expr = env.compile_expression(cond).unwrap();
+                let value = expr
+                    .eval(&ctx)
+                    .unwrap_or_else(|e| panic!("{}: when {cond:?}: {e}", task.id));
+                run &= value.is_true();
+            }
+            if !run {
+                continue;
+            }
+            let rendered = fields(task)
+                .iter()
+                .map(|f| {
+                    env.render_str(f, &ctx)
+                        .unwrap_or_else(|e| panic!("{} on {}: {e:#}", task.id, host.name))
+                })
+                .collect();
+            out.insert(task.id.clone(), rendered);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_default_playbook_parses() {
+    let p = playbook();
+    assert!(p.plays.iter().any(|play| play.name == "init"));
+    for (name, _) in TEMPLATES {
+        assert!(
+            PLAYBOOK.contains(name),
+            "template {name} is embedded but the playbook never uses it"
+        );
+    }
+}
+
+#[test]
+fn every_task_renders_on_ubuntu_rocky_and_debian() {
+    let ha = inventory(HA);
+    let solo = inventory(SOLO_DOCKER);
+    for (inv, family, os) in [
+        (&ha, "debian", ("ubuntu", "22.04")),
+        (&ha, "redhat", ("rocky", "9.4")),
+        (&ha, "redhat", ("centos", "7")),
+        (&solo, "debian", ("debian", "12")),
+    ] {
+        for host in &inv.hosts {
+            let r = render_host(inv, host, family, os);
+            assert!(r.contains_key("prepare/hostname"));
+            assert!(r.contains_key("ready/node-ready"));
+        }
+    }
+}
+
+#[test]
+fn kubeadm_init_runs_only_on_the_first_master_with_the_rendered_config() {
+    let inv = inventory(HA);
+    let m1 = render_host(&inv, inv.first_master(), "debian", ("ubuntu", "22.04"));
+    assert_eq!(
+        m1["init/kubeadm-config"][1],
+        kubeadm::init_config(&inv, inv.first_master()).unwrap()
+    );
+    assert_eq!(m1["init/kubeadm-init"][1], "/etc/kubernetes/admin.conf");
+    assert!(m1["init/kubeadm-init"][0].contains("--skip-token-print"));
+    for name in ["m2", "w1"] {
+        let r = render_host(&inv, inv.host(name).unwrap(), "debian", ("ubuntu", "22.04"));
+        assert!(!r.contains_key("init/kubeadm-init"), "{name}");
+        assert!(!r.contains_key("pod-network/cni-applied"), "{name}");
+    }
+}
+
+#[test]
+fn joins_are_guarded_and_hold_no_secret() {
+    let inv = inventory(HA);
+    let m2 = render_host(&inv, inv.host("m2").unwrap(), "redhat", ("rocky", "9.4"));
+    let join = &m2["join-control-plane/kubeadm-join"];
+    assert_eq!(join[1], "/etc/kubernetes/kubelet.conf");
+    assert!(join[0].contains("K8SUP_CERTIFICATE_KEY/$3/"), "{}", join[0]);
+    assert!(!m2.contains_key("join-workers/kubeadm-join"));
+    let config = &m2["join-control-plane/kubeadm-join-config"][1];
+    assert!(config.contains("certificateKey: K8SUP_CERTIFICATE_KEY"));
+
+    let w1 = render_host(&inv, inv.host("w1").unwrap(), "redhat", ("rocky", "9.4"));
+    let join = &w1["join-workers/kubeadm-join"];
+    assert!(
+        join[0].contains("set -- <join_credentials from m1>\n"),
+        "{}",
+        join[0]
+    );
+    assert!(join[0].contains("kubeadm join --config \"$f\""));
+    assert!(!w1["join-workers/kubeadm-join-config"][1].contains("certificateKey"));
+}
+
+#[test]
+fn the_runtime_and_the_kubelet_get_the_same_pause_image() {
+    let inv = inventory(HA);
+    let m1 = render_host(&inv, inv.first_master(), "debian", ("ubuntu", "22.04"));
+    let pause = "registry.aliyuncs.com/google_containers/pause:3.9";
+    assert!(m1["prepare/containerd-config"][1].contains(&format!("sandbox_image = \"{pause}\"")));
+    assert!(m1["init/kubeadm-config"][1].contains(&format!("pod-infra-container-image: {pause}")));
+
+    let solo = inventory(SOLO_DOCKER);
+    let s = render_host(&solo, solo.first_master(), "debian", ("debian", "12"));
+    let unit = &s["prepare/cri-dockerd-service-unit"][1];
+    assert!(
+        unit.contains("--pod-infra-container-image=registry.k8s.io/pause:3.10"),
+        "{unit}"
+    );
+    assert_eq!(
+        s["prepare/docker-daemon-json"][1],
+        runtime::docker_daemon_json(&solo)
+    );
+    assert!(s["prepare/cri-dockerd-binary"][0]
+        .contains("https://example.org/cri-dockerd-0.3.15.amd64.tgz"));
+    assert!(!s.contains_key("prepare/containerd-config"));
+}
+
+#[test]
+fn repositories_follow_the_minor_version_and_the_mirror() {
+    let inv = inventory(HA);
+    let ubuntu = render_host(&inv, inv.first_master(), "debian", ("ubuntu", "22.04"));
+    assert!(ubuntu["prepare/kubernetes-apt-repository"][1].contains(
+        "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] \
+         https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /"
+    ));
+    assert!(ubuntu["prepare/docker-apt-repository"][1]
+        .contains("https://download.docker.com/linux/ubuntu jammy stable"));
+    assert_eq!(ubuntu["prepare/kubernetes-packages"][3], "1.30.4-*");
+
+    let mirrored = inventory(&HA.replace(
+        "[ssh]",
+        "[packages]\nkubernetes_repo = \"https://mirrors.aliyun.com/kubernetes-new/core/stable/\"\n\
+         docker_repo = \"https://mirrors.aliyun.com/docker-ce\"\n[ssh]",
+    ));
+    let rocky = render_host(
+        &mirrored,
+        mirrored.first_master(),
+        "redhat",
+        ("rocky", "9.4"),
+    );
+    let repo = &rocky["prepare/kubernetes-yum-repository"][1];
+    assert!(
+        repo.contains("baseurl=https://mirrors.aliyun.com/kubernetes-new/core/stable/v1.30/rpm/\n"),
+        "{repo}"
+    );
+    assert!(rocky["prepare/docker-yum-repository"][1].contains(
+        "baseurl=https://mirrors.aliyun.com/docker-ce/linux/centos/$releasever/$basearch/stable"
+    ));
+    assert!(rocky.contains_key("prepare/selinux-permissive-now"));
+    assert!(rocky.contains_key("prepare/versionlock-plugin"));
+    assert!(!rocky.contains_key("prepare/versionlock-plugin-yum"));
+    assert!(!ubuntu.contains_key("prepare/selinux-permissive-now"));
+}
