@@ -222,23 +222,58 @@ impl Distro {
         }
     }
 
-    /// Files of the machine's (Debian) /usr that this distro must not have, relative to /usr.
-    /// They are hidden with overlay whiteouts in the host's /usr.
-    pub fn hidden_usr_files(self) -> &'static [&'static str] {
-        if self.is_rhel_family() {
-            &[
+    /// Files of /usr (the machine's, or the lab's emulator layer) that this distro must not
+    /// have, relative to /usr. They are hidden with overlay whiteouts in the host's /usr:
+    /// the other family's package tools, and every program a package places (kubeadm,
+    /// containerd, docker...), so that it exists only once its package is installed even
+    /// when the machine itself has one (this machine has /usr/bin/kubectl and
+    /// /usr/local/bin/docker).
+    pub fn hidden_usr_files(self) -> Vec<String> {
+        let mut hidden: Vec<String> = if self.is_rhel_family() {
+            [
                 "bin/apt",
                 "bin/apt-get",
                 "bin/apt-cache",
                 "bin/apt-key",
                 "bin/apt-mark",
+                "bin/apt-config",
                 "bin/dpkg",
                 "bin/dpkg-query",
                 "bin/dpkg-deb",
+                "bin/dpkg-divert",
+                "bin/dpkg-split",
+                "bin/dpkg-statoverride",
+                "bin/dpkg-trigger",
             ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
         } else {
-            &["sbin/getenforce", "sbin/setenforce"]
+            [
+                "sbin/getenforce",
+                "sbin/setenforce",
+                "bin/dnf",
+                "bin/yum",
+                "bin/rpm",
+                "bin/rpmquery",
+                "bin/yum-config-manager",
+                "bin/dnf-3",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        };
+        for program in crate::emu::payload::all_programs() {
+            if let Some(rel) = program.strip_prefix("/usr/") {
+                hidden.push(rel.to_string());
+            }
+            if let Some(name) = program.rsplit('/').next() {
+                hidden.push(format!("local/bin/{name}"));
+            }
         }
+        hidden.sort();
+        hidden.dedup();
+        hidden
     }
 }
 

@@ -10,11 +10,21 @@
 //! [`crate::profile::COMMANDS_LOG`] and subject to the host's injected faults.
 //!
 //! To add a tool (package managers, container runtimes, kubeadm...): add a module, add it to
-//! [`TOOLS`] with the path the real tool has under /usr, and to [`dispatch`].
+//! [`TOOLS`] with the path the real tool has under /usr, and to [`dispatch`]. A tool that
+//! comes with a package (kubeadm, containerd...) is not in [`TOOLS`]: installing the package
+//! links it (see `payload`), and it reads its version with [`pkgdb::installed_version`];
+//! until its module exists it answers through `pending`.
 
+mod apt;
+mod aptsrc;
+mod dpkg;
 mod hostname;
 mod modules;
 mod nproc;
+pub mod payload;
+mod pending;
+pub mod pkgdb;
+pub mod repos;
 mod selinux;
 mod ss;
 mod swap;
@@ -44,6 +54,12 @@ pub const TOOLS: &[&str] = &[
     "bin/ss",
     "sbin/getenforce",
     "sbin/setenforce",
+    "bin/apt-get",
+    "bin/apt",
+    "bin/apt-cache",
+    "bin/apt-mark",
+    "bin/dpkg",
+    "bin/dpkg-query",
 ];
 
 /// Where the emulator binary sits inside a host.
@@ -138,6 +154,13 @@ pub fn dispatch(inv: &mut Invocation) -> i32 {
         "ss" => ss::run(inv),
         "getenforce" => selinux::run_getenforce(inv),
         "setenforce" => selinux::run_setenforce(inv),
+        "apt-get" => apt::run_apt_get(inv),
+        "apt" => apt::run_apt(inv),
+        "apt-cache" => apt::run_apt_cache(inv),
+        "apt-mark" => apt::run_apt_mark(inv),
+        "dpkg" => dpkg::run_dpkg(inv),
+        "dpkg-query" => dpkg::run_dpkg_query(inv),
+        name if pending::PROGRAMS.contains(&name) => pending::run(inv),
         other => {
             inv.errln(&format!("k8sup-lab-emu: no emulator for {other:?}"));
             127
