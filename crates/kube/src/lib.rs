@@ -10,7 +10,7 @@
 //!   patching of any multi-document manifest: the pod network, registry mirrors,
 //!   per-architecture images and DaemonSets;
 //! - [`runtime`]: the container runtime's configuration files (containerd's
-//!   config.toml, Docker's daemon.json, cri-dockerd's unit);
+//!   config.toml and Docker Hub mirrors, Docker's daemon.json);
 //! - [`context`]: the one template context the playbook is rendered with;
 //! - [`playbook`]: the default playbook and templates, embedded.
 
