@@ -63,11 +63,21 @@ pub fn template_context(
         .trim_end_matches('/');
     let docker_distro = os.docker_distro();
 
-    let cri_dockerd = inventory
-        .packages
-        .cri_dockerd
-        .as_deref()
-        .map(|source| source.replace("{arch}", host.arch.map_or("amd64", |a| a.as_str())));
+    // The declared architecture, else the one the facts found (`uname -m`).
+    let arch: Option<&str> = host
+        .arch
+        .map(|a| a.as_str())
+        .or_else(|| facts.get("arch").and_then(Value::as_str));
+    let cri_dockerd = match inventory.packages.cri_dockerd.as_deref() {
+        Some(source) if source.contains("{arch}") && inventory.needs_cri_dockerd() => {
+            let arch = arch.ok_or(KubeError::Facts {
+                host: host.name.clone(),
+                field: "arch",
+            })?;
+            Some(source.replace("{arch}", arch))
+        }
+        other => other.map(str::to_string),
+    };
     let cri_dockerd_remote = cri_dockerd
         .as_deref()
         .is_some_and(|s| s.starts_with("https://") || s.starts_with("http://"));
@@ -118,7 +128,7 @@ pub fn template_context(
             "name_q": quote(&host.name)?,
             "address": host.address,
             "internal_address": host.internal_address.to_string(),
-            "arch": host.arch.map(|a| a.as_str()),
+            "arch": arch,
             "is_master": host.roles.master,
             "is_node": host.roles.node,
             "is_first_master": is_first_master,
@@ -235,9 +245,8 @@ impl OsInfo {
 fn quote(text: &str) -> Result<String, KubeError> {
     ShellArg::new(text)
         .map(|a| a.quoted())
-        .map_err(|_| KubeError::Facts {
-            host: text.to_string(),
-            field: "a value without NUL bytes",
+        .map_err(|_| KubeError::NotAShellWord {
+            value: text.replace('\0', "\\0"),
         })
 }
 

@@ -49,6 +49,10 @@ pub enum KubeError {
     )]
     CalicoManifestNeeded { url: &'static str },
 
+    /// A value that cannot be a shell word (it holds a NUL byte).
+    #[error("{value:?} cannot be put on a command line: it holds a NUL byte")]
+    NotAShellWord { value: String },
+
     /// Facts that do not have the shape k8sup's gather script produces.
     #[error("host {host}: facts lack {field}")]
     Facts { host: String, field: &'static str },

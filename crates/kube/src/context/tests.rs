@@ -87,3 +87,18 @@ fn no_labels_no_script() {
     let c = template_context(&inv, inv.first_master(), &ubuntu(), None).unwrap();
     assert_eq!(c["nodes"]["labels_check"], "true");
 }
+
+#[test]
+fn cri_dockerd_takes_the_arch_from_the_facts_when_undeclared() {
+    let inv = inventory(&SOLO_DOCKER.replace("arch = \"amd64\"\n", ""));
+    let facts = json!({ "arch": "arm64", "os": { "id": "ubuntu", "version_id": "24.04" } });
+    let c = template_context(&inv, inv.first_master(), &facts, None).unwrap();
+    assert_eq!(
+        c["runtime"]["cri_dockerd_source"],
+        "https://example.org/cri-dockerd-0.3.15.arm64.tgz"
+    );
+    assert_eq!(c["host"]["arch"], "arm64");
+    let no_arch = json!({ "os": { "id": "ubuntu", "version_id": "24.04" } });
+    let e = template_context(&inv, inv.first_master(), &no_arch, None).unwrap_err();
+    assert_eq!(e.to_string(), "host solo: facts lack arch");
+}
