@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::kubeadm::{
     self, CA_CERT_HASH_PLACEHOLDER, CERTIFICATE_KEY_PLACEHOLDER, TOKEN_PLACEHOLDER,
 };
+use crate::manifest::{self, ManifestPatch};
 use crate::runtime;
 use crate::KubeError;
 
@@ -34,7 +35,8 @@ pub const DOCKER_DOWNLOAD: &str = "https://download.docker.com";
 
 /// The context for `host`. `facts` is the host's gathered facts as JSON (the
 /// serialized `k8sup_facts::HostFacts`: `os.id`, `os.version_id` are read);
-/// `cni_manifest` the patched CNI manifest (see [`crate::manifest::cni_manifest`]),
+/// `cni_manifest` the patched CNI manifest (see [`crate::manifest::cni_manifest`];
+/// `None`: the built-in one, patched for this inventory, which Calico has not),
 /// placed only in the first master's context, which is the one that applies it.
 pub fn template_context(
     inventory: &Inventory,
@@ -91,6 +93,15 @@ pub fn template_context(
         String::new()
     } else {
         kubeadm::join_config(inventory, host)?
+    };
+    // Only the first master applies the manifest.
+    let manifest = match (is_first_master, cni_manifest) {
+        (false, _) => String::new(),
+        (true, Some(text)) => text.to_string(),
+        (true, None) => {
+            manifest::cni_manifest(inventory, None, &ManifestPatch::for_inventory(inventory))?
+                .unwrap_or_default()
+        }
     };
     let runtime_packages: Vec<&str> = match c.runtime {
         k8sup_inventory::Runtime::Containerd => vec!["containerd.io"],
@@ -180,7 +191,7 @@ pub fn template_context(
         },
         "cni": {
             "name": c.cni.as_str(),
-            "manifest": if is_first_master { cni_manifest.unwrap_or("") } else { "" },
+            "manifest": manifest,
             "manifest_path": CNI_MANIFEST_PATH,
         },
         "nodes": {

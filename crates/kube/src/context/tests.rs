@@ -34,6 +34,18 @@ fn derived_values_are_in_the_context() {
     let m1 = template_context(&inv, inv.first_master(), &ubuntu(), Some("manifest")).unwrap();
     assert_eq!(m1["cni"]["manifest"], "manifest");
     assert_eq!(m1["kubeadm"]["join_config"], "");
+    // Without a manifest given: the built-in flannel one, patched.
+    let m1 = template_context(&inv, inv.first_master(), &ubuntu(), None).unwrap();
+    assert!(m1["cni"]["manifest"]
+        .as_str()
+        .unwrap()
+        .contains("\"Network\": \"10.244.0.0/16\""));
+    let calico = inventory(&HA.replace("[cluster]\n", "[cluster]\ncni = \"calico\"\n"));
+    assert!(matches!(
+        template_context(&calico, calico.first_master(), &ubuntu(), None),
+        Err(KubeError::CalicoManifestNeeded { .. })
+    ));
+    assert!(template_context(&calico, calico.host("w1").unwrap(), &ubuntu(), None).is_ok());
 }
 
 #[test]
