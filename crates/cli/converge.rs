@@ -24,7 +24,6 @@ const DEFAULT_PLAYBOOK: &str = "kubernetes.toml";
 
 /// What plan and apply need before the engine runs.
 struct Setup {
-    inventory: Inventory,
     engine: Engine,
     prepared: Prepared,
 }
@@ -35,7 +34,7 @@ pub fn plan(args: &PlanArgs, output: &OutputArgs) -> u8 {
 }
 
 async fn plan_async(args: &PlanArgs, output: &OutputArgs) -> u8 {
-    let Some(setup) = setup(&args.common, output).await else {
+    let Some(setup) = setup(&args.common).await else {
         return exit::ERROR;
     };
     let plan = match setup.engine.plan(&setup.prepared.hosts).await {
@@ -107,7 +106,7 @@ pub fn apply(args: &ApplyArgs, output: &OutputArgs) -> u8 {
 }
 
 async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>) -> u8 {
-    let Some(setup) = setup(&args.common, output).await else {
+    let Some(setup) = setup(&args.common).await else {
         return exit::ERROR;
     };
     let progress = Progress::new(output, &setup.prepared.hosts, args.common.verbose);
@@ -167,7 +166,6 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
             println!("report: {}", path.display());
         }
     }
-    let _ = setup.inventory;
     if report.success() {
         exit::OK
     } else {
@@ -177,7 +175,7 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
 
 /// Loads everything, connects and gathers facts; prints why and returns `None`
 /// when the run must not start. Nothing has been changed on any host then.
-async fn setup(args: &ConvergeArgs, output: &OutputArgs) -> Option<Setup> {
+async fn setup(args: &ConvergeArgs) -> Option<Setup> {
     let inventory = match Inventory::load(&args.inventory.inventory) {
         Ok(inv) => inv,
         Err(e) => {
@@ -235,14 +233,9 @@ async fn setup(args: &ConvergeArgs, output: &OutputArgs) -> Option<Setup> {
             );
         }
         eprintln!("error: nothing was changed on any host: fix the problems above first");
-        let _ = output;
         return None;
     }
-    Some(Setup {
-        inventory,
-        engine,
-        prepared,
-    })
+    Some(Setup { engine, prepared })
 }
 
 fn load_playbook(args: &ConvergeArgs) -> Option<Playbook> {
