@@ -17,6 +17,7 @@
 
 mod apt;
 mod aptsrc;
+mod dnf;
 mod dpkg;
 mod hostname;
 mod modules;
@@ -25,12 +26,14 @@ pub mod payload;
 mod pending;
 pub mod pkgdb;
 pub mod repos;
+mod rpm;
 mod selinux;
 mod ss;
 mod swap;
 mod sysctl;
 mod systemctl;
 mod uname;
+mod yumrepo;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -60,6 +63,9 @@ pub const TOOLS: &[&str] = &[
     "bin/apt-mark",
     "bin/dpkg",
     "bin/dpkg-query",
+    "bin/dnf",
+    "bin/yum",
+    "bin/rpm",
 ];
 
 /// Where the emulator binary sits inside a host.
@@ -160,6 +166,8 @@ pub fn dispatch(inv: &mut Invocation) -> i32 {
         "apt-mark" => apt::run_apt_mark(inv),
         "dpkg" => dpkg::run_dpkg(inv),
         "dpkg-query" => dpkg::run_dpkg_query(inv),
+        "dnf" | "yum" => dnf::run(inv),
+        "rpm" => rpm::run(inv),
         name if pending::PROGRAMS.contains(&name) => pending::run(inv),
         other => {
             inv.errln(&format!("k8sup-lab-emu: no emulator for {other:?}"));
