@@ -15,13 +15,6 @@ use crate::args::{ApplyArgs, ConvergeArgs, OutputArgs, PlanArgs};
 use crate::progress::Progress;
 use crate::{exit, hosts, table};
 
-mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
-}
-
-/// The playbook apply uses when none is given.
-const DEFAULT_PLAYBOOK: &str = "kubernetes.toml";
-
 /// What plan and apply need before the engine runs.
 struct Setup {
     engine: Engine,
@@ -185,7 +178,7 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
     };
     let playbook = load_playbook(args)?;
     let mut templates = TemplateSet::new();
-    for (name, text) in embedded::TEMPLATES {
+    for (name, text) in k8sup_kube::playbook::TEMPLATES {
         templates.insert(*name, *text);
     }
     if let Some(dir) = &args.templates {
@@ -247,16 +240,10 @@ fn load_playbook(args: &ConvergeArgs) -> Option<Playbook> {
                 return None;
             }
         },
-        None => match embedded::PLAYBOOKS
-            .iter()
-            .find(|(n, _)| *n == DEFAULT_PLAYBOOK)
-        {
-            Some((n, text)) => (format!("playbooks/{n}"), text.to_string()),
-            None => {
-                eprintln!("error: this k8sup was built without its Kubernetes playbook; pass one with --playbook FILE");
-                return None;
-            }
-        },
+        None => (
+            k8sup_kube::playbook::PLAYBOOK_NAME.to_string(),
+            k8sup_kube::playbook::PLAYBOOK.to_string(),
+        ),
     };
     match Playbook::parse(&name, &text) {
         Ok(p) => Some(p),

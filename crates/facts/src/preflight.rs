@@ -24,6 +24,8 @@ pub enum CheckKind {
     DuplicateProductUuid,
     PortInUse,
     CgroupDriver,
+    /// The host's configuration cannot be rendered from the inventory and its facts.
+    Config,
 }
 
 impl CheckKind {
@@ -40,6 +42,7 @@ impl CheckKind {
             CheckKind::DuplicateProductUuid => "duplicate-product-uuid",
             CheckKind::PortInUse => "port-in-use",
             CheckKind::CgroupDriver => "cgroup-driver",
+            CheckKind::Config => "config",
         }
     }
 }

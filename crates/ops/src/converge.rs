@@ -3,14 +3,13 @@
 //! host cannot be worked on (before anything is changed anywhere), and hand
 //! each host to the engine with its template context.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 use k8sup_engine::{Family, HostSpec, Platform};
 use k8sup_facts::{preflight, CheckKind, DistroFamily, Finding, HostFacts};
 use k8sup_inventory::{Host, Inventory};
-use serde_json::json;
 
 use crate::connect::ConnectOptions;
 use crate::facts::{gather_host, Outcome};
@@ -100,13 +99,23 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
             blocking,
         };
     }
-    let hosts = ready
-        .into_iter()
-        .map(|(host, facts, session)| host_spec(inventory, host, &facts, Arc::new(session)))
-        .collect();
+    let mut specs = Vec::new();
+    for (host, facts, session) in ready {
+        match host_spec(inventory, host, &facts, Arc::new(session)) {
+            Ok(spec) => specs.push(spec),
+            Err(message) => blocking.push(Finding {
+                host: host.name.clone(),
+                check: CheckKind::Config,
+                message,
+            }),
+        }
+    }
+    if !blocking.is_empty() {
+        specs.clear();
+    }
     Prepared {
-        hosts,
-        blocking: Vec::new(),
+        hosts: specs,
+        blocking,
     }
 }
 
@@ -116,7 +125,7 @@ fn host_spec(
     host: &Host,
     facts: &HostFacts,
     transport: Arc<k8sup_ssh::Session>,
-) -> HostSpec {
+) -> Result<HostSpec, String> {
     let mut roles = BTreeSet::new();
     if host.roles.master {
         roles.insert("master".to_string());
@@ -136,81 +145,17 @@ fn host_spec(
         distro: facts.os.id.clone(),
         distro_version: facts.os.version_id.clone(),
     };
-    HostSpec {
+    let facts_json = serde_json::to_value(facts).map_err(|e| e.to_string())?;
+    // The built-in flannel manifest, or the error that says what the CNI needs.
+    let context = k8sup_kube::context::template_context(inventory, host, &facts_json, None)
+        .map_err(|e| e.to_string())?;
+    Ok(HostSpec {
         name: host.name.clone(),
         roles,
         labels: host.labels.clone(),
         first_master: inventory.first_master().name == host.name,
         platform,
-        context: template_context(inventory, host, facts),
+        context,
         transport,
-    }
-}
-
-/// What templates and `when` expressions see: the cluster, the derived values,
-/// this host, its facts, and every host (for configs that list them).
-pub fn template_context(
-    inventory: &Inventory,
-    host: &Host,
-    facts: &HostFacts,
-) -> serde_json::Value {
-    let c = &inventory.cluster;
-    let extra_args: BTreeMap<&str, BTreeMap<&str, &str>> = c
-        .extra_args
-        .iter()
-        .map(|(component, flags)| {
-            (
-                component.as_str(),
-                flags
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect(),
-            )
-        })
-        .collect();
-    let host_json = |h: &Host| {
-        json!({
-            "name": h.name,
-            "address": h.address,
-            "internal_address": h.internal_address.to_string(),
-            "roles": { "master": h.roles.master, "node": h.roles.node },
-            "arch": h.arch.map(|a| a.as_str()),
-            "labels": h.labels,
-            "taints": h.taints.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-        })
-    };
-    json!({
-        "cluster": {
-            "name": c.name,
-            "kubernetes_version": c.kubernetes_version.to_string(),
-            "kubernetes_minor": c.kubernetes_version.repo_minor(),
-            "runtime": c.runtime.as_str(),
-            "cgroup_driver": c.cgroup_driver.as_str(),
-            "cni": c.cni.as_str(),
-            "pod_cidr": c.pod_cidr.to_string(),
-            "service_cidr": c.service_cidr.to_string(),
-            "dns_domain": c.dns_domain,
-            "control_plane_endpoint": c.control_plane_endpoint.to_string(),
-            "apiserver_cert_sans": c.apiserver_cert_sans,
-            "image_repository": inventory.image_repository(),
-            "registry_mirrors": c.registry_mirrors,
-            "extra_args": extra_args,
-        },
-        "packages": {
-            "source": inventory.packages.source.as_str(),
-            "kubernetes_repo": inventory.packages.kubernetes_repo,
-            "docker_repo": inventory.packages.docker_repo,
-            "cri_dockerd": inventory.packages.cri_dockerd,
-        },
-        "derived": {
-            "cluster_dns": inventory.cluster_dns().to_string(),
-            "pause_image": inventory.pause_image(),
-            "kubeadm_api": c.kubernetes_version.kubeadm_api(),
-            "needs_cri_dockerd": inventory.needs_cri_dockerd(),
-            "first_master": inventory.first_master().name,
-        },
-        "host": host_json(host),
-        "hosts": inventory.hosts.iter().map(host_json).collect::<Vec<_>>(),
-        "facts": facts,
     })
 }
