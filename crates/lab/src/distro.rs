@@ -3,6 +3,62 @@
 
 use serde::{Deserialize, Serialize};
 
+const ROCKY9_REPOS: &str = "[baseos]
+name=Rocky Linux $releasever - BaseOS
+mirrorlist=https://mirrors.rockylinux.org/mirrorlist?arch=$basearch&repo=BaseOS-$releasever$rltype
+#baseurl=http://dl.rockylinux.org/$contentdir/$releasever/BaseOS/$basearch/os/
+gpgcheck=1
+enabled=1
+countme=1
+metadata_expire=6h
+gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-Rocky-9
+
+[appstream]
+name=Rocky Linux $releasever - AppStream
+mirrorlist=https://mirrors.rockylinux.org/mirrorlist?arch=$basearch&repo=AppStream-$releasever$rltype
+#baseurl=http://dl.rockylinux.org/$contentdir/$releasever/AppStream/$basearch/os/
+gpgcheck=1
+enabled=1
+countme=1
+metadata_expire=6h
+gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-Rocky-9
+";
+
+const ROCKY8_BASEOS_REPO: &str = "[baseos]
+name=Rocky Linux $releasever - BaseOS
+mirrorlist=https://mirrors.rockylinux.org/mirrorlist?arch=$basearch&repo=BaseOS-$releasever
+#baseurl=http://dl.rockylinux.org/$contentdir/$releasever/BaseOS/$basearch/os/
+gpgcheck=1
+enabled=1
+countme=1
+gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-rockyofficial
+";
+
+const ROCKY8_APPSTREAM_REPO: &str = "[appstream]
+name=Rocky Linux $releasever - AppStream
+mirrorlist=https://mirrors.rockylinux.org/mirrorlist?arch=$basearch&repo=AppStream-$releasever
+#baseurl=http://dl.rockylinux.org/$contentdir/$releasever/AppStream/$basearch/os/
+gpgcheck=1
+enabled=1
+countme=1
+gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-rockyofficial
+";
+
+const CENTOS7_BASE_REPO: &str = "[base]
+name=CentOS-$releasever - Base
+mirrorlist=http://mirrorlist.centos.org/?release=$releasever&arch=$basearch&repo=os&infra=$infra
+#baseurl=http://mirror.centos.org/centos/$releasever/os/$basearch/
+gpgcheck=1
+gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-CentOS-7
+
+[updates]
+name=CentOS-$releasever - Updates
+mirrorlist=http://mirrorlist.centos.org/?release=$releasever&arch=$basearch&repo=updates&infra=$infra
+#baseurl=http://mirror.centos.org/centos/$releasever/updates/$basearch/
+gpgcheck=1
+gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-CentOS-7
+";
+
 /// The distributions a lab host can pretend to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -192,7 +248,9 @@ impl Distro {
         }
     }
 
-    /// Extra release files the distro ships besides os-release: (path in /etc, contents).
+    /// Extra files the distro ships in /etc besides os-release: release files, and the
+    /// Red Hat family's own repository definitions (so /etc/yum.repos.d exists, as
+    /// installers expect): (path in /etc, contents).
     pub fn release_files(self) -> Vec<(&'static str, &'static str)> {
         match self {
             Distro::Ubuntu2204 => vec![(
@@ -208,16 +266,20 @@ impl Distro {
                 ("redhat-release", "Rocky Linux release 9.4 (Blue Onyx)\n"),
                 ("rocky-release", "Rocky Linux release 9.4 (Blue Onyx)\n"),
                 ("system-release", "Rocky Linux release 9.4 (Blue Onyx)\n"),
+                ("yum.repos.d/rocky.repo", ROCKY9_REPOS),
             ],
             Distro::Rocky8 => vec![
                 ("redhat-release", "Rocky Linux release 8.9 (Green Obsidian)\n"),
                 ("rocky-release", "Rocky Linux release 8.9 (Green Obsidian)\n"),
                 ("system-release", "Rocky Linux release 8.9 (Green Obsidian)\n"),
+                ("yum.repos.d/Rocky-BaseOS.repo", ROCKY8_BASEOS_REPO),
+                ("yum.repos.d/Rocky-AppStream.repo", ROCKY8_APPSTREAM_REPO),
             ],
             Distro::Centos7 => vec![
                 ("redhat-release", "CentOS Linux release 7.9.2009 (Core)\n"),
                 ("centos-release", "CentOS Linux release 7.9.2009 (Core)\n"),
                 ("system-release", "CentOS Linux release 7.9.2009 (Core)\n"),
+                ("yum.repos.d/CentOS-Base.repo", CENTOS7_BASE_REPO),
             ],
         }
     }

@@ -61,6 +61,9 @@ const UPSTREAM_HOSTS: &[&str] = &[
     "vault.centos.org",
 ];
 
+/// Mirror-list services of the Red Hat family's own repositories.
+const MIRRORLIST_HOSTS: &[&str] = &["mirrors.rockylinux.org", "mirrorlist.centos.org"];
+
 /// One segment of a repository path pattern.
 #[derive(Debug, Clone, Copy)]
 enum Seg {
@@ -170,6 +173,10 @@ pub fn identify(url: &str, format: Format) -> Identity {
             host: url.to_string(),
         };
     };
+    // The distributions' mirror lists (what their shipped .repo files point at).
+    if format == Format::Rpm && MIRRORLIST_HOSTS.contains(&host.as_str()) {
+        return Identity::Known(Origin::DistroArchive);
+    }
     let cleaned = path.replace(':', "");
     let segs: Vec<&str> = cleaned.split('/').filter(|s| !s.is_empty()).collect();
     for (f, pattern, kind) in LAYOUTS {

@@ -46,6 +46,8 @@ pub fn parse(text: &str, distro: Distro, arch: Arch) -> Vec<RepoSection> {
         match k.trim() {
             "name" => cur.name = v,
             "baseurl" => cur.baseurl = v.split_whitespace().next().unwrap_or("").to_string(),
+            // A mirror list stands for the repository when there is no baseurl.
+            "mirrorlist" | "metalink" if cur.baseurl.is_empty() => cur.baseurl = v,
             "enabled" => cur.enabled = matches!(v.as_str(), "1" | "true" | "yes" | "True"),
             "exclude" | "excludepkgs" => cur.exclude.extend(
                 v.split([' ', ','])
