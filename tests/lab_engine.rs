@@ -366,16 +366,17 @@ fn a_failing_host_fails_alone() {
     )) else {
         return;
     };
+    // apt-get fails on "bad": its package task fails after the task before it changed.
     lab.faults("bad")
         .unwrap()
-        .fail_command("modprobe", 1)
+        .fail_command("apt-get", 100)
         .unwrap();
     let inv = write_inventory(&lab, "failing.toml", &lab.inventory_toml(""));
     let out = run(&lab, &inv, &["apply"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let said = format!("{}{}", stdout(&out), stderr(&out));
     assert!(
-        said.contains("FAILED bad: task \"prepare/br-netfilter\""),
+        said.contains("FAILED bad: task \"prepare/tools\""),
         "{said}"
     );
     assert!(said.contains("  | "), "the stderr tail is shown: {said}");
@@ -386,6 +387,22 @@ fn a_failing_host_fails_alone() {
     );
     assert!(lab.host("master").unwrap().path("/root/token").exists());
     assert!(!lab.host("bad").unwrap().path("/root/joined").exists());
+
+    // The failure is in the host's ledger as valid JSON, and once the cause is
+    // gone the next apply finishes the host.
+    let bad = lab.host("bad").unwrap();
+    let ledger: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(bad.path("/var/lib/k8sup/state.json")).unwrap(),
+    )
+    .expect("the ledger is valid JSON after a failed task");
+    assert_eq!(
+        ledger["tasks"]["prepare/tools"]["result"], "failed",
+        "{ledger:#}"
+    );
+    lab.faults("bad").unwrap().clear().unwrap();
+    let out = run(&lab, &inv, &["apply"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(bad.path("/root/joined").exists());
 }
 
 #[test]

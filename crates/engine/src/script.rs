@@ -107,6 +107,12 @@ k8sup_apply_pkg() {
     ( shift "$k8sup_n"; $k8sup_m install -y "$@" ) || return
   fi
   [ "$k8sup_h" = 1 ] || return 0
+  # dnf/yum hold packages with the versionlock plugin, which minimal installs lack.
+  if [ "$k8sup_m" = dnf ] && ! dnf versionlock list >/dev/null 2>&1; then
+    dnf install -y python3-dnf-plugin-versionlock || return
+  elif [ "$k8sup_m" = yum ] && ! yum versionlock list >/dev/null 2>&1; then
+    yum install -y yum-plugin-versionlock || return
+  fi
   k8sup_i=0
   for k8sup_s in "$@"; do
     k8sup_i=$((k8sup_i + 1)); [ "$k8sup_i" -le "$k8sup_n" ] || break
@@ -137,6 +143,10 @@ k8sup_apply_hostname() {
   hostname "$1" && printf '%s\n' "$1" > /etc/hostname
 }
 k8sup_state() {
+  # The times land in JSON: anything but digits would corrupt the ledger.
+  for k8sup_n in "$5" "$6"; do
+    case $k8sup_n in ''|*[!0-9]*) echo "k8sup: bad task times '$5' '$6'" >&2; return 1;; esac
+  done
   k8sup_d=$(dirname -- "$1"); mkdir -p -- "$k8sup_d" || return
   if [ "$4" = 0 ]; then k8sup_res=changed; else k8sup_res=failed; fi
   echo "start=$5"; echo "end=$6"
@@ -215,9 +225,9 @@ impl FramedScript {
     pub fn apply_section(mut self, call: Script) -> Self {
         self.script = self
             .script
-            .code("; k8sup_s=$(k8sup_ms); k8sup_begin apply; {")
+            .code("; k8sup_apply_t0=$(k8sup_ms); k8sup_begin apply; {")
             .then("", call)
-            .code("; } 3>&1 >&2; k8sup_rc=$?; k8sup_e=$(k8sup_ms); k8sup_end apply $k8sup_rc");
+            .code("; } 3>&1 >&2; k8sup_apply_rc=$?; k8sup_apply_t1=$(k8sup_ms); k8sup_end apply $k8sup_apply_rc");
         self.expected.push("apply".into());
         self
     }
@@ -232,14 +242,14 @@ impl FramedScript {
             .arg(state_path)
             .arg(state_json_b64)
             .arg(nonce)
-            .code(r#""$k8sup_rc" "$k8sup_s" "$k8sup_e"; k8sup_end state $?"#);
+            .code(r#""$k8sup_apply_rc" "$k8sup_apply_t0" "$k8sup_apply_t1"; k8sup_end state $?"#);
         self.expected.push("state".into());
         self
     }
 
     /// Stops the script here unless the apply succeeded.
     pub fn stop_unless_applied(mut self) -> Self {
-        self.script = self.script.code(r#"; [ "$k8sup_rc" = 0 ] || exit 0"#);
+        self.script = self.script.code(r#"; [ "$k8sup_apply_rc" = 0 ] || exit 0"#);
         self
     }
 

@@ -127,7 +127,10 @@ pub(super) fn judge(
     if spec.hold {
         command.push_str(&match manager {
             Manager::Apt => format!(" && apt-mark hold {}", spec.packages.join(" ")),
-            Manager::Dnf => format!(" && dnf versionlock add {}", spec.packages.join(" ")),
+            Manager::Dnf => format!(
+                " && (the versionlock plugin, when missing) && dnf versionlock add {}",
+                spec.packages.join(" ")
+            ),
         });
     }
     Ok(Verdict::Change(Change {
