@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{k8sup, lab, spec, stderr, stdout, write_inventory};
+use common::{k8sup, lab, snapshot, spec, stderr, stdout, write_inventory};
 use k8sup_lab::Lab;
 
 const PLAYBOOK: &str = "tests/playbooks/every-kind.toml";
@@ -24,54 +23,6 @@ fn run(lab: &Lab, inv: &Path, command: &[&str]) -> Output {
     args.extend(["-i", inv, "--playbook", PLAYBOOK, "--templates", TEMPLATES]);
     let state = lab.dir().join("k8sup-state");
     k8sup(&args, &[("K8SUP_STATE_DIR", state.to_str().unwrap())])
-}
-
-/// Every file of every host, path -> (mode, content), but the lab's own logs.
-fn snapshot(lab: &Lab) -> BTreeMap<String, (u32, Vec<u8>)> {
-    fn walk(root: &Path, dir: &Path, host: &str, out: &mut BTreeMap<String, (u32, Vec<u8>)>) {
-        use std::os::unix::fs::PermissionsExt;
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if rel.starts_with("var/log/k8sup-lab")
-                || rel.starts_with("usr")
-                || rel.starts_with("dev")
-            {
-                continue;
-            }
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            let key = format!("{host}:/{rel}");
-            if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(&path).unwrap_or_default();
-                out.insert(key, (0, target.to_string_lossy().as_bytes().to_vec()));
-            } else if meta.is_dir() {
-                out.insert(key, (meta.permissions().mode(), Vec::new()));
-                walk(root, &path, host, out);
-            } else {
-                out.insert(
-                    key,
-                    (
-                        meta.permissions().mode(),
-                        std::fs::read(&path).unwrap_or_default(),
-                    ),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    for h in lab.hosts() {
-        walk(&h.root_dir(), &h.root_dir(), &h.name, &mut out);
-    }
-    out
 }
 
 fn report(path: &Path) -> serde_json::Value {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -55,4 +56,52 @@ pub fn write_inventory(lab: &Lab, name: &str, text: &str) -> PathBuf {
     let path = lab.dir().join(name);
     std::fs::write(&path, text).expect("write inventory");
     path
+}
+
+/// Every file of every host, path -> (mode, content), but the lab's own logs.
+pub fn snapshot(lab: &Lab) -> BTreeMap<String, (u32, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, host: &str, out: &mut BTreeMap<String, (u32, Vec<u8>)>) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if rel.starts_with("var/log/k8sup-lab")
+                || rel.starts_with("usr")
+                || rel.starts_with("dev")
+            {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let key = format!("{host}:/{rel}");
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).unwrap_or_default();
+                out.insert(key, (0, target.to_string_lossy().as_bytes().to_vec()));
+            } else if meta.is_dir() {
+                out.insert(key, (meta.permissions().mode(), Vec::new()));
+                walk(root, &path, host, out);
+            } else {
+                out.insert(
+                    key,
+                    (
+                        meta.permissions().mode(),
+                        std::fs::read(&path).unwrap_or_default(),
+                    ),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for h in lab.hosts() {
+        walk(&h.root_dir(), &h.root_dir(), &h.name, &mut out);
+    }
+    out
 }

@@ -16,8 +16,8 @@ if [ -r /etc/os-release ]; then
   ( . /etc/os-release; echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"; echo "os_name=$PRETTY_NAME" )
 fi
 echo "cpus=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
-awk '/^MemTotal:/ { print "memory_kib=" $2 }' /proc/meminfo 2>/dev/null
-awk 'NR > 1 { total += $3 } END { print "swap_kib=" total + 0 }' /proc/swaps 2>/dev/null
+awk '/^MemTotal:/ { print "memory_kib=" $2 } /^MemAvailable:/ { print "memory_available_kib=" $2 }' /proc/meminfo 2>/dev/null
+awk 'NR > 1 { total += $3; used += $4 } END { print "swap_kib=" total + 0; print "swap_used_kib=" used + 0 }' /proc/swaps 2>/dev/null
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo cgroup=2; else echo cgroup=1; fi
 echo "product_uuid=$(cat /sys/class/dmi/id/product_uuid 2>/dev/null)"
 for dev in /sys/class/net/*; do
@@ -100,7 +100,11 @@ pub struct HostFacts {
     pub hostname: String,
     pub cpus: u32,
     pub memory_mib: u64,
+    /// Memory the kernel can give without swapping (`MemAvailable`).
+    pub memory_available_mib: u64,
     pub swap_mib: u64,
+    /// Swap in use: what `swapoff` must move back into memory.
+    pub swap_used_mib: u64,
     pub cgroup_version: u8,
     pub product_uuid: Option<String>,
     /// Interface name and MAC address, loopback left out.
@@ -131,7 +135,9 @@ impl HostFacts {
             hostname: String::new(),
             cpus: 0,
             memory_mib: 0,
+            memory_available_mib: 0,
             swap_mib: 0,
+            swap_used_mib: 0,
             cgroup_version: 1,
             product_uuid: None,
             macs: Vec::new(),
@@ -163,7 +169,13 @@ impl HostFacts {
                 "os_name" => f.os.pretty_name = value.to_string(),
                 "cpus" => f.cpus = value.parse().unwrap_or(0),
                 "memory_kib" => f.memory_mib = value.parse::<u64>().unwrap_or(0) / 1024,
+                "memory_available_kib" => {
+                    f.memory_available_mib = value.parse::<u64>().unwrap_or(0) / 1024
+                }
                 "swap_kib" => f.swap_mib = value.parse::<u64>().unwrap_or(0).div_ceil(1024),
+                "swap_used_kib" => {
+                    f.swap_used_mib = value.parse::<u64>().unwrap_or(0).div_ceil(1024)
+                }
                 "cgroup" => f.cgroup_version = if value == "2" { 2 } else { 1 },
                 "product_uuid" => f.product_uuid = some(&value.to_ascii_lowercase()),
                 "mac" => {

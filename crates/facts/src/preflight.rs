@@ -18,6 +18,8 @@ pub enum CheckKind {
     Arch,
     Distro,
     Swap,
+    /// Swap in use beyond the memory available: `swapoff` would fail.
+    SwapStuck,
     Resources,
     DuplicateHostname,
     DuplicateMac,
@@ -36,6 +38,7 @@ impl CheckKind {
             CheckKind::Arch => "arch",
             CheckKind::Distro => "distro",
             CheckKind::Swap => "swap",
+            CheckKind::SwapStuck => "swap-stuck",
             CheckKind::Resources => "resources",
             CheckKind::DuplicateHostname => "duplicate-hostname",
             CheckKind::DuplicateMac => "duplicate-mac",
@@ -118,6 +121,15 @@ fn host_checks(
             format!(
                 "swap is on ({} MiB); the kubelet refuses to run with swap: apply turns it off (swapoff -a) and comments it out of /etc/fstab",
                 facts.swap_mib
+            ),
+        );
+    }
+    if facts.swap_used_mib > 0 && facts.swap_used_mib >= facts.memory_available_mib {
+        add(
+            CheckKind::SwapStuck,
+            format!(
+                "swap cannot be turned off: {} MiB of it are in use and only {} MiB of memory are available to take them back; free memory or add RAM first",
+                facts.swap_used_mib, facts.memory_available_mib
             ),
         );
     }
@@ -315,6 +327,31 @@ arch = "arm64"
         let n = facts("machine=aarch64\nhostname=n1\nproduct_uuid=b\nmac=eth0 52:54:00:00:00:02\n");
         let found = preflight(&inv, &[(&inv.hosts[0], &m), (&inv.hosts[1], &n)]);
         assert_eq!(found, vec![]);
+    }
+
+    #[test]
+    fn swap_that_memory_cannot_take_back_is_stuck() {
+        let inv = inventory();
+        let stuck = facts(
+            "swap_kib=1048576\nswap_used_kib=1048576\nmemory_available_kib=409600\nhostname=m1\n",
+        );
+        let found = preflight(&inv, &[(&inv.hosts[0], &stuck)]);
+        let kinds: Vec<CheckKind> = found.iter().map(|f| f.check).collect();
+        assert_eq!(kinds, vec![CheckKind::Swap, CheckKind::SwapStuck]);
+        assert!(
+            found[1]
+                .message
+                .contains("1024 MiB of it are in use and only 400 MiB"),
+            "{found:?}"
+        );
+        // The same swap, unused, can be turned off.
+        let free =
+            facts("swap_kib=1048576\nswap_used_kib=0\nmemory_available_kib=409600\nhostname=m1\n");
+        let kinds: Vec<CheckKind> = preflight(&inv, &[(&inv.hosts[0], &free)])
+            .iter()
+            .map(|f| f.check)
+            .collect();
+        assert_eq!(kinds, vec![CheckKind::Swap]);
     }
 
     #[test]

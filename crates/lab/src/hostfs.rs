@@ -170,7 +170,13 @@ pub(crate) fn build_layers(dirs: &HostDirs, plan: &HostPlan) -> Result<()> {
             path: "/swap.img".into(),
             kind: "file".into(),
             size_kib: swap_kib.saturating_sub(4),
-            used_kib: 0,
+            // Swap that cannot be turned off is swap the host is living on: full,
+            // with less memory available than it holds (see procfs::meminfo).
+            used_kib: if spec.swap_locked {
+                swap_kib.saturating_sub(4)
+            } else {
+                0
+            },
             priority: -2,
         });
     }
@@ -218,11 +224,12 @@ pub(crate) fn build_layers(dirs: &HostDirs, plan: &HostPlan) -> Result<()> {
 fn write_proc(host: &str, up: &Path, plan: &HostPlan, areas: &[SwapArea]) -> Result<()> {
     let spec = &plan.spec;
     let swap_total: u64 = areas.iter().map(|a| a.size_kib).sum();
+    let swap_used: u64 = areas.iter().map(|a| a.used_kib).sum();
     write(
         host,
         up,
         "proc/meminfo",
-        &procfs::meminfo(spec.memory_mib, swap_total),
+        &procfs::meminfo(spec.memory_mib, swap_total, swap_used),
         0o444,
     )?;
     write(

@@ -46,11 +46,17 @@ pub fn parse_swaps(text: &str) -> Vec<SwapArea> {
         .collect()
 }
 
-/// `/proc/meminfo` for a host with this much memory and swap.
-pub fn meminfo(memory_mib: u64, swap_total_kib: u64) -> String {
+/// `/proc/meminfo` for a host with this much memory and swap. A host with swap
+/// in use is under memory pressure: less memory is available than swap holds,
+/// which is when the kernel refuses `swapoff`.
+pub fn meminfo(memory_mib: u64, swap_total_kib: u64, swap_used_kib: u64) -> String {
     let total = memory_mib * 1024;
     let free = total * 7 / 10;
-    let available = total * 8 / 10;
+    let available = if swap_used_kib > 0 {
+        (total * 8 / 10).min(swap_used_kib / 2)
+    } else {
+        total * 8 / 10
+    };
     let fields: [(&str, u64); 20] = [
         ("MemTotal", total),
         ("MemFree", free),
@@ -61,7 +67,7 @@ pub fn meminfo(memory_mib: u64, swap_total_kib: u64) -> String {
         ("Active", total / 10),
         ("Inactive", total / 20),
         ("SwapTotal", swap_total_kib),
-        ("SwapFree", swap_total_kib),
+        ("SwapFree", swap_total_kib - swap_used_kib.min(swap_total_kib)),
         ("Dirty", 0),
         ("Writeback", 0),
         ("AnonPages", total / 20),
@@ -205,10 +211,18 @@ mod tests {
 
     #[test]
     fn meminfo_reports_memory_and_swap() {
-        let m = meminfo(2048, 1024);
+        let m = meminfo(2048, 1024, 0);
         assert!(m.contains("MemTotal:        2097152 kB"), "{m}");
+        assert!(m.contains("SwapFree:           1024 kB"), "{m}");
         let m = meminfo_with_swap(&m, 0);
         assert!(m.contains("SwapTotal:             0 kB"), "{m}");
+    }
+
+    #[test]
+    fn full_swap_leaves_less_memory_available_than_it_holds() {
+        let m = meminfo(1024, 2_097_152, 2_097_152);
+        assert!(m.contains("SwapFree:              0 kB"), "{m}");
+        assert!(m.contains("MemAvailable:     838860 kB"), "{m}");
     }
 
     #[test]

@@ -291,7 +291,7 @@ mod tests {
         h.write("/etc/fstab", "/swap.img\tnone\tswap\tsw\t0\t0\n");
         h.write("/swap.img", "");
         h.write("/proc/swaps", &procfs::swaps(&[]));
-        h.write("/proc/meminfo", &procfs::meminfo(2048, 0));
+        h.write("/proc/meminfo", &procfs::meminfo(2048, 0, 0));
         h
     }
 
