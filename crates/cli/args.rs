@@ -51,6 +51,12 @@ pub enum Command {
     /// List past apply runs of this cluster, with durations per task
     History(HistoryArgs),
 
+    /// Fetch the admin kubeconfig from the first master, its server set to control_plane_endpoint
+    Kubeconfig(KubeconfigArgs),
+
+    /// Tear the cluster down on every host (kubeadm reset, CNI, iptables, k8sup state) for a fresh apply
+    Reset(ResetArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -152,4 +158,24 @@ pub struct HistoryArgs {
     /// Show every task's duration in each run
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+
+    /// Write it to FILE (mode 0600) instead of printing it
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub hosts: HostsArgs,
+
+    /// Do not ask for confirmation (the default when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
 }

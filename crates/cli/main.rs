@@ -4,6 +4,7 @@
 
 mod args;
 mod check;
+mod cluster;
 mod converge;
 mod facts;
 mod history;
@@ -35,6 +36,8 @@ fn main() -> ExitCode {
         Command::Plan(cmd) => converge::plan(cmd, &cli.output),
         Command::Apply(cmd) => converge::apply(cmd, &cli.output),
         Command::History(cmd) => history::run(cmd, &cli.output),
+        Command::Kubeconfig(cmd) => cluster::kubeconfig(cmd, &cli.output),
+        Command::Reset(cmd) => cluster::reset(cmd, &cli.output),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "k8sup", &mut std::io::stdout());
             exit::OK

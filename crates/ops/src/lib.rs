@@ -5,10 +5,12 @@
 //!   hosts are connected to in parallel, bounded by `parallelism`.
 //! - [`facts`]: gather [`k8sup_facts::HostFacts`] from every host.
 //! - [`check`]: facts plus preflight findings, for `k8sup check`.
+//! - [`cluster`]: the admin kubeconfig, and `reset` for the nightly reprovision.
 //! - [`converge`]: connect, gather facts, and hand every host to the engine,
 //!   for `k8sup plan` and `k8sup apply`.
 
 pub mod check;
+pub mod cluster;
 pub mod connect;
 pub mod converge;
 pub mod facts;

@@ -1,0 +1,124 @@
+//! `k8sup kubeconfig` and `k8sup reset`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use k8sup_inventory::Inventory;
+use k8sup_ops::cluster;
+use k8sup_ops::connect::ConnectOptions;
+use k8sup_ssh::{EventSink, Secrets};
+
+use crate::args::{KubeconfigArgs, OutputArgs, ResetArgs};
+use crate::{exit, hosts};
+
+pub fn kubeconfig(args: &KubeconfigArgs, output: &OutputArgs) -> u8 {
+    let inventory = match Inventory::load(&args.inventory.inventory) {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::ERROR;
+        }
+    };
+    let options = ConnectOptions {
+        secrets: Secrets::from_env(),
+        events: EventSink::new(hosts::print_event),
+        parallel: None,
+    };
+    let text = match hosts::block_on(cluster::kubeconfig(&inventory, &options)) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    };
+    match &args.out {
+        None => print!("{text}"),
+        Some(path) => {
+            if let Err(e) = write_private(path, &text) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return exit::ERROR;
+            }
+            if !output.quiet {
+                println!(
+                    "kubeconfig for cluster {} written to {} (server https://{})",
+                    inventory.cluster.name,
+                    path.display(),
+                    inventory.cluster.control_plane_endpoint
+                );
+            }
+        }
+    }
+    exit::OK
+}
+
+/// Writes `text` to `path` with mode 0600 from the start: a kubeconfig holds
+/// the cluster admin's key and must never be readable by others, not even briefly.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its mode on open: set it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+pub fn reset(args: &ResetArgs, output: &OutputArgs) -> u8 {
+    let Some(inventory) = hosts::load(&args.hosts) else {
+        return exit::ERROR;
+    };
+    let selected = match hosts::selected(&inventory, &args.hosts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    };
+    if !args.yes && std::io::stdin().is_terminal() {
+        let names: Vec<&str> = selected.iter().map(|h| h.name.as_str()).collect();
+        print!(
+            "This tears down Kubernetes on {} host(s) of cluster {}: {}.\nType the cluster name to go on: ",
+            names.len(),
+            inventory.cluster.name,
+            names.join(", ")
+        );
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() != inventory.cluster.name {
+            eprintln!("not confirmed: nothing was changed");
+            return exit::ERROR;
+        }
+    }
+    let options = hosts::connect_options(&args.hosts);
+    let reports = hosts::block_on(cluster::reset(&inventory, &selected, &options));
+    let mut failed = 0;
+    for r in &reports {
+        match &r.result {
+            Ok(()) => {
+                if !output.quiet {
+                    println!("{}: reset", r.host)
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} hosts were not reset", reports.len());
+        exit::ERROR
+    } else {
+        if !output.quiet {
+            println!(
+                "{} hosts reset: `k8sup apply` installs the cluster afresh",
+                reports.len()
+            );
+        }
+        exit::OK
+    }
+}

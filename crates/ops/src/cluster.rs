@@ -1,0 +1,157 @@
+//! Operations on the cluster as a whole: fetch the admin kubeconfig from the
+//! first master, and tear every host down for a fresh apply (`reset`).
+
+use futures::stream::{self, StreamExt};
+use k8sup_inventory::{Host, Inventory};
+use k8sup_shell::Script;
+
+use crate::connect::{target_for, ConnectOptions};
+
+/// Where kubeadm writes the cluster admin's kubeconfig on a master.
+pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
+
+/// Downloads the admin kubeconfig from the first master and points its
+/// `server:` at the inventory's control-plane endpoint.
+pub async fn kubeconfig(inventory: &Inventory, options: &ConnectOptions) -> Result<String, String> {
+    let master = inventory.first_master();
+    let session = k8sup_ssh::connect(&target_for(master, options))
+        .await
+        .map_err(|e| e.to_string())?;
+    let bytes = session.download(ADMIN_CONF).await.map_err(|e| {
+        format!(
+            "{e}\n(has the cluster been installed? `k8sup apply` writes {ADMIN_CONF} on {})",
+            master.name
+        )
+    })?;
+    session.close().await;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("{ADMIN_CONF} on {} is not text", master.name))?;
+    rewrite_server(
+        &text,
+        &format!("https://{}", inventory.cluster.control_plane_endpoint),
+    )
+}
+
+/// Replaces every cluster's `server:` URL in a kubeconfig.
+pub fn rewrite_server(kubeconfig: &str, server: &str) -> Result<String, String> {
+    let mut found = false;
+    let mut out = String::with_capacity(kubeconfig.len());
+    for line in kubeconfig.lines() {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix("server:") {
+            if !rest.trim().is_empty() {
+                found = true;
+                let indent = &line[..line.len() - trimmed.len()];
+                out.push_str(&format!("{indent}server: {server}\n"));
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if found {
+        Ok(out)
+    } else {
+        Err("the kubeconfig has no cluster server to point at the control-plane endpoint".into())
+    }
+}
+
+/// What `reset` does on each host, in order. Every step tolerates what is
+/// already gone, so a reset of a half-installed or reset host succeeds.
+const RESET_SCRIPT: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+set -u
+if command -v kubeadm >/dev/null 2>&1; then
+  kubeadm reset -f || exit 1
+fi
+for unit in kubelet; do systemctl stop "$unit" >/dev/null 2>&1 || true; done
+rm -rf /etc/cni/net.d /var/lib/cni /var/lib/kubelet/pki /etc/kubernetes/manifests /var/lib/etcd /etc/k8sup
+if command -v ip >/dev/null 2>&1; then
+  for link in cni0 flannel.1 tunl0 vxlan.calico; do ip link delete "$link" >/dev/null 2>&1 || true; done
+fi
+if command -v iptables >/dev/null 2>&1; then
+  for table in filter nat mangle; do iptables -t "$table" -F && iptables -t "$table" -X || exit 1; done
+fi
+if command -v ipvsadm >/dev/null 2>&1; then ipvsadm --clear || true; fi
+rm -rf /var/lib/k8sup
+echo reset-done
+"#;
+
+/// How one host's reset went.
+#[derive(Debug)]
+pub struct ResetReport {
+    pub host: String,
+    pub result: Result<(), String>,
+}
+
+/// Resets every host of `hosts` in parallel.
+pub async fn reset(
+    inventory: &Inventory,
+    hosts: &[&Host],
+    options: &ConnectOptions,
+) -> Vec<ResetReport> {
+    let n = options.parallelism(inventory);
+    let mut reports: Vec<(usize, ResetReport)> = stream::iter(hosts.iter().enumerate())
+        .map(|(i, host)| async move {
+            let result = reset_host(host, options).await;
+            (
+                i,
+                ResetReport {
+                    host: host.name.clone(),
+                    result,
+                },
+            )
+        })
+        .buffer_unordered(n)
+        .collect()
+        .await;
+    reports.sort_by_key(|(i, _)| *i);
+    reports.into_iter().map(|(_, r)| r).collect()
+}
+
+async fn reset_host(host: &Host, options: &ConnectOptions) -> Result<(), String> {
+    let session = k8sup_ssh::connect(&target_for(host, options))
+        .await
+        .map_err(|e| e.to_string())?;
+    let out = session
+        .run(&Script::new(RESET_SCRIPT))
+        .await
+        .map_err(|e| e.to_string())?;
+    session.close().await;
+    if out.success() && out.stdout_text().contains("reset-done") {
+        Ok(())
+    } else {
+        let stderr = out.stderr_text();
+        let tail: Vec<&str> = stderr
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        Err(format!(
+            "reset failed on {} ({}): {}",
+            host.name,
+            out.status_text(),
+            tail.join(" / ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_is_pointed_at_the_endpoint() {
+        let conf = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAA\n    server: https://10.0.0.10:6443\n  name: kubernetes\n";
+        let out = rewrite_server(conf, "https://k8s.example.org:6443").unwrap();
+        assert!(
+            out.contains("    server: https://k8s.example.org:6443\n"),
+            "{out}"
+        );
+        assert!(!out.contains("10.0.0.10"));
+        assert!(out.contains("certificate-authority-data: AAA"));
+        assert!(rewrite_server("apiVersion: v1\n", "https://x:6443").is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! `k8sup kubeconfig` and `k8sup reset` on lab hosts.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{k8sup, lab, spec, stderr, stdout, write_inventory};
+
+const ADMIN_CONF: &str = "apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: LS0tLS1CRUdJTi
+    server: https://10.0.0.10:6443
+  name: kubernetes
+contexts:
+- context:
+    cluster: kubernetes
+    user: kubernetes-admin
+  name: kubernetes-admin@kubernetes
+current-context: kubernetes-admin@kubernetes
+kind: Config
+users:
+- name: kubernetes-admin
+  user:
+    client-certificate-data: LS0tLS1CRUdJTi
+    client-key-data: LS0tLS1CRUdJTi
+";
+
+#[test]
+fn kubeconfig_points_at_the_endpoint_and_is_private() {
+    let Some(lab) = lab(&spec("name = \"kubeconfig\"\n[[hosts]]\nname = \"m1\"\nroles = [\"master\"]\n[[hosts]]\nname = \"n1\"\n")) else {
+        return;
+    };
+    let fragment = "[cluster]\nname = \"kc\"\nkubernetes_version = \"1.30\"\ncontrol_plane_endpoint = \"k8s.example.org:6443\"\n";
+    let inv = write_inventory(&lab, "kc.toml", &lab.inventory_toml(fragment));
+    let inv = inv.to_str().unwrap();
+    let out_file = lab.dir().join("admin.kubeconfig");
+
+    // Before the cluster exists: a clear error.
+    let out = k8sup(
+        &["kubeconfig", "-i", inv, "-o", out_file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("has the cluster been installed?"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!out_file.exists());
+
+    let master = lab.host("m1").unwrap();
+    std::fs::create_dir_all(master.path("/etc/kubernetes")).unwrap();
+    std::fs::write(master.path("/etc/kubernetes/admin.conf"), ADMIN_CONF).unwrap();
+    let out = k8sup(
+        &["kubeconfig", "-i", inv, "-o", out_file.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    assert!(
+        text.contains("    server: https://k8s.example.org:6443\n"),
+        "{text}"
+    );
+    assert!(!text.contains("10.0.0.10"));
+    assert_eq!(
+        text.replace("https://k8s.example.org:6443", "https://10.0.0.10:6443"),
+        ADMIN_CONF
+    );
+    let mode = std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // Without -o it goes to stdout.
+    let out = k8sup(&["kubeconfig", "-i", inv], &[]);
+    assert!(stdout(&out).contains("server: https://k8s.example.org:6443"));
+}
+
+#[test]
+fn reset_clears_every_host_and_can_run_twice() {
+    let Some(lab) = lab(&spec("name = \"reset\"\n[[hosts]]\nname = \"m1\"\nroles = [\"master\"]\n[[hosts]]\nname = \"n1\"\ndistro = \"rocky9\"\narch = \"arm64\"\n")) else {
+        return;
+    };
+    let inv = write_inventory(&lab, "reset.toml", &lab.inventory_toml(""));
+    let inv = inv.to_str().unwrap();
+    let leftovers = [
+        "/var/lib/k8sup/state.json",
+        "/etc/cni/net.d/10-flannel.conflist",
+        "/var/lib/cni/networks/cbr0/last_reserved_ip.0",
+        "/etc/kubernetes/manifests/kube-apiserver.yaml",
+        "/etc/k8sup/kubeadm-init.yaml",
+    ];
+    for h in lab.hosts() {
+        for f in leftovers {
+            let p = h.path(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, "x").unwrap();
+        }
+    }
+    // Not on a terminal: no prompt, as --yes.
+    let out = k8sup(&["reset", "-i", inv], &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("2 hosts reset"), "{}", stdout(&out));
+    for h in lab.hosts() {
+        for f in leftovers {
+            assert!(!h.path(f).exists(), "{}: {f} is left", h.name);
+        }
+    }
+    let out = k8sup(&["reset", "-i", inv, "--yes"], &[]);
+    assert!(
+        out.status.success(),
+        "a second reset works too: {}",
+        stderr(&out)
+    );
+}
