@@ -17,9 +17,14 @@
 
 mod apt;
 mod aptsrc;
+pub mod cluster;
+mod curl;
 mod dnf;
 mod dpkg;
 mod hostname;
+mod kubeadm;
+mod kubectl;
+mod kubelet;
 mod modules;
 mod nproc;
 pub mod payload;
@@ -27,6 +32,8 @@ mod pending;
 pub mod pkgdb;
 pub mod repos;
 mod rpm;
+mod runtime;
+mod schema;
 mod selinux;
 mod ss;
 mod swap;
@@ -45,6 +52,7 @@ use crate::profile::{self, CommandRecord, HostProfile};
 /// Emulated tools and where the real ones live, relative to /usr.
 pub const TOOLS: &[&str] = &[
     "bin/uname",
+    "bin/curl",
     "bin/nproc",
     "bin/hostname",
     "bin/hostnamectl",
@@ -148,6 +156,7 @@ impl Invocation {
 pub fn dispatch(inv: &mut Invocation) -> i32 {
     match inv.tool.as_str() {
         "uname" => uname::run(inv),
+        "curl" => curl::run(inv),
         "nproc" => nproc::run(inv),
         "hostname" => hostname::run_hostname(inv),
         "hostnamectl" => hostname::run_hostnamectl(inv),
@@ -168,6 +177,9 @@ pub fn dispatch(inv: &mut Invocation) -> i32 {
         "dpkg-query" => dpkg::run_dpkg_query(inv),
         "dnf" | "yum" => dnf::run(inv),
         "rpm" => rpm::run(inv),
+        "kubeadm" => kubeadm::run(inv),
+        "kubelet" => kubelet::run(inv),
+        "kubectl" => kubectl::run(inv),
         name if pending::PROGRAMS.contains(&name) => pending::run(inv),
         other => {
             inv.errln(&format!("k8sup-lab-emu: no emulator for {other:?}"));
@@ -214,6 +226,8 @@ pub fn main() -> i32 {
         return status;
     }
     let status = dispatch(&mut inv);
+    // A command may have started or reconfigured what the kubelet depends on.
+    kubelet::sync(&inv);
     let _ = std::io::stdout().write_all(inv.stdout.as_bytes());
     let _ = std::io::stderr().write_all(inv.stderr.as_bytes());
     status
