@@ -67,7 +67,10 @@ pub fn meminfo(memory_mib: u64, swap_total_kib: u64, swap_used_kib: u64) -> Stri
         ("Active", total / 10),
         ("Inactive", total / 20),
         ("SwapTotal", swap_total_kib),
-        ("SwapFree", swap_total_kib - swap_used_kib.min(swap_total_kib)),
+        (
+            "SwapFree",
+            swap_total_kib - swap_used_kib.min(swap_total_kib),
+        ),
         ("Dirty", 0),
         ("Writeback", 0),
         ("AnonPages", total / 20),
