@@ -66,7 +66,7 @@ pub fn run(inv: &mut Invocation) -> i32 {
             return 6;
         }
         if fail {
-            inv.errln(&format!("curl: (22) The requested URL returned error: 404"));
+            inv.errln("curl: (22) The requested URL returned error: 404");
             return 22;
         }
         inv.out("<html><body>404 Not Found</body></html>\n");
