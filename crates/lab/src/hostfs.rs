@@ -1,7 +1,8 @@
 //! One host's root filesystem: the per-host files (identity, fake /proc and /sys, sudo
 //! policy, swap) written into the host's overlay upper layer, and the two overlay mounts
 //! that make the chroot: `/` = upper over the shared skeleton, `/usr` = per-host upper over
-//! the lab's emulator layer over the machine's real /usr.
+//! the lab's emulator layer over the machine's real /usr; and the lab's cluster directory,
+//! bind-mounted at the same path in every host.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -388,7 +389,13 @@ fn write_sys(host: &str, up: &Path, plan: &HostPlan) -> Result<()> {
 
 /// Mounts the host's root and /usr overlays, and the machine's /dev/pts (sshd opens a
 /// session's terminal by name after it has chrooted).
-pub(crate) fn mount(dirs: &HostDirs, host: &str, skeleton: &Path, emu_usr: &Path) -> Result<()> {
+pub(crate) fn mount(
+    dirs: &HostDirs,
+    host: &str,
+    skeleton: &Path,
+    emu_usr: &Path,
+    cluster: &Path,
+) -> Result<()> {
     let root_opts = format!(
         "lowerdir={},upperdir={},workdir={},volatile",
         skeleton.display(),
@@ -412,5 +419,12 @@ pub(crate) fn mount(dirs: &HostDirs, host: &str, skeleton: &Path, emu_usr: &Path
         message: format!("{e} (options {usr_opts})"),
     })?;
     sys::bind_mount(Path::new("/dev/pts"), &dirs.root().join("dev/pts"))
-        .map_err(LabError::host_io(host, "bind-mount /dev/pts"))
+        .map_err(LabError::host_io(host, "bind-mount /dev/pts"))?;
+    // The emulated cluster's state, shared by every host of the lab (see emu::cluster).
+    let shared = dirs
+        .root()
+        .join(crate::emu::cluster::CLUSTER_DIR.trim_start_matches('/'));
+    mkdir(host, &shared, 0o755)?;
+    sys::bind_mount(cluster, &shared)
+        .map_err(LabError::host_io(host, "bind-mount the cluster directory"))
 }

@@ -126,6 +126,9 @@ impl std::fmt::Debug for Lab {
     }
 }
 
+/// The lab's cluster directory, under the lab directory.
+const CLUSTER_SUBDIR: &str = "cluster";
+
 impl Lab {
     /// Builds and starts every host of `spec`; on error, whatever was built is taken down.
     pub fn up(spec: &LabSpec) -> Result<Lab> {
@@ -157,6 +160,7 @@ impl Lab {
             .map_err(LabError::lab_io(&name, "write authorized_keys"))?;
         let emu_usr = dir.join("emu");
         emu::install_layer(&emulator, &emu_usr)?;
+        layout::ensure_private_dir(&dir.join(CLUSTER_SUBDIR))?;
 
         let mut plans = Vec::with_capacity(total);
         let mut all_specs = specs;
@@ -358,6 +362,12 @@ impl Lab {
         self.dir.join("id_ed25519_encrypted")
     }
     /// A known_hosts file with every host's key (for the sshd port and the proxy port).
+    /// The emulated cluster's shared state as seen from the machine (mounted in every host
+    /// at [`emu::cluster::CLUSTER_DIR`]); read it with [`emu::cluster::ClusterState::read`].
+    pub fn cluster_dir(&self) -> PathBuf {
+        self.dir.join(CLUSTER_SUBDIR)
+    }
+
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.join("known_hosts")
     }
@@ -476,7 +486,13 @@ fn start_host(
         step: "generate host key",
         message: e.to_string(),
     })?;
-    hostfs::mount(&dirs, host, skeleton, emu_usr)?;
+    hostfs::mount(
+        &dirs,
+        host,
+        skeleton,
+        emu_usr,
+        &lab_dir.join(CLUSTER_SUBDIR),
+    )?;
     let config = sshd::config(
         &dirs,
         &plan.address.to_string(),

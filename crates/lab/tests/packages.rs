@@ -136,10 +136,7 @@ fn kubernetes_packages_on_ubuntu_and_rocky() {
         "/usr/bin/kubeadm\n"
     );
     // The installed package's own version answers.
-    assert_eq!(
-        ok(&lab, "ubuntu", "kubeadm version -o short"),
-        "v1.30.4\n"
-    );
+    assert_eq!(ok(&lab, "ubuntu", "kubeadm version -o short"), "v1.30.4\n");
     let out = fails(
         &lab,
         "ubuntu",

@@ -18,6 +18,7 @@
 mod apt;
 mod aptsrc;
 pub mod cluster;
+mod containerd;
 mod curl;
 mod dnf;
 mod dpkg;
@@ -180,6 +181,11 @@ pub fn dispatch(inv: &mut Invocation) -> i32 {
         "kubeadm" => kubeadm::run(inv),
         "kubelet" => kubelet::run(inv),
         "kubectl" => kubectl::run(inv),
+        "containerd" => containerd::run_containerd(inv),
+        "ctr" => containerd::run_ctr(inv),
+        "crictl" => containerd::run_crictl(inv),
+        "docker" => containerd::run_docker(inv),
+        "cri-dockerd" => containerd::run_cri_dockerd(inv),
         name if pending::PROGRAMS.contains(&name) => pending::run(inv),
         other => {
             inv.errln(&format!("k8sup-lab-emu: no emulator for {other:?}"));

@@ -7,17 +7,12 @@ use super::Invocation;
 
 /// Programs a package places that no module emulates yet.
 pub const PROGRAMS: &[&str] = &[
-    "crictl",
-    "containerd",
     "containerd-shim-runc-v2",
-    "ctr",
     "runc",
     "dockerd",
-    "docker",
     "docker-proxy",
     "docker-buildx",
     "docker-compose",
-    "cri-dockerd",
     "conntrack",
     "socat",
     "ebtables",
