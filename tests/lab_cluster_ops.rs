@@ -87,7 +87,7 @@ fn reset_clears_every_host_and_can_run_twice() {
         "/etc/cni/net.d/10-flannel.conflist",
         "/var/lib/cni/networks/cbr0/last_reserved_ip.0",
         "/etc/kubernetes/manifests/kube-apiserver.yaml",
-        "/etc/k8sup/kubeadm-init.yaml",
+        "/etc/k8sup/kubeadm.yaml",
     ];
     for h in lab.hosts() {
         for f in leftovers {

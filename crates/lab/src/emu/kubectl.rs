@@ -134,7 +134,10 @@ pub fn run(inv: &mut Invocation) -> i32 {
         }
         _ => connect(inv, &args).and_then(|conn| match verb.as_str() {
             "get" => get(inv, &args, &conn),
-            "apply" | "create" => apply(inv, &args, &conn, verb == "create"),
+            "apply" => apply(inv, &args, &conn, Mode::Apply),
+            "create" => apply(inv, &args, &conn, Mode::Create),
+            // Like the real one: exit 1, and the differences, when the live objects differ.
+            "diff" => apply(inv, &args, &conn, Mode::Diff),
             "delete" => delete(inv, &args, &conn),
             "label" => label(inv, &args, &conn),
             "taint" => taint(inv, &args, &conn),
@@ -951,7 +954,18 @@ fn read_manifest(inv: &Invocation, file: &str) -> Result<Vec<(String, String)>, 
     }
 }
 
-fn apply(inv: &mut Invocation, args: &Args, conn: &Conn, create: bool) -> Result<(), String> {
+/// What `apply` does with the objects it reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Apply,
+    Create,
+    /// Compare with the live objects; change nothing.
+    Diff,
+}
+
+fn apply(inv: &mut Invocation, args: &Args, conn: &Conn, mode: Mode) -> Result<(), String> {
+    let create = mode == Mode::Create;
+    let mut differences = Vec::new();
     let files: Vec<String> = args.flags.get("filename").cloned().unwrap_or_default();
     if files.is_empty() {
         return Err("error: must specify one of -f and -k".into());
@@ -997,7 +1011,11 @@ fn apply(inv: &mut Invocation, args: &Args, conn: &Conn, create: bool) -> Result
                     }
                 })
                 .collect();
-            let kept = locked.keep_manifest(&source, &text)?;
+            let kept = if mode == Mode::Diff {
+                String::new()
+            } else {
+                locked.keep_manifest(&source, &text)?
+            };
             // Mapping happens before anything is sent: a CRD in this file does not yet
             // map its own custom resources.
             let known_crds: Vec<Object> = locked
@@ -1032,6 +1050,16 @@ fn apply(inv: &mut Invocation, args: &Args, conn: &Conn, create: bool) -> Result
                             Some(_) => "configured",
                             None => "created",
                         };
+                        if mode == Mode::Diff {
+                            if verb != "unchanged" {
+                                differences.push(format!(
+                                    "diff -u -N /tmp/LIVE/{res}.{name} /tmp/MERGED/{res}.{name}\n--- live {state}\n+++ merged",
+                                    name = key.name,
+                                    state = if existing.is_some() { "object" } else { "(none)" },
+                                ));
+                            }
+                            continue;
+                        }
                         let created = existing.as_ref().map_or_else(cluster::now, |o| o.created);
                         locked.state.objects.retain(|o| {
                             !(o.kind == key.kind
@@ -1052,6 +1080,16 @@ fn apply(inv: &mut Invocation, args: &Args, conn: &Conn, create: bool) -> Result
                 }
             }
         }
+    }
+    if mode == Mode::Diff {
+        if !errors.is_empty() {
+            return Err(errors.join("\n"));
+        }
+        if differences.is_empty() {
+            return Ok(());
+        }
+        inv.outln(&differences.join("\n"));
+        return Err(String::new());
     }
     locked.save()?;
     if errors.is_empty() {
