@@ -23,6 +23,7 @@ mod curl;
 mod dnf;
 mod dpkg;
 mod hostname;
+mod iptables;
 mod kubeadm;
 mod kubectl;
 mod kubelet;
@@ -158,6 +159,7 @@ pub fn dispatch(inv: &mut Invocation) -> i32 {
     match inv.tool.as_str() {
         "uname" => uname::run(inv),
         "curl" => curl::run(inv),
+        "iptables" | "ip6tables" | "iptables-save" | "ip6tables-save" => iptables::run(inv),
         "nproc" => nproc::run(inv),
         "hostname" => hostname::run_hostname(inv),
         "hostnamectl" => hostname::run_hostnamectl(inv),
