@@ -248,3 +248,71 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn calico_from_a_manifest_file_is_patched_and_applied() {
+    let Some(lab) = lab(&spec(LAB)) else { return };
+    let manifest =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/calico.yaml");
+    let cluster = format!(
+        r#"
+[cluster]
+name = "calico"
+kubernetes_version = "1.31"
+cni = "calico"
+cni_manifest = "{}"
+pod_cidr = "10.210.0.0/16"
+
+[images.overrides]
+"docker.io/calico/node:v3.28.1" = {{ arm64 = "registry.example.org/calico/node:v3.28.1-arm64" }}
+"#,
+        manifest.display()
+    );
+    let inv = write_inventory(&lab, "calico.toml", &lab.inventory_toml(&cluster));
+    let inv = inv.to_str().unwrap();
+    let state = lab.dir().join("k8sup-state");
+    let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
+    let out = k8sup(&["apply", "-i", inv], &env);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let nodes = on(
+        &lab,
+        "master",
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes --no-headers",
+    );
+    for name in ["master", "node-a", "node-arm", "node-r"] {
+        assert!(
+            nodes
+                .lines()
+                .any(|l| l.starts_with(name) && l.split_whitespace().nth(1) == Some("Ready")),
+            "{name} is not Ready:\n{nodes}"
+        );
+    }
+    let ds = on(
+        &lab,
+        "master",
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf get ds -n kube-system -o json",
+    );
+    // Calico's IPv4 pool is pod_cidr, and the arm64 nodes get their own DaemonSet.
+    assert!(
+        ds.contains("CALICO_IPV4POOL_CIDR") && ds.contains("10.210.0.0/16"),
+        "{ds}"
+    );
+    assert!(
+        ds.contains("registry.example.org/calico/node:v3.28.1-arm64"),
+        "{ds}"
+    );
+
+    // A manifest whose checksum differs from the inventory's is refused before any change.
+    let bad = lab.inventory_toml(&cluster.replace(
+        "pod_cidr",
+        "cni_manifest_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\npod_cidr",
+    ));
+    let bad = write_inventory(&lab, "bad-sha.toml", &bad);
+    let out = k8sup(&["plan", "-i", bad.to_str().unwrap()], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("refusing to apply it"),
+        "{}",
+        stderr(&out)
+    );
+}

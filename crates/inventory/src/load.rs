@@ -174,6 +174,8 @@ const CLUSTER_KEYS: &[&str] = &[
     "image_repository",
     "registry_mirrors",
     "extra_args",
+    "cni_manifest",
+    "cni_manifest_sha256",
 ];
 const PACKAGES_KEYS: &[&str] = &[
     "source",
@@ -331,6 +333,7 @@ impl Loader<'_> {
         );
         let mirrors = self.list(t, "registry_mirrors", syntax::http_url, "a registry mirror");
         let extra_args = self.extra_args(t);
+        let cni_manifest = self.cni_manifest(t);
 
         if let Some(service) = &service_cidr {
             let too_small = match service {
@@ -359,7 +362,15 @@ impl Loader<'_> {
             image_repository: image_repository?,
             registry_mirrors: mirrors?,
             extra_args: extra_args?,
+            cni_manifest: cni_manifest?,
         };
+        if cluster.cni == Cni::Calico && cluster.cni_manifest.is_none() {
+            self.r.error_help(
+                "cni \"calico\" needs cni_manifest: k8sup ships no Calico manifest",
+                t.get("cni").map(|v| v.span()),
+                "set cni_manifest to the manifest's URL (e.g. https://raw.githubusercontent.com/projectcalico/calico/v3.28.1/manifests/calico.yaml) or a file on this machine",
+            );
+        }
         Some((cluster, runtime_at))
     }
 
@@ -493,6 +504,57 @@ impl Loader<'_> {
             }
         }
         ok.then_some(out)
+    }
+
+    /// `cni_manifest` (a URL or a file here) and its optional `cni_manifest_sha256`.
+    fn cni_manifest(&mut self, t: &Table<'_, '_>) -> Option<Option<ManifestSource>> {
+        let location = self.r.str(t, "cni_manifest");
+        let sha = self.r.str(t, "cni_manifest_sha256");
+        if location.is_none() {
+            if let Some(sha) = sha {
+                self.r.error(
+                    "cni_manifest_sha256 is set but cni_manifest is not",
+                    Some(sha.span),
+                );
+                return None;
+            }
+            return t.get("cni_manifest").is_none().then_some(None);
+        }
+        let location = location?;
+        let sha256 = match sha {
+            Some(s) if s.value.len() == 64 && s.value.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(s.value.to_ascii_lowercase())
+            }
+            Some(s) => {
+                self.r.error(
+                    format!(
+                        "cni_manifest_sha256 {:?} is not a sha256 (64 hex digits)",
+                        s.value
+                    ),
+                    Some(s.span),
+                );
+                return None;
+            }
+            None => None,
+        };
+        if location.value.contains("://") {
+            if !self.check(&location, syntax::http_url, "cni_manifest") {
+                return None;
+            }
+            return Some(Some(ManifestSource::Url {
+                url: location.value,
+                sha256,
+            }));
+        }
+        let path = self.ctx.resolve(&location.value);
+        if let Err(e) = std::fs::File::open(&path) {
+            self.r.error(
+                format!("cannot read cni_manifest {:?}: {e}", location.value),
+                Some(location.span),
+            );
+            return None;
+        }
+        Some(Some(ManifestSource::File { path, sha256 }))
     }
 
     // ----- [packages] and [images] -----

@@ -45,6 +45,22 @@ pub struct Cluster {
     /// Component (apiserver, controller-manager, scheduler, etcd, kubelet, kube-proxy)
     /// to flag name to value.
     pub extra_args: BTreeMap<Component, BTreeMap<String, ShellArg>>,
+    /// The CNI manifest to apply instead of the built-in one (Calico needs one).
+    pub cni_manifest: Option<ManifestSource>,
+}
+
+/// Where a CNI manifest comes from: fetched once on the controller, checked
+/// against its sha256 when the inventory gives one, patched, then uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestSource {
+    Url {
+        url: String,
+        sha256: Option<String>,
+    },
+    File {
+        path: PathBuf,
+        sha256: Option<String>,
+    },
 }
 
 macro_rules! keyword_enum {

@@ -99,9 +99,27 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
             blocking,
         };
     }
+    // The CNI manifest is fetched, checked and patched once, for every host.
+    let manifest = match cni_manifest(inventory) {
+        Ok(m) => m,
+        Err(message) => {
+            blocking.push(Finding {
+                host: inventory.first_master().name.clone(),
+                check: CheckKind::Config,
+                message,
+            });
+            None
+        }
+    };
     let mut specs = Vec::new();
     for (host, facts, session) in ready {
-        match host_spec(inventory, host, &facts, Arc::new(session)) {
+        match host_spec(
+            inventory,
+            host,
+            &facts,
+            manifest.as_deref(),
+            Arc::new(session),
+        ) {
             Ok(spec) => specs.push(spec),
             Err(message) => blocking.push(Finding {
                 host: host.name.clone(),
@@ -124,6 +142,7 @@ fn host_spec(
     inventory: &Inventory,
     host: &Host,
     facts: &HostFacts,
+    manifest: Option<&str>,
     transport: Arc<k8sup_ssh::Session>,
 ) -> Result<HostSpec, String> {
     let mut roles = BTreeSet::new();
@@ -146,8 +165,8 @@ fn host_spec(
         distro_version: facts.os.version_id.clone(),
     };
     let facts_json = serde_json::to_value(facts).map_err(|e| e.to_string())?;
-    // The built-in flannel manifest, or the error that says what the CNI needs.
-    let context = k8sup_kube::context::template_context(inventory, host, &facts_json, None)
+    // `manifest` is the inventory's patched CNI manifest; None: the built-in one.
+    let context = k8sup_kube::context::template_context(inventory, host, &facts_json, manifest)
         .map_err(|e| e.to_string())?;
     Ok(HostSpec {
         name: host.name.clone(),
@@ -158,4 +177,50 @@ fn host_spec(
         context,
         transport,
     })
+}
+
+/// Fetches the inventory's `cni_manifest` (a file here, or a URL, downloaded
+/// once), checks its sha256 when the inventory gives one, and patches it for
+/// this cluster. `None` when the inventory names none.
+pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, String> {
+    use k8sup_inventory::ManifestSource;
+    use sha2::{Digest, Sha256};
+    let Some(source) = &inventory.cluster.cni_manifest else {
+        return Ok(None);
+    };
+    let (what, bytes, wanted) = match source {
+        ManifestSource::File { path, sha256 } => (
+            path.display().to_string(),
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read cni_manifest {}: {e}", path.display()))?,
+            sha256,
+        ),
+        ManifestSource::Url { url, sha256 } => (url.clone(), download(url)?, sha256),
+    };
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Some(wanted) = wanted {
+        if *wanted != digest {
+            return Err(format!(
+                "cni_manifest {what} has sha256 {digest}, but the inventory says {wanted}: refusing to apply it"
+            ));
+        }
+    }
+    let text = String::from_utf8(bytes).map_err(|_| format!("cni_manifest {what} is not text"))?;
+    let patch = k8sup_kube::manifest::ManifestPatch::for_inventory(inventory);
+    k8sup_kube::manifest::cni_manifest(inventory, Some(&text), &patch).map_err(|e| e.to_string())
+}
+
+/// Downloads `url` on the controller (at most 16 MiB).
+fn download(url: &str) -> Result<Vec<u8>, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("cannot download cni_manifest {url}: {e}");
+    let response = ureq::get(url).call().map_err(|e| fail(&e))?;
+    response
+        .into_body()
+        .with_config()
+        .limit(16 * 1024 * 1024)
+        .read_to_vec()
+        .map_err(|e| fail(&e))
 }
