@@ -24,6 +24,7 @@
 //! [`sshd`], [`keys`], [`layout`] (directories and address blocks), [`faults`], [`proxy`]
 //! (latency), [`inventory`], [`teardown`], [`emu`] (the emulators).
 
+pub mod client;
 pub mod distro;
 pub mod emu;
 pub mod error;

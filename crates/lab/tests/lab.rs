@@ -8,42 +8,22 @@ use std::time::{Duration, Instant};
 use k8sup_lab::{Arch, Distro, Host, HostSpec, Lab, LabSpec, SudoMode, K8SUP_PASSWORD};
 
 fn lab_available() -> bool {
-    if !k8sup_lab::sys::is_root() {
-        eprintln!("SKIPPED: the lab tests need root (mounts, chroot, sshd)");
-        return false;
+    match k8sup_lab::client::unavailable() {
+        Some(why) => {
+            eprintln!("SKIPPED: {why}");
+            false
+        }
+        None => true,
     }
-    if !Path::new("/usr/sbin/sshd").exists() || !Path::new("/usr/bin/ssh").exists() {
-        eprintln!("SKIPPED: the lab tests need openssh-server and openssh-client");
-        return false;
-    }
-    true
 }
 
 fn ssh_to(lab: &Lab, host: &Host, port: u16, user: &str, command: &str) -> Output {
-    Command::new("ssh")
-        .arg("-i")
-        .arg(lab.private_key())
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            lab.known_hosts().display()
-        ))
-        .args([
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=10",
-            "-o",
-            "LogLevel=ERROR",
-            "-p",
-        ])
-        .arg(port.to_string())
-        .arg(format!("{user}@{}", host.address))
-        .arg(command)
-        .output()
-        .expect("run ssh")
+    lab.ssh_via(
+        std::net::SocketAddr::from((host.address, port)),
+        user,
+        command,
+    )
+    .expect("run ssh")
 }
 
 fn ssh(lab: &Lab, host: &str, user: &str, command: &str) -> Output {

@@ -3,49 +3,22 @@
 //! kubelet, and are refused an unknown package and a wrong version.
 //! Needs root and openssh-server; without them the test says so and passes.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use k8sup_lab::{Distro, HostSpec, Lab, LabSpec};
 
 fn lab_available() -> bool {
-    if !k8sup_lab::sys::is_root() {
-        eprintln!("SKIPPED: the lab tests need root (mounts, chroot, sshd)");
-        return false;
+    match k8sup_lab::client::unavailable() {
+        Some(why) => {
+            eprintln!("SKIPPED: {why}");
+            false
+        }
+        None => true,
     }
-    if !Path::new("/usr/sbin/sshd").exists() || !Path::new("/usr/bin/ssh").exists() {
-        eprintln!("SKIPPED: the lab tests need openssh-server and openssh-client");
-        return false;
-    }
-    true
 }
 
 fn ssh(lab: &Lab, host: &str, command: &str) -> Output {
-    let h = lab.host(host).expect("host exists");
-    Command::new("ssh")
-        .arg("-i")
-        .arg(lab.private_key())
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            lab.known_hosts().display()
-        ))
-        .args([
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=10",
-            "-o",
-            "LogLevel=ERROR",
-            "-p",
-        ])
-        .arg(h.port.to_string())
-        .arg(format!("root@{}", h.address))
-        .arg(command)
-        .output()
-        .expect("run ssh")
+    lab.ssh(host, command).expect("run ssh")
 }
 
 /// Runs a command that must succeed; returns its stdout.
