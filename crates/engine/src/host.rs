@@ -27,6 +27,56 @@ pub struct Platform {
     pub distro_version: String,
 }
 
+/// Binary content the caller hands the engine under a name, for the `file` tasks
+/// that say `artifact = "<name>"` (a program built or downloaded on the controller,
+/// say). It is never rendered nor shown as a diff: plans show its size and sha256,
+/// probes compare hashes, and the apply uploads it.
+#[derive(Clone)]
+pub struct Artifact {
+    bytes: Arc<[u8]>,
+    sha256: String,
+}
+
+impl Artifact {
+    pub fn new(bytes: impl Into<Arc<[u8]>>) -> Artifact {
+        let bytes = bytes.into();
+        let sha256 = crate::kinds::sha256_hex(&bytes);
+        Artifact { bytes, sha256 }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The sha256 of the bytes, lowercase hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+impl PartialEq for Artifact {
+    fn eq(&self, other: &Artifact) -> bool {
+        self.sha256 == other.sha256
+    }
+}
+
+impl Eq for Artifact {}
+
+/// Size and hash only: task fingerprints and plans never carry the bytes.
+impl std::fmt::Debug for Artifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Artifact({} bytes, sha256 {})", self.len(), self.sha256)
+    }
+}
+
 /// One host of a run.
 #[derive(Clone)]
 pub struct HostSpec {
@@ -40,6 +90,9 @@ pub struct HostSpec {
     /// The template context: an object (inventory, host, facts, derived values).
     /// The engine adds `platform` and, at apply, the values a task needs.
     pub context: serde_json::Value,
+    /// Binary content by name, for `file` tasks with `artifact = "<name>"`; a
+    /// task naming an artifact the host lacks fails to render.
+    pub artifacts: BTreeMap<String, Artifact>,
     pub transport: Arc<dyn Transport>,
 }
 
@@ -51,6 +104,7 @@ impl std::fmt::Debug for HostSpec {
             .field("labels", &self.labels)
             .field("first_master", &self.first_master)
             .field("platform", &self.platform)
+            .field("artifacts", &self.artifacts)
             .finish_non_exhaustive()
     }
 }

@@ -43,7 +43,7 @@ pub mod testing;
 pub use engine::{Engine, EngineOptions};
 pub use error::{Diagnostic, EngineError, Location, PlaybookError, TaskError};
 pub use event::{EngineEvent, EventSink, TaskOutcome};
-pub use host::{Family, HostSpec, Platform};
+pub use host::{Artifact, Family, HostSpec, Platform};
 pub use plan::{HostPlan, Plan, TaskPlan, TaskStatus};
 pub use playbook::{Action, HostSelector, Play, Playbook, Task};
 pub use redact::{Redactor, REDACTED};

@@ -147,6 +147,14 @@ pub enum FileSource {
     Content(String),
     /// The name of a template in the template set.
     Template(String),
+    /// The name of an artifact the caller registered for the host
+    /// ([`crate::HostSpec::artifacts`]): binary content, uploaded as is.
+    Artifact(String),
+    /// A rendered artifact: its name and content.
+    Binary {
+        artifact: String,
+        data: crate::host::Artifact,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,6 +341,7 @@ struct RawTask {
     path: Option<Spanned<String>>,
     content: Option<Spanned<String>>,
     template: Option<Spanned<String>>,
+    artifact: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
     owner: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
@@ -373,6 +382,7 @@ fn present_fields(t: &RawTask) -> Vec<(&'static str, usize)> {
         ("path", at(&t.path)),
         ("content", at(&t.content)),
         ("template", at(&t.template)),
+        ("artifact", at(&t.artifact)),
         ("mode", at(&t.mode)),
         ("owner", at(&t.owner)),
         ("group", at(&t.group)),
@@ -407,7 +417,9 @@ fn present_fields(t: &RawTask) -> Vec<(&'static str, usize)> {
 /// Fields each kind accepts besides name, kind, id, when and notify.
 fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
-        "file" => &["path", "content", "template", "mode", "owner", "group"],
+        "file" => &[
+            "path", "content", "template", "artifact", "mode", "owner", "group",
+        ],
         "line" => &["path", "line", "regexp", "comment_out"],
         "package" => &["packages", "version", "hold"],
         "service" => &["service", "enabled", "state"],
@@ -603,18 +615,38 @@ impl Checker<'_> {
     fn action(&mut self, kind: &str, at: usize, raw: RawTask, handler: bool) -> Option<Action> {
         Some(match kind {
             "file" => {
-                let source = match (raw.content, raw.template) {
-                    (Some(content), None) => FileSource::Content(content.into_inner()),
-                    (None, Some(template)) => FileSource::Template(template.into_inner()),
-                    (Some(content), Some(_)) => {
+                let given: Vec<&str> = [
+                    raw.content.as_ref().map(|_| "content"),
+                    raw.template.as_ref().map(|_| "template"),
+                    raw.artifact.as_ref().map(|_| "artifact"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                if given.len() > 1 {
+                    let second = [&raw.content, &raw.template, &raw.artifact]
+                        .into_iter()
+                        .flatten()
+                        .nth(1)
+                        .map_or(at, |f| f.span().start);
+                    self.error(
+                        second,
+                        format!(
+                            "give one of `content`, `template` or `artifact`, not {}",
+                            given.join(" and ")
+                        ),
+                    );
+                    return None;
+                }
+                let source = match (raw.content, raw.template, raw.artifact) {
+                    (Some(content), _, _) => FileSource::Content(content.into_inner()),
+                    (_, Some(template), _) => FileSource::Template(template.into_inner()),
+                    (_, _, Some(artifact)) => FileSource::Artifact(artifact.into_inner()),
+                    (None, None, None) => {
                         self.error(
-                            content.span().start,
-                            "give `content` or `template`, not both",
+                            at,
+                            "a `file` task needs `content`, `template` or `artifact`",
                         );
-                        return None;
-                    }
-                    (None, None) => {
-                        self.error(at, "a `file` task needs `content` or `template`");
                         return None;
                     }
                 };

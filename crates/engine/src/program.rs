@@ -122,6 +122,7 @@ fn select(
     }
     let rendered = render(
         env,
+        host,
         task,
         base_value,
         &Value::from_serialize(&with_placeholders),
@@ -155,7 +156,7 @@ pub(crate) fn render_with_values(
         context.insert(name.clone(), value.clone().into());
     }
     let context = Value::from_serialize(&context);
-    match render(env, task, &context, &context)? {
+    match render(env, host, task, &context, &context)? {
         Action::Command(spec) => Ok(spec),
         other => Err(TaskError::Render {
             task: task.id.clone(),
@@ -172,6 +173,7 @@ pub(crate) fn render_with_values(
 /// only field that may use values from other hosts); the rest use `context`.
 fn render(
     env: &Environment<'_>,
+    host: &HostSpec,
     task: &Task,
     context: &Value,
     cmd_context: &Value,
@@ -188,22 +190,41 @@ fn render(
     };
     Ok(match &task.action {
         Action::File(spec) => {
-            let content = match &spec.source {
-                FileSource::Content(text) => field("content", text)?,
+            let source = match &spec.source {
+                FileSource::Content(text) => FileSource::Content(field("content", text)?),
                 FileSource::Template(name) => {
                     let name = field("template", name)?;
-                    template::render_template(env, &name, context).map_err(|message| {
-                        TaskError::Render {
+                    FileSource::Content(template::render_template(env, &name, context).map_err(
+                        |message| TaskError::Render {
                             task: task.id.clone(),
                             field: format!("template {name}"),
                             message,
-                        }
-                    })?
+                        },
+                    )?)
                 }
+                FileSource::Artifact(name) => {
+                    let name = field("artifact", name)?;
+                    let data =
+                        host.artifacts
+                            .get(&name)
+                            .cloned()
+                            .ok_or_else(|| TaskError::Render {
+                                task: task.id.clone(),
+                                field: "artifact".into(),
+                                message: format!(
+                                    "no artifact named {name:?} was given for this host"
+                                ),
+                            })?;
+                    FileSource::Binary {
+                        artifact: name,
+                        data,
+                    }
+                }
+                FileSource::Binary { .. } => spec.source.clone(),
             };
             Action::File(FileSpec {
                 path: field("path", &spec.path)?,
-                source: FileSource::Content(content),
+                source,
                 mode: spec.mode,
                 owner: opt("owner", &spec.owner)?,
                 group: opt("group", &spec.group)?,

@@ -42,6 +42,7 @@ k8sup_probe_file() {
   k8sup_s=${k8sup_s%% *}
   echo "sha256=$k8sup_s"
   [ "$k8sup_s" = "$2" ] && return 0
+  [ -n "$3" ] && return 0
   k8sup_n=$(wc -c < "$1")
   if [ "$k8sup_n" -gt 1048576 ]; then echo "content_too_large=$k8sup_n"; return 0; fi
   printf 'content='; k8sup_b64 < "$1"; echo

@@ -91,6 +91,7 @@ fn lab(names: &[&str]) -> Lab {
                 "host": {"name": name},
                 "port": 8080,
             }),
+            artifacts: BTreeMap::new(),
             transport: transport.clone(),
         });
         lab.roots.insert(name.to_string(), root);
@@ -661,4 +662,80 @@ hold = true
     let again = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
     // The fake apt-get records the pattern itself as the version, which still matches.
     assert!(!again.has_changes(), "{again:#?}");
+}
+
+#[test]
+fn artifacts_are_planned_by_hash_uploaded_atomically_and_then_left_alone() {
+    let mut lab = lab(&["m1", "n1"]);
+    // Binary, not UTF-8, and larger than what probes send back as content.
+    let bytes: Vec<u8> = (0..1_500_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let artifact = Artifact::new(bytes.clone());
+    lab.hosts[0]
+        .artifacts
+        .insert("tool".into(), artifact.clone());
+    let text = r#"
+[[play]]
+name = "tools"
+hosts = "all"
+
+[[play.task]]
+name = "tool binary"
+kind = "file"
+path = "{{ root }}/usr/local/bin/tool"
+artifact = "tool"
+mode = "0755"
+"#;
+    let playbook = Playbook::parse("artifacts.toml", text).expect("parses");
+    let options = EngineOptions {
+        parallelism: 2,
+        state_path: STATE.into(),
+        history_dir: None,
+    };
+    let engine = Engine::new(playbook, &TemplateSet::new(), options);
+    let rt = runtime();
+    let before = lab.snapshot();
+    let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    assert_eq!(before, lab.snapshot(), "a plan wrote on a host");
+    let task = &plan.host("m1").expect("m1").tasks[0];
+    assert_eq!(task.status, TaskStatus::Change, "{task:?}");
+    assert!(task.diff.is_none(), "a binary has no diff: {task:?}");
+    let command = task.command.as_deref().expect("command");
+    assert!(
+        command.contains("artifact tool")
+            && command.contains("mode 0755")
+            && command.contains("1500000 bytes")
+            && command.contains(artifact.sha256()),
+        "{command}"
+    );
+    // n1 was given no artifact of that name: an error there, not a guess.
+    let n1 = plan.host("n1").expect("n1");
+    let error = n1.error.as_deref().expect("n1 cannot be planned");
+    assert!(error.contains("no artifact named \"tool\""), "{error}");
+
+    lab.hosts.truncate(1);
+    let report = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
+    let path = lab.root("m1").join("usr/local/bin/tool");
+    assert_eq!(std::fs::read(&path).expect("uploaded"), bytes);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o7777, 0o755);
+    let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    assert!(!plan.has_changes(), "{plan:#?}");
+
+    // Changed on the host: the hash differs, a change again (still no diff).
+    std::fs::write(&path, b"#!/bin/sh\necho other\n").expect("edit");
+    let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    let task = &plan.hosts[0].tasks[0];
+    assert!(
+        matches!(task.status, TaskStatus::Change | TaskStatus::Drift),
+        "{task:?}"
+    );
+    assert!(
+        task.reason.contains("differs from artifact tool"),
+        "{task:?}"
+    );
+    assert!(task.diff.is_none(), "{task:?}");
 }

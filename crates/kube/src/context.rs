@@ -80,9 +80,6 @@ pub fn template_context(
         }
         other => other.map(str::to_string),
     };
-    let cri_dockerd_remote = cri_dockerd
-        .as_deref()
-        .is_some_and(|s| s.starts_with("https://") || s.starts_with("http://"));
 
     let init_config = if is_first_master {
         kubeadm::init_config(inventory, host)?
@@ -163,9 +160,9 @@ pub fn template_context(
             "containerd_hosts_toml": runtime::containerd_docker_hub_hosts(inventory).unwrap_or_default(),
             "docker_daemon_json": runtime::docker_daemon_json(inventory),
             "needs_cri_dockerd": inventory.needs_cri_dockerd(),
+            // Where the controller reads cri-dockerd's release archive for this
+            // host's arch (k8sup-ops uploads the program as the `cri-dockerd` artifact).
             "cri_dockerd_source": cri_dockerd.clone().unwrap_or_default(),
-            "cri_dockerd_source_q": quote(cri_dockerd.as_deref().unwrap_or(""))?,
-            "cri_dockerd_remote": cri_dockerd_remote,
         },
         "packages": {
             "source": inventory.packages.source.as_str(),

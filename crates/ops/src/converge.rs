@@ -3,11 +3,11 @@
 //! host cannot be worked on (before anything is changed anywhere), and hand
 //! each host to the engine with its template context.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
-use k8sup_engine::{Family, HostSpec, Platform};
+use k8sup_engine::{Artifact, Family, HostSpec, Platform};
 use k8sup_facts::{preflight, CheckKind, DistroFamily, Finding, HostFacts};
 use k8sup_inventory::{Host, Inventory};
 
@@ -112,6 +112,8 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
         }
     };
     let mut specs = Vec::new();
+    // Binaries for the hosts, read (or downloaded) once per source, so once per arch.
+    let mut artifacts = Artifacts::default();
     for (host, facts, session) in ready {
         match host_spec(
             inventory,
@@ -119,7 +121,11 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
             &facts,
             manifest.as_deref(),
             Arc::new(session),
-        ) {
+        )
+        .and_then(|mut spec| {
+            artifacts.add_to(inventory, &mut spec)?;
+            Ok(spec)
+        }) {
             Ok(spec) => specs.push(spec),
             Err(message) => blocking.push(Finding {
                 host: host.name.clone(),
@@ -175,6 +181,7 @@ fn host_spec(
         first_master: inventory.first_master().name == host.name,
         platform,
         context,
+        artifacts: BTreeMap::new(),
         transport,
     })
 }
@@ -215,12 +222,202 @@ pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, String> {
 
 /// Downloads `url` on the controller (at most 16 MiB).
 fn download(url: &str) -> Result<Vec<u8>, String> {
-    let fail = |e: &dyn std::fmt::Display| format!("cannot download cni_manifest {url}: {e}");
+    download_limited(url, "cni_manifest", 16 * 1024 * 1024)
+}
+
+/// Downloads `url` on the controller, at most `limit` bytes; `what` names it in errors.
+fn download_limited(url: &str, what: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("cannot download {what} {url}: {e}");
     let response = ureq::get(url).call().map_err(|e| fail(&e))?;
     response
         .into_body()
         .with_config()
-        .limit(16 * 1024 * 1024)
+        .limit(limit)
         .read_to_vec()
         .map_err(|e| fail(&e))
+}
+
+/// The name the default playbook uploads cri-dockerd under (`artifact = "cri-dockerd"`).
+pub const CRI_DOCKERD_ARTIFACT: &str = "cri-dockerd";
+
+/// The largest cri-dockerd archive or program k8sup reads (releases are ~20 MiB).
+const CRI_DOCKERD_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// The binaries hosts get from the controller, each read once per source (the
+/// source names the arch: `{arch}` is filled in per host).
+#[derive(Default)]
+struct Artifacts {
+    by_source: BTreeMap<String, Artifact>,
+}
+
+impl Artifacts {
+    /// Registers the artifacts `spec`'s host needs: cri-dockerd when Docker needs
+    /// it, from `packages.cri_dockerd` (a release archive, a URL or a file here)
+    /// or, with `packages.source = "binary"`, `binary_dir/<arch>/cri-dockerd`.
+    fn add_to(&mut self, inventory: &Inventory, spec: &mut HostSpec) -> Result<(), String> {
+        if !inventory.needs_cri_dockerd() {
+            return Ok(());
+        }
+        let runtime = &spec.context["runtime"];
+        let source = runtime["cri_dockerd_source"].as_str().unwrap_or_default();
+        let artifact = if !source.is_empty() {
+            let key = format!("archive:{source}");
+            match self.by_source.get(&key) {
+                Some(a) => a.clone(),
+                None => {
+                    let archive = read_source(source, "packages.cri_dockerd")?;
+                    let program = cri_dockerd_from_archive(&archive)
+                        .map_err(|e| format!("packages.cri_dockerd {source}: {e}"))?;
+                    let a = Artifact::new(program);
+                    self.by_source.insert(key, a.clone());
+                    a
+                }
+            }
+        } else if let Some(dir) = &inventory.packages.binary_dir {
+            let path = dir.join(&spec.platform.arch).join("cri-dockerd");
+            let key = format!("binary:{}", path.display());
+            match self.by_source.get(&key) {
+                Some(a) => a.clone(),
+                None => {
+                    let program = std::fs::read(&path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    let a = Artifact::new(program);
+                    self.by_source.insert(key, a.clone());
+                    a
+                }
+            }
+        } else {
+            return Err(
+                "cri-dockerd is needed (runtime \"docker\") but packages.cri_dockerd is not set"
+                    .to_string(),
+            );
+        };
+        spec.artifacts
+            .insert(CRI_DOCKERD_ARTIFACT.to_string(), artifact);
+        Ok(())
+    }
+}
+
+/// The bytes of `source`: downloaded when it is an http(s) URL, else read from
+/// this machine.
+fn read_source(source: &str, what: &str) -> Result<Vec<u8>, String> {
+    if source.starts_with("https://") || source.starts_with("http://") {
+        return download_limited(source, what, CRI_DOCKERD_LIMIT);
+    }
+    let path = source.strip_prefix("file://").unwrap_or(source);
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {what} {path}: {e}"))?;
+    let mut bytes = Vec::new();
+    use std::io::Read;
+    file.take(CRI_DOCKERD_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {what} {path}: {e}"))?;
+    if bytes.len() as u64 > CRI_DOCKERD_LIMIT {
+        return Err(format!(
+            "{what} {path} is larger than {CRI_DOCKERD_LIMIT} bytes"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The program `cri-dockerd/cri-dockerd` in a cri-dockerd release archive
+/// (`cri-dockerd-<version>.<arch>.tgz`: a gzip-compressed tar).
+pub fn cri_dockerd_from_archive(archive: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let gz = flate2::read::GzDecoder::new(archive);
+    let mut tar = tar::Archive::new(gz);
+    let entries = tar
+        .entries()
+        .map_err(|e| format!("not a gzip-compressed tar archive: {e}"))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("not a gzip-compressed tar archive: {e}"))?;
+        let path = entry
+            .path()
+            .map_err(|e| format!("bad path in the archive: {e}"))?
+            .into_owned();
+        let wanted = path
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            == ["cri-dockerd", "cri-dockerd"];
+        if !wanted {
+            continue;
+        }
+        if !entry.header().entry_type().is_file() {
+            return Err("cri-dockerd/cri-dockerd in the archive is not a regular file".into());
+        }
+        let mut program = Vec::new();
+        entry
+            .take(CRI_DOCKERD_LIMIT + 1)
+            .read_to_end(&mut program)
+            .map_err(|e| format!("cannot read cri-dockerd/cri-dockerd from the archive: {e}"))?;
+        if program.len() as u64 > CRI_DOCKERD_LIMIT {
+            return Err("cri-dockerd/cri-dockerd in the archive is too large".into());
+        }
+        return Ok(program);
+    }
+    Err("the archive holds no cri-dockerd/cri-dockerd".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut builder = tar::Builder::new(gz);
+        for (path, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o755);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, path, *data)
+                .expect("append");
+        }
+        builder.into_inner().expect("tar").finish().expect("gzip")
+    }
+
+    #[test]
+    fn the_program_is_taken_from_a_release_archive() {
+        let archive = tgz(&[
+            ("cri-dockerd/LICENSE", b"Apache"),
+            ("cri-dockerd/cri-dockerd", b"\x7fELF binary"),
+        ]);
+        assert_eq!(
+            cri_dockerd_from_archive(&archive).unwrap(),
+            b"\x7fELF binary"
+        );
+        let dotted = tgz(&[("./cri-dockerd/cri-dockerd", b"#!/bin/sh\n")]);
+        assert_eq!(cri_dockerd_from_archive(&dotted).unwrap(), b"#!/bin/sh\n");
+    }
+
+    #[test]
+    fn archives_without_the_program_or_not_archives_are_refused() {
+        let other = tgz(&[("cri-dockerd/README.md", b"hi"), ("cri-dockerd", b"x")]);
+        assert_eq!(
+            cri_dockerd_from_archive(&other).unwrap_err(),
+            "the archive holds no cri-dockerd/cri-dockerd"
+        );
+        let err = cri_dockerd_from_archive(b"plain text, not gzip").unwrap_err();
+        assert!(
+            err.starts_with("not a gzip-compressed tar archive"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn local_sources_are_read_and_missing_ones_named() {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = dir.path().join("cri-dockerd-0.3.15.amd64.tgz");
+        std::fs::write(&path, tgz(&[("cri-dockerd/cri-dockerd", b"prog")])).expect("write");
+        let bytes = read_source(path.to_str().unwrap(), "packages.cri_dockerd").unwrap();
+        assert_eq!(cri_dockerd_from_archive(&bytes).unwrap(), b"prog");
+        let missing = dir.path().join("nope.tgz");
+        let err = read_source(missing.to_str().unwrap(), "packages.cri_dockerd").unwrap_err();
+        assert!(
+            err.starts_with("cannot read packages.cri_dockerd "),
+            "{err}"
+        );
+    }
 }

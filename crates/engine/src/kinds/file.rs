@@ -9,26 +9,60 @@
 use k8sup_shell::Script;
 
 use super::{check_path, file_diff, sha256_hex, Change, Fields, FileState, Verdict};
+use crate::host::Artifact;
 use crate::playbook::{FileSource, FileSpec};
 use crate::script::{arg, Section};
 
-fn content(spec: &FileSpec) -> Result<&str, String> {
+/// What the file must hold: text (rendered) or an artifact's bytes.
+enum Wanted<'a> {
+    Text(&'a str),
+    Binary {
+        artifact: &'a str,
+        data: &'a Artifact,
+    },
+}
+
+impl Wanted<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Wanted::Text(text) => text.as_bytes(),
+            Wanted::Binary { data, .. } => data.bytes(),
+        }
+    }
+
+    fn sha256(&self) -> String {
+        match self {
+            Wanted::Text(text) => sha256_hex(text.as_bytes()),
+            Wanted::Binary { data, .. } => data.sha256().to_string(),
+        }
+    }
+}
+
+fn wanted(spec: &FileSpec) -> Result<Wanted<'_>, String> {
     match &spec.source {
-        FileSource::Content(text) => Ok(text),
+        FileSource::Content(text) => Ok(Wanted::Text(text)),
+        FileSource::Binary { artifact, data } => Ok(Wanted::Binary { artifact, data }),
         FileSource::Template(name) => Err(format!("template {name:?} was not rendered")),
+        FileSource::Artifact(name) => Err(format!("artifact {name:?} was not resolved")),
     }
 }
 
 pub(super) fn probe(spec: &FileSpec) -> Result<Script, String> {
     check_path("path", &spec.path)?;
-    let wanted = content(spec)?;
-    Ok(Script::new("k8sup_probe_file")
+    let wanted = wanted(spec)?;
+    let call = Script::new("k8sup_probe_file")
         .arg(arg(spec.path.clone())?)
-        .arg(arg(sha256_hex(wanted.as_bytes()))?))
+        .arg(arg(wanted.sha256())?);
+    // A binary is never shown as a diff: the host sends its hash, not its content.
+    Ok(match wanted {
+        Wanted::Text(_) => call,
+        Wanted::Binary { .. } => call.arg(arg("nocontent")?),
+    })
 }
 
 pub(super) fn judge(spec: &FileSpec, section: &Section) -> Result<Verdict, String> {
-    let wanted = content(spec)?;
+    let wanted = wanted(spec)?;
+    let wanted_sha256 = wanted.sha256();
     let fields = Fields::of(section);
     let state = FileState::read(&fields, &spec.path)?;
     let mut reasons = Vec::new();
@@ -45,8 +79,10 @@ pub(super) fn judge(spec: &FileSpec, section: &Section) -> Result<Verdict, Strin
             too_large,
             ..
         } => {
-            if *sha256 != sha256_hex(wanted.as_bytes()) {
-                reasons.push(if *too_large {
+            if *sha256 != wanted_sha256 {
+                reasons.push(if let Wanted::Binary { artifact, .. } = wanted {
+                    format!("{} differs from artifact {artifact}", spec.path)
+                } else if *too_large {
                     format!("{} differs (too large to show)", spec.path)
                 } else {
                     format!("{} content differs", spec.path)
@@ -84,12 +120,28 @@ pub(super) fn judge(spec: &FileSpec, section: &Section) -> Result<Verdict, Strin
         group.as_deref(),
         state.expected_for_write(),
     )?;
+    let (diff, command) = match wanted {
+        Wanted::Text(text) => (
+            file_diff(&spec.path, &state, text),
+            format!("write {} (mode {:04o})", spec.path, spec.mode),
+        ),
+        Wanted::Binary { artifact, data } => (
+            None,
+            format!(
+                "upload artifact {artifact} to {} (mode {:04o}, {} bytes, sha256 {})",
+                spec.path,
+                spec.mode,
+                data.len(),
+                data.sha256()
+            ),
+        ),
+    };
     Ok(Verdict::Change(Change {
         reason: reasons.join("; "),
-        diff: file_diff(&spec.path, &state, wanted),
-        command: Some(format!("write {} (mode {:04o})", spec.path, spec.mode)),
+        diff,
+        command: Some(command),
         apply,
-        stdin: Some(wanted.as_bytes().to_vec()),
+        stdin: Some(wanted.bytes().to_vec()),
     }))
 }
 
@@ -173,5 +225,77 @@ mod tests {
         assert!(judge(&spec("x"), &section("kind=dir")).is_err());
         assert!(judge(&spec("x"), &section("kind=file\nstat=nonsense")).is_err());
         assert!(judge(&spec("x"), &section("")).is_err());
+    }
+
+    fn binary(bytes: &[u8]) -> FileSpec {
+        FileSpec {
+            path: "/usr/local/bin/tool".into(),
+            source: FileSource::Binary {
+                artifact: "tool".into(),
+                data: Artifact::new(bytes.to_vec()),
+            },
+            mode: 0o755,
+            owner: None,
+            group: None,
+        }
+    }
+
+    #[test]
+    fn artifacts_probe_by_hash_without_content() {
+        let spec = binary(b"\x7fELF\0\xff");
+        let hash = sha256_hex(b"\x7fELF\0\xff");
+        assert_eq!(
+            probe(&spec).unwrap().render(),
+            format!("k8sup_probe_file /usr/local/bin/tool {hash} nocontent")
+        );
+        let body = format!("kind=file\nstat=755 root root\nsha256={hash}");
+        assert!(matches!(
+            judge(&spec, &section(&body)).unwrap(),
+            Verdict::Ok { .. }
+        ));
+    }
+
+    #[test]
+    fn artifacts_change_with_size_and_hash_but_no_diff() {
+        let bytes = b"\x7fELF\0\xff";
+        let spec = binary(bytes);
+        let Verdict::Change(change) = judge(&spec, &section("kind=absent")).unwrap() else {
+            panic!("expected a change")
+        };
+        assert_eq!(change.reason, "/usr/local/bin/tool does not exist");
+        assert!(change.diff.is_none());
+        assert_eq!(
+            change.command.as_deref(),
+            Some(
+                format!(
+                    "upload artifact tool to /usr/local/bin/tool (mode 0755, 6 bytes, sha256 {})",
+                    sha256_hex(bytes)
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(
+            change.apply.render(),
+            "k8sup_write /usr/local/bin/tool 0755 '' '' absent"
+        );
+        assert_eq!(change.stdin.as_deref(), Some(&bytes[..]));
+
+        let body = "kind=file\nstat=644 root root\nsha256=abc";
+        let Verdict::Change(change) = judge(&spec, &section(body)).unwrap() else {
+            panic!("expected a change")
+        };
+        assert_eq!(
+            change.reason,
+            "/usr/local/bin/tool differs from artifact tool; mode is 0644, wanted 0755"
+        );
+        assert!(change.diff.is_none());
+        assert!(change.apply.render().ends_with(" abc"));
+    }
+
+    #[test]
+    fn unresolved_artifacts_are_errors() {
+        let mut spec = binary(b"x");
+        spec.source = FileSource::Artifact("tool".into());
+        assert!(probe(&spec).is_err());
     }
 }

@@ -40,7 +40,10 @@ fn derived_values_are_in_the_context() {
         .as_str()
         .unwrap()
         .contains("\"Network\": \"10.244.0.0/16\""));
-    let calico = inventory(&HA.replace("[cluster]\n", "[cluster]\ncni = \"calico\"\n"));
+    let calico = inventory(&HA.replace(
+        "[cluster]\n",
+        "[cluster]\ncni = \"calico\"\ncni_manifest = \"https://example.org/calico.yaml\"\n",
+    ));
     assert!(matches!(
         template_context(&calico, calico.first_master(), &ubuntu(), None),
         Err(KubeError::CalicoManifestNeeded { .. })
@@ -67,7 +70,6 @@ fn docker_hosts_get_cri_dockerd_for_their_arch() {
     .unwrap();
     assert_eq!(c["runtime"]["socket"], "unix:///run/cri-dockerd.sock");
     assert_eq!(c["runtime"]["needs_cri_dockerd"], true);
-    assert_eq!(c["runtime"]["cri_dockerd_remote"], true);
     assert_eq!(
         c["runtime"]["cri_dockerd_source"],
         "https://example.org/cri-dockerd-0.3.15.amd64.tgz"

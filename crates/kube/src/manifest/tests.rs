@@ -335,7 +335,10 @@ fn calico_pool_is_the_pod_cidr_and_autodetection_the_internal_ip() {
                 "[images.overrides]\n\"docker.io/flannel/flannel:v0.25.6\"",
                 "[images.overrides]\n\"docker.io/calico/node:v3.28.2\"",
             )
-            .replace("[cluster]\n", "[cluster]\ncni = \"calico\"\n"),
+            .replace(
+                "[cluster]\n",
+                "[cluster]\ncni = \"calico\"\ncni_manifest = \"https://example.org/calico.yaml\"\n",
+            ),
     );
     let p = ManifestPatch::for_inventory(&inv);
     assert!(matches!(

@@ -63,6 +63,8 @@ fn fields(task: &Task) -> Vec<String> {
             match &f.source {
                 FileSource::Content(c) => v.push(c.clone()),
                 FileSource::Template(t) => v.push(format!("{{% include '{t}' %}}")),
+                FileSource::Artifact(a) => v.push(format!("artifact {a}")),
+                FileSource::Binary { artifact, .. } => v.push(format!("artifact {artifact}")),
             }
             v
         }
@@ -221,8 +223,11 @@ fn the_runtime_and_the_kubelet_get_the_same_pause_image() {
         s["prepare/docker-daemon-json"][1],
         runtime::docker_daemon_json(&solo)
     );
-    assert!(s["prepare/cri-dockerd-binary"][0]
-        .contains("https://example.org/cri-dockerd-0.3.15.amd64.tgz"));
+    // The program is uploaded from the controller, never fetched by the host.
+    assert_eq!(
+        s["prepare/cri-dockerd-binary"],
+        ["/usr/local/bin/cri-dockerd", "artifact cri-dockerd"]
+    );
     assert!(!s.contains_key("prepare/containerd-config"));
 }
 
