@@ -209,7 +209,11 @@ pub fn run_crictl(inv: &mut Invocation) -> i32 {
                 Runtime::Containerd => runtime::containerd_config(inv)
                     .map(|c| (c.systemd_cgroup, c.sandbox_image))
                     .unwrap_or((false, String::new())),
-                _ => (
+                Runtime::CriDockerd => (
+                    runtime::cgroup_driver(inv, rt).is_ok_and(|d| d == "systemd"),
+                    runtime::cri_dockerd_pause_image(inv),
+                ),
+                Runtime::CriO => (
                     runtime::cgroup_driver(inv, rt).is_ok_and(|d| d == "systemd"),
                     "registry.k8s.io/pause:3.9".into(),
                 ),
@@ -323,8 +327,16 @@ pub fn run_docker(inv: &mut Invocation) -> i32 {
     }
 }
 
+/// The version the lab's cri-dockerd reports when it is no package's but the
+/// program of a release archive (a script that execs the emulator).
+pub const CRI_DOCKERD_RELEASE: &str = "0.3.15";
+
 pub fn run_cri_dockerd(inv: &mut Invocation) -> i32 {
-    match version_of(inv, &["cri-dockerd"]) {
+    // Mirantis' deb/rpm, else a release archive's program: only those reach here.
+    let version = version_of(inv, &["cri-dockerd"]).or_else(|_| -> Result<_, String> {
+        Ok(("cri-dockerd".to_string(), CRI_DOCKERD_RELEASE.to_string()))
+    });
+    match version {
         Ok((_, v)) if inv.args.iter().any(|a| a == "--version") => {
             inv.outln(&format!("cri-dockerd {v} (c1c566e)"));
             0
@@ -435,6 +447,21 @@ mod tests {
             h.run("docker", &["info", "--format", "{{.CgroupDriver}}"])
                 .1,
             "systemd\n"
+        );
+    }
+
+    #[test]
+    fn a_release_cri_dockerd_reports_its_version() {
+        let h = FakeHost::new(Distro::Ubuntu2204, Arch::Amd64);
+        let (s, out, _) = h.run("cri-dockerd", &["--version"]);
+        assert_eq!((s, out.as_str()), (0, "cri-dockerd 0.3.15 (c1c566e)\n"));
+        let (s, _, err) = h.run("cri-dockerd", &["--container-runtime-endpoint", "fd://"]);
+        assert_eq!(
+            (s, err.as_str()),
+            (
+                1,
+                "k8sup-lab: cri-dockerd runs only as cri-docker.service here\n"
+            )
         );
     }
 }

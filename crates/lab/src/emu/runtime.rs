@@ -189,6 +189,66 @@ pub fn docker_running(inv: &Invocation) -> bool {
     unit_active(inv, "docker.service") && docker_cgroup_driver(inv).is_ok()
 }
 
+/// Where systemd looks for units, in its order.
+const UNIT_DIRS: [&str; 4] = [
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+
+/// The words of `cri-docker.service`'s `ExecStart`, once its program is found
+/// executable, as systemd needs it to start cri-dockerd; the error is systemd's.
+pub fn cri_dockerd_exec(inv: &Invocation) -> Result<Vec<String>, String> {
+    let unit = UNIT_DIRS
+        .iter()
+        .find_map(|d| inv.read(&format!("{d}/cri-docker.service")).ok())
+        .ok_or("Unit cri-docker.service not found.")?;
+    let words: Vec<String> = unit
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ExecStart="))
+        .next_back()
+        .map(|cmd| cmd.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let program = words
+        .first()
+        .map(|p| p.trim_start_matches(['-', '@', '!', '+', ':']))
+        .ok_or("cri-docker.service: Service has no ExecStart=, ExecStop=, or SuccessAction=. Refusing.")?;
+    use std::os::unix::fs::PermissionsExt;
+    let located = std::fs::symlink_metadata(inv.path(program)).map_err(|_| {
+        format!(
+            "cri-docker.service: Failed to locate executable {program}: No such file or directory"
+        )
+    })?;
+    if !located.file_type().is_symlink() && located.permissions().mode() & 0o111 == 0 {
+        return Err(format!(
+            "cri-docker.service: Failed to locate executable {program}: Permission denied"
+        ));
+    }
+    Ok(words)
+}
+
+/// The pause image cri-dockerd gives pods: its `--pod-infra-container-image`, else
+/// its built-in default.
+pub fn cri_dockerd_pause_image(inv: &Invocation) -> String {
+    let words = cri_dockerd_exec(inv).unwrap_or_default();
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        if let Some(v) = w.strip_prefix("--pod-infra-container-image=") {
+            return v.to_string();
+        }
+        if w == "--pod-infra-container-image" {
+            if let Some(v) = it.next() {
+                return v.clone();
+            }
+        }
+    }
+    CRI_DOCKERD_DEFAULT_PAUSE.to_string()
+}
+
+/// cri-dockerd 0.3's default pause image.
+pub const CRI_DOCKERD_DEFAULT_PAUSE: &str = "registry.k8s.io/pause:3.9";
+
 /// Checks that a CRI socket is served, as `crictl info` would; the error is crictl's.
 pub fn check_socket(inv: &Invocation, socket: &str) -> Result<Runtime, String> {
     let endpoint = if socket.contains("://") {
@@ -216,6 +276,9 @@ pub fn check_socket(inv: &Invocation, socket: &str) -> Result<Runtime, String> {
             }
         }
         Runtime::CriDockerd => {
+            // systemd marks a unit whose program cannot run as failed (203/EXEC):
+            // nothing listens behind the socket then.
+            cri_dockerd_exec(inv).map_err(|_| unavailable())?;
             if !docker_running(inv) {
                 return Err(format!(
                     "validate service connection: validate CRI v1 runtime API for endpoint \"{endpoint}\": rpc error: code = Unknown desc = Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
@@ -332,5 +395,41 @@ mod tests {
         assert_eq!(docker_cgroup_driver(&inv).as_deref(), Ok("cgroupfs"));
         h.write("/etc/docker/daemon.json", "{");
         assert!(docker_cgroup_driver(&inv).is_err());
+    }
+
+    #[test]
+    fn cri_dockerd_serves_its_socket_only_with_its_program_and_docker() {
+        let h = FakeHost::new(Distro::Ubuntu2204, Arch::Amd64);
+        let inv = Invocation::new(&h.root, "crictl", &[], 0);
+        let sock = "unix:///run/cri-dockerd.sock";
+        h.write(
+            "/etc/systemd/system/cri-docker.service",
+            "[Service]\nExecStart=/usr/local/bin/cri-dockerd --container-runtime-endpoint fd:// --pod-infra-container-image=mirror.example/pause:3.9\n",
+        );
+        h.write("/run/lab-systemd/cri-docker.service.active", "");
+        h.write("/run/lab-systemd/docker.service.active", "");
+        // Started, but its program was never installed: 203/EXEC, nothing listens.
+        assert!(cri_dockerd_exec(&inv)
+            .expect_err("no program")
+            .contains("Failed to locate executable /usr/local/bin/cri-dockerd"));
+        assert!(check_socket(&inv, sock)
+            .expect_err("no program")
+            .contains("no such file or directory"));
+        h.write("/usr/local/bin/cri-dockerd", "#!/bin/sh\n");
+        use std::os::unix::fs::PermissionsExt;
+        let program = h.root.join("usr/local/bin/cri-dockerd");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(check_socket(&inv, sock).is_err(), "not executable");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            check_socket(&inv, "unix:///var/run/cri-dockerd.sock"),
+            Ok(Runtime::CriDockerd)
+        );
+        assert_eq!(cri_dockerd_pause_image(&inv), "mirror.example/pause:3.9");
+        // Docker stopped: cri-dockerd answers, but with Docker's error.
+        std::fs::remove_file(h.root.join("run/lab-systemd/docker.service.active")).unwrap();
+        assert!(check_socket(&inv, sock)
+            .expect_err("docker stopped")
+            .contains("Cannot connect to the Docker daemon"));
     }
 }

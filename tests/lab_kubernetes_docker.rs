@@ -1,0 +1,230 @@
+//! `runtime = "docker"` on a mixed lab: Docker from its repositories, and
+//! cri-dockerd from a release archive on the controller (no host downloads it:
+//! k8sup reads the archive once per arch, takes the program out and uploads it).
+//! Every node Ready over cri-dockerd's socket, with the same cgroup driver in
+//! Docker and the kubelet, and a second apply changes nothing.
+
+mod common;
+
+use std::path::Path;
+
+use common::{k8sup, lab, spec, stderr, stdout, write_inventory};
+use k8sup_lab::Lab;
+
+const LAB: &str = r#"
+name = "kdock"
+[[hosts]]
+name = "master"
+roles = ["master"]
+distro = "ubuntu2204"
+arch = "amd64"
+[[hosts]]
+name = "node-a"
+distro = "ubuntu2204"
+arch = "amd64"
+[[hosts]]
+name = "node-arm"
+distro = "rocky9"
+arch = "arm64"
+[[hosts]]
+name = "node-r"
+distro = "rocky9"
+arch = "amd64"
+"#;
+
+/// What the lab's cri-dockerd is: a script handing over to the emulator, which
+/// serves the CRI socket while `cri-docker.service` runs.
+const CRI_DOCKERD: &str =
+    "#!/bin/sh\nexec /usr/libexec/k8sup-lab/k8sup-lab-emu cri-dockerd \"$@\"\n";
+
+/// `cri-dockerd-0.3.15.<arch>.tgz` as released: `cri-dockerd/cri-dockerd` inside
+/// (made by tar(1), as the release is).
+fn release_archive(dir: &Path, arch: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = dir.join(format!("tree-{arch}"));
+    let program = tree.join("cri-dockerd/cri-dockerd");
+    std::fs::create_dir_all(program.parent().unwrap()).expect("dir");
+    std::fs::write(&program, format!("{CRI_DOCKERD}# {arch}\n")).expect("program");
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let archive = dir.join(format!("cri-dockerd-0.3.15.{arch}.tgz"));
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&tree)
+        .arg("cri-dockerd")
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "tar failed");
+}
+
+fn on(lab: &Lab, host: &str, command: &str) -> String {
+    let out = lab.ssh(host, command).expect("ssh runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stdout and stderr of `command` on `host`, for the messages of a failure.
+fn on_both(lab: &Lab, host: &str, command: &str) -> String {
+    let out = lab.ssh(host, command).expect("ssh runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn read(lab: &Lab, host: &str, path: &str) -> String {
+    std::fs::read_to_string(lab.host(host).unwrap().path(path))
+        .unwrap_or_else(|e| panic!("{host}:{path}: {e}"))
+}
+
+#[test]
+fn docker_with_cri_dockerd_from_the_controller_comes_up_ready() {
+    let Some(lab) = lab(&spec(LAB)) else { return };
+    let archives = lab.dir().join("cri-dockerd");
+    std::fs::create_dir_all(&archives).expect("dir");
+    for arch in ["amd64", "arm64"] {
+        release_archive(&archives, arch);
+    }
+    let source = archives.join("cri-dockerd-0.3.15.{arch}.tgz");
+    let cluster = format!(
+        r#"
+[cluster]
+name = "kdock"
+kubernetes_version = "1.30.4"
+runtime = "docker"
+cni = "flannel"
+pod_cidr = "10.250.0.0/16"
+image_repository = "registry.aliyuncs.com/google_containers"
+
+[packages]
+cri_dockerd = "{}"
+"#,
+        source.display()
+    );
+    let inv = write_inventory(&lab, "kdock.toml", &lab.inventory_toml(&cluster));
+    let inv = inv.to_str().unwrap();
+    let state = lab.dir().join("k8sup-state");
+    let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
+
+    // The plan shows the upload by size and hash, and writes nothing.
+    let plan = k8sup(&["plan", "-i", inv], &env);
+    let text = stdout(&plan);
+    assert!(
+        text.contains("upload artifact cri-dockerd to /usr/local/bin/cri-dockerd (mode 0755,"),
+        "{text}{}",
+        stderr(&plan)
+    );
+    assert!(
+        !lab.host("master")
+            .unwrap()
+            .path("/usr/local/bin/cri-dockerd")
+            .exists(),
+        "plan wrote cri-dockerd"
+    );
+
+    let first = k8sup(&["apply", "-i", inv], &env);
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
+
+    let nodes = on(&lab, "master", "kubectl get nodes --no-headers -o wide");
+    for name in ["master", "node-a", "node-arm", "node-r"] {
+        let line = nodes
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} is not registered:\n{nodes}"));
+        assert_eq!(line.split_whitespace().nth(1), Some("Ready"), "{nodes}");
+        assert!(
+            line.contains("docker://"),
+            "{name} does not run Docker: {line}"
+        );
+    }
+
+    for h in lab.hosts() {
+        // Each host got the program of its arch, executable.
+        let arch = if h.name == "node-arm" {
+            "arm64"
+        } else {
+            "amd64"
+        };
+        let program = read(&lab, &h.name, "/usr/local/bin/cri-dockerd");
+        assert_eq!(program, format!("{CRI_DOCKERD}# {arch}\n"), "{}", h.name);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(h.path("/usr/local/bin/cri-dockerd"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755, "{}", h.name);
+        // Docker and the kubelet share the systemd cgroup driver.
+        let daemon = read(&lab, &h.name, "/etc/docker/daemon.json");
+        assert!(
+            daemon.contains("native.cgroupdriver=systemd"),
+            "{}: {daemon}",
+            h.name
+        );
+        let kubelet = read(&lab, &h.name, "/var/lib/kubelet/config.yaml");
+        assert!(
+            kubelet.contains("cgroupDriver: systemd"),
+            "{}: {kubelet}",
+            h.name
+        );
+        // cri-dockerd's pause image follows image_repository.
+        let unit = read(&lab, &h.name, "/etc/systemd/system/cri-docker.service");
+        assert!(
+            unit.contains(
+                "--pod-infra-container-image=registry.aliyuncs.com/google_containers/pause:"
+            ),
+            "{}: {unit}",
+            h.name
+        );
+        // The kubelet and kubeadm talk to cri-dockerd's socket, which answers.
+        let crictl = on_both(
+            &lab,
+            &h.name,
+            "crictl --runtime-endpoint unix:///run/cri-dockerd.sock version",
+        );
+        assert!(
+            crictl.contains("RuntimeName:  docker"),
+            "{}: {crictl}",
+            h.name
+        );
+        let info = on_both(
+            &lab,
+            &h.name,
+            "crictl --runtime-endpoint unix:///run/cri-dockerd.sock info",
+        );
+        assert!(
+            info.contains("registry.aliyuncs.com/google_containers/pause:"),
+            "{}: {info}",
+            h.name
+        );
+        let version = on_both(&lab, &h.name, "/usr/local/bin/cri-dockerd --version");
+        assert!(version.starts_with("cri-dockerd "), "{}: {version}", h.name);
+    }
+    let init = read(&lab, "master", "/etc/k8sup/kubeadm.yaml");
+    assert!(
+        init.contains("criSocket: unix:///run/cri-dockerd.sock")
+            || init.contains("criSocket: unix:///var/run/cri-dockerd.sock"),
+        "{init}"
+    );
+
+    // A second apply changes nothing, and the drift check agrees.
+    let second = k8sup(&["apply", "-i", inv], &env);
+    assert!(
+        second.status.success(),
+        "{}{}",
+        stdout(&second),
+        stderr(&second)
+    );
+    assert!(
+        stdout(&second).contains("nothing to change"),
+        "{}",
+        stdout(&second)
+    );
+    let plan = k8sup(&["plan", "-i", inv, "--detailed-exitcode"], &env);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+}
