@@ -36,6 +36,7 @@ VENV = Path(os.environ.get("BENCH_VENV", BENCH / ".venv"))
 LAB_SPEC = BENCH / "lab.toml"
 PROXY_PORT = 2223
 TOOLS = ["k8sup", "ansible", "mitogen", "pyinfra"]
+MEASURED = ["floor"] + TOOLS
 LABS_DIR = Path("/var/lib/k8sup-lab/labs")
 
 CONTAINERD_UNIT = (
@@ -86,6 +87,7 @@ class Lab:
             raise BenchError(f"lab {self.name} has {len(self.hosts)} hosts, wanted {n}")
         self.proxy: subprocess.Popen | None = None
         self.port = 2222
+        self.default_parallelism = False
 
     def root(self, host: dict) -> Path:
         return host["dir"] / "root"
@@ -112,7 +114,10 @@ class Lab:
         lab_down(self.name)
 
     def k8sup_inventory(self, path: Path) -> Path:
-        text = self.inventory_text.replace("port = 2222\n", f"port = {self.port}\nparallelism = {self.n}\n", 1)
+        # parallelism = N like the peers' forks; the --max run keeps k8sup's default (64):
+        # 1000 simultaneous handshakes on 2 cores exceed its 10 s connect timeout.
+        extra = "" if self.default_parallelism else f"parallelism = {self.n}\n"
+        text = self.inventory_text.replace("port = 2222\n", f"port = {self.port}\n{extra}", 1)
         path.write_text(text)
         return path
 
@@ -445,7 +450,10 @@ def render_config(name: str) -> str:
 def ssh_base(lab: Lab) -> list[str]:
     return ["ssh", "-p", str(lab.port), "-i", lab.key, "-o", f"UserKnownHostsFile={lab.known_hosts}",
             "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", "ControlMaster=no", "-o", "ControlPath=none"]
+            "-o", "ControlMaster=no", "-o", "ControlPath=none",
+            # The cheapest key exchange OpenSSH offers (its default, sntrup761x25519, costs
+            # more CPU per handshake): the floor is the least a tool could do.
+            "-o", "KexAlgorithms=curve25519-sha256"]
 
 
 def floor_run(lab: Lab, phase: str) -> dict:
@@ -492,7 +500,8 @@ def handshake_seconds(lab: Lab, samples: int = 5) -> float:
 # ---------------------------------------------------------------- one N
 
 
-def bench_tool(tool: str, n: int, workroot: Path, latency_ms: int, results: list, smoke: bool) -> None:
+def bench_tool(tool: str, n: int, workroot: Path, latency_ms: int, results: list, smoke: bool,
+               default_parallelism: bool = False) -> None:
     settings = [0] + ([latency_ms] if latency_ms else [])
     for rtt in settings:
         tag = f"{tool}-{n}-rtt{rtt}"
@@ -500,6 +509,7 @@ def bench_tool(tool: str, n: int, workroot: Path, latency_ms: int, results: list
         work.mkdir(parents=True, exist_ok=True)
         log(f"{tag}: lab up")
         lab = Lab(n, workroot)
+        lab.default_parallelism = default_parallelism
         try:
             if rtt:
                 lab.with_latency(rtt)
@@ -522,7 +532,7 @@ def bench_tool(tool: str, n: int, workroot: Path, latency_ms: int, results: list
                 problems.append(f"{tool}: containerd restarted on {restarted} of {n} hosts after its config changed")
             if problems:
                 raise BenchError(f"{tool} exited 0 but did not converge the hosts:\n" + "\n".join(problems[:20]))
-            r.update(rtt_ms=rtt, lab_up_s=round(lab.up_seconds, 2))
+            r.update(rtt_ms=rtt, lab_up_s=round(lab.up_seconds, 2), default_parallelism=default_parallelism)
             results.append(r)
             log(f"{tag}: converge {r['wall_s']:.2f}s, {r['sessions_per_host']} sessions/host, rss {r['peak_rss_mb']} MB")
             restarts_before = restarts(lab)
@@ -583,24 +593,25 @@ def versions() -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="10,50,200")
-    ap.add_argument("--tools", default=",".join(TOOLS))
+    ap.add_argument("--tools", default=",".join(MEASURED),
+                    help="among floor (one plain script per host), " + ", ".join(TOOLS))
     ap.add_argument("--latency-ms", type=int, default=50)
     ap.add_argument("--max", type=int, default=0,
                     help="also run k8sup alone on this many hosts (or the most the lab holds)")
     ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--no-floor", action="store_true")
     ap.add_argument("--command", default="bench/run")
     args = ap.parse_args()
 
-    if args.smoke:
-        sizes, latency, do_floor = [3], 0, False
-    else:
-        sizes = [int(s) for s in args.sizes.split(",") if s]
-        latency, do_floor = args.latency_ms, not args.no_floor
     tools = [t for t in args.tools.split(",") if t]
     for t in tools:
-        if t not in TOOLS:
-            raise BenchError(f"unknown tool {t!r}; known: {', '.join(TOOLS)}")
+        if t not in MEASURED:
+            raise BenchError(f"unknown tool {t!r}; known: {', '.join(MEASURED)}")
+    if args.smoke:
+        sizes, latency = [3], 0
+        tools = [t for t in tools if t != "floor"]
+    else:
+        sizes = [int(s) for s in args.sizes.split(",") if s]
+        latency = args.latency_ms
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workroot = Path(tempfile.mkdtemp(prefix="k8sup-bench-", dir="/var/tmp"))
@@ -615,7 +626,7 @@ def main() -> int:
     failures = []
     try:
         for n in sizes:
-            for tool in (["floor"] if do_floor else []) + tools:
+            for tool in tools:
                 try:
                     bench_tool(tool, n, workroot, latency, results, args.smoke)
                 except BenchError as e:
@@ -659,7 +670,7 @@ def bench_max(want: int, workroot: Path, results: list) -> dict:
     tried = []
     while n >= 100:
         try:
-            bench_tool("k8sup", n, workroot, 0, results, smoke=False)
+            bench_tool("k8sup", n, workroot, 0, results, smoke=False, default_parallelism=True)
             return {"hosts": n, "tried": tried}
         except BenchError as e:
             tried.append({"hosts": n, "error": str(e)[:2000]})

@@ -43,6 +43,13 @@ def fmt(x, unit="", digits=1) -> str:
     return f"{x:.{digits}f}{unit}"
 
 
+def seen(x) -> str:
+    """RTTs made visible by the latency; below 0 the run's noise is larger than the effect."""
+    if x is None:
+        return "–"
+    return f"{x:.0f}" if x >= 0 else "<0 (noise)"
+
+
 def ratio(a, b) -> str:
     if a is None or b is None or b == 0:
         return "–"
@@ -126,8 +133,8 @@ def write(_doc=None, _path=None) -> None:
                 f"| {n} | {LABEL[t]} | {fmt(c0, digits=2)} | {fmt(n0, digits=2)} | {fmt(c1, digits=2)} | "
                 f"{fmt(n1, digits=2)} | {fmt(get(t, n, 0, 'converge', 'sessions_per_host'))} | "
                 f"{fmt(get(t, n, 0, 'noop', 'sessions_per_host'))} | "
-                f"{fmt(get(t, n, 0, 'noop', 'connections_per_host'))} | {fmt(seen_c, digits=0)} | "
-                f"{fmt(seen_n, digits=0)} | "
+                f"{fmt(get(t, n, 0, 'noop', 'connections_per_host'))} | {seen(seen_c)} | "
+                f"{seen(seen_n)} | "
                 f"{fmt(rss, ' MB') if t != 'floor' else '–'} / {fmt(tree, ' MB') if t != 'floor' else '–'} | "
                 f"{fmt(get(t, n, 0, 'converge', 'cpu_s'), digits=1)} |")
     out.append("")
@@ -170,6 +177,9 @@ def write(_doc=None, _path=None) -> None:
     out.append("## Targets\n")
     out.extend(targets(best, sizes, rtt, latest))
     out.append("")
+    notes = BENCH / "analysis.md"
+    if notes.exists():
+        out.append(notes.read_text().rstrip() + "\n")
     out.append("## Time against N\n")
     out.append("![time against N](benchmarks.svg)\n")
     (DOCS / "benchmarks.md").write_text("\n".join(out) + "\n")
