@@ -172,6 +172,12 @@ cri_dockerd = "{}"
             "{}: {kubelet}",
             h.name
         );
+        assert!(
+            kubelet.contains("containerRuntimeEndpoint: unix:///run/cri-dockerd.sock")
+                || kubelet.contains("containerRuntimeEndpoint: unix:///var/run/cri-dockerd.sock"),
+            "{}: {kubelet}",
+            h.name
+        );
         // cri-dockerd's pause image follows image_repository.
         let unit = read(&lab, &h.name, "/etc/systemd/system/cri-docker.service");
         assert!(

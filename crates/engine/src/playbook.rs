@@ -1086,4 +1086,34 @@ kind = "frobnicate"
         );
         assert_eq!(slug("--x--"), "x");
     }
+
+    #[test]
+    fn file_sources_are_content_template_or_artifact_exactly_one() {
+        let task = |fields: &str| {
+            format!(
+                "[[play]]\nname = \"p\"\nhosts = \"all\"\n\n[[play.task]]\nname = \"f\"\nkind = \"file\"\npath = \"/usr/local/bin/tool\"\n{fields}"
+            )
+        };
+        let pb = Playbook::parse("pb.toml", &task("artifact = \"tool\"\nmode = \"0755\"\n"))
+            .expect("parses");
+        let Action::File(spec) = &pb.plays[0].tasks[0].action else {
+            panic!("a file task")
+        };
+        assert_eq!(spec.source, FileSource::Artifact("tool".into()));
+        assert_eq!(spec.mode, 0o755);
+        let e = errors(&task("content = \"x\"\nartifact = \"tool\"\n"));
+        assert!(
+            e.contains("give one of `content`, `template` or `artifact`, not content and artifact"),
+            "{e}"
+        );
+        let e = errors(&task(""));
+        assert!(
+            e.contains("a `file` task needs `content`, `template` or `artifact`"),
+            "{e}"
+        );
+        let e = errors(
+            "[[play]]\nname = \"p\"\nhosts = \"all\"\n\n[[play.task]]\nname = \"c\"\nkind = \"command\"\ncmd = \"true\"\nartifact = \"tool\"\n",
+        );
+        assert!(e.contains("artifact"), "{e}");
+    }
 }

@@ -420,4 +420,39 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Serves `body` over HTTP on 127.0.0.1 for every request; counts them.
+    fn serve(body: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!(
+            "http://{}/cri-dockerd-0.3.15.amd64.tgz",
+            listener.local_addr().unwrap()
+        );
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+            }
+        });
+        (url, hits)
+    }
+
+    #[test]
+    fn urls_are_downloaded_on_the_controller() {
+        let (url, hits) = serve(tgz(&[("cri-dockerd/cri-dockerd", b"from the web")]));
+        let bytes = read_source(&url, "packages.cri_dockerd").unwrap();
+        assert_eq!(cri_dockerd_from_archive(&bytes).unwrap(), b"from the web");
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }

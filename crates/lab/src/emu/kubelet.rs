@@ -265,4 +265,58 @@ pub(crate) mod tests {
             .expect("error")
             .contains("running with swap on is not supported"));
     }
+
+    #[test]
+    fn over_cri_dockerd_the_kubelet_compares_its_driver_with_dockers() {
+        let h = FakeHost::new(Distro::Ubuntu2204, Arch::Amd64);
+        install(
+            &h,
+            &[
+                ("kubelet", "1.30.4-1.1"),
+                ("docker-ce", "5:27.3.1-1~ubuntu.22.04~jammy"),
+            ],
+        );
+        for unit in ["kubelet", "docker", "cri-docker"] {
+            h.write(&format!("/run/lab-systemd/{unit}.service.active"), "");
+        }
+        h.write(
+            "/etc/systemd/system/cri-docker.service",
+            "[Service]\nExecStart=/usr/local/bin/cri-dockerd --container-runtime-endpoint fd://\n",
+        );
+        h.write("/usr/local/bin/cri-dockerd", "#!/bin/sh\n");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            h.root.join("usr/local/bin/cri-dockerd"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        h.write(KUBECONFIG, "apiVersion: v1\nkind: Config\n");
+        h.write(CONFIG, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\ncontainerRuntimeEndpoint: unix:///run/cri-dockerd.sock\n");
+        h.write(
+            "/etc/docker/daemon.json",
+            "{\"exec-opts\": [\"native.cgroupdriver=cgroupfs\"]}",
+        );
+        let inv = Invocation::new(&h.root, "systemctl", &[], 0);
+        assert_eq!(
+            evaluate(&inv).error.as_deref(),
+            Some("failed to run Kubelet: misconfiguration: kubelet cgroup driver: \"systemd\" is different from docker cgroup driver: \"cgroupfs\"")
+        );
+        h.write(
+            "/etc/docker/daemon.json",
+            "{\"exec-opts\": [\"native.cgroupdriver=systemd\"]}",
+        );
+        assert_eq!(
+            evaluate(&inv),
+            KubeletStatus {
+                running: true,
+                error: None
+            }
+        );
+        // Without its program, cri-dockerd never started: no socket for the kubelet.
+        std::fs::remove_file(h.root.join("usr/local/bin/cri-dockerd")).unwrap();
+        assert!(evaluate(&inv)
+            .error
+            .expect("error")
+            .contains("dial unix /run/cri-dockerd.sock: connect: no such file or directory"));
+    }
 }
