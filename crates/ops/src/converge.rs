@@ -274,7 +274,11 @@ impl Artifacts {
                 }
             }
         } else if let Some(dir) = &inventory.packages.binary_dir {
-            let path = dir.join(&spec.platform.arch).join("cri-dockerd");
+            // The declared arch, else the facts' (as the template context says).
+            let arch = spec.context["host"]["arch"]
+                .as_str()
+                .unwrap_or(&spec.platform.arch);
+            let path = dir.join(arch).join("cri-dockerd");
             let key = format!("binary:{}", path.display());
             match self.by_source.get(&key) {
                 Some(a) => a.clone(),
@@ -454,5 +458,110 @@ mod tests {
         let bytes = read_source(&url, "packages.cri_dockerd").unwrap();
         assert_eq!(cri_dockerd_from_archive(&bytes).unwrap(), b"from the web");
         assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    fn docker_inventory(cri_dockerd: &str) -> Inventory {
+        let text = format!(
+            r#"
+[cluster]
+name = "d"
+kubernetes_version = "1.30.4"
+runtime = "docker"
+
+[packages]
+cri_dockerd = "{cri_dockerd}"
+
+[[hosts]]
+name = "m1"
+address = "192.168.56.10"
+roles = ["master", "node"]
+arch = "amd64"
+
+[[hosts]]
+name = "w1"
+address = "192.168.56.11"
+roles = ["node"]
+arch = "amd64"
+
+[[hosts]]
+name = "w2"
+address = "192.168.56.12"
+roles = ["node"]
+arch = "arm64"
+"#
+        );
+        let path = std::path::Path::new("/test/inventory.toml");
+        Inventory::from_bytes(
+            path,
+            text.as_bytes(),
+            &k8sup_inventory::LoadContext::for_file(path),
+        )
+        .expect("inventory")
+    }
+
+    fn spec_for(inventory: &Inventory, host: &Host) -> HostSpec {
+        let facts = serde_json::json!({ "os": { "id": "ubuntu", "version_id": "22.04" } });
+        HostSpec {
+            name: host.name.clone(),
+            roles: BTreeSet::new(),
+            labels: BTreeMap::new(),
+            first_master: false,
+            platform: Platform {
+                arch: "amd64".into(),
+                family: Family::Debian,
+                distro: "ubuntu".into(),
+                distro_version: "22.04".into(),
+            },
+            context: k8sup_kube::context::template_context(inventory, host, &facts, None)
+                .expect("context"),
+            artifacts: BTreeMap::new(),
+            transport: Arc::new(k8sup_engine::testing::LocalTransport::new(&host.name)),
+        }
+    }
+
+    #[test]
+    fn each_arch_gets_its_program_read_once() {
+        use std::sync::atomic::Ordering;
+        let (amd_url, amd_hits) = serve(tgz(&[("cri-dockerd/cri-dockerd", b"amd64 program")]));
+        let (arm_url, arm_hits) = serve(tgz(&[("cri-dockerd/cri-dockerd", b"arm64 program")]));
+        // One URL pattern; {arch} picks the server.
+        let amd_base = amd_url.trim_end_matches("/cri-dockerd-0.3.15.amd64.tgz");
+        let inventory = docker_inventory(&format!("{amd_base}/cri-dockerd-0.3.15.{{arch}}.tgz"));
+        let mut artifacts = Artifacts::default();
+        let mut programs = Vec::new();
+        for host in inventory.hosts.iter().filter(|h| h.name != "w2") {
+            let mut spec = spec_for(&inventory, host);
+            artifacts.add_to(&inventory, &mut spec).expect("artifact");
+            programs.push(spec.artifacts[CRI_DOCKERD_ARTIFACT].bytes().to_vec());
+        }
+        assert_eq!(
+            programs,
+            [b"amd64 program".to_vec(), b"amd64 program".to_vec()]
+        );
+        assert_eq!(
+            amd_hits.load(Ordering::SeqCst),
+            1,
+            "downloaded once for amd64"
+        );
+
+        let arm = docker_inventory(&arm_url.replace("amd64", "{arch}"));
+        let w2 = arm.host("w2").expect("w2");
+        let mut spec = spec_for(&arm, w2);
+        artifacts.add_to(&arm, &mut spec).expect("artifact");
+        assert_eq!(
+            spec.artifacts[CRI_DOCKERD_ARTIFACT].bytes(),
+            b"arm64 program"
+        );
+        assert_eq!(arm_hits.load(Ordering::SeqCst), 1);
+
+        // An archive without the program stops the run, naming the source.
+        let (bad_url, _) = serve(tgz(&[("README.md", b"hi")]));
+        let bad = docker_inventory(&bad_url);
+        let mut spec = spec_for(&bad, bad.first_master());
+        let e = artifacts.add_to(&bad, &mut spec).unwrap_err();
+        assert_eq!(
+            e,
+            format!("packages.cri_dockerd {bad_url}: the archive holds no cri-dockerd/cri-dockerd")
+        );
     }
 }
