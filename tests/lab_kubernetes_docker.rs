@@ -233,4 +233,32 @@ cri_dockerd = "{}"
     );
     let plan = k8sup(&["plan", "-i", inv, "--detailed-exitcode"], &env);
     assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+
+    // A program replaced on a host is drift, by hash; apply puts it back.
+    let node = lab.host("node-r").unwrap();
+    std::fs::write(
+        node.path("/usr/local/bin/cri-dockerd"),
+        "#!/bin/sh\nexit 1\n",
+    )
+    .unwrap();
+    let plan = k8sup(&["plan", "-i", inv, "--detailed-exitcode"], &env);
+    assert_eq!(plan.status.code(), Some(2), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("/usr/local/bin/cri-dockerd differs from artifact cri-dockerd"),
+        "{}",
+        stdout(&plan)
+    );
+    let repair = k8sup(&["apply", "-i", inv], &env);
+    assert!(
+        repair.status.success(),
+        "{}{}",
+        stdout(&repair),
+        stderr(&repair)
+    );
+    assert_eq!(
+        read(&lab, "node-r", "/usr/local/bin/cri-dockerd"),
+        format!("{CRI_DOCKERD}# amd64\n")
+    );
+    let plan = k8sup(&["plan", "-i", inv, "--detailed-exitcode"], &env);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
 }
