@@ -45,25 +45,7 @@ image_repository = "registry.aliyuncs.com/google_containers"
 "#;
 
 fn on(lab: &Lab, host: &str, command: &str) -> String {
-    let h = lab.host(host).unwrap();
-    let out = std::process::Command::new("ssh")
-        .args(["-i", lab.private_key().to_str().unwrap()])
-        .args([
-            "-o",
-            &format!("UserKnownHostsFile={}", lab.known_hosts().display()),
-        ])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-p",
-            "2222",
-        ])
-        .arg(format!("root@{}", h.address))
-        .arg(command)
-        .output()
-        .expect("ssh runs");
+    let out = lab.ssh(host, command).expect("ssh runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -8,17 +8,11 @@ use common::{k8sup, lab, spec, stderr, stdout, write_inventory};
 use k8sup_lab::Lab;
 
 fn nodes(lab: &Lab) -> String {
-    let m = lab.host("cp1").unwrap();
-    let out = std::process::Command::new("ssh")
-        .args(["-i", lab.private_key().to_str().unwrap()])
-        .args([
-            "-o",
-            &format!("UserKnownHostsFile={}", lab.known_hosts().display()),
-        ])
-        .args(["-o", "BatchMode=yes", "-p", "2222"])
-        .arg(format!("root@{}", m.address))
-        .arg("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes --no-headers")
-        .output()
+    let out = lab
+        .ssh(
+            "cp1",
+            "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes --no-headers",
+        )
         .expect("ssh runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -35,12 +35,8 @@ pub fn stderr(out: &Output) -> String {
 /// Brings up `spec`, or returns `None` (printing why) where a lab cannot run:
 /// not root, or no OpenSSH server. CI runs as root with sshd installed.
 pub fn lab(spec: &LabSpec) -> Option<Lab> {
-    if !k8sup_lab::sys::is_root() {
-        eprintln!("SKIPPED: the lab needs root");
-        return None;
-    }
-    if !Path::new("/usr/sbin/sshd").exists() {
-        eprintln!("SKIPPED: the lab needs openssh-server (/usr/sbin/sshd)");
+    if let Some(why) = k8sup_lab::client::unavailable() {
+        eprintln!("SKIPPED: {why}");
         return None;
     }
     Some(Lab::up(spec).unwrap_or_else(|e| panic!("lab {} did not come up: {e}", spec.name)))

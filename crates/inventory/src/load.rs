@@ -589,7 +589,14 @@ impl Loader<'_> {
             source: source.unwrap_or(Some(PackageSource::Repo))?,
             kubernetes_repo: kubernetes_repo?,
             docker_repo: docker_repo?,
-            cri_dockerd: cri_dockerd?,
+            // A file on the controller is relative to the inventory, like every path.
+            cri_dockerd: cri_dockerd?.map(|c| {
+                if c.contains("://") {
+                    c
+                } else {
+                    self.ctx.resolve(&c).to_string_lossy().into_owned()
+                }
+            }),
             binary_dir: binary_dir?.map(|d| self.ctx.resolve(&d)),
         })
     }
