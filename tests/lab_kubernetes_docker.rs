@@ -262,3 +262,68 @@ cri_dockerd = "{}"
     let plan = k8sup(&["plan", "-i", inv, "--detailed-exitcode"], &env);
     assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
 }
+
+/// The fourth combination: Docker with Calico from a manifest file.
+#[test]
+fn docker_with_calico_comes_up_ready() {
+    let Some(lab) = lab(&spec(&LAB.replace("\"kdock\"", "\"kdockcal\""))) else {
+        return;
+    };
+    let archives = lab.dir().join("archives");
+    std::fs::create_dir_all(&archives).unwrap();
+    for arch in ["amd64", "arm64"] {
+        release_archive(&archives, arch);
+    }
+    let manifest =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/calico.yaml");
+    let cluster = format!(
+        r#"
+[cluster]
+name = "kdockcal"
+kubernetes_version = "1.30.4"
+runtime = "docker"
+cni = "calico"
+cni_manifest = "{}"
+pod_cidr = "10.220.0.0/16"
+
+[packages]
+cri_dockerd = "{}/cri-dockerd-0.3.15.{{arch}}.tgz"
+"#,
+        manifest.display(),
+        archives.display()
+    );
+    let inv = write_inventory(&lab, "kdockcal.toml", &lab.inventory_toml(&cluster));
+    let inv = inv.to_str().unwrap();
+    let state = lab.dir().join("k8sup-state");
+    let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
+    let out = k8sup(&["apply", "-i", inv], &env);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let nodes = on(
+        &lab,
+        "master",
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o wide --no-headers",
+    );
+    for name in ["master", "node-a", "node-arm", "node-r"] {
+        let line = nodes
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default();
+        assert_eq!(
+            line.split_whitespace().nth(1),
+            Some("Ready"),
+            "{name}:\n{nodes}"
+        );
+        assert!(
+            line.contains("docker://"),
+            "{name} does not run Docker:\n{nodes}"
+        );
+    }
+    let ds = on(
+        &lab,
+        "master",
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf get ds -n kube-system calico-node -o json",
+    );
+    assert!(ds.contains("10.220.0.0/16"), "{ds}");
+    let second = k8sup(&["plan", "-i", inv, "--detailed-exitcode"], &env);
+    assert_eq!(second.status.code(), Some(0), "{}", stdout(&second));
+}

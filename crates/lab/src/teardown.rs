@@ -79,15 +79,27 @@ pub fn teardown(name: &str, lab_dir: &Path) -> Result<()> {
     for pid in sshd_listeners(lab_dir) {
         let _ = sys::signal(pid, libc::SIGKILL);
     }
-    for _ in 0..100 {
-        let procs = lab_processes(lab_dir);
-        if procs.is_empty() {
+    // Wait until every process is gone: a block released while one of its sshds
+    // still listens would make the next lab's sshd fail to bind its address.
+    let mut left = Vec::new();
+    for _ in 0..1500 {
+        left = lab_processes(lab_dir);
+        if left.is_empty() {
             break;
         }
-        for pid in procs {
-            let _ = sys::signal(pid, libc::SIGKILL);
+        for pid in &left {
+            let _ = sys::signal(*pid, libc::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if !left.is_empty() {
+        return Err(LabError::Lab {
+            lab: name.into(),
+            step: "stop processes",
+            message: format!(
+                "still running after SIGKILL: {left:?}; the lab's addresses stay claimed"
+            ),
+        });
     }
     for mount in mounts_under(lab_dir) {
         if sys::unmount(&mount, false).is_err() {
