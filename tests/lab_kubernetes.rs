@@ -4,29 +4,7 @@
 
 mod common;
 
-use common::{k8sup, lab, spec, stderr, stdout, write_inventory};
-use k8sup_lab::Lab;
-
-const LAB: &str = r#"
-name = "kube"
-[[hosts]]
-name = "master"
-roles = ["master"]
-distro = "ubuntu2204"
-arch = "amd64"
-[[hosts]]
-name = "node-a"
-distro = "ubuntu2204"
-arch = "amd64"
-[[hosts]]
-name = "node-arm"
-distro = "rocky9"
-arch = "arm64"
-[[hosts]]
-name = "node-r"
-distro = "rocky9"
-arch = "amd64"
-"#;
+use common::{k8sup, lab, mixed_lab, on, read, stderr, stdout, write_inventory};
 
 /// A cluster whose settings all differ from the defaults, so that a value
 /// taken from a default instead of the inventory shows.
@@ -44,19 +22,11 @@ image_repository = "registry.aliyuncs.com/google_containers"
 "docker.io/flannel/flannel:v0.25.6" = { arm64 = "registry.example.org/flannel/flannel:v0.25.6-arm64" }
 "#;
 
-fn on(lab: &Lab, host: &str, command: &str) -> String {
-    let out = lab.ssh(host, command).expect("ssh runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn read(lab: &Lab, host: &str, path: &str) -> String {
-    std::fs::read_to_string(lab.host(host).unwrap().path(path))
-        .unwrap_or_else(|e| panic!("{host}:{path}: {e}"))
-}
-
 #[test]
 fn a_mixed_cluster_comes_up_ready_and_a_second_apply_changes_nothing() {
-    let Some(lab) = lab(&spec(LAB)) else { return };
+    let Some(lab) = lab(&mixed_lab("kube")) else {
+        return;
+    };
     let inv = write_inventory(&lab, "kube.toml", &lab.inventory_toml(CLUSTER));
     let inv = inv.to_str().unwrap();
     let state = lab.dir().join("k8sup-state");
@@ -233,7 +203,9 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn calico_from_a_manifest_file_is_patched_and_applied() {
-    let Some(lab) = lab(&spec(LAB)) else { return };
+    let Some(lab) = lab(&mixed_lab("kubecal")) else {
+        return;
+    };
     let manifest =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/calico.yaml");
     let cluster = format!(

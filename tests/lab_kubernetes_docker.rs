@@ -8,29 +8,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{k8sup, lab, spec, stderr, stdout, write_inventory};
+use common::{k8sup, lab, mixed_lab, on, read, stderr, stdout, write_inventory};
 use k8sup_lab::Lab;
-
-const LAB: &str = r#"
-name = "kdock"
-[[hosts]]
-name = "master"
-roles = ["master"]
-distro = "ubuntu2204"
-arch = "amd64"
-[[hosts]]
-name = "node-a"
-distro = "ubuntu2204"
-arch = "amd64"
-[[hosts]]
-name = "node-arm"
-distro = "rocky9"
-arch = "arm64"
-[[hosts]]
-name = "node-r"
-distro = "rocky9"
-arch = "amd64"
-"#;
 
 /// What the lab's cri-dockerd is: a script handing over to the emulator, which
 /// serves the CRI socket while `cri-docker.service` runs.
@@ -58,11 +37,6 @@ fn release_archive(dir: &Path, arch: &str) {
     assert!(status.success(), "tar failed");
 }
 
-fn on(lab: &Lab, host: &str, command: &str) -> String {
-    let out = lab.ssh(host, command).expect("ssh runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// stdout and stderr of `command` on `host`, for the messages of a failure.
 fn on_both(lab: &Lab, host: &str, command: &str) -> String {
     let out = lab.ssh(host, command).expect("ssh runs");
@@ -73,14 +47,11 @@ fn on_both(lab: &Lab, host: &str, command: &str) -> String {
     )
 }
 
-fn read(lab: &Lab, host: &str, path: &str) -> String {
-    std::fs::read_to_string(lab.host(host).unwrap().path(path))
-        .unwrap_or_else(|e| panic!("{host}:{path}: {e}"))
-}
-
 #[test]
 fn docker_with_cri_dockerd_from_the_controller_comes_up_ready() {
-    let Some(lab) = lab(&spec(LAB)) else { return };
+    let Some(lab) = lab(&mixed_lab("kdock")) else {
+        return;
+    };
     let archives = lab.dir().join("cri-dockerd");
     std::fs::create_dir_all(&archives).expect("dir");
     for arch in ["amd64", "arm64"] {
@@ -266,7 +237,7 @@ cri_dockerd = "{}"
 /// The fourth combination: Docker with Calico from a manifest file.
 #[test]
 fn docker_with_calico_comes_up_ready() {
-    let Some(lab) = lab(&spec(&LAB.replace("\"kdock\"", "\"kdockcal\""))) else {
+    let Some(lab) = lab(&mixed_lab("kdockcal")) else {
         return;
     };
     let archives = lab.dir().join("archives");

@@ -101,3 +101,43 @@ pub fn snapshot(lab: &Lab) -> BTreeMap<String, (u32, Vec<u8>)> {
     }
     out
 }
+
+/// A mixed lab of 1 master + 3 nodes: Ubuntu and Rocky, amd64 and arm64.
+/// `{name}` is replaced by the lab's name.
+pub const MIXED_LAB: &str = r#"
+name = "{name}"
+[[hosts]]
+name = "master"
+roles = ["master"]
+distro = "ubuntu2204"
+arch = "amd64"
+[[hosts]]
+name = "node-a"
+distro = "ubuntu2204"
+arch = "amd64"
+[[hosts]]
+name = "node-arm"
+distro = "rocky9"
+arch = "arm64"
+[[hosts]]
+name = "node-r"
+distro = "rocky9"
+arch = "amd64"
+"#;
+
+/// The spec of [`MIXED_LAB`] named `name`.
+pub fn mixed_lab(name: &str) -> LabSpec {
+    spec(&MIXED_LAB.replace("{name}", name))
+}
+
+/// What `command` printed on `host` (as root, over ssh).
+pub fn on(lab: &Lab, host: &str, command: &str) -> String {
+    let out = lab.ssh(host, command).expect("ssh runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A file of `host`, read from outside.
+pub fn read(lab: &Lab, host: &str, path: &str) -> String {
+    std::fs::read_to_string(lab.host(host).unwrap().path(path))
+        .unwrap_or_else(|e| panic!("{host}:{path}: {e}"))
+}
