@@ -837,11 +837,33 @@ impl Checker<'_> {
         })
     }
 
-    /// Ids unique; every `needs` provided by exactly one fetch task.
+    /// Ids unique; every `needs` provided by exactly one fetch task; no two
+    /// module tasks for different modules sharing one persist_file (each module
+    /// task writes its file whole: two would undo each other on every run).
     fn cross_checks(&mut self, playbook: &Playbook) {
         let mut ids = BTreeSet::new();
         let mut provided = BTreeMap::new();
+        let mut persist_files: BTreeMap<&str, &str> = BTreeMap::new();
         for (_, task) in playbook.all_tasks() {
+            if let Action::Module(ModuleSpec {
+                module,
+                persist_file: Some(file),
+            }) = &task.action
+            {
+                match persist_files.get(file.as_str()) {
+                    Some(other) if *other != module.as_str() => {
+                        self.diagnostics.push(Diagnostic {
+                            location: task.location,
+                            message: format!(
+                                "persist_file {file:?} is written by the module tasks for {other:?} and {module:?}: each writes the whole file, so they would undo each other; give each module its own file (the default)"
+                            ),
+                        })
+                    }
+                    _ => {
+                        persist_files.insert(file.as_str(), module.as_str());
+                    }
+                }
+            }
             if !ids.insert(task.id.as_str()) {
                 self.diagnostics.push(Diagnostic {
                     location: task.location,
@@ -1067,6 +1089,16 @@ kind = "frobnicate"
         for line in expected {
             assert!(e.contains(line), "missing {line:?} in:\n{e}");
         }
+    }
+
+    #[test]
+    fn module_tasks_sharing_a_persist_file_are_refused() {
+        let text = "[[play]]\nname = \"p\"\nhosts = \"all\"\n\n[[play.task]]\nname = \"a\"\nkind = \"module\"\nmodule = \"overlay\"\npersist_file = \"/etc/modules-load.d/k8s.conf\"\n\n[[play.task]]\nname = \"b\"\nkind = \"module\"\nmodule = \"br_netfilter\"\npersist_file = \"/etc/modules-load.d/k8s.conf\"\n";
+        let e = Playbook::parse("pb.toml", text).unwrap_err().to_string();
+        assert!(
+            e.contains("pb.toml:11:1: persist_file \"/etc/modules-load.d/k8s.conf\" is written by the module tasks for \"overlay\" and \"br_netfilter\""),
+            "{e}"
+        );
     }
 
     #[test]
