@@ -14,12 +14,15 @@
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{LabError, Result};
 
 /// The lab's root directory on the machine.
+/// Makes claim and tomb names unique within this process.
+static CLAIM_COUNTER: AtomicU64 = AtomicU64::new(0);
+
 pub const BASE_DIR: &str = "/var/lib/k8sup-lab";
 /// Hosts per address block (.1 to .254).
 pub const HOSTS_PER_BLOCK: usize = 254;
@@ -99,15 +102,37 @@ pub fn claim_blocks(owner: &str, count: usize) -> Result<Vec<u32>> {
     Ok(claimed)
 }
 
+/// Claims `block` for `owner` in one atomic step: the block directory is built
+/// aside with its owner file, then renamed into place. A block therefore never
+/// exists without its owner, so no other lab can mistake a claim in progress
+/// for an abandoned one.
 fn try_claim(block: &Path, owner: &str) -> Result<bool> {
-    match std::fs::DirBuilder::new().mode(0o755).create(block) {
-        Ok(()) => {
-            std::fs::write(block.join("owner"), owner)
-                .map_err(LabError::path(block, "write block owner"))?;
-            Ok(true)
+    let staging = block.with_file_name(format!(
+        ".claim-{}-{}",
+        std::process::id(),
+        CLAIM_COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(&staging)
+        .map_err(LabError::path(&staging, "prepare address block claim"))?;
+    if let Err(e) = std::fs::write(staging.join("owner"), owner) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(LabError::path(&staging, "write block owner")(e));
+    }
+    match std::fs::rename(&staging, block) {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            // The block exists and holds an owner: someone else's.
+            if e.kind() == std::io::ErrorKind::AlreadyExists
+                || e.kind() == std::io::ErrorKind::DirectoryNotEmpty
+            {
+                Ok(false)
+            } else {
+                Err(LabError::path(block, "claim address block")(e))
+            }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(LabError::path(block, "claim address block")(e)),
     }
 }
 
@@ -117,7 +142,8 @@ fn reclaim_stale(block: &Path) -> bool {
     let owner = match std::fs::read_to_string(block.join("owner")) {
         Ok(o) => o,
         Err(_) => {
-            // Just created by someone else and not yet labelled, unless it is old.
+            // Claims are made whole (see try_claim); an unlabelled block comes from an
+            // older k8sup-lab or a claim being staged: taken back only when old.
             let old = std::fs::metadata(block)
                 .and_then(|m| m.modified())
                 .ok()
@@ -133,14 +159,22 @@ fn reclaim_stale(block: &Path) -> bool {
         return false;
     }
     let tomb = block.with_file_name(format!(
-        ".stale-{}-{}",
+        ".stale-{}-{}-{}",
         block
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        std::process::id()
+        std::process::id(),
+        CLAIM_COUNTER.fetch_add(1, Ordering::SeqCst)
     ));
     if std::fs::rename(block, &tomb).is_err() {
+        return false;
+    }
+    // Another lab may have taken the block back and claimed it anew between our
+    // look and our rename: then what we moved is a live claim, and goes back.
+    let moved = std::fs::read_to_string(tomb.join("owner")).unwrap_or_default();
+    if moved != owner {
+        let _ = std::fs::rename(&tomb, block);
         return false;
     }
     std::fs::remove_dir_all(&tomb).is_ok()
