@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{k8sup, lab, mixed_lab, on, read, stderr, stdout, write_inventory};
+use common::{assert_converged, k8sup, lab, mixed_lab, on, read, stderr, stdout, write_inventory};
 
 /// A cluster whose settings all differ from the defaults, so that a value
 /// taken from a default instead of the inventory shows.
@@ -137,20 +137,7 @@ fn a_mixed_cluster_comes_up_ready_and_a_second_apply_changes_nothing() {
     assert!(cm.contains("10.250.0.0/16"), "{cm}");
 
     // A second apply changes nothing, and the drift check says so.
-    let second = k8sup(&["apply", "-i", inv], &env);
-    assert!(
-        second.status.success(),
-        "{}{}",
-        stdout(&second),
-        stderr(&second)
-    );
-    assert!(
-        stdout(&second).contains("nothing to change"),
-        "{}",
-        stdout(&second)
-    );
-    let plan = k8sup(&["plan", "-i", inv, "--detailed-exitcode"], &env);
-    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+    let second = assert_converged(inv, &env);
 
     // The join token, CA hash and certificate key are in no output, report,
     // history or state file.

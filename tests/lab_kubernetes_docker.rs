@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{k8sup, lab, mixed_lab, on, read, stderr, stdout, write_inventory};
+use common::{assert_converged, k8sup, lab, mixed_lab, on, read, stderr, stdout, write_inventory};
 use k8sup_lab::Lab;
 
 /// What the lab's cri-dockerd is: a script handing over to the emulator, which
@@ -190,20 +190,7 @@ cri_dockerd = "{}"
     );
 
     // A second apply changes nothing, and the drift check agrees.
-    let second = k8sup(&["apply", "-i", inv], &env);
-    assert!(
-        second.status.success(),
-        "{}{}",
-        stdout(&second),
-        stderr(&second)
-    );
-    assert!(
-        stdout(&second).contains("nothing to change"),
-        "{}",
-        stdout(&second)
-    );
-    let plan = k8sup(&["plan", "-i", inv, "--detailed-exitcode"], &env);
-    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+    assert_converged(inv, &env);
 
     // A program replaced on a host is drift, by hash; apply puts it back.
     let node = lab.host("node-r").unwrap();

@@ -141,3 +141,23 @@ pub fn read(lab: &Lab, host: &str, path: &str) -> String {
     std::fs::read_to_string(lab.host(host).unwrap().path(path))
         .unwrap_or_else(|e| panic!("{host}:{path}: {e}"))
 }
+
+/// A second apply on a converged cluster changes nothing, and the drift check
+/// (`plan --detailed-exitcode`) agrees: exit 0. Returns the second apply's output.
+pub fn assert_converged(inv: &str, env: &[(&str, &str)]) -> Output {
+    let second = k8sup(&["apply", "-i", inv], env);
+    assert!(
+        second.status.success(),
+        "{}{}",
+        stdout(&second),
+        stderr(&second)
+    );
+    assert!(
+        stdout(&second).contains("nothing to change"),
+        "{}",
+        stdout(&second)
+    );
+    let plan = k8sup(&["plan", "-i", inv, "--detailed-exitcode"], env);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+    second
+}
