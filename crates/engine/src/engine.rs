@@ -3,15 +3,21 @@
 //! Following one host through [`Engine::apply`]:
 //! 1. its program is built ([`crate::program`]): tasks selected, rendered, fingerprinted;
 //! 2. ONE channel runs every probe plus the ledger read ([`probe_all`]);
-//! 3. tasks are walked in order; an `ok` task costs nothing more. A changed task is
-//!    ONE channel: its apply, the atomic ledger write, and (since an apply can change
-//!    what later probes see, e.g. a service after its package) the re-probe of every
-//!    remaining task, so each verdict acted upon is fresh;
+//! 3. tasks are walked in order; an `ok` task costs nothing more. The first change and
+//!    every step after it, up to the next barrier, go in ONE channel (a batch): each
+//!    change's apply and the atomic ledger write, stopping at the first failure; before
+//!    each step after the first change, its probe runs again on the host and must
+//!    print what it printed when judged (a guard), or the batch stops there; then every
+//!    later step is probed again. So nothing is done on a verdict made stale by an
+//!    earlier change (a service after its package, a file another task rewrote): a
+//!    stale step is judged afresh and starts the next batch. Barriers: a command that
+//!    `needs` a value, a fetch, a step that cannot be judged, and the size of the script;
 //! 4. a command that `needs` a value waits (without holding a parallelism slot) until
 //!    the producing host has reached its fetch task; the fetch then runs once, on the
 //!    producer, only because someone needs it.
 //!
-//! A no-op apply of a host is therefore one round trip.
+//! A no-op apply of a host is therefore one round trip, and a converge without
+//! barriers two.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -32,13 +38,95 @@ use crate::playbook::{Action, HostSelector, Playbook};
 use crate::program::{self, Selection, Step};
 use crate::redact::Redactor;
 use crate::report::{HostOutcome, HostReport, RunReport, TaskReport};
-use crate::script::{arg, decode_b64, encode_b64, FramedScript, Section};
-use crate::state::{StateLedger, DEFAULT_STATE_PATH};
+use crate::script::{arg, decode_b64, guard_digest, FramedScript, Section};
+use crate::state::{PendingEntry, StateLedger, DEFAULT_STATE_PATH};
 use crate::template::{self, TemplateSet};
 
-/// Per step index: the verdict (or why the output could not be judged) and the
-/// digest of the probe output.
-type Judged = BTreeMap<usize, (Result<Verdict, String>, String)>;
+/// A step's probe output, judged.
+struct Judgement {
+    /// What to do (or why the output could not be judged).
+    verdict: Result<Verdict, String>,
+    /// The digest of the output kept in plans (see [`TaskPlan::probe_digest`]).
+    digest: String,
+    /// The digest a guard compares on the host ([`guard_digest`]).
+    guard: String,
+}
+
+/// Per step index, its judged probe output.
+type Judged = BTreeMap<usize, Judgement>;
+
+/// The most text (applies, ledger writes, guards) one batch adds to its script: the
+/// whole script goes in one `exec` argument, which Linux caps at 128 KiB.
+const MAX_BATCH_SCRIPT: usize = 48 * 1024;
+
+/// What the runner does with a step, decided from fresh verdicts.
+enum Decision {
+    /// Nothing to do on the host.
+    Settled {
+        outcome: TaskOutcome,
+        reason: String,
+    },
+    Apply {
+        change: Change,
+        drift: bool,
+    },
+    /// A fetch task: other hosts may now ask this one for its value.
+    Fetch,
+    /// A command that needs values from other hosts first.
+    Needs {
+        change: Change,
+        drift: bool,
+    },
+    /// The host cannot go on at this step.
+    Fail(TaskError),
+}
+
+/// A step in a batch.
+enum Item {
+    /// Nothing to do, as long as its guard (for a step after a change) still holds.
+    Settled {
+        step: usize,
+        outcome: TaskOutcome,
+        reason: String,
+        guard: Option<String>,
+    },
+    /// A change; guarded unless it is the first of its batch.
+    Apply {
+        step: usize,
+        change: Change,
+        drift: bool,
+        guard: Option<String>,
+        /// Its start was already reported (it waited for values).
+        announced: bool,
+    },
+}
+
+impl Item {
+    fn step(&self) -> usize {
+        match self {
+            Item::Settled { step, .. } | Item::Apply { step, .. } => *step,
+        }
+    }
+
+    fn guard(&self) -> Option<&str> {
+        match self {
+            Item::Settled { guard, .. } | Item::Apply { guard, .. } => guard.as_deref(),
+        }
+    }
+}
+
+/// What a batch did.
+struct BatchRun {
+    /// The first step not settled by the batch (the first stale guard, the failed
+    /// step, or the step after the batch).
+    from: usize,
+    /// The re-probed steps, from `from` on.
+    judged: Judged,
+    /// How long each apply took, by the host's clock.
+    durations: BTreeMap<usize, Duration>,
+    /// The apply that failed.
+    failed: Option<Stop>,
+}
 
 /// Lines of stderr kept in a failure message.
 const STDERR_TAIL_LINES: usize = 20;
@@ -311,7 +399,11 @@ fn judge_sections(
         let digest = kinds::sha256_hex(format!("{}\n{}", section.status, section.body).as_bytes());
         judged.insert(
             *i,
-            (kinds::judge(rendered, &host.platform, section), digest),
+            Judgement {
+                verdict: kinds::judge(rendered, &host.platform, section),
+                digest,
+                guard: guard_digest(section),
+            },
         );
     }
     Ok(judged)
@@ -445,9 +537,9 @@ fn plan_steps(steps: &[Step<'_>], probed: &Probed, redactor: &Redactor) -> Vec<T
                     entry.status = TaskStatus::Skip;
                     entry.reason = "no probe".into();
                 }
-                Some((verdict, digest)) => {
-                    entry.probe_digest = Some(digest.clone());
-                    match verdict {
+                Some(judgement) => {
+                    entry.probe_digest = Some(judgement.digest.clone());
+                    match &judgement.verdict {
                         Ok(Verdict::Ok { reason }) => entry.reason = reason.clone(),
                         Ok(Verdict::Change(change)) => {
                             entry.status = if probed.ledger.matches(&task.id, step.fingerprint()) {
@@ -698,7 +790,9 @@ impl Shared<'_> {
             .get(&slot.producer_host)
             .ok_or_else(|| format!("no connection to {}", slot.producer_host))?;
         let call = Script::new("k8sup_fetch").arg(arg(cmd)?);
-        let (script, framing) = FramedScript::new().apply_section(call).finish();
+        let (script, framing) = FramedScript::new()
+            .apply_section("apply", call, None)
+            .finish();
         let output = transport
             .run_with(&script, RunOptions::default())
             .await
@@ -745,11 +839,10 @@ impl<'s> HostRunner<'s, '_> {
         step: &Step<'_>,
         outcome: TaskOutcome,
         drift: bool,
-        started: Instant,
+        duration: Duration,
         reason: &str,
         diff: Option<String>,
     ) {
-        let duration = started.elapsed();
         let name = match outcome {
             TaskOutcome::Ok => "ok",
             TaskOutcome::Changed => "changed",
@@ -801,187 +894,526 @@ impl<'s> HostRunner<'s, '_> {
         let mut judged = probed.judged;
         let pending = judged
             .values()
-            .filter(|(v, _)| !matches!(v, Ok(Verdict::Ok { .. })))
+            .filter(|j| !matches!(j.verdict, Ok(Verdict::Ok { .. })))
             .count();
         self.emit(EngineEvent::HostProbed {
             host: host.name.clone(),
             pending,
         });
         let mut notified: BTreeSet<String> = BTreeSet::new();
-        for (i, step) in steps.iter().enumerate() {
-            let started = Instant::now();
-            let task = step.task;
-            let Selection::Run {
+        // Invariant: the verdicts of steps `i..` were judged after the last change made
+        // on this host.
+        let mut i = 0;
+        while i < steps.len() {
+            let (batch, end) = self
+                .next_batch(&steps, i, &judged, &notified, &ledger, permit)
+                .await?;
+            if batch.is_empty() {
+                i = end;
+                continue;
+            }
+            let ran = self.run_batch(&steps, &batch, end, &mut ledger).await?;
+            judged.extend(ran.judged);
+            for item in batch.iter().take_while(|item| item.step() < ran.from) {
+                let step = &steps[item.step()];
+                match item {
+                    Item::Settled {
+                        outcome, reason, ..
+                    } => self.finish_task(step, *outcome, false, Duration::ZERO, reason, None),
+                    Item::Apply { change, drift, .. } => {
+                        notified.extend(step.task.notify.iter().cloned());
+                        if step.handler {
+                            notified.remove(&step.task.id);
+                        }
+                        let reason = if *drift {
+                            format!("drift repaired: {}", change.reason)
+                        } else {
+                            change.reason.clone()
+                        };
+                        let duration = ran.durations.get(&item.step()).copied();
+                        self.finish_task(
+                            step,
+                            TaskOutcome::Changed,
+                            *drift,
+                            duration.unwrap_or_default(),
+                            &reason,
+                            change.diff.clone(),
+                        );
+                    }
+                }
+            }
+            if let Some(stop) = ran.failed {
+                // The batch stopped at the failed apply: `from` is its step.
+                let drift = batch.iter().any(
+                    |item| matches!(item, Item::Apply { step, drift: true, .. } if *step == ran.from),
+                );
+                let duration = ran.durations.get(&ran.from).copied();
+                self.finish_task(
+                    &steps[ran.from],
+                    TaskOutcome::Failed,
+                    drift,
+                    duration.unwrap_or_default(),
+                    &stop.error.to_string(),
+                    None,
+                );
+                self.failed_task = Some(stop.task.clone());
+                return Err(stop);
+            }
+            i = ran.from;
+        }
+        Ok(())
+    }
+
+    /// What to do with step `i`, from fresh verdicts; `notified` holds the handlers
+    /// notified by changes made (or about to be made, earlier in the same batch).
+    fn decide(
+        &self,
+        steps: &[Step<'_>],
+        i: usize,
+        judged: &Judged,
+        notified: &BTreeSet<String>,
+        ledger: &StateLedger,
+    ) -> Decision {
+        let step = &steps[i];
+        let task = step.task;
+        let settled = |outcome, reason: &str| Decision::Settled {
+            outcome,
+            reason: reason.to_string(),
+        };
+        let (rendered, fingerprint) = match &step.selection {
+            Selection::Skip(reason) => return settled(TaskOutcome::Skipped, reason),
+            Selection::Run {
                 rendered,
                 fingerprint,
                 ..
-            } = &step.selection
-            else {
-                let Selection::Skip(reason) = &step.selection else {
-                    continue;
-                };
-                self.finish_task(step, TaskOutcome::Skipped, false, started, reason, None);
-                continue;
+            } => (rendered, fingerprint),
+        };
+        if step.handler {
+            if !notified.contains(&task.id) && !ledger.pending_handlers.contains(&task.id) {
+                return settled(TaskOutcome::Skipped, "not notified");
+            }
+            return match kinds::handler_change(rendered) {
+                Ok(change) => Decision::Apply {
+                    change,
+                    drift: false,
+                },
+                Err(message) => Decision::Fail(TaskError::Render {
+                    task: task.id.clone(),
+                    field: "handler".into(),
+                    message,
+                }),
             };
-            // What to do: a change, or a reason for doing nothing.
-            let (change, drift) = if step.handler {
-                if !notified.contains(&task.id) && !ledger.pending_handlers.contains(&task.id) {
-                    self.finish_task(
-                        step,
-                        TaskOutcome::Skipped,
-                        false,
-                        started,
-                        "not notified",
-                        None,
-                    );
-                    continue;
-                }
-                let change = kinds::handler_change(rendered).map_err(|message| {
-                    self.stop_at(
-                        &task.id,
-                        TaskError::Render {
-                            task: task.id.clone(),
-                            field: "handler".into(),
-                            message,
-                        },
-                    )
-                })?;
-                (change, false)
-            } else if let Action::Fetch(fetch) = rendered {
-                if let Some(slot) = self.shared.board.slots.get(&fetch.provides) {
-                    if slot.producer_host == host.name {
-                        slot.state.send_replace(SlotState::Ready {
-                            cmd: fetch.cmd.clone(),
-                            secret: fetch.secret,
+        }
+        if let Action::Fetch(_) = rendered {
+            return Decision::Fetch;
+        }
+        let Some(judgement) = judged.get(&i) else {
+            return settled(TaskOutcome::Skipped, "no probe");
+        };
+        match &judgement.verdict {
+            Ok(Verdict::Ok { reason }) => settled(TaskOutcome::Ok, reason),
+            Ok(Verdict::Change(change)) => {
+                if let Some(planned) = self.planned {
+                    let in_plan = planned.tasks.iter().any(|t| {
+                        t.id == task.id
+                            && matches!(t.status, TaskStatus::Change | TaskStatus::Drift)
+                    });
+                    if !in_plan {
+                        return Decision::Fail(TaskError::PlanMismatch {
+                            host: self.host.name.clone(),
+                            message: format!(
+                                "task {} needs a change that is not in the plan ({}); make a new plan",
+                                task.id, change.reason
+                            ),
                         });
                     }
                 }
-                self.finish_task(
-                    step,
-                    TaskOutcome::Ok,
-                    false,
-                    started,
-                    &format!("{} available on demand", fetch.provides),
-                    None,
-                );
-                continue;
-            } else {
-                match judged.get(&i) {
-                    Some((Ok(Verdict::Ok { reason }), _)) => {
-                        let reason = reason.clone();
-                        self.finish_task(step, TaskOutcome::Ok, false, started, &reason, None);
-                        continue;
-                    }
-                    Some((Ok(Verdict::Change(change)), _)) => {
-                        if let Some(planned) = self.planned {
-                            let in_plan = planned.tasks.iter().any(|t| {
-                                t.id == task.id
-                                    && matches!(t.status, TaskStatus::Change | TaskStatus::Drift)
-                            });
-                            if !in_plan {
-                                let error = TaskError::PlanMismatch {
-                                    host: host.name.clone(),
-                                    message: format!(
-                                        "task {} needs a change that is not in the plan ({}); make a new plan",
-                                        task.id, change.reason
-                                    ),
-                                };
-                                return Err(self.fail(step, started, error));
-                            }
-                        }
-                        (change.clone(), ledger.matches(&task.id, fingerprint))
-                    }
-                    Some((Err(message), _)) => {
-                        let error = TaskError::ProbeOutput {
-                            host: host.name.clone(),
-                            task: task.id.clone(),
-                            message: message.clone(),
-                        };
-                        return Err(self.fail(step, started, error));
-                    }
-                    None => {
-                        self.finish_task(
-                            step,
-                            TaskOutcome::Skipped,
-                            false,
-                            started,
-                            "no probe",
-                            None,
-                        );
-                        continue;
-                    }
-                }
-            };
-            self.emit(EngineEvent::TaskStarted {
-                host: host.name.clone(),
-                task: task.id.clone(),
-                name: task.name.clone(),
-            });
-            // A command needing values from other hosts is rendered again with them.
-            let change = if task.needs.is_empty() || step.handler {
-                change
-            } else {
-                let mut values = BTreeMap::new();
-                for need in &task.needs {
-                    let value = self
-                        .shared
-                        .value(need, &host.name, &task.id, permit)
-                        .await
-                        .map_err(|e| self.fail(step, started, e))?;
-                    values.insert(need.clone(), value);
-                }
-                let spec = program::render_with_values(&engine.env, host, task, &values)
-                    .map_err(|e| self.fail(step, started, e))?;
-                kinds::command_change(&spec, change.reason.clone()).map_err(|message| {
-                    let error = TaskError::Render {
-                        task: task.id.clone(),
-                        field: "cmd".into(),
-                        message,
-                    };
-                    self.fail(step, started, error)
-                })?
-            };
-            let handler_ran = step.handler.then_some(task.id.as_str());
-            let outcome = self
-                .apply_one(&steps, i, &change, fingerprint, &mut ledger, handler_ran)
-                .await;
-            match outcome {
-                Ok(new_judged) => {
-                    judged.extend(new_judged);
-                    notified.extend(task.notify.iter().cloned());
-                    if let Some(handler) = handler_ran {
-                        notified.remove(handler);
-                    }
-                    let reason = if drift {
-                        format!("drift repaired: {}", change.reason)
-                    } else {
-                        change.reason.clone()
-                    };
-                    self.finish_task(
-                        step,
-                        TaskOutcome::Changed,
+                let drift = ledger.matches(&task.id, fingerprint);
+                if task.needs.is_empty() {
+                    Decision::Apply {
+                        change: change.clone(),
                         drift,
-                        started,
-                        &reason,
-                        change.diff.clone(),
-                    );
-                }
-                Err(mut stop) => {
-                    self.finish_task(
-                        step,
-                        TaskOutcome::Failed,
+                    }
+                } else {
+                    Decision::Needs {
+                        change: change.clone(),
                         drift,
-                        started,
-                        &stop.error.to_string(),
-                        None,
-                    );
-                    self.failed_task = Some(task.id.clone());
-                    stop.task = task.id.clone();
-                    return Err(stop);
+                    }
                 }
             }
+            Err(message) => Decision::Fail(TaskError::ProbeOutput {
+                host: self.host.name.clone(),
+                task: task.id.clone(),
+                message: message.clone(),
+            }),
         }
-        Ok(())
+    }
+
+    /// Settles the steps from `start` that need nothing on the host, up to the first
+    /// change, then gathers the steps that can go with that change in one channel: every
+    /// later step is guarded by its probe, re-run on the host just before, so nothing is
+    /// done on a verdict an earlier change of the batch made stale. The batch ends
+    /// before a step that waits for another host or that others wait for, a step that
+    /// cannot be judged, or when the script would grow too large. Returns the batch and
+    /// the step after it.
+    async fn next_batch(
+        &mut self,
+        steps: &[Step<'_>],
+        start: usize,
+        judged: &Judged,
+        notified: &BTreeSet<String>,
+        ledger: &StateLedger,
+        permit: &mut Option<tokio::sync::SemaphorePermit<'s>>,
+    ) -> Result<(Vec<Item>, usize), Stop> {
+        let engine = self.shared.engine;
+        let host = self.host;
+        let mut batch: Vec<Item> = Vec::new();
+        let mut notified = notified.clone();
+        let ledger_size = serde_json::to_string(ledger).map_or(0, |s| s.len());
+        let mut size = 0;
+        for (i, step) in steps.iter().enumerate().skip(start) {
+            let started = Instant::now();
+            let task = step.task;
+            let decision = self.decide(steps, i, judged, &notified, ledger);
+            let guard = || judged.get(&i).map(|j| j.guard.clone());
+            let (change, drift) = match decision {
+                Decision::Settled { outcome, reason } if batch.is_empty() => {
+                    self.finish_task(step, outcome, false, started.elapsed(), &reason, None);
+                    continue;
+                }
+                Decision::Settled { outcome, reason } => {
+                    let guard = if outcome == TaskOutcome::Ok {
+                        guard()
+                    } else {
+                        None
+                    };
+                    size += step.probe().map_or(0, |p| p.render().len());
+                    batch.push(Item::Settled {
+                        step: i,
+                        outcome,
+                        reason,
+                        guard,
+                    });
+                    continue;
+                }
+                Decision::Fetch if batch.is_empty() => {
+                    let Selection::Run {
+                        rendered: Action::Fetch(fetch),
+                        ..
+                    } = &step.selection
+                    else {
+                        unreachable!("decide returns Fetch for fetch tasks only");
+                    };
+                    if let Some(slot) = self.shared.board.slots.get(&fetch.provides) {
+                        if slot.producer_host == host.name {
+                            slot.state.send_replace(SlotState::Ready {
+                                cmd: fetch.cmd.clone(),
+                                secret: fetch.secret,
+                            });
+                        }
+                    }
+                    self.finish_task(
+                        step,
+                        TaskOutcome::Ok,
+                        false,
+                        started.elapsed(),
+                        &format!("{} available on demand", fetch.provides),
+                        None,
+                    );
+                    continue;
+                }
+                Decision::Fail(error) if batch.is_empty() => {
+                    return Err(self.fail(step, started, error));
+                }
+                Decision::Needs { change, drift } if batch.is_empty() => {
+                    // A command needing values from other hosts is rendered again with them.
+                    self.emit(EngineEvent::TaskStarted {
+                        host: host.name.clone(),
+                        task: task.id.clone(),
+                        name: task.name.clone(),
+                    });
+                    let mut values = BTreeMap::new();
+                    for need in &task.needs {
+                        let value = self
+                            .shared
+                            .value(need, &host.name, &task.id, permit)
+                            .await
+                            .map_err(|e| self.fail(step, started, e))?;
+                        values.insert(need.clone(), value);
+                    }
+                    let spec = program::render_with_values(&engine.env, host, task, &values)
+                        .map_err(|e| self.fail(step, started, e))?;
+                    let change =
+                        kinds::command_change(&spec, change.reason.clone()).map_err(|message| {
+                            let error = TaskError::Render {
+                                task: task.id.clone(),
+                                field: "cmd".into(),
+                                message,
+                            };
+                            self.fail(step, started, error)
+                        })?;
+                    (change, drift)
+                }
+                Decision::Apply { change, drift } => {
+                    let grows = change.apply.render().len()
+                        + ledger_size
+                        + 300 * (batch.len() + 1)
+                        + step.probe().map_or(0, |p| p.render().len());
+                    if !batch.is_empty() && size + grows > MAX_BATCH_SCRIPT {
+                        return Ok((batch, i));
+                    }
+                    size += grows;
+                    (change, drift)
+                }
+                // Fetch, Needs and Fail after a change: they start the next batch.
+                _ => return Ok((batch, i)),
+            };
+            let guard = if batch.is_empty() { None } else { guard() };
+            notified.extend(task.notify.iter().cloned());
+            batch.push(Item::Apply {
+                step: i,
+                announced: !task.needs.is_empty() && !step.handler,
+                change,
+                drift,
+                guard,
+            });
+        }
+        Ok((batch, steps.len()))
+    }
+
+    /// ONE channel for a batch: each step's guard, then each change's apply and the
+    /// atomic ledger write (stopping at the first failure), then the re-probe of every
+    /// later step, from the first stale guard (or the end of the batch) on.
+    async fn run_batch(
+        &mut self,
+        steps: &[Step<'_>],
+        batch: &[Item],
+        end: usize,
+        ledger: &mut StateLedger,
+    ) -> Result<BatchRun, Stop> {
+        let engine = self.shared.engine;
+        let host = self.host;
+        let first = &steps[batch[0].step()].task;
+        let stop = |error: TaskError| Stop::from(&first.id, error);
+        let state_error = |message: String| {
+            stop(TaskError::State {
+                host: host.name.clone(),
+                path: engine.options.state_path.clone(),
+                message,
+            })
+        };
+        let path_arg = arg(engine.options.state_path.clone()).map_err(state_error)?;
+        let mut script = FramedScript::new().begin_batch(end);
+        let nonce = script.nonce().to_string();
+        let mut pending = Vec::new();
+        let mut stdin = Vec::new();
+        let mut starts = HashMap::new();
+        for item in batch {
+            let i = item.step();
+            let step = &steps[i];
+            if let (Some(guard), Some(probe)) = (item.guard(), step.probe()) {
+                script = script.guard(i, probe.clone(), guard);
+            }
+            let Item::Apply {
+                change, announced, ..
+            } = item
+            else {
+                continue;
+            };
+            let tag = format!("{nonce}x{i}y");
+            pending.push(PendingEntry {
+                task_id: &step.task.id,
+                fingerprint: step.fingerprint(),
+                tag: tag.clone(),
+                notify: &step.task.notify,
+                handler_ran: step.handler.then_some(step.task.id.as_str()),
+            });
+            let json = engine.redactor.redact(&ledger.batch_json(&pending));
+            let json_arg = arg(json).map_err(state_error)?;
+            script = script
+                .if_going()
+                .apply_section(
+                    &format!("a{i}"),
+                    change.apply.clone(),
+                    change.stdin.as_ref().map(Vec::len),
+                )
+                .state_section(&format!("s{i}"), path_arg.clone(), json_arg, &tag)
+                .stop_unless_applied()
+                .end_if_going();
+            if let Some(bytes) = &change.stdin {
+                stdin.extend_from_slice(bytes);
+            }
+            if !announced {
+                starts.insert(
+                    format!("{nonce} begin a{i}"),
+                    (step.task.id.clone(), step.task.name.clone()),
+                );
+            }
+        }
+        let mut script = script.restart_section();
+        let mut reprobed = Vec::new();
+        for (i, step) in steps.iter().enumerate().skip(batch[0].step() + 1) {
+            if let Some(probe) = step.probe() {
+                script = script.reprobe_section(i, probe.clone());
+                reprobed.push(i);
+            }
+        }
+        let (script, framing) = script.finish();
+        let options = RunOptions {
+            stdin: (!stdin.is_empty()).then_some(stdin),
+            on_output: Some(self.started_when_seen(starts)),
+            ..RunOptions::default()
+        };
+        let output = host
+            .transport
+            .run_with(&script, options)
+            .await
+            .map_err(|e| {
+                stop(TaskError::Transport {
+                    host: host.name.clone(),
+                    step: format!("task {}", first.id),
+                    message: engine.redactor.redact(&e.to_string()),
+                })
+            })?;
+        let stderr_tail = engine.redactor.redact(&tail(&output.stderr_text()));
+        let sections = framing.parse(&output.stdout_text()).map_err(|message| {
+            stop(TaskError::ProbeOutput {
+                host: host.name.clone(),
+                task: first.id.clone(),
+                message: format!("{message}; {}: {stderr_tail}", output.status_text()),
+            })
+        })?;
+        let section = |name: &str| sections.iter().find(|s| s.name == name);
+        let mut ran = BatchRun {
+            from: end,
+            judged: Judged::new(),
+            durations: BTreeMap::new(),
+            failed: None,
+        };
+        for item in batch {
+            let Item::Apply {
+                step: i, change, ..
+            } = item
+            else {
+                continue;
+            };
+            let task = steps[*i].task;
+            let apply = section(&format!("a{i}"));
+            if apply.is_none() && section("from").is_some() {
+                // A guard stopped the batch before this apply.
+                continue;
+            }
+            let state = section(&format!("s{i}"));
+            let times = state.map(|s| s.fields()).unwrap_or_default();
+            let time = |key: &str| {
+                times
+                    .get(key)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let success = apply.is_some_and(|s| s.status == 0);
+            if state.is_some() {
+                ledger.record(
+                    &task.id,
+                    steps[*i].fingerprint(),
+                    success,
+                    time("start"),
+                    time("end"),
+                    &task.notify,
+                    steps[*i].handler.then_some(task.id.as_str()),
+                );
+            }
+            ran.durations.insert(
+                *i,
+                Duration::from_millis(time("end").saturating_sub(time("start"))),
+            );
+            if !success {
+                let command = change
+                    .command
+                    .clone()
+                    .unwrap_or_else(|| change.apply.render());
+                // No section: the script died before or during this apply.
+                let status = apply
+                    .map(|s| format!("exit {}", s.status))
+                    .unwrap_or_else(|| output.status_text());
+                ran.failed = Some(Stop {
+                    task: task.id.clone(),
+                    command: Some(command.clone()),
+                    exit_status: Some(status.clone()),
+                    stderr_tail: stderr_tail.clone(),
+                    error: TaskError::Failed {
+                        host: host.name.clone(),
+                        task: task.id.clone(),
+                        command: engine.redactor.redact(&command),
+                        status,
+                        stderr_tail: stderr_tail.clone(),
+                    },
+                    dependency: false,
+                });
+                ran.from = *i;
+                return Ok(ran);
+            }
+            if state.is_none_or(|s| s.status != 0) {
+                self.emit(EngineEvent::Warning {
+                    host: host.name.clone(),
+                    message: format!(
+                        "task {} was applied but could not be recorded in {}: {stderr_tail}",
+                        task.id, engine.options.state_path
+                    ),
+                });
+            }
+        }
+        let from = section("from")
+            .and_then(|s| s.fields().get("from").and_then(|v| v.parse::<usize>().ok()))
+            .ok_or_else(|| {
+                stop(TaskError::ProbeOutput {
+                    host: host.name.clone(),
+                    task: first.id.clone(),
+                    message: format!(
+                        "the output stopped before the re-probe ({}): {stderr_tail}",
+                        output.status_text()
+                    ),
+                })
+            })?;
+        let reprobed: Vec<usize> = reprobed.into_iter().filter(|i| *i >= from).collect();
+        ran.judged = judge_sections(host, steps, &reprobed, &sections).map_err(stop)?;
+        ran.from = from;
+        Ok(ran)
+    }
+
+    /// An output sink that reports a task as started when its apply section begins.
+    fn started_when_seen(
+        &self,
+        starts: HashMap<String, (String, String)>,
+    ) -> k8sup_ssh::OutputSink {
+        let sink = self.shared.sink.clone();
+        let host = self.host.name.clone();
+        let line = std::sync::Mutex::new(Vec::<u8>::new());
+        Arc::new(move |stream, data: &[u8]| {
+            if stream != k8sup_ssh::OutputStream::Stdout {
+                return;
+            }
+            let Ok(mut line) = line.lock() else {
+                return;
+            };
+            for byte in data {
+                if *byte != b'\n' {
+                    // Only short lines can be markers: keep no more than one's length.
+                    if line.len() < 200 {
+                        line.push(*byte);
+                    }
+                    continue;
+                }
+                if let Some((task, name)) = starts.get(String::from_utf8_lossy(&line).as_ref()) {
+                    sink(EngineEvent::TaskStarted {
+                        host: host.clone(),
+                        task: task.clone(),
+                        name: name.clone(),
+                    });
+                }
+                line.clear();
+            }
+        })
     }
 
     fn stop_at(&mut self, task: &str, error: TaskError) -> Stop {
@@ -994,7 +1426,7 @@ impl<'s> HostRunner<'s, '_> {
             step,
             TaskOutcome::Failed,
             false,
-            started,
+            started.elapsed(),
             &error.to_string(),
             None,
         );
@@ -1029,7 +1461,7 @@ impl<'s> HostRunner<'s, '_> {
                     plan.id
                 )));
             }
-            let digest = probed.judged.get(&i).map(|(_, d)| d.as_str());
+            let digest = probed.judged.get(&i).map(|j| j.digest.as_str());
             if digest != plan.probe_digest.as_deref() {
                 return Err(mismatch(format!(
                     "it drifted since the plan: task {} now probes differently; make a new plan",
@@ -1038,121 +1470,5 @@ impl<'s> HostRunner<'s, '_> {
             }
         }
         Ok(())
-    }
-
-    /// One round trip: apply step `i`, record it in the ledger, re-probe the rest.
-    async fn apply_one(
-        &mut self,
-        steps: &[Step<'_>],
-        i: usize,
-        change: &Change,
-        fingerprint: &str,
-        ledger: &mut StateLedger,
-        handler_ran: Option<&str>,
-    ) -> Result<Judged, Stop> {
-        let engine = self.shared.engine;
-        let host = self.host;
-        let task = steps[i].task;
-        let stop = |error: TaskError| Stop::from(&task.id, error);
-        let script = FramedScript::new().apply_section(change.apply.clone());
-        let state_json = ledger.with_pending_entry(
-            &task.id,
-            fingerprint,
-            script.nonce(),
-            &task.notify,
-            handler_ran,
-        );
-        let state_json = engine.redactor.redact(&state_json);
-        let path_arg = arg(engine.options.state_path.clone()).map_err(|message| {
-            stop(TaskError::State {
-                host: host.name.clone(),
-                path: engine.options.state_path.clone(),
-                message,
-            })
-        })?;
-        let json_arg = arg(encode_b64(state_json.as_bytes())).map_err(|message| {
-            stop(TaskError::State {
-                host: host.name.clone(),
-                path: engine.options.state_path.clone(),
-                message,
-            })
-        })?;
-        let script = script
-            .state_section(path_arg, json_arg)
-            .stop_unless_applied();
-        let (script, reprobed) = add_probes(script, steps, i + 1..steps.len());
-        let (script, framing) = script.finish();
-        let output = run(
-            host.transport.as_ref(),
-            &script,
-            change.stdin.clone(),
-            &format!("task {}", task.id),
-            &engine.redactor,
-        )
-        .await
-        .map_err(stop)?;
-        let stderr_tail = engine.redactor.redact(&tail(&output.stderr_text()));
-        let command = change
-            .command
-            .clone()
-            .unwrap_or_else(|| change.apply.render());
-        let sections = framing.parse(&output.stdout_text()).map_err(|message| {
-            stop(TaskError::ProbeOutput {
-                host: host.name.clone(),
-                task: task.id.clone(),
-                message: format!("{message}; {}: {stderr_tail}", output.status_text()),
-            })
-        })?;
-        let apply = sections.iter().find(|s| s.name == "apply");
-        let state = sections.iter().find(|s| s.name == "state");
-        let times = state.map(|s| s.fields()).unwrap_or_default();
-        let time = |key: &str| {
-            times
-                .get(key)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let success = apply.is_some_and(|s| s.status == 0);
-        if state.is_some() {
-            ledger.record(
-                &task.id,
-                fingerprint,
-                success,
-                time("start"),
-                time("end"),
-                &task.notify,
-                handler_ran,
-            );
-        }
-        if !success {
-            let status = apply
-                .map(|s| format!("exit {}", s.status))
-                .unwrap_or_else(|| output.status_text());
-            return Err(Stop {
-                task: task.id.clone(),
-                command: Some(command.clone()),
-                exit_status: Some(status.clone()),
-                stderr_tail: stderr_tail.clone(),
-                error: TaskError::Failed {
-                    host: host.name.clone(),
-                    task: task.id.clone(),
-                    command: engine.redactor.redact(&command),
-                    status,
-                    stderr_tail,
-                },
-                dependency: false,
-            });
-        }
-        match state {
-            Some(s) if s.status == 0 => {}
-            _ => self.emit(EngineEvent::Warning {
-                host: host.name.clone(),
-                message: format!(
-                    "task {} was applied but could not be recorded in {}: {stderr_tail}",
-                    task.id, engine.options.state_path
-                ),
-            }),
-        }
-        judge_sections(host, steps, &reprobed, &sections).map_err(stop)
     }
 }

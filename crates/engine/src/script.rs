@@ -27,7 +27,7 @@ use k8sup_shell::{Script, ShellArg};
 /// Shell functions used by probes and applies. Probes (`k8sup_probe_*`,
 /// `k8sup_read_state`) only read: no temp file, no lock, no write.
 pub(crate) const PRELUDE: &str = r#"
-k8sup_init() { K8SUP_NONCE=$1; }
+k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_sed=; }
 k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
 k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
 k8sup_b64() { base64 | tr -d '\n'; }
@@ -151,10 +151,19 @@ k8sup_state() {
   k8sup_d=$(dirname -- "$1"); mkdir -p -- "$k8sup_d" || return
   if [ "$4" = 0 ]; then k8sup_res=changed; else k8sup_res=failed; fi
   echo "start=$5"; echo "end=$6"
+  # Every entry written earlier in this script keeps its values: the sed program grows.
+  k8sup_sed="$k8sup_sed -e s/K8SUPRESULT$3/$k8sup_res/ -e s/K8SUPSTART$3/$5/ -e s/K8SUPEND$3/$6/ -e s/K8SUPDUR$3/$(( $6 - $5 ))/"
   k8sup_t=$(mktemp "$k8sup_d/.state.XXXXXXXXXX") || return
-  printf '%s' "$2" | base64 -d | sed -e "s/\"K8SUPRESULT$3\"/\"$k8sup_res\"/" -e "s/K8SUPSTART$3/$5/" -e "s/K8SUPEND$3/$6/" -e "s/K8SUPDUR$3/$(( $6 - $5 ))/" > "$k8sup_t" && chmod 0644 "$k8sup_t" && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
+  printf '%s' "$2" | sed $k8sup_sed > "$k8sup_t" && chmod 0644 "$k8sup_t" && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
   k8sup_r=$?; rm -f -- "$k8sup_t"; return $k8sup_r
 }
+k8sup_batch() { k8sup_go=1; k8sup_from=$1; k8sup_sed=; }
+k8sup_guard() {
+  k8sup_s=$(printf '%s|%s' "$k8sup_o" "$2" | sha256sum) || k8sup_s=
+  if [ "${k8sup_s%% *}" = "$1" ]; then k8sup_r=0; else k8sup_r=1; k8sup_go=0; k8sup_from=$3; fi
+}
+k8sup_keep() { cat > /dev/null; return "$1"; }
+k8sup_reach() { [ "$k8sup_from" -le "$1" ]; }
 "#;
 
 /// A fresh nonce of 128 random bits, as 32 hex digits.
@@ -221,36 +230,140 @@ impl FramedScript {
         self
     }
 
-    /// Adds the apply of a task: `call`'s stdout goes to stderr, its fd 3 becomes the
-    /// section body; the start and end times are kept for the state write.
-    pub fn apply_section(mut self, call: Script) -> Self {
+    /// Adds the apply of a task as section `name`: `call`'s stdout goes to stderr, its
+    /// fd 3 becomes the section body; the start and end times are kept for the state
+    /// write. With `stdin_len`, the call reads exactly that many bytes of the channel's
+    /// stdin (the rest belongs to later applies); without, it reads nothing.
+    pub fn apply_section(mut self, name: &str, call: Script, stdin_len: Option<usize>) -> Self {
+        let name_arg = ShellArg::new(name).expect("section names are ours");
         self.script = self
             .script
-            .code("; k8sup_apply_t0=$(k8sup_ms); k8sup_begin apply; {")
-            .then("", call)
-            .code("; } 3>&1 >&2; k8sup_apply_rc=$?; k8sup_apply_t1=$(k8sup_ms); k8sup_end apply $k8sup_apply_rc");
-        self.expected.push("apply".into());
+            .code("; k8sup_apply_t0=$(k8sup_ms); k8sup_begin")
+            .arg(name_arg.clone());
+        self.script = match stdin_len {
+            Some(len) => self
+                .script
+                .code("; { head -c")
+                .arg(ShellArg::new(len.to_string()).expect("digits"))
+                .code("| (")
+                .then("", call)
+                .code(r#"; k8sup_keep "$?" ); } 3>&1 >&2"#),
+            None => self
+                .script
+                .code("; {")
+                .then("", call)
+                .code("; } </dev/null 3>&1 >&2"),
+        };
+        self.script = self
+            .script
+            .code("; k8sup_apply_rc=$?; k8sup_apply_t1=$(k8sup_ms); k8sup_end")
+            .arg(name_arg)
+            .code("$k8sup_apply_rc");
+        self.expected.push(name.to_string());
         self
     }
 
-    /// Adds the atomic state write after an apply section: the JSON in `state_json`
-    /// holds the placeholders of [`StatePlaceholders`] for the entry being recorded.
-    pub fn state_section(mut self, state_path: ShellArg, state_json_b64: ShellArg) -> Self {
-        let nonce = ShellArg::new(self.nonce.clone()).expect("hex digits");
+    /// Adds the atomic state write `name` after an apply section: `state_json` is the
+    /// whole ledger with placeholders tagged `tag` (and those of earlier writes of this
+    /// script) for what only the host knows (see [`crate::state::StateLedger::batch_json`]).
+    pub fn state_section(
+        mut self,
+        name: &str,
+        state_path: ShellArg,
+        state_json: ShellArg,
+        tag: &str,
+    ) -> Self {
+        let name_arg = ShellArg::new(name).expect("section names are ours");
         self.script = self
             .script
-            .code("; k8sup_begin state; k8sup_state")
+            .code("; k8sup_begin")
+            .arg(name_arg.clone())
+            .code("; k8sup_state")
             .arg(state_path)
-            .arg(state_json_b64)
-            .arg(nonce)
-            .code(r#""$k8sup_apply_rc" "$k8sup_apply_t0" "$k8sup_apply_t1"; k8sup_end state $?"#);
-        self.expected.push("state".into());
+            .arg(state_json)
+            .arg(ShellArg::new(tag).expect("hex digits and letters"))
+            .code(r#""$k8sup_apply_rc" "$k8sup_apply_t0" "$k8sup_apply_t1"; k8sup_end"#)
+            .arg(name_arg)
+            .code("$?");
+        self.expected.push(name.to_string());
         self
     }
 
     /// Stops the script here unless the apply succeeded.
     pub fn stop_unless_applied(mut self) -> Self {
         self.script = self.script.code(r#"; [ "$k8sup_apply_rc" = 0 ] || exit 0"#);
+        self
+    }
+
+    /// Starts a batch of steps. Its parts run while every guard holds; the first guard
+    /// that fails stops them and moves the re-probe's start (`from`, by default the
+    /// step after the batch) to its step.
+    pub fn begin_batch(mut self, from: usize) -> Self {
+        self.script = self
+            .script
+            .code("; k8sup_batch")
+            .arg(ShellArg::new(from.to_string()).expect("digits"));
+        self
+    }
+
+    /// Re-runs the probe of step `step` (section `g<step>`, status 0 when its output is
+    /// still the one judged, whose digest is `digest`; see [`guard_digest`]).
+    pub fn guard(mut self, step: usize, probe: Script, digest: &str) -> Self {
+        let name = format!("g{step}");
+        let name_arg = ShellArg::new(name.clone()).expect("section names are ours");
+        self.script = self
+            .script
+            .code(r#"; if [ "$k8sup_go" = 1 ]; then k8sup_begin"#)
+            .arg(name_arg.clone())
+            .code("; k8sup_o=$(")
+            .then("", probe)
+            .code("</dev/null); k8sup_guard")
+            .arg(ShellArg::new(digest).expect("hex digits"))
+            .code(r#""$?""#)
+            .arg(ShellArg::new(step.to_string()).expect("digits"))
+            .code("; k8sup_end")
+            .arg(name_arg)
+            .code(r#""$k8sup_r"; fi"#);
+        self.expected.push(name);
+        self
+    }
+
+    /// What follows, up to [`FramedScript::end_if_going`], runs only while every guard
+    /// of the batch held.
+    pub fn if_going(mut self) -> Self {
+        self.script = self.script.code(r#"; if [ "$k8sup_go" = 1 ]; then :"#);
+        self
+    }
+
+    pub fn end_if_going(mut self) -> Self {
+        self.script = self.script.code("; fi");
+        self
+    }
+
+    /// Adds section `from`: where the re-probe starts (field `from`).
+    pub fn restart_section(mut self) -> Self {
+        self.script = self
+            .script
+            .code(r#"; k8sup_begin from; echo "from=$k8sup_from"; k8sup_end from 0"#);
+        self.expected.push("from".into());
+        self
+    }
+
+    /// Adds the probe of step `step` (section `<step>`), run only when the re-probe
+    /// starts at or before it.
+    pub fn reprobe_section(mut self, step: usize, probe: Script) -> Self {
+        let name_arg = ShellArg::new(step.to_string()).expect("digits");
+        self.script = self
+            .script
+            .code("; if k8sup_reach")
+            .arg(name_arg.clone())
+            .code("; then k8sup_begin")
+            .arg(name_arg.clone())
+            .then(";", probe)
+            .code("; k8sup_end")
+            .arg(name_arg)
+            .code("$?; fi");
+        self.expected.push(step.to_string());
         self
     }
 
@@ -292,25 +405,28 @@ impl Section {
 }
 
 impl Framing {
-    /// Splits `stdout` into the sections asked for, in order. Sections missing at the
-    /// end (the script stopped early) are simply absent; anything out of frame is an
-    /// error.
+    /// Splits `stdout` into the sections asked for, in order. Sections skipped (a
+    /// guard failed) or missing at the end (the script stopped early) are simply
+    /// absent; a section out of order or twice, or anything out of frame, is an error.
     pub fn parse(&self, stdout: &str) -> Result<Vec<Section>, String> {
         let begin_prefix = format!("{} begin ", self.nonce);
         let end_prefix = format!("{} end ", self.nonce);
         let mut sections = Vec::new();
+        let mut next = 0;
         let mut current: Option<(String, Vec<&str>)> = None;
         for line in stdout.split('\n') {
             if let Some(name) = line.strip_prefix(&begin_prefix) {
                 if let Some((open, _)) = &current {
                     return Err(format!("section {name:?} began inside section {open:?}"));
                 }
-                let expected = self.expected.get(sections.len());
-                if expected.map(String::as_str) != Some(name) {
+                // Sections come in the order asked for; a guard that fails skips some.
+                let Some(offset) = self.expected[next..].iter().position(|e| e == name) else {
                     return Err(format!(
-                        "unexpected section {name:?} (expected {expected:?})"
+                        "unexpected section {name:?} (expected one of {:?})",
+                        &self.expected[next..]
                     ));
-                }
+                };
+                next += offset + 1;
                 current = Some((name.to_string(), Vec::new()));
             } else if let Some(rest) = line.strip_prefix(&end_prefix) {
                 let Some((open, mut body)) = current.take() else {
@@ -357,6 +473,14 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
+/// The digest `k8sup_guard` compares: sha256 of the probe's output without its
+/// trailing newlines (as `$(...)` keeps it), `|`, and the probe's exit status.
+pub(crate) fn guard_digest(section: &Section) -> String {
+    crate::kinds::sha256_hex(
+        format!("{}|{}", section.body.trim_end_matches('\n'), section.status).as_bytes(),
+    )
+}
+
 /// Decodes a base64 field written by `k8sup_b64`.
 pub(crate) fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -388,7 +512,8 @@ pub(crate) fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Encodes bytes as base64 (for the state file sent in an argument).
+/// Encodes bytes as base64.
+#[cfg(test)]
 pub(crate) fn encode_b64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
@@ -443,6 +568,15 @@ mod tests {
         // Even a forged marker with the real nonce cannot add or reorder sections.
         let forged = "REAL begin 0\nREAL end 0 0\nREAL begin 0\n\nREAL end 0 0\n";
         assert!(f.parse(forged).is_err());
+        // A section skipped by a failed guard is absent; the order still holds.
+        let f3 = framing("REAL", &["g1", "a1", "from", "1"]);
+        let skipped =
+            "REAL begin g1\n\nREAL end g1 1\nREAL begin from\nfrom=1\n\nREAL end from 0\n";
+        let s = f3.parse(skipped).unwrap();
+        assert_eq!(s.len(), 2);
+        assert!(f3
+            .parse("REAL begin from\n\nREAL end from 0\nREAL begin a1\n\nREAL end a1 0\n")
+            .is_err());
         let out_of_frame = "hello\nREAL begin 0\n\nREAL end 0 0\n";
         assert!(f.parse(out_of_frame).is_err());
         assert!(f.parse("REAL begin 0\npartial").is_err());

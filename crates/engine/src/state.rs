@@ -35,12 +35,24 @@ pub struct StateLedger {
     pub pending_handlers: BTreeSet<String>,
 }
 
-// Sentinels serialized in place of the numbers the host fills in; replaced by tokens
-// carrying the script's nonce before sending.
-const START_SENTINEL: u64 = 9_999_999_999_999_991;
-const END_SENTINEL: u64 = 9_999_999_999_999_992;
-const DURATION_SENTINEL: u64 = 9_999_999_999_999_993;
+// Sentinels serialized in place of the values the host fills in (the n-th pending
+// entry adds 10 * n), replaced by tokens carrying the entry's tag before sending.
+const START_SENTINEL: u64 = 9_000_000_000_000_001;
+const END_SENTINEL: u64 = 9_000_000_000_000_002;
+const DURATION_SENTINEL: u64 = 9_000_000_000_000_003;
 const RESULT_SENTINEL: &str = "k8sup-result-placeholder";
+
+/// A ledger entry written by an apply script before the host knows its values.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingEntry<'a> {
+    pub task_id: &'a str,
+    pub fingerprint: &'a str,
+    /// Unique in its script: the placeholders are `K8SUPRESULT<tag>`, `K8SUPSTART<tag>`,
+    /// `K8SUPEND<tag>` and `K8SUPDUR<tag>`.
+    pub tag: String,
+    pub notify: &'a [String],
+    pub handler_ran: Option<&'a str>,
+}
 
 impl StateLedger {
     /// Parses the ledger; an absent file is an empty ledger.
@@ -48,54 +60,56 @@ impl StateLedger {
         serde_json::from_str(text).map_err(|e| e.to_string())
     }
 
-    /// The JSON to send for recording `task_id` with `fingerprint`, with placeholders
-    /// `K8SUPRESULT<nonce>`, `K8SUPSTART<nonce>`, `K8SUPEND<nonce>` (and the duration,
-    /// computed by the host) for what only the host knows after the apply.
-    pub(crate) fn with_pending_entry(
-        &self,
-        task_id: &str,
-        fingerprint: &str,
-        nonce: &str,
-        notify: &[String],
-        handler_ran: Option<&str>,
-    ) -> String {
+    /// The JSON to write once every entry of `pending` (applied in order, each after a
+    /// successful one) has run: this ledger plus those entries, each with the
+    /// placeholders of its tag for what only the host knows (`k8sup_state` fills them).
+    pub(crate) fn batch_json(&self, pending: &[PendingEntry<'_>]) -> String {
         let mut next = self.clone();
         next.version = 1;
-        next.tasks.insert(
-            task_id.to_string(),
-            StateEntry {
-                fingerprint: fingerprint.to_string(),
-                result: RESULT_SENTINEL.to_string(),
-                started_ms: START_SENTINEL,
-                finished_ms: END_SENTINEL,
-                duration_ms: DURATION_SENTINEL,
-            },
-        );
-        next.pending_handlers.extend(notify.iter().cloned());
-        if let Some(handler) = handler_ran {
-            next.pending_handlers.remove(handler);
+        for (n, entry) in pending.iter().enumerate() {
+            let bump = 10 * n as u64;
+            next.tasks.insert(
+                entry.task_id.to_string(),
+                StateEntry {
+                    fingerprint: entry.fingerprint.to_string(),
+                    result: format!("{RESULT_SENTINEL}-{n}"),
+                    started_ms: START_SENTINEL + bump,
+                    finished_ms: END_SENTINEL + bump,
+                    duration_ms: DURATION_SENTINEL + bump,
+                },
+            );
+            next.pending_handlers.extend(entry.notify.iter().cloned());
+            if let Some(handler) = entry.handler_ran {
+                next.pending_handlers.remove(handler);
+            }
         }
-        let json = serde_json::to_string(&next).unwrap_or_default();
-        json.replacen(
-            &format!("\"result\":\"{RESULT_SENTINEL}\""),
-            &format!("\"result\":\"K8SUPRESULT{nonce}\""),
-            1,
-        )
-        .replacen(
-            &format!("\"started_ms\":{START_SENTINEL}"),
-            &format!("\"started_ms\":K8SUPSTART{nonce}"),
-            1,
-        )
-        .replacen(
-            &format!("\"finished_ms\":{END_SENTINEL}"),
-            &format!("\"finished_ms\":K8SUPEND{nonce}"),
-            1,
-        )
-        .replacen(
-            &format!("\"duration_ms\":{DURATION_SENTINEL}"),
-            &format!("\"duration_ms\":K8SUPDUR{nonce}"),
-            1,
-        )
+        let mut json = serde_json::to_string(&next).unwrap_or_default();
+        for (n, entry) in pending.iter().enumerate() {
+            let bump = 10 * n as u64;
+            let tag = &entry.tag;
+            json = json
+                .replacen(
+                    &format!("\"result\":\"{RESULT_SENTINEL}-{n}\""),
+                    &format!("\"result\":\"K8SUPRESULT{tag}\""),
+                    1,
+                )
+                .replacen(
+                    &format!("\"started_ms\":{}", START_SENTINEL + bump),
+                    &format!("\"started_ms\":K8SUPSTART{tag}"),
+                    1,
+                )
+                .replacen(
+                    &format!("\"finished_ms\":{}", END_SENTINEL + bump),
+                    &format!("\"finished_ms\":K8SUPEND{tag}"),
+                    1,
+                )
+                .replacen(
+                    &format!("\"duration_ms\":{}", DURATION_SENTINEL + bump),
+                    &format!("\"duration_ms\":K8SUPDUR{tag}"),
+                    1,
+                );
+        }
+        json
     }
 
     /// Records what the host wrote for `task_id`, to stay equal to the file.
@@ -151,27 +165,50 @@ mod tests {
 
     #[test]
     fn placeholders_become_host_values_and_parse_back() {
-        let ledger = StateLedger::default();
-        let json = ledger.with_pending_entry("p/t", "abc", "N0", &["p/handler/h".into()], None);
-        assert!(json.contains("\"result\":\"K8SUPRESULTN0\""), "{json}");
-        assert!(json.contains("\"started_ms\":K8SUPSTARTN0"), "{json}");
+        let notify = vec!["p/handler/h".to_string()];
+        let pending = [
+            PendingEntry {
+                task_id: "p/t",
+                fingerprint: "abc",
+                tag: "N0x1y".into(),
+                notify: &notify,
+                handler_ran: None,
+            },
+            PendingEntry {
+                task_id: "p/handler/h",
+                fingerprint: "def",
+                tag: "N0x12y".into(),
+                notify: &[],
+                handler_ran: Some("p/handler/h"),
+            },
+        ];
+        let json = StateLedger::default().batch_json(&pending);
+        assert!(json.contains("\"result\":\"K8SUPRESULTN0x1y\""), "{json}");
+        assert!(json.contains("\"started_ms\":K8SUPSTARTN0x12y"), "{json}");
+        // What k8sup_state's sed program does, entry by entry.
         let filled = json
-            .replace("K8SUPRESULTN0", "changed")
-            .replace("K8SUPSTARTN0", "1000")
-            .replace("K8SUPENDN0", "1500")
-            .replace("K8SUPDURN0", "500");
+            .replace("K8SUPRESULTN0x1y", "changed")
+            .replace("K8SUPSTARTN0x1y", "1000")
+            .replace("K8SUPENDN0x1y", "1500")
+            .replace("K8SUPDURN0x1y", "500")
+            .replace("K8SUPRESULTN0x12y", "changed")
+            .replace("K8SUPSTARTN0x12y", "1600")
+            .replace("K8SUPENDN0x12y", "1700")
+            .replace("K8SUPDURN0x12y", "100");
         let parsed = StateLedger::parse(&filled).unwrap();
         let mut expected = StateLedger::default();
+        expected.record("p/t", "abc", true, 1000, 1500, &notify, None);
         expected.record(
-            "p/t",
-            "abc",
+            "p/handler/h",
+            "def",
             true,
-            1000,
-            1500,
-            &["p/handler/h".into()],
-            None,
+            1600,
+            1700,
+            &[],
+            Some("p/handler/h"),
         );
         assert_eq!(parsed, expected);
+        assert!(parsed.pending_handlers.is_empty());
         assert!(parsed.matches("p/t", "abc"));
         assert!(!parsed.matches("p/t", "abd"));
     }

@@ -68,8 +68,9 @@ impl LocalTransport {
         self
     }
 
-    /// Makes every script containing `needle` fail with status 1 without running.
-    pub fn fail_scripts_containing(&self, needle: &str) {
+    /// Makes every call containing `needle` fail on the host: the script runs with
+    /// `false &&` put before it (the rest of the script runs as it would).
+    pub fn fail_calls_containing(&self, needle: &str) {
         if let Ok(mut f) = self.fail_when.lock() {
             *f = Some(needle.to_string());
         }
@@ -88,19 +89,10 @@ impl LocalTransport {
         if let Ok(mut s) = self.stdins.lock() {
             s.push(options.stdin.clone().unwrap_or_default());
         }
-        let refused = self
-            .fail_when
-            .lock()
-            .ok()
-            .and_then(|f| f.clone())
-            .is_some_and(|needle| text.contains(&needle));
-        if refused {
-            return Ok(CommandOutput {
-                stderr: b"refused by the test\n".to_vec(),
-                exit_status: Some(1),
-                ..CommandOutput::default()
-            });
-        }
+        let text = match self.fail_when.lock().ok().and_then(|f| f.clone()) {
+            Some(needle) => text.replace(&needle, &format!("false && {needle}")),
+            None => text,
+        };
         let io_error = |e: std::io::Error| CommandError::Failed {
             host: self.name.clone(),
             step: "running locally",
@@ -135,6 +127,10 @@ impl LocalTransport {
         });
         let output = child.wait_with_output().map_err(io_error)?;
         let _ = writer.join();
+        if let Some(sink) = &options.on_output {
+            sink(k8sup_ssh::OutputStream::Stdout, &output.stdout);
+            sink(k8sup_ssh::OutputStream::Stderr, &output.stderr);
+        }
         if let Ok(mut o) = self.outputs.lock() {
             o.push(String::from_utf8_lossy(&output.stdout).into_owned());
             o.push(String::from_utf8_lossy(&output.stderr).into_owned());

@@ -358,7 +358,7 @@ fn apply_with_a_plan_refuses_a_host_that_drifted_since() {
 #[test]
 fn a_failed_master_stops_its_dependents_but_not_the_others() {
     let lab = lab(&["m1", "n1", "m2"]);
-    lab.transports["m1"].fail_scripts_containing("k8sup_apply_command 'echo init");
+    lab.transports["m1"].fail_calls_containing("k8sup_apply_command 'echo init");
     let engine = lab.engine(3);
     let report = runtime()
         .block_on(engine.apply(&lab.hosts, None, lab.sink()))
@@ -428,7 +428,7 @@ fn a_waiting_host_gives_its_slot_back() {
 #[test]
 fn the_secret_appears_in_no_output() {
     let lab = lab(&["m1", "n1"]);
-    lab.transports["n1"].fail_scripts_containing("k8sup_apply_command 'printf");
+    lab.transports["n1"].fail_calls_containing("k8sup_apply_command 'printf");
     let engine = lab.engine(2);
     let rt = runtime();
     let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
@@ -486,7 +486,7 @@ fn the_secret_appears_in_no_output() {
 }
 
 fn lab_with_secret_run(lab: &Lab, engine: &Engine) -> RunReport {
-    lab.transports["n1"].fail_scripts_containing("\u{0}never");
+    lab.transports["n1"].fail_calls_containing("\u{0}never");
     let report = runtime()
         .block_on(engine.apply(&lab.hosts, None, lab.sink()))
         .expect("apply");
@@ -498,7 +498,7 @@ fn lab_with_secret_run(lab: &Lab, engine: &Engine) -> RunReport {
 fn handlers_owed_by_an_interrupted_run_still_run() {
     let lab = lab(&["m1"]);
     // The app config changes, then the service start fails: the handler is owed.
-    lab.transports["m1"].fail_scripts_containing("k8sup_apply_service app");
+    lab.transports["m1"].fail_calls_containing("k8sup_apply_service app");
     let engine = lab.engine(1);
     let rt = runtime();
     let first = rt
@@ -506,7 +506,7 @@ fn handlers_owed_by_an_interrupted_run_still_run() {
         .expect("apply");
     assert!(!first.success());
     assert!(!lab.root("m1").join("restarts").exists());
-    lab.transports["m1"].fail_scripts_containing("\u{0}never");
+    lab.transports["m1"].fail_calls_containing("\u{0}never");
     let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
     assert_eq!(status_of(&plan, "m1", "prepare/app-config"), TaskStatus::Ok);
     assert_eq!(
@@ -738,4 +738,168 @@ mode = "0755"
         "{task:?}"
     );
     assert!(task.diff.is_none(), "{task:?}");
+}
+
+fn engine_for(text: &str) -> Engine {
+    let playbook = Playbook::parse("batch.toml", text).expect("parses");
+    let options = EngineOptions {
+        parallelism: 1,
+        state_path: STATE.into(),
+        history_dir: None,
+    };
+    Engine::new(playbook, &TemplateSet::new(), options)
+}
+
+fn task<'r>(report: &'r RunReport, id: &str) -> &'r TaskReport {
+    report.hosts[0]
+        .tasks
+        .iter()
+        .find(|t| t.id == id)
+        .unwrap_or_else(|| panic!("no task {id}: {}", report.to_json()))
+}
+
+#[test]
+fn changes_that_follow_each_other_share_one_channel_with_their_stdin_split() {
+    let lab = lab(&["m1"]);
+    std::fs::write(lab.root("m1").join("etc/kept"), "kept\n").expect("kept");
+    let text = r#"
+[[play]]
+name = "files"
+hosts = "all"
+
+[[play.task]]
+name = "one"
+kind = "file"
+path = "{{ root }}/etc/one"
+content = "first file\n"
+
+[[play.task]]
+name = "unchanged"
+kind = "file"
+path = "{{ root }}/etc/kept"
+content = "kept\n"
+
+[[play.task]]
+name = "two"
+kind = "file"
+path = "{{ root }}/etc/two"
+content = "{% for i in range(5000) %}line {{ i }}\n{% endfor %}"
+
+[[play.task]]
+name = "swap"
+kind = "line"
+path = "{{ root }}/etc/fstab"
+comment_out = '\sswap\s'
+
+[[play.task]]
+name = "mark"
+kind = "command"
+cmd = "printf done > {{ root }}/mark"
+creates = "{{ root }}/mark"
+"#;
+    let engine = engine_for(text);
+    let rt = runtime();
+    let report = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
+    let host = &report.hosts[0];
+    // The probe, then every change in one channel.
+    assert_eq!((host.changed, host.round_trips), (4, 2), "{host:?}");
+    let root = lab.root("m1");
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).expect(p);
+    assert_eq!(read("etc/one"), "first file\n");
+    let two = read("etc/two");
+    assert_eq!(two.lines().count(), 5000);
+    assert!(two.ends_with("line 4999\n"));
+    assert_eq!(
+        read("etc/fstab"),
+        "/dev/sda1 / ext4 defaults 0 1\n# /swap.img none swap sw 0 0\n"
+    );
+    assert_eq!(read("mark"), "done");
+    let state = StateLedger::parse(&read(STATE)).expect("ledger");
+    for id in ["files/one", "files/two", "files/swap", "files/mark"] {
+        let entry = &state.tasks[id];
+        assert_eq!(entry.result, "changed", "{id}");
+        assert!(entry.started_ms > 1_600_000_000_000, "{id}: {entry:?}");
+    }
+    assert!(!state.tasks.contains_key("files/unchanged"));
+    let again = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert_eq!((again.hosts[0].changed, again.hosts[0].round_trips), (0, 1));
+}
+
+#[test]
+fn no_task_acts_on_a_verdict_an_earlier_change_made_stale() {
+    let lab = lab(&["m1"]);
+    // `clobber` rewrites the file `config` manages (ok at first), and creates the
+    // file `notes` would have created: both verdicts are stale once it ran.
+    let root = lab.root("m1").to_path_buf();
+    std::fs::write(root.join("config"), "wanted\n").expect("config");
+    let text = r#"
+[[play]]
+name = "p"
+hosts = "all"
+
+[[play.task]]
+name = "clobber"
+kind = "command"
+cmd = "printf 'clobbered\n' > {{ root }}/config; printf 'by clobber\n' > {{ root }}/notes"
+creates = "{{ root }}/clobbered-once"
+
+[[play.task]]
+name = "config"
+kind = "file"
+path = "{{ root }}/config"
+content = "wanted\n"
+
+[[play.task]]
+name = "notes"
+kind = "command"
+cmd = "printf 'by notes\n' > {{ root }}/notes"
+creates = "{{ root }}/notes"
+
+[[play.task]]
+name = "once"
+kind = "command"
+cmd = "touch {{ root }}/clobbered-once"
+creates = "{{ root }}/clobbered-once"
+"#;
+    let engine = engine_for(text);
+    let rt = runtime();
+    let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    let statuses: Vec<TaskStatus> = plan.hosts[0].tasks.iter().map(|t| t.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            TaskStatus::Change,
+            TaskStatus::Ok,
+            TaskStatus::Change,
+            TaskStatus::Change
+        ]
+    );
+    let report = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
+    // `config` was ok when probed; its guard saw the clobbered file, so it was judged
+    // again and repaired. `notes` was a change when probed; its guard saw the file
+    // it creates, so it did not run.
+    assert_eq!(task(&report, "p/config").outcome, "changed");
+    assert_eq!(task(&report, "p/notes").outcome, "ok");
+    assert_eq!(task(&report, "p/once").outcome, "changed");
+    let root = lab.root("m1");
+    assert_eq!(
+        std::fs::read_to_string(root.join("config")).expect("config"),
+        "wanted\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("notes")).expect("notes"),
+        "by clobber\n"
+    );
+    // The probe; the batch that stopped at the stale guard and re-probed; the rest.
+    assert_eq!(report.hosts[0].round_trips, 3, "{}", report.to_json());
+    let again = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    assert!(!again.has_changes(), "{again:#?}");
 }
