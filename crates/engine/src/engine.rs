@@ -1168,7 +1168,15 @@ impl<'s> HostRunner<'s, '_> {
                 // Fetch, Needs and Fail after a change: they start the next batch.
                 _ => return Ok((batch, i)),
             };
-            let guard = if batch.is_empty() { None } else { guard() };
+            let needs_fresh = match &step.selection {
+                Selection::Run { rendered, .. } => kinds::apply_needs_fresh_probe(rendered),
+                Selection::Skip(_) => false,
+            };
+            let guard = if batch.is_empty() || !needs_fresh {
+                None
+            } else {
+                guard()
+            };
             notified.extend(task.notify.iter().cloned());
             batch.push(Item::Apply {
                 step: i,
@@ -1220,16 +1228,13 @@ impl<'s> HostRunner<'s, '_> {
             else {
                 continue;
             };
-            let tag = format!("{nonce}x{i}y");
             pending.push(PendingEntry {
                 task_id: &step.task.id,
                 fingerprint: step.fingerprint(),
-                tag: tag.clone(),
                 notify: &step.task.notify,
                 handler_ran: step.handler.then_some(step.task.id.as_str()),
             });
-            let json = engine.redactor.redact(&ledger.batch_json(&pending));
-            let json_arg = arg(json).map_err(state_error)?;
+            let write = ledger.batch_write(&pending);
             script = script
                 .if_going()
                 .apply_section(
@@ -1237,7 +1242,8 @@ impl<'s> HostRunner<'s, '_> {
                     change.apply.clone(),
                     change.stdin.as_ref().map(Vec::len),
                 )
-                .state_section(&format!("s{i}"), path_arg.clone(), json_arg, &tag)
+                .state_section(&format!("s{i}"), path_arg.clone(), &write)
+                .map_err(state_error)?
                 .stop_unless_applied()
                 .end_if_going();
             if let Some(bytes) = &change.stdin {
@@ -1250,7 +1256,7 @@ impl<'s> HostRunner<'s, '_> {
                 );
             }
         }
-        let mut script = script.restart_section();
+        let mut script = script.sync_state(path_arg).restart_section();
         let mut reprobed = Vec::new();
         for (i, step) in steps.iter().enumerate().skip(batch[0].step() + 1) {
             if let Some(probe) = step.probe() {

@@ -27,11 +27,24 @@ use k8sup_shell::{Script, ShellArg};
 /// Shell functions used by probes and applies. Probes (`k8sup_probe_*`,
 /// `k8sup_read_state`) only read: no temp file, no lock, no write.
 pub(crate) const PRELUDE: &str = r#"
-k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_sed=; }
+k8sup_nl='
+'
+k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; }
 k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
 k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
 k8sup_b64() { base64 | tr -d '\n'; }
 k8sup_ms() { k8sup_m=$(date +%s%3N 2>/dev/null); case $k8sup_m in ''|*[!0-9]*) k8sup_m=$(( $(date +%s) * 1000 ));; esac; echo "$k8sup_m"; }
+# The time in ms since the epoch in k8sup_now: from bash's EPOCHREALTIME when the
+# shell has it (no process), else from `date`.
+k8sup_now() {
+  case ${EPOCHREALTIME:-} in
+    [0-9]*[.,][0-9][0-9][0-9]*)
+      k8sup_now=${EPOCHREALTIME%[.,]*}${EPOCHREALTIME#*[.,]}
+      k8sup_now=${k8sup_now%???}
+      case $k8sup_now in *[!0-9]*) k8sup_now=$(k8sup_ms);; esac;;
+    *) k8sup_now=$(k8sup_ms);;
+  esac
+}
 k8sup_read_state() { if [ -e "$1" ]; then printf 'state='; k8sup_b64 < "$1" || return; echo; else echo state=absent; fi; }
 k8sup_probe_file() {
   if [ -d "$1" ]; then echo kind=dir; return 0; fi
@@ -67,16 +80,27 @@ k8sup_probe_rpm() {
   done
 }
 k8sup_probe_service() {
-  printf 'enabled=%s\n' "$(systemctl is-enabled "$1" 2>/dev/null | head -n 1)"
-  printf 'active=%s\n' "$(systemctl is-active "$1" 2>/dev/null | head -n 1)"
+  k8sup_v=$(systemctl is-enabled "$1" 2>/dev/null); printf 'enabled=%s\n' "${k8sup_v%%"$k8sup_nl"*}"
+  k8sup_v=$(systemctl is-active "$1" 2>/dev/null); printf 'active=%s\n' "${k8sup_v%%"$k8sup_nl"*}"
 }
 k8sup_probe_module() {
-  if lsmod 2>/dev/null | awk -v m="$1" '$1 == m { f = 1 } END { exit !f }' || [ -d "/sys/module/$1" ]; then echo loaded=1; else echo loaded=0; fi
+  k8sup_v=$(lsmod 2>/dev/null)
+  case "$k8sup_nl$k8sup_v" in
+    *"$k8sup_nl$1 "*) echo loaded=1;;
+    *) if [ -d "/sys/module/$1" ]; then echo loaded=1; else echo loaded=0; fi;;
+  esac
   if [ -n "$2" ]; then k8sup_probe_file "$2" "$3"; fi
 }
 k8sup_probe_sysctl() {
   k8sup_f=$1; k8sup_e=$2; shift 2
-  for k8sup_k in "$@"; do printf 'value.%s=' "$k8sup_k"; sysctl -n "$k8sup_k" 2>/dev/null | k8sup_b64; echo; done
+  for k8sup_k in "$@"; do
+    k8sup_v=$(sysctl -n "$k8sup_k" 2>/dev/null) || k8sup_v=
+    # Plain values as text; anything else (tabs, several lines) base64-encoded.
+    case $k8sup_v in
+      *[!A-Za-z0-9\ ._:/-]*) printf 'value.%s=' "$k8sup_k"; printf '%s' "$k8sup_v" | k8sup_b64; echo;;
+      *) printf 'text.%s=%s\n' "$k8sup_k" "$k8sup_v";;
+    esac
+  done
   k8sup_probe_file "$k8sup_f" "$k8sup_e"
 }
 k8sup_probe_command() {
@@ -90,9 +114,11 @@ k8sup_write() {
     if [ -e "$1" ]; then k8sup_c=$(sha256sum < "$1") || return; k8sup_c=${k8sup_c%% *}; else k8sup_c=absent; fi
     if [ "$k8sup_c" != "$5" ]; then echo "k8sup: $1 changed since it was probed" >&2; return 3; fi
   fi
-  k8sup_d=$(dirname -- "$1"); mkdir -p -- "$k8sup_d" || return
+  k8sup_d=${1%/*}; [ -n "$k8sup_d" ] || k8sup_d=/
+  [ -d "$k8sup_d" ] || mkdir -p -- "$k8sup_d" || return
   k8sup_t=$(mktemp "$k8sup_d/.k8sup.XXXXXXXXXX") || return
-  cat > "$k8sup_t" && chmod "$2" "$k8sup_t" && { [ -z "$3" ] || chown "$3" "$k8sup_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_t"; } && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
+  # In a batch the content is the next K8SUP_LEN bytes of stdin.
+  if [ -n "$K8SUP_LEN" ]; then head -c "$K8SUP_LEN" > "$k8sup_t"; else cat > "$k8sup_t"; fi && chmod "$2" "$k8sup_t" && { [ -z "$3" ] || chown "$3" "$k8sup_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_t"; } && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
   k8sup_r=$?; rm -f -- "$k8sup_t"; return $k8sup_r
 }
 k8sup_apply_pkg() {
@@ -127,7 +153,7 @@ k8sup_apply_service() {
 }
 k8sup_apply_module() {
   modprobe "$1" || return
-  if [ -n "$2" ]; then printf '%s\n' "$1" | k8sup_write "$2" 0644 '' '' ''; fi
+  if [ -n "$2" ]; then printf '%s\n' "$1" | K8SUP_LEN= k8sup_write "$2" 0644 '' '' ''; fi
 }
 k8sup_apply_sysctl() {
   k8sup_f=$1; shift
@@ -144,25 +170,35 @@ k8sup_apply_hostname() {
   hostname "$1" && printf '%s\n' "$1" > /etc/hostname
 }
 k8sup_state() {
-  # The times land in JSON: anything but digits would corrupt the ledger.
-  for k8sup_n in "$5" "$6"; do
-    case $k8sup_n in ''|*[!0-9]*) echo "k8sup: bad task times '$5' '$6'" >&2; return 1;; esac
+  # $1 path, $2 head, $3 tail, $4 entry prefix, $5 1 if head has entries, $6 apply
+  # status, $7 $8 start and end. The times land in JSON: digits only.
+  for k8sup_n in "$7" "$8"; do
+    case $k8sup_n in ''|*[!0-9]*) echo "k8sup: bad task times '$7' '$8'" >&2; return 1;; esac
   done
-  k8sup_d=$(dirname -- "$1"); mkdir -p -- "$k8sup_d" || return
-  if [ "$4" = 0 ]; then k8sup_res=changed; else k8sup_res=failed; fi
-  echo "start=$5"; echo "end=$6"
-  # Every entry written earlier in this script keeps its values: the sed program grows.
-  k8sup_sed="$k8sup_sed -e s/K8SUPRESULT$3/$k8sup_res/ -e s/K8SUPSTART$3/$5/ -e s/K8SUPEND$3/$6/ -e s/K8SUPDUR$3/$(( $6 - $5 ))/"
-  k8sup_t=$(mktemp "$k8sup_d/.state.XXXXXXXXXX") || return
-  printf '%s' "$2" | sed $k8sup_sed > "$k8sup_t" && chmod 0644 "$k8sup_t" && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
+  k8sup_d=${1%/*}; [ -n "$k8sup_d" ] || k8sup_d=/
+  [ -d "$k8sup_d" ] || mkdir -p -- "$k8sup_d" || return
+  if [ "$6" = 0 ]; then k8sup_res=changed; else k8sup_res=failed; fi
+  echo "start=$7"; echo "end=$8"
+  # The entries recorded by this script so far, this one last.
+  if [ -n "$k8sup_entries" ] || [ "$5" = 1 ]; then k8sup_entries="$k8sup_entries,"; fi
+  k8sup_entries="$k8sup_entries$4$k8sup_res\",\"started_ms\":$7,\"finished_ms\":$8,\"duration_ms\":$(( $8 - $7 ))}"
+  # The directory is root's (/var/lib/k8sup): a fixed temp name is safe.
+  k8sup_t=$1.k8sup-tmp
+  printf '%s%s%s' "$2" "$k8sup_entries" "$3" > "$k8sup_t" && mv -f -- "$k8sup_t" "$1" && return 0
   k8sup_r=$?; rm -f -- "$k8sup_t"; return $k8sup_r
 }
-k8sup_batch() { k8sup_go=1; k8sup_from=$1; k8sup_sed=; }
+# Makes the ledger (written without fsync during a batch) durable.
+k8sup_sync_state() { [ ! -e "$1" ] || sync "$1" 2>/dev/null || sync; }
+k8sup_batch() { k8sup_go=1; k8sup_from=$1; }
 k8sup_guard() {
-  k8sup_s=$(printf '%s|%s' "$k8sup_o" "$2" | sha256sum) || k8sup_s=
-  if [ "${k8sup_s%% *}" = "$1" ]; then k8sup_r=0; else k8sup_r=1; k8sup_go=0; k8sup_from=$3; fi
+  # $1: the output judged, as text (t:...) or as its digest (d:...).
+  case $1 in
+    t:*) [ "t:$k8sup_o|$2" = "$1" ];;
+    *) k8sup_s=$(printf '%s|%s' "$k8sup_o" "$2" | sha256sum) || k8sup_s=; [ "d:${k8sup_s%% *}" = "$1" ];;
+  esac
+  if [ $? = 0 ]; then k8sup_r=0; else k8sup_r=1; k8sup_go=0; k8sup_from=$3; fi
 }
-k8sup_keep() { cat > /dev/null; return "$1"; }
+k8sup_len() { K8SUP_LEN=$1; }
 k8sup_reach() { [ "$k8sup_from" -le "$1" ]; }
 "#;
 
@@ -238,16 +274,16 @@ impl FramedScript {
         let name_arg = ShellArg::new(name).expect("section names are ours");
         self.script = self
             .script
-            .code("; k8sup_apply_t0=$(k8sup_ms); k8sup_begin")
+            .code("; k8sup_now; k8sup_apply_t0=$k8sup_now; k8sup_begin")
             .arg(name_arg.clone());
         self.script = match stdin_len {
             Some(len) => self
                 .script
-                .code("; { head -c")
+                .code("; k8sup_len")
                 .arg(ShellArg::new(len.to_string()).expect("digits"))
-                .code("| (")
+                .code("; {")
                 .then("", call)
-                .code(r#"; k8sup_keep "$?" ); } 3>&1 >&2"#),
+                .code("; } 3>&1 >&2"),
             None => self
                 .script
                 .code("; {")
@@ -256,37 +292,41 @@ impl FramedScript {
         };
         self.script = self
             .script
-            .code("; k8sup_apply_rc=$?; k8sup_apply_t1=$(k8sup_ms); k8sup_end")
+            .code(
+                "; k8sup_apply_rc=$?; K8SUP_LEN=; k8sup_now; k8sup_apply_t1=$k8sup_now; k8sup_end",
+            )
             .arg(name_arg)
             .code("$k8sup_apply_rc");
         self.expected.push(name.to_string());
         self
     }
 
-    /// Adds the atomic state write `name` after an apply section: `state_json` is the
-    /// whole ledger with placeholders tagged `tag` (and those of earlier writes of this
-    /// script) for what only the host knows (see [`crate::state::StateLedger::batch_json`]).
+    /// Adds the atomic state write `name` after an apply section: the whole ledger,
+    /// with the entries this script recorded so far (see
+    /// [`crate::state::StateLedger::batch_write`]).
     pub fn state_section(
         mut self,
         name: &str,
         state_path: ShellArg,
-        state_json: ShellArg,
-        tag: &str,
-    ) -> Self {
+        write: &crate::state::LedgerWrite,
+    ) -> Result<Self, String> {
         let name_arg = ShellArg::new(name).expect("section names are ours");
+        let flag = if write.head_has_entries { "1" } else { "0" };
         self.script = self
             .script
             .code("; k8sup_begin")
             .arg(name_arg.clone())
             .code("; k8sup_state")
             .arg(state_path)
-            .arg(state_json)
-            .arg(ShellArg::new(tag).expect("hex digits and letters"))
+            .arg(arg(write.head.clone())?)
+            .arg(arg(write.tail.clone())?)
+            .arg(arg(write.entry_prefix.clone())?)
+            .arg(ShellArg::new(flag).expect("a digit"))
             .code(r#""$k8sup_apply_rc" "$k8sup_apply_t0" "$k8sup_apply_t1"; k8sup_end"#)
             .arg(name_arg)
             .code("$?");
         self.expected.push(name.to_string());
-        self
+        Ok(self)
     }
 
     /// Stops the script here unless the apply succeeded.
@@ -318,7 +358,7 @@ impl FramedScript {
             .code("; k8sup_o=$(")
             .then("", probe)
             .code("</dev/null); k8sup_guard")
-            .arg(ShellArg::new(digest).expect("hex digits"))
+            .arg(ShellArg::new(digest).expect("guard_digest has no NUL"))
             .code(r#""$?""#)
             .arg(ShellArg::new(step.to_string()).expect("digits"))
             .code("; k8sup_end")
@@ -337,6 +377,12 @@ impl FramedScript {
 
     pub fn end_if_going(mut self) -> Self {
         self.script = self.script.code("; fi");
+        self
+    }
+
+    /// Makes the ledger at `state_path`, written without fsync so far, durable.
+    pub fn sync_state(mut self, state_path: ShellArg) -> Self {
+        self.script = self.script.code("; k8sup_sync_state").arg(state_path);
         self
     }
 
@@ -473,12 +519,17 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
-/// The digest `k8sup_guard` compares: sha256 of the probe's output without its
-/// trailing newlines (as `$(...)` keeps it), `|`, and the probe's exit status.
+/// What `k8sup_guard` compares a step's probe output with: the output without its
+/// trailing newlines (as `$(...)` keeps it), `|`, and the probe's exit status; as
+/// text (`t:`) when short, which the shell compares without a process, else as its
+/// sha256 (`d:`).
 pub(crate) fn guard_digest(section: &Section) -> String {
-    crate::kinds::sha256_hex(
-        format!("{}|{}", section.body.trim_end_matches('\n'), section.status).as_bytes(),
-    )
+    let text = format!("{}|{}", section.body.trim_end_matches('\n'), section.status);
+    if text.len() <= 1024 && !text.contains('\0') {
+        format!("t:{text}")
+    } else {
+        format!("d:{}", crate::kinds::sha256_hex(text.as_bytes()))
+    }
 }
 
 /// Decodes a base64 field written by `k8sup_b64`.

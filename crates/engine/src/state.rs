@@ -35,23 +35,28 @@ pub struct StateLedger {
     pub pending_handlers: BTreeSet<String>,
 }
 
-// Sentinels serialized in place of the values the host fills in (the n-th pending
-// entry adds 10 * n), replaced by tokens carrying the entry's tag before sending.
-const START_SENTINEL: u64 = 9_000_000_000_000_001;
-const END_SENTINEL: u64 = 9_000_000_000_000_002;
-const DURATION_SENTINEL: u64 = 9_000_000_000_000_003;
-const RESULT_SENTINEL: &str = "k8sup-result-placeholder";
-
-/// A ledger entry written by an apply script before the host knows its values.
+/// A ledger entry an apply script records once the host knows its result and times.
 #[derive(Debug, Clone)]
 pub(crate) struct PendingEntry<'a> {
     pub task_id: &'a str,
     pub fingerprint: &'a str,
-    /// Unique in its script: the placeholders are `K8SUPRESULT<tag>`, `K8SUPSTART<tag>`,
-    /// `K8SUPEND<tag>` and `K8SUPDUR<tag>`.
-    pub tag: String,
     pub notify: &'a [String],
     pub handler_ran: Option<&'a str>,
+}
+
+/// The pieces of one ledger write of an apply script (see `k8sup_state` in the
+/// prelude): the file is `head`, the entries the script recorded so far (each
+/// `entry_prefix` of its task, then the result and times), and `tail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LedgerWrite {
+    /// `{"version":1,"tasks":{` and the entries of the tasks not recorded so far.
+    pub head: String,
+    /// Whether `head` holds an entry (the next one needs a comma).
+    pub head_has_entries: bool,
+    /// `"<task id>":{"fingerprint":"<fingerprint>","result":"` of the entry recorded now.
+    pub entry_prefix: String,
+    /// `},"pending_handlers":[...]}`.
+    pub tail: String,
 }
 
 impl StateLedger {
@@ -60,56 +65,43 @@ impl StateLedger {
         serde_json::from_str(text).map_err(|e| e.to_string())
     }
 
-    /// The JSON to write once every entry of `pending` (applied in order, each after a
-    /// successful one) has run: this ledger plus those entries, each with the
-    /// placeholders of its tag for what only the host knows (`k8sup_state` fills them).
-    pub(crate) fn batch_json(&self, pending: &[PendingEntry<'_>]) -> String {
-        let mut next = self.clone();
-        next.version = 1;
-        for (n, entry) in pending.iter().enumerate() {
-            let bump = 10 * n as u64;
-            next.tasks.insert(
-                entry.task_id.to_string(),
-                StateEntry {
-                    fingerprint: entry.fingerprint.to_string(),
-                    result: format!("{RESULT_SENTINEL}-{n}"),
-                    started_ms: START_SENTINEL + bump,
-                    finished_ms: END_SENTINEL + bump,
-                    duration_ms: DURATION_SENTINEL + bump,
-                },
-            );
-            next.pending_handlers.extend(entry.notify.iter().cloned());
+    /// The write that records the last entry of `pending` (all of `pending` applied in
+    /// order, each after a successful one): the entries of this ledger not in
+    /// `pending`, then those of `pending` as the host writes them.
+    pub(crate) fn batch_write(&self, pending: &[PendingEntry<'_>]) -> LedgerWrite {
+        let recorded: BTreeSet<&str> = pending.iter().map(|p| p.task_id).collect();
+        let mut head = String::from(r#"{"version":1,"tasks":{"#);
+        let mut head_has_entries = false;
+        for (id, entry) in &self.tasks {
+            if recorded.contains(id.as_str()) {
+                continue;
+            }
+            if head_has_entries {
+                head.push(',');
+            }
+            head.push_str(&json(id.as_str()));
+            head.push(':');
+            head.push_str(&json(entry));
+            head_has_entries = true;
+        }
+        let mut handlers = self.pending_handlers.clone();
+        for entry in pending {
+            handlers.extend(entry.notify.iter().cloned());
             if let Some(handler) = entry.handler_ran {
-                next.pending_handlers.remove(handler);
+                handlers.remove(handler);
             }
         }
-        let mut json = serde_json::to_string(&next).unwrap_or_default();
-        for (n, entry) in pending.iter().enumerate() {
-            let bump = 10 * n as u64;
-            let tag = &entry.tag;
-            json = json
-                .replacen(
-                    &format!("\"result\":\"{RESULT_SENTINEL}-{n}\""),
-                    &format!("\"result\":\"K8SUPRESULT{tag}\""),
-                    1,
-                )
-                .replacen(
-                    &format!("\"started_ms\":{}", START_SENTINEL + bump),
-                    &format!("\"started_ms\":K8SUPSTART{tag}"),
-                    1,
-                )
-                .replacen(
-                    &format!("\"finished_ms\":{}", END_SENTINEL + bump),
-                    &format!("\"finished_ms\":K8SUPEND{tag}"),
-                    1,
-                )
-                .replacen(
-                    &format!("\"duration_ms\":{}", DURATION_SENTINEL + bump),
-                    &format!("\"duration_ms\":K8SUPDUR{tag}"),
-                    1,
-                );
+        let last = pending.last().expect("at least the entry recorded now");
+        LedgerWrite {
+            head,
+            head_has_entries,
+            entry_prefix: format!(
+                r#"{}:{{"fingerprint":{},"result":""#,
+                json(last.task_id),
+                json(last.fingerprint)
+            ),
+            tail: format!(r#"}},"pending_handlers":{}}}"#, json(&handlers)),
         }
-        json
     }
 
     /// Records what the host wrote for `task_id`, to stay equal to the file.
@@ -149,6 +141,11 @@ impl StateLedger {
     }
 }
 
+/// Compact JSON of any part of the ledger.
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 /// The fingerprint of a task: sha256 over its id, kind and rendered inputs. Values a
 /// task needs from other hosts are not in it (they are rendered as placeholders), so
 /// a secret can never be recovered from it, and a join token that changes every run
@@ -163,54 +160,71 @@ mod tests {
     use super::*;
     use crate::playbook::{Action, CommandSpec};
 
+    /// What `k8sup_state` writes after each apply of a script.
+    fn host_writes(ledger: &StateLedger, pending: &[PendingEntry<'_>]) -> Vec<String> {
+        let mut entries = String::new();
+        let mut files = Vec::new();
+        for (n, _) in pending.iter().enumerate() {
+            let write = ledger.batch_write(&pending[..=n]);
+            if !entries.is_empty() || write.head_has_entries {
+                entries.push(',');
+            }
+            let (start, end) = (1000 + 100 * n, 1050 + 100 * n);
+            entries.push_str(&format!(
+                r#"{}changed","started_ms":{start},"finished_ms":{end},"duration_ms":{}}}"#,
+                write.entry_prefix,
+                end - start
+            ));
+            files.push(format!("{}{entries}{}", write.head, write.tail));
+        }
+        files
+    }
+
     #[test]
-    fn placeholders_become_host_values_and_parse_back() {
+    fn each_write_of_a_batch_is_the_whole_ledger_so_far() {
         let notify = vec!["p/handler/h".to_string()];
         let pending = [
             PendingEntry {
                 task_id: "p/t",
                 fingerprint: "abc",
-                tag: "N0x1y".into(),
                 notify: &notify,
                 handler_ran: None,
             },
             PendingEntry {
                 task_id: "p/handler/h",
                 fingerprint: "def",
-                tag: "N0x12y".into(),
                 notify: &[],
                 handler_ran: Some("p/handler/h"),
             },
         ];
-        let json = StateLedger::default().batch_json(&pending);
-        assert!(json.contains("\"result\":\"K8SUPRESULTN0x1y\""), "{json}");
-        assert!(json.contains("\"started_ms\":K8SUPSTARTN0x12y"), "{json}");
-        // What k8sup_state's sed program does, entry by entry.
-        let filled = json
-            .replace("K8SUPRESULTN0x1y", "changed")
-            .replace("K8SUPSTARTN0x1y", "1000")
-            .replace("K8SUPENDN0x1y", "1500")
-            .replace("K8SUPDURN0x1y", "500")
-            .replace("K8SUPRESULTN0x12y", "changed")
-            .replace("K8SUPSTARTN0x12y", "1600")
-            .replace("K8SUPENDN0x12y", "1700")
-            .replace("K8SUPDURN0x12y", "100");
-        let parsed = StateLedger::parse(&filled).unwrap();
-        let mut expected = StateLedger::default();
-        expected.record("p/t", "abc", true, 1000, 1500, &notify, None);
-        expected.record(
-            "p/handler/h",
-            "def",
-            true,
-            1600,
-            1700,
-            &[],
-            Some("p/handler/h"),
-        );
-        assert_eq!(parsed, expected);
-        assert!(parsed.pending_handlers.is_empty());
-        assert!(parsed.matches("p/t", "abc"));
-        assert!(!parsed.matches("p/t", "abd"));
+        for old in [StateLedger::default(), {
+            let mut old = StateLedger::default();
+            old.record("p/old", "111", true, 1, 2, &[], None);
+            old.record("p/t", "000", false, 3, 4, &[], None);
+            old
+        }] {
+            let files = host_writes(&old, &pending);
+            let first = StateLedger::parse(&files[0]).expect(&files[0]);
+            let mut expected = old.clone();
+            expected.record("p/t", "abc", true, 1000, 1050, &notify, None);
+            assert_eq!(first, expected, "{}", files[0]);
+            assert!(first.pending_handlers.contains("p/handler/h"));
+            let second = StateLedger::parse(&files[1]).expect(&files[1]);
+            expected.record(
+                "p/handler/h",
+                "def",
+                true,
+                1100,
+                1150,
+                &[],
+                Some("p/handler/h"),
+            );
+            assert_eq!(second, expected, "{}", files[1]);
+            assert!(second.pending_handlers.is_empty());
+            assert!(second.matches("p/t", "abc"));
+            // Each task once in the file: no key is written twice.
+            assert_eq!(files[1].matches("\"p/t\"").count(), 1, "{}", files[1]);
+        }
     }
 
     #[test]

@@ -78,6 +78,18 @@ pub(crate) fn judge(
     }
 }
 
+/// Whether a change's apply is right only for the state its probe saw, and so must be
+/// judged again when an earlier change of the same batch altered that state: a file
+/// is replaced only if still as probed, a command is guarded by `creates`/`unless`.
+/// The other kinds set their state whatever it was (`sysctl -w`, `modprobe`,
+/// `systemctl enable/start`, a package install, the hostname).
+pub(crate) fn apply_needs_fresh_probe(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::File(_) | Action::Line(_) | Action::Command(_)
+    )
+}
+
 /// The change a handler makes when notified (it has no probe).
 pub(crate) fn handler_change(action: &Action) -> Result<Change, String> {
     match action {

@@ -35,8 +35,12 @@ pub(super) fn judge(spec: &SysctlSpec, section: &Section) -> Result<Verdict, Str
     let fields = Fields::of(section);
     let mut reasons = Vec::new();
     for (key, want) in &spec.settings {
-        let raw = decode_b64(fields.get(&format!("value.{key}"))?)?;
-        let have = normalize(&String::from_utf8_lossy(&raw));
+        let have = match fields.opt(&format!("text.{key}")) {
+            Some(text) => normalize(text),
+            None => normalize(&String::from_utf8_lossy(&decode_b64(
+                fields.get(&format!("value.{key}"))?,
+            )?)),
+        };
         if have != normalize(want) {
             if have.is_empty() {
                 reasons.push(format!("{key} does not exist yet"));
