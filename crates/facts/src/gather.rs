@@ -9,23 +9,28 @@ use k8sup_inventory::Arch;
 /// key out rather than failing the script.
 pub const GATHER_SCRIPT: &str = r#"LC_ALL=C; export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-echo "machine=$(uname -m)"
-echo "kernel=$(uname -r)"
+# Files are read with the shell's `read` where one line is enough: a process less.
+k8sup_line() { k8sup_v=; read -r k8sup_v 2>/dev/null < "$1"; }
+set -- $(uname -r -m)
+echo "machine=$2"
+echo "kernel=$1"
 echo "hostname=$(hostname 2>/dev/null || cat /etc/hostname 2>/dev/null)"
 if [ -r /etc/os-release ]; then
   ( . /etc/os-release; echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"; echo "os_name=$PRETTY_NAME" )
 fi
 echo "cpus=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
-awk '/^MemTotal:/ { print "memory_kib=" $2 } /^MemAvailable:/ { print "memory_available_kib=" $2 }' /proc/meminfo 2>/dev/null
-awk 'NR > 1 { total += $3; used += $4 } END { print "swap_kib=" total + 0; print "swap_used_kib=" used + 0 }' /proc/swaps 2>/dev/null
+awk 'FILENAME == "/proc/meminfo" && /^MemTotal:/ { print "memory_kib=" $2 }
+  FILENAME == "/proc/meminfo" && /^MemAvailable:/ { print "memory_available_kib=" $2 }
+  FILENAME == "/proc/swaps" && FNR > 1 { total += $3; used += $4 }
+  END { print "swap_kib=" total + 0; print "swap_used_kib=" used + 0 }' /proc/meminfo /proc/swaps 2>/dev/null
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo cgroup=2; else echo cgroup=1; fi
-echo "product_uuid=$(cat /sys/class/dmi/id/product_uuid 2>/dev/null)"
+k8sup_line /sys/class/dmi/id/product_uuid; echo "product_uuid=$k8sup_v"
 for dev in /sys/class/net/*; do
   [ -e "$dev/address" ] || continue
   name=${dev##*/}; [ "$name" = lo ] && continue
-  echo "mac=$name $(cat "$dev/address" 2>/dev/null)"
+  k8sup_line "$dev/address"; echo "mac=$name $k8sup_v"
 done
-echo "init=$(cat /proc/1/comm 2>/dev/null)"
+k8sup_line /proc/1/comm; echo "init=$k8sup_v"
 for pm in apt-get dnf yum; do command -v $pm >/dev/null 2>&1 && { echo "package_manager=$pm"; break; }; done
 if command -v ss >/dev/null 2>&1; then
   ss -ltnH 2>/dev/null | awk '{ n = split($4, a, ":"); print "port=" a[n] }'
