@@ -388,12 +388,13 @@ fn a_killed_controller_is_resumed_without_redoing_work() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until some host has done some work, then SIGKILL the controller.
+    // Wait until some host has recorded a change (in the ledger's journal, until its
+    // batch ends), then SIGKILL the controller.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !lab
         .hosts()
         .iter()
-        .any(|h| h.path("/var/lib/k8sup/state.json").exists())
+        .any(|h| h.path("/var/lib/k8sup/state.json.journal").exists())
     {
         assert!(std::time::Instant::now() < deadline, "apply never started");
         std::thread::sleep(std::time::Duration::from_millis(50));

@@ -466,14 +466,22 @@ fn read_ledger(host: &HostSpec, path: &str, section: &Section) -> Result<StateLe
     if section.status != 0 {
         return Err(error(format!("reading it exited {}", section.status)));
     }
-    match section.fields().get("state").map(String::as_str) {
-        Some("absent") => Ok(StateLedger::default()),
+    let fields = section.fields();
+    let mut ledger = match fields.get("state").map(String::as_str) {
+        Some("absent") => StateLedger::default(),
         Some(b64) => {
             let bytes = decode_b64(b64).map_err(error)?;
-            StateLedger::parse(&String::from_utf8_lossy(&bytes)).map_err(error)
+            StateLedger::parse(&String::from_utf8_lossy(&bytes)).map_err(error)?
         }
-        None => Err(error("the probe sent nothing for it".into())),
+        None => return Err(error("the probe sent nothing for it".into())),
+    };
+    if let Some(b64) = fields.get("journal") {
+        let bytes = decode_b64(b64).map_err(error)?;
+        ledger
+            .replay_journal(&String::from_utf8_lossy(&bytes))
+            .map_err(|m| error(format!("its journal: {m}")))?;
     }
+    Ok(ledger)
 }
 
 /// The last lines of `text`.
@@ -1244,7 +1252,7 @@ impl<'s> HostRunner<'s, '_> {
                 )
                 .state_section(&format!("s{i}"), path_arg.clone(), &write)
                 .map_err(state_error)?
-                .stop_unless_applied()
+                .stop_unless_applied(path_arg.clone())
                 .end_if_going();
             if let Some(bytes) = &change.stdin {
                 stdin.extend_from_slice(bytes);
@@ -1256,7 +1264,7 @@ impl<'s> HostRunner<'s, '_> {
                 );
             }
         }
-        let mut script = script.sync_state(path_arg).restart_section();
+        let mut script = script.compact_state(path_arg).restart_section();
         let mut reprobed = Vec::new();
         for (i, step) in steps.iter().enumerate().skip(batch[0].step() + 1) {
             if let Some(probe) = step.probe() {

@@ -45,7 +45,10 @@ k8sup_now() {
     *) k8sup_now=$(k8sup_ms);;
   esac
 }
-k8sup_read_state() { if [ -e "$1" ]; then printf 'state='; k8sup_b64 < "$1" || return; echo; else echo state=absent; fi; }
+k8sup_read_state() {
+  if [ -e "$1" ]; then printf 'state='; k8sup_b64 < "$1" || return; echo; else echo state=absent; fi
+  if [ -s "$1.journal" ]; then printf 'journal='; k8sup_b64 < "$1.journal" || return; echo; fi
+}
 k8sup_probe_file() {
   if [ -d "$1" ]; then echo kind=dir; return 0; fi
   if [ ! -e "$1" ]; then echo kind=absent; return 0; fi
@@ -170,25 +173,32 @@ k8sup_apply_hostname() {
   hostname "$1" && printf '%s\n' "$1" > /etc/hostname
 }
 k8sup_state() {
-  # $1 path, $2 head, $3 tail, $4 entry prefix, $5 1 if head has entries, $6 apply
-  # status, $7 $8 start and end. The times land in JSON: digits only.
-  for k8sup_n in "$7" "$8"; do
-    case $k8sup_n in ''|*[!0-9]*) echo "k8sup: bad task times '$7' '$8'" >&2; return 1;; esac
+  # $1 path, $2 head, $3 tail, $4 entry prefix, $5 1 if head has entries, $6 journal
+  # line prefix, $7 apply status, $8 $9 start and end. The times land in JSON: digits.
+  for k8sup_n in "$8" "$9"; do
+    case $k8sup_n in ''|*[!0-9]*) echo "k8sup: bad task times '$8' '$9'" >&2; return 1;; esac
   done
   k8sup_d=${1%/*}; [ -n "$k8sup_d" ] || k8sup_d=/
   [ -d "$k8sup_d" ] || mkdir -p -- "$k8sup_d" || return
-  if [ "$6" = 0 ]; then k8sup_res=changed; else k8sup_res=failed; fi
-  echo "start=$7"; echo "end=$8"
-  # The entries recorded by this script so far, this one last.
+  if [ "$7" = 0 ]; then k8sup_res=changed; else k8sup_res=failed; fi
+  echo "start=$8"; echo "end=$9"
+  k8sup_v="$k8sup_res\",\"started_ms\":$8,\"finished_ms\":$9,\"duration_ms\":$(( $9 - $8 ))}"
+  # The entries this script recorded, for the ledger rewritten at its end...
   if [ -n "$k8sup_entries" ] || [ "$5" = 1 ]; then k8sup_entries="$k8sup_entries,"; fi
-  k8sup_entries="$k8sup_entries$4$k8sup_res\",\"started_ms\":$7,\"finished_ms\":$8,\"duration_ms\":$(( $8 - $7 ))}"
+  k8sup_entries="$k8sup_entries$4$k8sup_v"
+  k8sup_head=$2; k8sup_tail=$3
+  # ...and this one in the journal now: one line appended, no process.
+  printf '%s\n' "$6$k8sup_v}" >> "$1.journal"
+}
+# Rewrites the ledger with the entries of this script (atomically, made durable),
+# then empties the journal that held them meanwhile.
+k8sup_compact() {
+  [ -n "$k8sup_entries" ] || return 0
   # The directory is root's (/var/lib/k8sup): a fixed temp name is safe.
   k8sup_t=$1.k8sup-tmp
-  printf '%s%s%s' "$2" "$k8sup_entries" "$3" > "$k8sup_t" && mv -f -- "$k8sup_t" "$1" && return 0
+  printf '%s%s%s' "$k8sup_head" "$k8sup_entries" "$k8sup_tail" > "$k8sup_t" && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && : > "$1.journal" && return 0
   k8sup_r=$?; rm -f -- "$k8sup_t"; return $k8sup_r
 }
-# Makes the ledger (written without fsync during a batch) durable.
-k8sup_sync_state() { [ ! -e "$1" ] || sync "$1" 2>/dev/null || sync; }
 k8sup_batch() { k8sup_go=1; k8sup_from=$1; }
 k8sup_guard() {
   # $1: the output judged, as text (t:...) or as its digest (d:...).
@@ -322,6 +332,7 @@ impl FramedScript {
             .arg(arg(write.tail.clone())?)
             .arg(arg(write.entry_prefix.clone())?)
             .arg(ShellArg::new(flag).expect("a digit"))
+            .arg(arg(write.journal_prefix.clone())?)
             .code(r#""$k8sup_apply_rc" "$k8sup_apply_t0" "$k8sup_apply_t1"; k8sup_end"#)
             .arg(name_arg)
             .code("$?");
@@ -329,9 +340,13 @@ impl FramedScript {
         Ok(self)
     }
 
-    /// Stops the script here unless the apply succeeded.
-    pub fn stop_unless_applied(mut self) -> Self {
-        self.script = self.script.code(r#"; [ "$k8sup_apply_rc" = 0 ] || exit 0"#);
+    /// Stops the script here, the ledger rewritten, unless the apply succeeded.
+    pub fn stop_unless_applied(mut self, state_path: ShellArg) -> Self {
+        self.script = self
+            .script
+            .code(r#"; [ "$k8sup_apply_rc" = 0 ] || { k8sup_compact"#)
+            .arg(state_path)
+            .code("; exit 0; }");
         self
     }
 
@@ -380,9 +395,9 @@ impl FramedScript {
         self
     }
 
-    /// Makes the ledger at `state_path`, written without fsync so far, durable.
-    pub fn sync_state(mut self, state_path: ShellArg) -> Self {
-        self.script = self.script.code("; k8sup_sync_state").arg(state_path);
+    /// Rewrites the ledger at `state_path` with what this script recorded in its journal.
+    pub fn compact_state(mut self, state_path: ShellArg) -> Self {
+        self.script = self.script.code("; k8sup_compact").arg(state_path);
         self
     }
 

@@ -57,6 +57,18 @@ pub(crate) struct LedgerWrite {
     pub entry_prefix: String,
     /// `},"pending_handlers":[...]}`.
     pub tail: String,
+    /// `{"task":"<task id>","pending_handlers":[...],"entry":{"fingerprint":"...","result":"`
+    /// of the journal line written now.
+    pub journal_prefix: String,
+}
+
+/// One line of the journal (`<ledger>.journal`): an entry recorded by an apply script
+/// since the ledger was last rewritten, and the owed handlers after it.
+#[derive(Debug, Clone, Deserialize)]
+struct JournalLine {
+    task: String,
+    pending_handlers: BTreeSet<String>,
+    entry: StateEntry,
 }
 
 impl StateLedger {
@@ -101,7 +113,32 @@ impl StateLedger {
                 json(last.fingerprint)
             ),
             tail: format!(r#"}},"pending_handlers":{}}}"#, json(&handlers)),
+            journal_prefix: format!(
+                r#"{{"task":{},"pending_handlers":{},"entry":{{"fingerprint":{},"result":""#,
+                json(last.task_id),
+                json(&handlers),
+                json(last.fingerprint)
+            ),
         }
+    }
+
+    /// Applies the journal's lines, in order. A last line cut short (the host stopped
+    /// while appending it) is left out; any other bad line is an error.
+    pub(crate) fn replay_journal(&mut self, journal: &str) -> Result<(), String> {
+        let complete = journal.ends_with('\n');
+        let lines: Vec<&str> = journal.lines().filter(|l| !l.is_empty()).collect();
+        for (n, line) in lines.iter().enumerate() {
+            match serde_json::from_str::<JournalLine>(line) {
+                Ok(line) => {
+                    self.version = 1;
+                    self.tasks.insert(line.task, line.entry);
+                    self.pending_handlers = line.pending_handlers;
+                }
+                Err(_) if n + 1 == lines.len() && !complete => {}
+                Err(e) => return Err(format!("line {}: {e}", n + 1)),
+            }
+        }
+        Ok(())
     }
 
     /// Records what the host wrote for `task_id`, to stay equal to the file.
@@ -163,6 +200,7 @@ mod tests {
     /// What `k8sup_state` writes after each apply of a script.
     fn host_writes(ledger: &StateLedger, pending: &[PendingEntry<'_>]) -> Vec<String> {
         let mut entries = String::new();
+        let mut journal = String::new();
         let mut files = Vec::new();
         for (n, _) in pending.iter().enumerate() {
             let write = ledger.batch_write(&pending[..=n]);
@@ -176,7 +214,29 @@ mod tests {
                 end - start
             ));
             files.push(format!("{}{entries}{}", write.head, write.tail));
+            // What the journal holds after this write, replayed on the old ledger.
+            journal.push_str(&format!(
+                r#"{}changed","started_ms":{start},"finished_ms":{end},"duration_ms":{}}}}}"#,
+                write.journal_prefix,
+                end - start
+            ));
+            journal.push('\n');
+            let mut replayed = ledger.clone();
+            replayed.replay_journal(&journal).expect(&journal);
+            assert_eq!(
+                replayed,
+                StateLedger::parse(files.last().unwrap()).unwrap(),
+                "{journal}"
+            );
         }
+        // A line cut short at the end is left out; elsewhere it is an error.
+        let mut cut = ledger.clone();
+        cut.replay_journal(&journal[..journal.len() - 5])
+            .expect("cut");
+        assert!(ledger
+            .clone()
+            .replay_journal(&format!("{{\n{journal}"))
+            .is_err());
         files
     }
 

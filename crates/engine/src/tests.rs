@@ -903,3 +903,59 @@ creates = "{{ root }}/clobbered-once"
     let again = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
     assert!(!again.has_changes(), "{again:#?}");
 }
+
+#[test]
+fn a_journal_left_by_a_batch_that_never_finished_is_the_ledger() {
+    let lab = lab(&["m1"]);
+    let text = r#"
+[[play]]
+name = "p"
+hosts = "all"
+
+[[play.task]]
+name = "one"
+kind = "file"
+path = "{{ root }}/one"
+content = "one\n"
+
+[[play.task]]
+name = "two"
+kind = "file"
+path = "{{ root }}/two"
+content = "two\n"
+"#;
+    let engine = engine_for(text);
+    let rt = runtime();
+    // The batch stops before rewriting the ledger: only its journal holds the entries.
+    lab.transports["m1"].fail_calls_containing("k8sup_compact");
+    let report = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
+    let root = lab.root("m1");
+    assert!(!root.join(STATE).exists());
+    let journal = root.join(format!("{STATE}.journal"));
+    assert_eq!(
+        std::fs::read_to_string(&journal)
+            .expect("journal")
+            .lines()
+            .count(),
+        2
+    );
+    lab.transports["m1"].fail_calls_containing("\u{0}never");
+    // The journal is read like the ledger: an edit out of band is drift.
+    std::fs::write(root.join("two"), "edited\n").expect("edit");
+    let plan = rt.block_on(engine.plan(&lab.hosts)).expect("plan");
+    assert_eq!(status_of(&plan, "m1", "p/one"), TaskStatus::Ok);
+    assert_eq!(status_of(&plan, "m1", "p/two"), TaskStatus::Drift);
+    let again = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(again.success(), "{}", again.to_json());
+    assert!(task(&again, "p/two").drift);
+    // Rewritten at the end of the batch: the ledger holds both, the journal nothing.
+    let state = StateLedger::parse(&std::fs::read_to_string(root.join(STATE)).expect("state"))
+        .expect("ledger");
+    assert!(state.tasks.contains_key("p/one") && state.tasks.contains_key("p/two"));
+    assert_eq!(std::fs::read_to_string(&journal).expect("journal"), "");
+}
