@@ -153,6 +153,11 @@ impl Transport for LocalTransport {
         self.channels.load(Ordering::SeqCst)
     }
 
+    /// One command per channel here: as many round trips as channels.
+    fn round_trips(&self) -> u64 {
+        self.channels.load(Ordering::SeqCst)
+    }
+
     fn run_with<'a>(
         &'a self,
         script: &'a Script,

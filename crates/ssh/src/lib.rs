@@ -1,4 +1,5 @@
-//! The SSH transport of k8sup: one connection per host, many commands as channels on it.
+//! The SSH transport of k8sup: one connection per host, its commands sent to one shell
+//! on one channel (more channels only for commands that run at once).
 //!
 //! The CLI turns each inventory host into a [`Target`] and calls [`connect`]; the
 //! engine then talks to the resulting [`Session`] through the [`Transport`] trait:
@@ -11,6 +12,7 @@
 //! - `auth`: agent and key file authentication.
 //! - `command`: exec lines, sudo wrapping, upload/download scripts.
 //! - `session`: connecting, with retries, and running commands.
+//! - `shell`: the one shell per session that runs every command sent to it.
 //! - [`event`]: warnings and notes for the user, delivered to a sink, never printed.
 
 // Errors carry the host, step, command and advice the user needs; they are built once
@@ -24,6 +26,7 @@ pub mod event;
 mod host_key;
 pub mod known_hosts;
 mod session;
+mod shell;
 pub mod target;
 mod transport;
 

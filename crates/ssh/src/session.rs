@@ -5,6 +5,10 @@
 //! never repeat a command. A [`Session`] is then shared by the whole run; every command,
 //! upload and download is one channel on it, so many can run at once, and
 //! [`Session::channels_opened`] counts them.
+//!
+//! Commands go to the session's one shell ([`crate::shell`]) when the target says
+//! `reuse_shell`: the first starts it on a channel of its own, the others are requests
+//! on it. A command sent while the shell is busy gets a channel of its own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +28,7 @@ use crate::command::{
 use crate::error::{CommandError, ConnectError};
 use crate::event::SshEvent;
 use crate::host_key::{HandshakeError, HostKeyChecker};
+use crate::shell::{self, Runner, Start};
 use crate::target::{Secret, Target};
 use crate::transport::Transport;
 
@@ -70,6 +75,12 @@ pub async fn connect(target: &Target) -> Result<Session, ConnectError> {
         become_password: target.secrets.become_password.clone(),
         command_timeout: target.command_timeout,
         channels_opened: AtomicU64::new(0),
+        round_trips: AtomicU64::new(0),
+        shell: tokio::sync::Mutex::new(if target.reuse_shell {
+            ShellSlot::NotStarted
+        } else {
+            ShellSlot::Unavailable
+        }),
         _bastion: bastion,
     })
 }
@@ -193,8 +204,25 @@ pub struct Session {
     become_password: Option<Secret>,
     command_timeout: Duration,
     channels_opened: AtomicU64,
+    round_trips: AtomicU64,
+    shell: tokio::sync::Mutex<ShellSlot>,
     /// Keeps the bastion's connection (which carries this one) open; dropped after `handle`.
     _bastion: Option<Box<Session>>,
+}
+
+/// The session's shell, as far as it got.
+enum ShellSlot {
+    NotStarted,
+    Ready(ShellChannel),
+    /// Not wanted, or the host cannot run it: one channel per command.
+    Unavailable,
+}
+
+/// A running shell: its channel and the token that ends each output.
+struct ShellChannel {
+    read: ChannelReadHalf,
+    write: ChannelWriteHalf<Msg>,
+    token: String,
 }
 
 impl Session {
@@ -203,9 +231,14 @@ impl Session {
         &self.host
     }
 
-    /// How many channels (round trips) this session has opened so far.
+    /// How many channels this session has opened so far.
     pub fn channels_opened(&self) -> u64 {
         self.channels_opened.load(Ordering::Relaxed)
+    }
+
+    /// How many commands (each one round trip) this session has run so far.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     /// Runs `script` with the target's command timeout and no stdin.
@@ -221,6 +254,15 @@ impl Session {
         options: RunOptions,
     ) -> Result<CommandOutput, CommandError> {
         let command = summarize(script);
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut slot) = self.shell.try_lock() {
+            if let Some(result) = self
+                .run_in_shell(&mut slot, script, &options, &command)
+                .await
+            {
+                return result;
+            }
+        }
         let line = exec_line(script, self.sudo).map_err(|source| CommandError::InvalidValue {
             host: self.host.clone(),
             what: "command",
@@ -243,6 +285,177 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// Runs `script` on the session's shell, starting it first if need be; `None` when
+    /// the host cannot run one (the caller opens a channel instead).
+    async fn run_in_shell(
+        &self,
+        slot: &mut ShellSlot,
+        script: &Script,
+        options: &RunOptions,
+        command: &str,
+    ) -> Option<Result<CommandOutput, CommandError>> {
+        if matches!(slot, ShellSlot::Unavailable) {
+            return None;
+        }
+        let text = script.render();
+        if text.contains('\0') {
+            // The channel path names the problem.
+            return None;
+        }
+        let limit = options.timeout.unwrap_or(self.command_timeout);
+        let run = async {
+            if matches!(slot, ShellSlot::NotStarted) {
+                *slot = match self.start_shell(command).await? {
+                    Some(channel) => ShellSlot::Ready(channel),
+                    None => ShellSlot::Unavailable,
+                };
+            }
+            match slot {
+                ShellSlot::Ready(channel) => self
+                    .shell_exchange(channel, &text, options, command)
+                    .await
+                    .map(Some),
+                _ => Ok(None),
+            }
+        };
+        match tokio::time::timeout(limit, run).await {
+            Ok(Ok(Some(output))) => Some(Ok(output)),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                // The shell is in an unknown state: start a new one next time.
+                if let ShellSlot::Ready(channel) = std::mem::replace(slot, ShellSlot::NotStarted) {
+                    let _ = channel.write.close().await;
+                }
+                Some(Err(e))
+            }
+            Err(_) => {
+                if let ShellSlot::Ready(channel) = std::mem::replace(slot, ShellSlot::NotStarted) {
+                    let _ = channel.write.signal(Sig::KILL).await;
+                    let _ = channel.write.close().await;
+                }
+                Some(Err(CommandError::Timeout {
+                    host: self.host.clone(),
+                    command: command.to_string(),
+                    after: limit,
+                }))
+            }
+        }
+    }
+
+    /// Starts the shell on a channel of its own, through sudo when the target says so.
+    /// `None` when the host cannot run it.
+    async fn start_shell(&self, command: &str) -> Result<Option<ShellChannel>, CommandError> {
+        let token = shell::new_token();
+        let runner = match self.sudo {
+            Become::No => Runner::LoginShell,
+            Become::WithoutPassword | Become::WithPassword => Runner::Sh,
+        };
+        let line = exec_line(&shell::server_script(&token, runner), self.sudo)
+            .expect("the shell's script holds no NUL");
+        let (mut read, write) = self.open_channel(command).await?.split();
+        write
+            .exec(true, line)
+            .await
+            .map_err(|source| self.channel_error("starting the shell", command, source))?;
+        let mut gate = match self.sudo {
+            Become::No => None,
+            Become::WithoutPassword | Become::WithPassword => Some(BecomeGate::default()),
+        };
+        let mut stdout = Vec::new();
+        while let Some(message) = read.wait().await {
+            match message {
+                ChannelMsg::Data { data } => {
+                    stdout.extend_from_slice(&data);
+                    match shell::start_state(&token, &stdout) {
+                        Start::Pending => {}
+                        Start::Ready => return Ok(Some(ShellChannel { read, write, token })),
+                        Start::Unavailable => {
+                            let _ = write.close().await;
+                            return Ok(None);
+                        }
+                    }
+                }
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    if let Some(gate) = gate.as_mut() {
+                        let step = gate.feed(&data);
+                        if step.password_rejected {
+                            let _ = write.close().await;
+                            return Err(CommandError::BecomePasswordRejected {
+                                host: self.host.clone(),
+                                command: command.to_string(),
+                            });
+                        }
+                        if step.send_password {
+                            self.send_password(&write, command).await?;
+                        }
+                    }
+                }
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        if let Some(gate) = &gate {
+            self.check_become(gate, command)?;
+        }
+        // It ended before it ran: one channel per command will say what is wrong.
+        Ok(None)
+    }
+
+    /// Sends one request to the shell and gathers its output up to both end lines.
+    async fn shell_exchange(
+        &self,
+        channel: &mut ShellChannel,
+        text: &str,
+        options: &RunOptions,
+        command: &str,
+    ) -> Result<CommandOutput, CommandError> {
+        let request = shell::request(text, options.stdin.as_deref().unwrap_or_default());
+        let ShellChannel { read, write, token } = channel;
+        let send = async {
+            write
+                .data(&request[..])
+                .await
+                .map_err(|source| self.channel_error("sending the command", command, source))
+        };
+        let gather = async {
+            let mut out = shell::Stream::default();
+            let mut err = shell::Stream::default();
+            let emit = |stream, data: &[u8]| {
+                if let (Some(sink), false) = (&options.on_output, data.is_empty()) {
+                    sink(stream, data);
+                }
+            };
+            while !(out.ended() && err.ended()) {
+                match read.wait().await {
+                    Some(ChannelMsg::Data { data }) => {
+                        emit(OutputStream::Stdout, out.push(token, &data, true));
+                    }
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        emit(OutputStream::Stderr, err.push(token, &data, false));
+                    }
+                    Some(ChannelMsg::Close) | None => {
+                        return Err(self.channel_error(
+                            "running the command",
+                            command,
+                            russh::Error::Disconnect,
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(CommandOutput {
+                exit_status: out.status(),
+                stdout: out.into_output(),
+                stderr: err.into_output(),
+                exit_signal: None,
+            })
+        };
+        let (sent, output) = futures::join!(send, gather);
+        let output = output?;
+        sent?;
+        Ok(output)
     }
 
     /// Writes `content` to the absolute `path` atomically (see [`crate::Transport::upload`]).
@@ -521,6 +734,10 @@ impl Transport for Session {
 
     fn channels_opened(&self) -> u64 {
         Session::channels_opened(self)
+    }
+
+    fn round_trips(&self) -> u64 {
+        Session::round_trips(self)
     }
 
     fn run_with<'a>(

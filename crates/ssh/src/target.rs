@@ -54,6 +54,9 @@ pub struct Target {
     /// Connection attempts before giving up (only failures to connect are retried).
     pub connect_attempts: u32,
     pub secrets: Secrets,
+    /// Send commands to one shell that stays on one channel (see the `shell` module);
+    /// `false` opens a channel per command, as plain `ssh host cmd` does.
+    pub reuse_shell: bool,
     /// Where warnings and progress notes go (host key checking off, retries).
     pub events: EventSink,
 }
@@ -81,6 +84,7 @@ impl Target {
             keepalive_interval: Some(Duration::from_secs(30)),
             connect_attempts: 3,
             secrets: Secrets::default(),
+            reuse_shell: true,
             events: EventSink::default(),
         }
     }

@@ -14,8 +14,11 @@ pub trait Transport: Send + Sync {
     /// The host's name, for messages.
     fn host(&self) -> &str;
 
-    /// How many channels (round trips) have been opened so far.
+    /// How many channels have been opened so far.
     fn channels_opened(&self) -> u64;
+
+    /// How many commands, uploads and downloads (one round trip each) have run so far.
+    fn round_trips(&self) -> u64;
 
     /// Runs `script` with stdin, timeout and live output as `options` say. A non-zero
     /// exit is reported in the output, not as an error.

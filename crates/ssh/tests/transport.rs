@@ -17,22 +17,72 @@ fn arg(text: &str) -> ShellArg {
 async fn run_captures_output_and_exit_status() {
     require_sshd!();
     let sshd = Sshd::start();
+    for reuse_shell in [true, false] {
+        let mut target = sshd.target();
+        target.reuse_shell = reuse_shell;
+        let session = connect(&target).await.expect("connects");
+        let script = Script::new("printf out; printf err >&2; exit 3");
+        let output = session.run(&script).await.expect("runs");
+        assert_eq!(output.stdout, b"out");
+        assert_eq!(output.stderr, b"err");
+        assert_eq!(output.exit_status, Some(3));
+        assert!(!output.success());
+        let output = session
+            .run(&Script::new("kill -KILL $$"))
+            .await
+            .expect("runs");
+        if reuse_shell {
+            // The shell sees what any shell sees: 128 + the signal's number.
+            assert_eq!((output.exit_status, output.exit_signal), (Some(137), None));
+            assert_eq!(session.channels_opened(), 1, "one channel for the session");
+        } else {
+            assert_eq!(
+                (output.exit_status, output.exit_signal.as_deref()),
+                (None, Some("KILL"))
+            );
+            assert_eq!(session.channels_opened(), 2, "a channel per command");
+        }
+        assert_eq!(session.round_trips(), 2);
+    }
+}
+
+/// Commands one after another go to the session's one shell, each with its own
+/// environment, working directory, stdin and output, as separate channels would.
+#[tokio::test]
+async fn commands_share_one_shell_but_nothing_else() {
+    require_sshd!();
+    let sshd = Sshd::start();
     let session = connect(&sshd.target()).await.expect("connects");
-    let script = Script::new("printf out; printf err >&2; exit 3");
-    let output = session.run(&script).await.expect("runs");
-    assert_eq!(output.stdout, b"out");
-    assert_eq!(output.stderr, b"err");
-    assert_eq!(output.exit_status, Some(3));
-    assert!(!output.success());
-    let output = session
-        .run(&Script::new("kill -KILL $$"))
+    let first = session
+        .run(&Script::new(
+            "cd /tmp; x=set; export Y=set; pwd; echo \"[$x][$Y]\"",
+        ))
         .await
         .expect("runs");
+    assert_eq!(first.stdout_text(), "/tmp\n[set][set]\n");
+    let second = session
+        .run(&Script::new("pwd; echo \"[$x][$Y]\"; exec 1>&-; exit 5"))
+        .await
+        .expect("runs");
+    assert_eq!(second.stdout_text(), "/root\n[][]\n");
+    assert_eq!(second.exit_status, Some(5));
+    // A script near the size limit of one exec argument, and stdin left unread.
+    let big = "x".repeat(100_000);
+    let script = Script::new("printf %s").arg(arg(&big)).code("| wc -c");
+    let options = RunOptions {
+        stdin: Some(vec![b'z'; 300_000]),
+        ..RunOptions::default()
+    };
+    let output = session.run_with(&script, options).await.expect("runs");
+    assert_eq!(output.stdout_text().trim(), "100000");
+    let after = session.run(&Script::new("echo next")).await.expect("runs");
     assert_eq!(
-        (output.exit_status, output.exit_signal.as_deref()),
-        (None, Some("KILL"))
+        after.stdout_text(),
+        "next\n",
+        "unread stdin never leaks into the next command"
     );
-    assert_eq!(session.channels_opened(), 2);
+    assert_eq!(session.channels_opened(), 1);
+    assert_eq!(session.round_trips(), 4);
 }
 
 #[tokio::test]
@@ -128,6 +178,11 @@ async fn a_hanging_command_times_out_and_the_session_survives() {
         .await
         .expect("session still works");
     assert_eq!(output.stdout_text(), "still here\n");
+    assert_eq!(
+        session.channels_opened(),
+        2,
+        "the timed-out shell is replaced by a new one"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,381 @@
+//! One shell per session that runs every command sent to it, so that a host costs one
+//! SSH channel for the whole run instead of one per command.
+//!
+//! Opening a channel makes sshd fork, set up a session and start a login shell: on a
+//! small host that is several milliseconds of its CPU for every command, and a round
+//! trip of its own. Instead, the first command of a session starts a small POSIX shell
+//! loop (the *server*, through `sudo` like any command when the target says `become`)
+//! and every command after that is a request on its stdin:
+//!
+//! ```text
+//! <script length> <stdin length>\n<script bytes><stdin bytes>
+//! ```
+//!
+//! The server reads the header with `read`, the script and the stdin with `head -c`
+//! (GNU head never reads past the count it is given, so nothing of the next request is
+//! taken), runs the script with `sh -c` (the login shell without `become`, as sshd would;
+//! a program of its own, so that `$$`, traps and `exit` are the script's, exactly as on
+//! a channel of its own) with exactly those stdin bytes, drains whatever stdin the
+//! script left unread, and
+//! ends each stream with a line holding a per-session random token: stdout's also
+//! carries the exit status. The token cannot appear in a command's output by chance,
+//! and everything before it is the command's output, byte for byte.
+//!
+//! A session falls back to one channel per command when the shell is busy (commands run
+//! at once), when the host's `head` is not GNU's, and for every command after one that
+//! timed out (the shell is then killed with its channel and started afresh next time).
+//!
+//! What a channel reports and the shell cannot: a command killed by a signal shows as
+//! exit status 128 + the signal's number, as in any shell, not as an exit signal.
+
+use k8sup_shell::{Script, ShellArg};
+
+/// What the server prints first on stdout, once it runs (after `sudo` let it).
+const READY: &str = "ready";
+/// What the server prints instead when the host's `head` cannot be trusted to stop at
+/// a byte count.
+const UNAVAILABLE: &str = "unavailable";
+/// Bytes held back from live output: the longest end line ("\n" token " " status "\n").
+pub(crate) const HOLD_BACK: usize = TOKEN_LEN + 16;
+/// `k8sup-` and 32 hex digits.
+const TOKEN_LEN: usize = 6 + 32;
+
+/// Which shell runs each script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Runner {
+    /// The login shell (`$SHELL`), as sshd runs a command line without `become`.
+    LoginShell,
+    /// `sh`, as the `sudo` wrapping does.
+    Sh,
+}
+
+/// A fresh random token for one shell.
+pub(crate) fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: uniqueness is all the token needs, not secrecy.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = (nanos ^ u128::from(std::process::id()) << 64).to_le_bytes();
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("k8sup-{hex}")
+}
+
+/// The server loop (see the module docs).
+pub(crate) fn server_script(token: &str, runner: Runner) -> Script {
+    let token = ShellArg::new(token).expect("a token is hex digits");
+    let runner = match runner {
+        Runner::LoginShell => "k8sup_sh=${SHELL:-/bin/sh};",
+        Runner::Sh => "k8sup_sh=sh;",
+    };
+    // `set --` because a Script puts a space between its pieces.
+    Script::new("set --")
+        .arg(token)
+        .code("; k8sup_end=$1;")
+        .code(runner)
+        .code(concat!(
+            r#"case "$(head --version 2>/dev/null)" in *GNU*) ;; "#,
+            r#"*) printf '%s-unavailable\n' "$k8sup_end"; exit 0;; esac; "#,
+            r#"printf '%s-ready\n' "$k8sup_end"; "#,
+            r#"while IFS=' ' read -r k8sup_n k8sup_m; do "#,
+            r#"k8sup_c=$(head -c "$k8sup_n"; printf x); k8sup_c=${k8sup_c%x}; "#,
+            r#"if [ "$k8sup_m" -gt 0 ]; then "#,
+            r#"head -c "$k8sup_m" | { "$k8sup_sh" -c "$k8sup_c" k8sup; k8sup_rc=$?; cat >/dev/null; exit "$k8sup_rc"; }; "#,
+            r#"else "$k8sup_sh" -c "$k8sup_c" k8sup </dev/null; fi; "#,
+            r#"k8sup_rc=$?; "#,
+            r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; "#,
+            r#"printf '\n%s\n' "$k8sup_end" >&2; "#,
+            r#"done"#
+        ))
+}
+
+/// The bytes of one request: header, script, stdin.
+pub(crate) fn request(script: &str, stdin: &[u8]) -> Vec<u8> {
+    let mut bytes = format!("{} {}\n", script.len(), stdin.len()).into_bytes();
+    bytes.reserve(script.len() + stdin.len());
+    bytes.extend_from_slice(script.as_bytes());
+    bytes.extend_from_slice(stdin);
+    bytes
+}
+
+/// How the server's start went, read from its first stdout line.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// Not yet known: more output is needed.
+    Pending,
+    Ready,
+    /// The host cannot run the server: use one channel per command.
+    Unavailable,
+}
+
+/// Reads the server's first line from what stdout has said so far.
+pub(crate) fn start_state(token: &str, stdout: &[u8]) -> Start {
+    let Some(end) = stdout.iter().position(|b| *b == b'\n') else {
+        return Start::Pending;
+    };
+    let line = &stdout[..end];
+    let ready = format!("{token}-{READY}");
+    let unavailable = format!("{token}-{UNAVAILABLE}");
+    if line == ready.as_bytes() {
+        Start::Ready
+    } else if line == unavailable.as_bytes() {
+        Start::Unavailable
+    } else {
+        // Something printed before the server (a login script): not ours to parse.
+        match find(stdout, ready.as_bytes()) {
+            Some(_) if stdout.ends_with(b"\n") => Start::Ready,
+            _ if find(stdout, unavailable.as_bytes()).is_some() => Start::Unavailable,
+            _ => Start::Pending,
+        }
+    }
+}
+
+/// One stream of one request's output, up to its end line.
+#[derive(Debug, Default)]
+pub(crate) struct Stream {
+    buf: Vec<u8>,
+    /// How much of `buf` has been passed on as live output.
+    emitted: usize,
+    /// Where the end line starts, once seen.
+    end: Option<usize>,
+    /// The exit status on stdout's end line.
+    status: Option<u32>,
+}
+
+impl Stream {
+    /// Adds `data`; returns the part that is surely output (not the end line) and not
+    /// yet passed on. `stdout` says whether the end line carries a status.
+    pub fn push(&mut self, token: &str, data: &[u8], stdout: bool) -> &[u8] {
+        let from = self.emitted;
+        if self.end.is_some() {
+            // Nothing may follow the end line of a request: ignore it.
+            return &[];
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.ends_with(b"\n") {
+            self.find_end(token, stdout);
+        }
+        let upto = match self.end {
+            Some(end) => end,
+            None => self.buf.len().saturating_sub(HOLD_BACK),
+        };
+        if upto > from {
+            self.emitted = upto;
+            &self.buf[from..upto]
+        } else {
+            &[]
+        }
+    }
+
+    fn find_end(&mut self, token: &str, stdout: bool) {
+        let marker = format!("\n{token}");
+        let tail_from = self.buf.len().saturating_sub(HOLD_BACK + 1);
+        let Some(at) = rfind(&self.buf[tail_from..], marker.as_bytes()) else {
+            return;
+        };
+        let at = tail_from + at;
+        let rest = &self.buf[at + marker.len()..self.buf.len() - 1];
+        if stdout {
+            let Some(digits) = rest.strip_prefix(b" ") else {
+                return;
+            };
+            let Some(status) = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| d.parse::<u32>().ok())
+            else {
+                return;
+            };
+            self.status = Some(status);
+        } else if !rest.is_empty() {
+            return;
+        }
+        self.end = Some(at);
+    }
+
+    pub fn ended(&self) -> bool {
+        self.end.is_some()
+    }
+
+    pub fn status(&self) -> Option<u32> {
+        self.status
+    }
+
+    /// The output before the end line (all of it, when the end never came).
+    pub fn into_output(mut self) -> Vec<u8> {
+        if let Some(end) = self.end {
+            self.buf.truncate(end);
+        }
+        self.buf
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+
+    /// The server under the machine's sh, fed `requests`, its stdout and stderr split
+    /// into per-request outputs by the same parser the session uses.
+    fn serve(requests: &[(&str, &[u8])]) -> Vec<(Vec<u8>, Vec<u8>, u32)> {
+        let token = new_token();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(server_script(&token, Runner::Sh).render())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let mut input = Vec::new();
+        for (script, stdin) in requests {
+            input.extend(request(script, stdin));
+        }
+        let mut stdin = child.stdin.take().expect("piped");
+        let writer = std::thread::spawn(move || {
+            stdin.write_all(&input).expect("requests written");
+        });
+        let mut out = Vec::new();
+        child
+            .stdout
+            .take()
+            .expect("piped")
+            .read_to_end(&mut out)
+            .expect("stdout");
+        let mut err = Vec::new();
+        child
+            .stderr
+            .take()
+            .expect("piped")
+            .read_to_end(&mut err)
+            .expect("stderr");
+        writer.join().expect("writer");
+        child.wait().expect("exits");
+        let first = out.iter().position(|b| *b == b'\n').expect("ready line") + 1;
+        assert_eq!(
+            start_state(&token, &out[..first]),
+            Start::Ready,
+            "{}",
+            String::from_utf8_lossy(&out[..first.min(300)])
+        );
+        let split = |mut bytes: &[u8], stdout: bool| {
+            let mut outputs = Vec::new();
+            while !bytes.is_empty() {
+                let mut stream = Stream::default();
+                // Feed byte by byte: the end line must be found however data arrives.
+                let mut used = 0;
+                for b in bytes {
+                    stream.push(&token, std::slice::from_ref(b), stdout);
+                    used += 1;
+                    if stream.ended() {
+                        break;
+                    }
+                }
+                assert!(stream.ended(), "a request's output ends with its end line");
+                let status = stream.status();
+                outputs.push((stream.into_output(), status));
+                bytes = &bytes[used..];
+            }
+            outputs
+        };
+        let outs = split(&out[first..], true);
+        let errs = split(&err, false);
+        assert_eq!(outs.len(), requests.len());
+        assert_eq!(errs.len(), requests.len());
+        outs.into_iter()
+            .zip(errs)
+            .map(|((o, status), (e, _))| (o, e, status.expect("a status")))
+            .collect()
+    }
+
+    #[test]
+    fn requests_run_in_order_with_their_own_stdin_output_and_status() {
+        let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        let results = serve(&[
+            ("printf out; printf err >&2; exit 3", b""),
+            ("cat", &binary),
+            // Reads only part of its stdin: the rest must not become the next header.
+            ("head -c 2", b"abcdef 1 1\nxx"),
+            ("printf 'a\\n\\n'", b""),
+            ("read x; echo \"[$x]\"; cat", b"line one\nrest"),
+            ("kill -KILL $$", b""),
+            ("k8sup_end=x; set -e; false; echo not here", b""),
+            (
+                "echo \"[$0][$#][$k8sup_end]\"; trap 'echo trapped' EXIT; exit 0",
+                b"",
+            ),
+        ]);
+        assert_eq!(results[0], (b"out".to_vec(), b"err".to_vec(), 3));
+        assert_eq!(results[1].0, binary);
+        assert_eq!(results[2], (b"ab".to_vec(), Vec::new(), 0));
+        assert_eq!(
+            results[3].0, b"a\n\n",
+            "trailing newlines are the command's"
+        );
+        assert_eq!(results[4].0, b"[line one]\nrest");
+        assert_eq!(results[5].2, 128 + 9, "a signal shows as 128 + its number");
+        assert_eq!(
+            results[6].2, 1,
+            "set -e and exit end the request, not the shell"
+        );
+        assert_eq!(
+            results[7],
+            (b"[k8sup][0][]\ntrapped\n".to_vec(), Vec::new(), 0),
+            "the script runs in a shell of its own, as on a channel"
+        );
+    }
+
+    #[test]
+    fn a_script_with_trailing_newlines_and_quotes_runs_as_written() {
+        let script = "x='it'\\''s'\nprintf '%s\\n' \"$x\"\n\n\n";
+        let results = serve(&[(script, b"")]);
+        assert_eq!(results[0].0, b"it's\n");
+    }
+
+    #[test]
+    fn live_output_never_shows_the_end_line() {
+        let token = "k8sup-00112233445566778899aabbccddeeff";
+        let mut stream = Stream::default();
+        let mut shown = Vec::new();
+        let data = format!("{}\n{token} 7\n", "x".repeat(100));
+        for chunk in data.as_bytes().chunks(7) {
+            shown.extend_from_slice(stream.push(token, chunk, true));
+        }
+        assert!(stream.ended());
+        assert_eq!(stream.status(), Some(7));
+        assert_eq!(shown, "x".repeat(100).as_bytes());
+        assert_eq!(stream.into_output(), "x".repeat(100).as_bytes());
+    }
+
+    #[test]
+    fn start_lines_are_recognised() {
+        let token = "k8sup-abc";
+        assert_eq!(start_state(token, b"k8sup-ab"), Start::Pending);
+        assert_eq!(start_state(token, b"k8sup-abc-ready\n"), Start::Ready);
+        assert_eq!(
+            start_state(token, b"k8sup-abc-unavailable\n"),
+            Start::Unavailable
+        );
+        assert_eq!(
+            start_state(token, b"welcome\nk8sup-abc-ready\n"),
+            Start::Ready
+        );
+    }
+
+    #[test]
+    fn tokens_differ() {
+        let a = new_token();
+        assert_eq!(a.len(), TOKEN_LEN);
+        assert_ne!(a, new_token());
+    }
+}
