@@ -421,8 +421,9 @@ async fn probe_all(
         path: state_path.to_string(),
         message,
     })?;
-    let script =
-        FramedScript::new().section("state", Script::new("k8sup_read_state").arg(state_arg));
+    let script = FramedScript::new()
+        .prefetch(steps.iter().flat_map(Step::probed_files))
+        .section("state", Script::new("k8sup_read_state").arg(state_arg));
     let (script, probed) = add_probes(script, steps, 0..steps.len());
     let (script, framing) = script.finish();
     let output = run(
@@ -651,7 +652,7 @@ impl Shared<'_> {
     async fn run_host(&self, host: &HostSpec, planned: Option<&HostPlan>) -> HostReport {
         let mut permit = self.semaphore.acquire().await.ok();
         let started = Instant::now();
-        let channels_before = host.transport.channels_opened();
+        let round_trips_before = host.transport.round_trips();
         let mut runner = HostRunner {
             shared: self,
             host,
@@ -687,8 +688,8 @@ impl Shared<'_> {
             duration_ms: millis(duration),
             round_trips: host
                 .transport
-                .channels_opened()
-                .saturating_sub(channels_before),
+                .round_trips()
+                .saturating_sub(round_trips_before),
             tasks: std::mem::take(&mut runner.tasks),
             error: None,
         };

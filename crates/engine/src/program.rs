@@ -41,6 +41,18 @@ impl Step<'_> {
         }
     }
 
+    /// The files its probe reads (none when it has no probe).
+    pub fn probed_files(&self) -> Vec<&str> {
+        match &self.selection {
+            Selection::Run {
+                rendered,
+                probe: Some(_),
+                ..
+            } => crate::kinds::probed_files(rendered),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn fingerprint(&self) -> &str {
         match &self.selection {
             Selection::Run { fingerprint, .. } => fingerprint,

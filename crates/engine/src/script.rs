@@ -29,7 +29,9 @@ use k8sup_shell::{Script, ShellArg};
 pub(crate) const PRELUDE: &str = r#"
 k8sup_nl='
 '
-k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; }
+# Where the kernel's files are (tests point it elsewhere).
+k8sup_proc=${K8SUP_PROC:-/proc}
+k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_has_text=; }
 k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
 k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
 k8sup_b64() { base64 | tr -d '\n'; }
@@ -49,13 +51,51 @@ k8sup_read_state() {
   if [ -e "$1" ]; then printf 'state='; k8sup_b64 < "$1" || return; echo; else echo state=absent; fi
   if [ -s "$1.journal" ]; then printf 'journal='; k8sup_b64 < "$1.journal" || return; echo; fi
 }
+# One stat and one sha256sum for all the files that the probes after it read, kept
+# by position (names with a newline or backslash are left to the probes). Only for
+# read-only scripts: nothing may change the files between this and their probes.
+k8sup_prefetch() {
+  for k8sup_f; do
+    shift
+    case $k8sup_f in *"$k8sup_nl"*|*\\*) continue;; esac
+    if [ -f "$k8sup_f" ] && [ -r "$k8sup_f" ]; then set -- "$@" "$k8sup_f"; fi
+  done
+  [ $# -gt 0 ] || return 0
+  k8sup_pst=$(stat -L -c '%a %U %G' -- "$@") || return 0
+  k8sup_psum=$(sha256sum -- "$@") || return 0
+  k8sup_i=0
+  for k8sup_f; do k8sup_i=$((k8sup_i + 1)); eval "k8sup_pfp_$k8sup_i=\$k8sup_f"; done
+  k8sup_i=0; k8sup_r=$k8sup_pst$k8sup_nl
+  while [ -n "$k8sup_r" ]; do
+    k8sup_i=$((k8sup_i + 1)); k8sup_l=${k8sup_r%%"$k8sup_nl"*}; k8sup_r=${k8sup_r#*"$k8sup_nl"}
+    eval "k8sup_pfs_$k8sup_i=\$k8sup_l"
+  done
+  [ "$k8sup_i" = $# ] || return 0
+  k8sup_i=0; k8sup_r=$k8sup_psum$k8sup_nl
+  while [ -n "$k8sup_r" ]; do
+    k8sup_i=$((k8sup_i + 1)); k8sup_l=${k8sup_r%%"$k8sup_nl"*}; k8sup_r=${k8sup_r#*"$k8sup_nl"}
+    eval "k8sup_pfh_$k8sup_i=\${k8sup_l%% *}"
+  done
+  [ "$k8sup_i" = $# ] || return 0
+  k8sup_pfn=$#
+}
 k8sup_probe_file() {
   if [ -d "$1" ]; then echo kind=dir; return 0; fi
   if [ ! -e "$1" ]; then echo kind=absent; return 0; fi
   echo kind=file
-  echo "stat=$(stat -L -c '%a %U %G' -- "$1")"
-  k8sup_s=$(sha256sum < "$1") || return 1
-  k8sup_s=${k8sup_s%% *}
+  k8sup_s=; k8sup_j=1
+  while [ "$k8sup_j" -le "$k8sup_pfn" ]; do
+    eval "k8sup_x=\$k8sup_pfp_$k8sup_j"
+    if [ "$k8sup_x" = "$1" ]; then eval "k8sup_x=\$k8sup_pfs_$k8sup_j; k8sup_s=\$k8sup_pfh_$k8sup_j"; break; fi
+    k8sup_j=$((k8sup_j + 1))
+  done
+  if [ -n "$k8sup_s" ]; then
+    echo "stat=$k8sup_x"
+  else
+    echo "stat=$(stat -L -c '%a %U %G' -- "$1")"
+    k8sup_s=$(sha256sum < "$1") || return 1
+    k8sup_s=${k8sup_s%% *}
+  fi
   echo "sha256=$k8sup_s"
   [ "$k8sup_s" = "$2" ] && return 0
   [ -n "$3" ] && return 0
@@ -86,18 +126,48 @@ k8sup_probe_service() {
   k8sup_v=$(systemctl is-enabled "$1" 2>/dev/null); printf 'enabled=%s\n' "${k8sup_v%%"$k8sup_nl"*}"
   k8sup_v=$(systemctl is-active "$1" 2>/dev/null); printf 'active=%s\n' "${k8sup_v%%"$k8sup_nl"*}"
 }
+# A kernel file's text as `sysctl -n` or `cat` would print it (trailing newlines
+# dropped) in k8sup_v, read by the shell itself: no process.
+k8sup_read_text() {
+  k8sup_v=; k8sup_first=1
+  while IFS= read -r k8sup_l || [ -n "$k8sup_l" ]; do
+    if [ -n "$k8sup_first" ]; then k8sup_v=$k8sup_l; k8sup_first=; else k8sup_v="$k8sup_v$k8sup_nl$k8sup_l"; fi
+  done < "$1" || return
+  while :; do case $k8sup_v in *"$k8sup_nl") k8sup_v=${k8sup_v%"$k8sup_nl"};; *) return 0;; esac; done
+}
+# Loaded modules are /proc/modules' first words (what lsmod lists); built-in ones
+# show only in /sys/module.
 k8sup_probe_module() {
-  k8sup_v=$(lsmod 2>/dev/null)
-  case "$k8sup_nl$k8sup_v" in
-    *"$k8sup_nl$1 "*) echo loaded=1;;
-    *) if [ -d "/sys/module/$1" ]; then echo loaded=1; else echo loaded=0; fi;;
-  esac
+  k8sup_v=0
+  if [ -r "$k8sup_proc/modules" ]; then
+    while read -r k8sup_l k8sup_rest; do
+      if [ "$k8sup_l" = "$1" ]; then k8sup_v=1; break; fi
+    done < "$k8sup_proc/modules"
+  else
+    case "$k8sup_nl$(lsmod 2>/dev/null)" in *"$k8sup_nl$1 "*) k8sup_v=1;; esac
+  fi
+  if [ "$k8sup_v" = 0 ] && [ -d "/sys/module/$1" ]; then k8sup_v=1; fi
+  echo "loaded=$k8sup_v"
   if [ -n "$2" ]; then k8sup_probe_file "$2" "$3"; fi
+}
+# A key's value from its file under /proc/sys (dots are slashes unless the key has
+# slashes already, as sysctl reads it), else from sysctl itself.
+k8sup_sysctl_path() {
+  case $1 in
+    */*) k8sup_p=$1;;
+    *) k8sup_p=; k8sup_r=$1
+       while :; do case $k8sup_r in *.*) k8sup_p="$k8sup_p${k8sup_r%%.*}/"; k8sup_r=${k8sup_r#*.};; *) k8sup_p=$k8sup_p$k8sup_r; break;; esac; done;;
+  esac
+}
+k8sup_sysctl_value() {
+  k8sup_sysctl_path "$1"
+  if [ -f "$k8sup_proc/sys/$k8sup_p" ] && k8sup_read_text "$k8sup_proc/sys/$k8sup_p" 2>/dev/null; then return 0; fi
+  k8sup_v=$(sysctl -n "$1" 2>/dev/null) || k8sup_v=
 }
 k8sup_probe_sysctl() {
   k8sup_f=$1; k8sup_e=$2; shift 2
   for k8sup_k in "$@"; do
-    k8sup_v=$(sysctl -n "$k8sup_k" 2>/dev/null) || k8sup_v=
+    k8sup_sysctl_value "$k8sup_k"
     # Plain values as text; anything else (tabs, several lines) base64-encoded.
     case $k8sup_v in
       *[!A-Za-z0-9\ ._:/-]*) printf 'value.%s=' "$k8sup_k"; printf '%s' "$k8sup_v" | k8sup_b64; echo;;
@@ -111,20 +181,42 @@ k8sup_probe_command() {
   if [ -n "$2" ]; then sh -c "$2" </dev/null >/dev/null 2>&1 3>&-; echo "unless=$?"; fi
   return 0
 }
-k8sup_probe_hostname() { printf 'current='; hostname | k8sup_b64; echo; }
+k8sup_probe_hostname() {
+  if [ -r "$k8sup_proc/sys/kernel/hostname" ] && k8sup_read_text "$k8sup_proc/sys/kernel/hostname" 2>/dev/null; then :; else k8sup_v=$(hostname); fi
+  case $k8sup_v in
+    *[!A-Za-z0-9._-]*) printf 'current='; printf '%s' "$k8sup_v" | k8sup_b64; echo;;
+    *) printf 'current_text=%s\n' "$k8sup_v";;
+  esac
+}
 k8sup_write() {
+  k8sup_reloaded=
   if [ -n "$5" ]; then
     if [ -e "$1" ]; then k8sup_c=$(sha256sum < "$1") || return; k8sup_c=${k8sup_c%% *}; else k8sup_c=absent; fi
     if [ "$k8sup_c" != "$5" ]; then echo "k8sup: $1 changed since it was probed" >&2; return 3; fi
   fi
   k8sup_d=${1%/*}; [ -n "$k8sup_d" ] || k8sup_d=/
   [ -d "$k8sup_d" ] || mkdir -p -- "$k8sup_d" || return
-  k8sup_t=$(mktemp "$k8sup_d/.k8sup.XXXXXXXXXX") || return
-  # In a batch the content is the next K8SUP_LEN bytes of stdin.
-  if [ -n "$K8SUP_LEN" ]; then head -c "$K8SUP_LEN" > "$k8sup_t"; else cat > "$k8sup_t"; fi && chmod "$2" "$k8sup_t" && { [ -z "$3" ] || chown "$3" "$k8sup_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_t"; } && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
+  # A new temp file beside the target, created exclusively (noclobber is O_EXCL) and,
+  # for the usual modes, with its mode from the umask: no mktemp, no chmod.
+  case $2 in
+    0644|644) k8sup_um=022; k8sup_cm=;; 0640|640) k8sup_um=027; k8sup_cm=;;
+    0600|600) k8sup_um=077; k8sup_cm=;; *) k8sup_um=077; k8sup_cm=1;;
+  esac
+  k8sup_w=0
+  while :; do
+    k8sup_w=$((k8sup_w + 1)); k8sup_t="$k8sup_d/.k8sup.$$.$k8sup_w"
+    ( umask "$k8sup_um"; set -C; : > "$k8sup_t" ) 2>/dev/null && break
+    if [ ! -e "$k8sup_t" ] && [ ! -L "$k8sup_t" ] || [ "$k8sup_w" -ge 100 ]; then
+      echo "k8sup: cannot create a file in $k8sup_d" >&2; return 1
+    fi
+  done
+  # The content: k8sup_text when set; in a batch the next K8SUP_LEN bytes of stdin.
+  if [ -n "$k8sup_has_text" ]; then k8sup_has_text=; printf '%s' "$k8sup_text" > "$k8sup_t"
+  elif [ -n "$K8SUP_LEN" ]; then head -c "$K8SUP_LEN" > "$k8sup_t"; else cat > "$k8sup_t"; fi && { [ -z "$k8sup_cm" ] || chmod "$2" "$k8sup_t"; } && { [ -z "$3" ] || chown "$3" "$k8sup_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_t"; } && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
   k8sup_r=$?; rm -f -- "$k8sup_t"; return $k8sup_r
 }
 k8sup_apply_pkg() {
+  k8sup_reloaded=
   k8sup_m=$1; k8sup_h=$2; shift 2; k8sup_n=$#
   if [ "$k8sup_m" = dnf ] && ! command -v dnf >/dev/null 2>&1; then k8sup_m=yum; fi
   for k8sup_s in "$@"; do
@@ -149,22 +241,36 @@ k8sup_apply_pkg() {
     if [ "$k8sup_m" = apt ]; then apt-mark hold "${k8sup_s%%|*}" || return; else $k8sup_m versionlock add "${k8sup_s%%|*}" || return; fi
   done
 }
+# systemd reloads its units once per script, and again only after something else
+# was written, installed or run.
 k8sup_apply_service() {
-  systemctl daemon-reload || return
+  if [ -z "$k8sup_reloaded" ]; then systemctl daemon-reload || return; k8sup_reloaded=1; fi
+  case $2$3 in
+    1start) systemctl enable --now "$1" || return; return 0;;
+  esac
   case $2 in 1) systemctl enable "$1" || return;; 0) systemctl disable "$1" || return;; esac
   case $3 in -) ;; *) systemctl "$3" "$1" || return;; esac
 }
 k8sup_apply_module() {
   modprobe "$1" || return
-  if [ -n "$2" ]; then printf '%s\n' "$1" | K8SUP_LEN= k8sup_write "$2" 0644 '' '' ''; fi
+  if [ -n "$2" ]; then k8sup_text=$1$k8sup_nl; k8sup_has_text=1; k8sup_write "$2" 0644 '' '' ''; fi
 }
 k8sup_apply_sysctl() {
   k8sup_f=$1; shift
   k8sup_write "$k8sup_f" 0644 '' '' '' || return
-  for k8sup_kv in "$@"; do sysctl -w "$k8sup_kv" || return; done
+  # Each value written to its file under /proc/sys, as sysctl -w does.
+  for k8sup_kv in "$@"; do
+    k8sup_sysctl_path "${k8sup_kv%%=*}"
+    if [ -f "$k8sup_proc/sys/$k8sup_p" ]; then
+      printf '%s\n' "${k8sup_kv#*=}" > "$k8sup_proc/sys/$k8sup_p" || return
+    else
+      sysctl -w "$k8sup_kv" || return
+    fi
+  done
 }
-k8sup_apply_command() { sh -c "$1" </dev/null 3>&-; }
+k8sup_apply_command() { k8sup_reloaded=; sh -c "$1" </dev/null 3>&-; }
 k8sup_fetch() {
+  k8sup_reloaded=
   k8sup_v=$(sh -c "$1" </dev/null 3>&-) || return
   { printf 'value='; printf '%s' "$k8sup_v" | k8sup_b64; echo; } >&3
 }
@@ -258,6 +364,26 @@ impl FramedScript {
 
     pub fn nonce(&self) -> &str {
         &self.nonce
+    }
+
+    /// Reads the state of `paths` for the probes that follow, all at once (see
+    /// `k8sup_prefetch`). Only for scripts that change nothing.
+    pub fn prefetch<'a>(mut self, paths: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut paths: Vec<&str> = paths.into_iter().collect();
+        paths.sort_unstable();
+        paths.dedup();
+        let args: Vec<ShellArg> = paths
+            .into_iter()
+            .filter_map(|p| ShellArg::new(p).ok())
+            .collect();
+        if !args.is_empty() {
+            self.script = self
+                .script
+                .code("; k8sup_prefetch")
+                .args(args)
+                .code("</dev/null >/dev/null 2>&1");
+        }
+        self
     }
 
     /// Adds a section `name` whose body is the output of `call` (a prelude function
@@ -692,5 +818,192 @@ mod tests {
         assert_eq!(sections[1].fields()["kind"], "absent");
         assert_eq!(sections[2].status, 1);
         assert_eq!(sections[2].body, "NONCE end 2 0");
+    }
+
+    /// Modules, sysctls and the hostname are read from the kernel's files by the shell
+    /// itself, under sh and bash alike, with the tools only where a file is missing.
+    #[test]
+    fn kernel_state_is_read_from_proc_without_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path().join("proc");
+        std::fs::create_dir_all(proc.join("sys/net/ipv4")).unwrap();
+        std::fs::create_dir_all(proc.join("sys/kernel")).unwrap();
+        std::fs::create_dir_all(proc.join("sys/net/ipv4/conf/eth0.5")).unwrap();
+        std::fs::write(proc.join("sys/net/ipv4/ip_forward"), "1\n").unwrap();
+        std::fs::write(
+            proc.join("sys/net/ipv4/ip_local_port_range"),
+            "32768\t60999\n",
+        )
+        .unwrap();
+        std::fs::write(proc.join("sys/net/ipv4/conf/eth0.5/forwarding"), "0\n").unwrap();
+        std::fs::write(proc.join("sys/kernel/hostname"), "node-1\n").unwrap();
+        std::fs::write(
+            proc.join("modules"),
+            "overlay 151552 0 - Live 0x0\nbr_netfilter 32768 0 - Live 0x0\n",
+        )
+        .unwrap();
+        let (script, framing) = FramedScript::new()
+            .section("0", Script::new("k8sup_probe_module br_netfilter"))
+            .section("1", Script::new("k8sup_probe_module br_netfilte"))
+            .section(
+                "2",
+                Script::new(
+                    "k8sup_probe_sysctl /nonexistent/k8sup '' net.ipv4.ip_forward \
+                     net.ipv4.ip_local_port_range net/ipv4/conf/eth0.5/forwarding",
+                ),
+            )
+            .section("3", Script::new("k8sup_probe_hostname"))
+            .finish();
+        // Only base64 and tr (for values that are not plain text) can be found: no
+        // lsmod, sysctl or hostname.
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for tool in ["base64", "tr"] {
+            std::os::unix::fs::symlink(format!("/usr/bin/{tool}"), bin.join(tool)).unwrap();
+        }
+        for shell in ["/bin/sh", "/bin/bash"] {
+            let out = std::process::Command::new(shell)
+                .arg("-c")
+                .arg(script.render())
+                .env("K8SUP_PROC", &proc)
+                .env("PATH", &bin)
+                .output()
+                .unwrap();
+            let sections = framing
+                .parse(&String::from_utf8_lossy(&out.stdout))
+                .unwrap();
+            assert_eq!(sections[0].fields()["loaded"], "1", "{shell}");
+            assert_eq!(sections[1].fields()["loaded"], "0", "{shell}");
+            let sysctl = sections[2].fields();
+            assert_eq!(sysctl["text.net.ipv4.ip_forward"], "1", "{shell}");
+            assert_eq!(
+                decode_b64(&sysctl["value.net.ipv4.ip_local_port_range"]).unwrap(),
+                b"32768\t60999",
+                "{shell}"
+            );
+            assert_eq!(
+                sysctl["text.net/ipv4/conf/eth0.5/forwarding"], "0",
+                "{shell}"
+            );
+            assert_eq!(sections[3].fields()["current_text"], "node-1", "{shell}");
+        }
+    }
+
+    /// A read-only script reads all its files with one stat and one sha256sum, and
+    /// each probe reports exactly what it reports on its own.
+    #[test]
+    fn prefetched_files_probe_as_they_do_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.conf"), "a\n").unwrap();
+        std::fs::write(d.join("b conf"), "b").unwrap();
+        std::fs::write(d.join("new\nline"), "n").unwrap();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        let log = d.join("calls");
+        let bin = d.join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for tool in ["stat", "sha256sum", "base64", "tr", "wc"] {
+            let wrapper = format!(
+                "#!/bin/sh\necho {tool} >> '{}'\nexec /usr/bin/{tool} \"$@\"\n",
+                log.display()
+            );
+            std::fs::write(bin.join(tool), wrapper).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+        let paths: Vec<String> = ["a.conf", "b conf", "new\nline", "sub", "absent"]
+            .iter()
+            .map(|n| d.join(n).display().to_string())
+            .collect();
+        let probes = |prefetch: bool| {
+            let mut framed = FramedScript::new();
+            if prefetch {
+                framed = framed.prefetch(paths.iter().map(String::as_str));
+            }
+            for (i, path) in paths.iter().enumerate() {
+                framed = framed.section(
+                    &i.to_string(),
+                    Script::new("k8sup_probe_file")
+                        .arg(arg(path.as_str()).unwrap())
+                        .arg(arg("").unwrap()),
+                );
+            }
+            framed.finish()
+        };
+        for shell in ["/bin/sh", "/bin/bash"] {
+            let mut bodies = Vec::new();
+            for prefetch in [false, true] {
+                let _ = std::fs::remove_file(&log);
+                let (script, framing) = probes(prefetch);
+                let out = std::process::Command::new(shell)
+                    .arg("-c")
+                    .arg(script.render())
+                    .env("PATH", &bin)
+                    .output()
+                    .unwrap();
+                let sections = framing
+                    .parse(&String::from_utf8_lossy(&out.stdout))
+                    .unwrap();
+                bodies.push(
+                    sections
+                        .iter()
+                        .map(|s| (s.status, s.body.clone()))
+                        .collect::<Vec<_>>(),
+                );
+                let calls = std::fs::read_to_string(&log).unwrap_or_default();
+                let count = |tool: &str| calls.lines().filter(|l| *l == tool).count();
+                if prefetch {
+                    // Once for the two plain files; the name with a newline on its own.
+                    assert_eq!((count("stat"), count("sha256sum")), (2, 2), "{shell}");
+                } else {
+                    assert_eq!((count("stat"), count("sha256sum")), (3, 3), "{shell}");
+                }
+            }
+            assert_eq!(bodies[0], bodies[1], "{shell}");
+            assert!(bodies[0][0].1.contains("sha256="), "{:?}", bodies[0]);
+            assert!(bodies[0][3].1.contains("kind=dir"), "{:?}", bodies[0]);
+            assert!(bodies[0][4].1.contains("kind=absent"), "{:?}", bodies[0]);
+        }
+    }
+
+    /// Writes replace the file atomically with exactly the mode asked for, whatever
+    /// the shell's umask, and leave no temporary file behind.
+    #[test]
+    fn writes_set_the_mode_asked_for() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for (mode, name) in [
+            ("0644", "a"),
+            ("0640", "b"),
+            ("0600", "c"),
+            ("0755", "d"),
+            ("0444", "e"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "old").unwrap();
+            let script = format!(
+                "{PRELUDE}\numask 0002; printf new | k8sup_write {} {mode} '' '' ''",
+                arg(path.display().to_string()).unwrap().quoted()
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+            let got = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(format!("{got:04o}"), mode, "{name}");
+        }
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 5, "no temporary file left: {names:?}");
     }
 }

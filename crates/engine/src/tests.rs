@@ -19,7 +19,7 @@ case $1 in
   is-enabled) if [ -e "$d/$2.enabled" ]; then echo enabled; else echo disabled; exit 1; fi ;;
   is-active) if [ -e "$d/$2.active" ]; then echo active; else echo inactive; exit 3; fi ;;
   daemon-reload) ;;
-  enable) mkdir -p "$d" && touch "$d/$2.enabled" ;;
+  enable) if [ "$2" = --now ]; then mkdir -p "$d" && touch "$d/$3.enabled" "$d/$3.active" && echo start >> "$d/$3.log"; else mkdir -p "$d" && touch "$d/$2.enabled"; fi ;;
   start|restart) mkdir -p "$d" && touch "$d/$2.active" && echo "$1" >> "$d/$2.log" ;;
   *) echo "fake systemctl: $*" >&2; exit 1 ;;
 esac
@@ -68,7 +68,9 @@ fn lab(names: &[&str]) -> Lab {
             LocalTransport::new(name)
                 .with_path(&bin)
                 .with_cwd(&root)
-                .with_env("FAKE_ROOT", &root.display().to_string()),
+                .with_env("FAKE_ROOT", &root.display().to_string())
+                // Kernel files are read from here, and the fake tools used where absent.
+                .with_env("K8SUP_PROC", &root.join("proc").display().to_string()),
         );
         let master = name.starts_with('m');
         lab.hosts.push(HostSpec {

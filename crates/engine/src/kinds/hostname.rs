@@ -14,8 +14,14 @@ pub(super) fn probe() -> Script {
 pub(super) fn judge(spec: &HostnameSpec, section: &Section) -> Result<Verdict, String> {
     super::check_word("hostname", &spec.hostname)?;
     let fields = Fields::of(section);
-    let current = decode_b64(fields.get("current")?)?;
-    let current = String::from_utf8_lossy(&current).trim().to_string();
+    // Plain names come as text, anything else base64-encoded.
+    let current = match fields.opt("current_text") {
+        Some(text) => text.to_string(),
+        None => {
+            let current = decode_b64(fields.get("current")?)?;
+            String::from_utf8_lossy(&current).trim().to_string()
+        }
+    };
     if current == spec.hostname {
         return Ok(Verdict::Ok {
             reason: format!("the hostname is {current}"),
@@ -52,5 +58,7 @@ mod tests {
         };
         assert_eq!(c.reason, "the hostname is \"localhost\", wanted \"m1\"");
         assert_eq!(c.apply.render(), "k8sup_apply_hostname m1");
+        let text = judge(&spec, &section("current_text=m1")).unwrap();
+        assert!(matches!(text, Verdict::Ok { .. }));
     }
 }

@@ -56,6 +56,22 @@ pub(crate) fn probe(action: &Action, platform: &Platform) -> Result<Option<Scrip
     }))
 }
 
+/// The files a kind's probe reads with `k8sup_probe_file`, which a read-only script
+/// can read ahead for all its probes at once.
+pub(crate) fn probed_files(action: &Action) -> Vec<&str> {
+    match action {
+        Action::File(spec) => vec![spec.path.as_str()],
+        Action::Line(spec) => vec![spec.path.as_str()],
+        Action::Module(spec) => spec.persist_file.iter().map(String::as_str).collect(),
+        Action::Sysctl(spec) => vec![spec.file.as_str()],
+        Action::Package(_)
+        | Action::Service(_)
+        | Action::Command(_)
+        | Action::Hostname(_)
+        | Action::Fetch(_) => Vec::new(),
+    }
+}
+
 /// Judges a probe's output section.
 pub(crate) fn judge(
     action: &Action,
