@@ -68,9 +68,12 @@ pub fn snapshot(lab: &Lab) -> BTreeMap<String, (u32, Vec<u8>)> {
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
+            // The lab's logs, the shared /usr, devices, and the kernel's clock (the
+            // machine's /proc/uptime, mounted in every host) are not the host's state.
             if rel.starts_with("var/log/k8sup-lab")
                 || rel.starts_with("usr")
                 || rel.starts_with("dev")
+                || rel == "proc/uptime"
             {
                 continue;
             }

@@ -31,21 +31,35 @@ k8sup_nl='
 '
 # Where the kernel's files are (tests point it elsewhere).
 k8sup_proc=${K8SUP_PROC:-/proc}
-k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_has_text=; }
+k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_has_text=; k8sup_clock_ms=; }
 k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
 k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
 k8sup_b64() { base64 | tr -d '\n'; }
 k8sup_ms() { k8sup_m=$(date +%s%3N 2>/dev/null); case $k8sup_m in ''|*[!0-9]*) k8sup_m=$(( $(date +%s) * 1000 ));; esac; echo "$k8sup_m"; }
 # The time in ms since the epoch in k8sup_now: from bash's EPOCHREALTIME when the
-# shell has it (no process), else from `date`.
+# shell has it, else from one `date` per script plus the hundredths of a second that
+# /proc/uptime moved since (no process), else from `date`.
 k8sup_now() {
   case ${EPOCHREALTIME:-} in
     [0-9]*[.,][0-9][0-9][0-9]*)
       k8sup_now=${EPOCHREALTIME%[.,]*}${EPOCHREALTIME#*[.,]}
       k8sup_now=${k8sup_now%???}
-      case $k8sup_now in *[!0-9]*) k8sup_now=$(k8sup_ms);; esac;;
-    *) k8sup_now=$(k8sup_ms);;
+      case $k8sup_now in *[!0-9]*) ;; *) return 0;; esac;;
   esac
+  if k8sup_uptime; then
+    if [ -z "$k8sup_clock_ms" ]; then k8sup_clock_ms=$(k8sup_ms); k8sup_clock_cs=$k8sup_up; fi
+    k8sup_now=$(( k8sup_clock_ms + (k8sup_up - k8sup_clock_cs) * 10 ))
+  else
+    k8sup_now=$(k8sup_ms)
+  fi
+}
+# /proc/uptime in hundredths of a second, in k8sup_up.
+k8sup_uptime() {
+  read -r k8sup_up k8sup_rest < "$k8sup_proc/uptime" 2>/dev/null || return 1
+  case $k8sup_up in [0-9]*.[0-9][0-9]) k8sup_up=${k8sup_up%.*}${k8sup_up#*.};; *) return 1;; esac
+  case $k8sup_up in *[!0-9]*) return 1;; esac
+  # No leading zero: $(( )) would read octal.
+  k8sup_up=${k8sup_up#"${k8sup_up%%[!0]*}"}; k8sup_up=${k8sup_up:-0}
 }
 k8sup_read_state() {
   if [ -e "$1" ]; then printf 'state='; k8sup_b64 < "$1" || return; echo; else echo state=absent; fi
@@ -1005,5 +1019,42 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 5, "no temporary file left: {names:?}");
+    }
+
+    /// Without bash's EPOCHREALTIME, task times come from one `date` and /proc/uptime.
+    #[test]
+    fn the_clock_follows_uptime_in_any_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path().join("proc");
+        std::fs::create_dir_all(&proc).unwrap();
+        let uptime = proc.join("uptime");
+        std::fs::write(&uptime, "1000.05 3999.00\n").unwrap();
+        let script = format!(
+            "unset EPOCHREALTIME\n{PRELUDE}\nk8sup_init x; k8sup_now; a=$k8sup_now; printf '1012.34 4000.00\\n' > \"$K8SUP_PROC/uptime\"; k8sup_now; echo \"$a $k8sup_now\""
+        );
+        for shell in ["/bin/sh", "/bin/bash"] {
+            std::fs::write(&uptime, "1000.05 3999.00\n").unwrap();
+            let out = std::process::Command::new(shell)
+                .arg("-c")
+                .arg(&script)
+                .env("K8SUP_PROC", &proc)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let times: Vec<u64> = text
+                .split_whitespace()
+                .map(|t| t.parse().unwrap())
+                .collect();
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            assert!(times[0].abs_diff(now_ms) < 60_000, "{shell}: {text}");
+            assert_eq!(
+                times[1] - times[0],
+                12_290,
+                "{shell}: uptime moved 12.29 s: {text}"
+            );
+        }
     }
 }

@@ -257,6 +257,9 @@ fn write_proc(host: &str, up: &Path, plan: &HostPlan, areas: &[SwapArea]) -> Res
         &procfs::modules(&base_modules),
         0o444,
     )?;
+    // The mount point of the machine's own /proc/uptime (see `mount`): a clock that
+    // a shell reads without starting a program.
+    write(host, up, "proc/uptime", "", 0o444)?;
     write(
         host,
         up,
@@ -387,8 +390,8 @@ fn write_sys(host: &str, up: &Path, plan: &HostPlan) -> Result<()> {
     Ok(())
 }
 
-/// Mounts the host's root and /usr overlays, and the machine's /dev/pts (sshd opens a
-/// session's terminal by name after it has chrooted).
+/// Mounts the host's root and /usr overlays, the machine's /dev/pts (sshd opens a
+/// session's terminal by name after it has chrooted) and its /proc/uptime.
 pub(crate) fn mount(
     dirs: &HostDirs,
     host: &str,
@@ -420,6 +423,10 @@ pub(crate) fn mount(
     })?;
     sys::bind_mount(Path::new("/dev/pts"), &dirs.root().join("dev/pts"))
         .map_err(LabError::host_io(host, "bind-mount /dev/pts"))?;
+    // The kernel's real uptime: it moves, as a host's does (the other /proc files are
+    // the lab's own).
+    sys::bind_mount(Path::new("/proc/uptime"), &dirs.root().join("proc/uptime"))
+        .map_err(LabError::host_io(host, "bind-mount /proc/uptime"))?;
     // The emulated cluster's state, shared by every host of the lab (see emu::cluster).
     let shared = dirs
         .root()
