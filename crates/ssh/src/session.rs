@@ -28,7 +28,7 @@ use crate::command::{
 use crate::error::{CommandError, ConnectError};
 use crate::event::SshEvent;
 use crate::host_key::{HandshakeError, HostKeyChecker};
-use crate::shell::{self, Runner, Start};
+use crate::shell::{self, Start};
 use crate::target::{Secret, Target};
 use crate::transport::Transport;
 
@@ -348,12 +348,16 @@ impl Session {
     /// `None` when the host cannot run it.
     async fn start_shell(&self, command: &str) -> Result<Option<ShellChannel>, CommandError> {
         let token = shell::new_token();
-        let runner = match self.sudo {
-            Become::No => Runner::LoginShell,
-            Become::WithoutPassword | Become::WithPassword => Runner::Sh,
+        let server = shell::server_script(&token);
+        let line = match self.sudo {
+            // `sh` whatever the login shell is (sudo's wrapping runs `sh` already).
+            Become::No => Script::new("exec sh -c")
+                .arg(ShellArg::new(server.render()).expect("the shell's script holds no NUL"))
+                .render(),
+            Become::WithoutPassword | Become::WithPassword => {
+                exec_line(&server, self.sudo).expect("the shell's script holds no NUL")
+            }
         };
-        let line = exec_line(&shell::server_script(&token, runner), self.sudo)
-            .expect("the shell's script holds no NUL");
         let (mut read, write) = self.open_channel(command).await?.split();
         write
             .exec(true, line)

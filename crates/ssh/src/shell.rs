@@ -13,13 +13,16 @@
 //!
 //! The server reads the header with `read`, the script and the stdin with `head -c`
 //! (GNU head never reads past the count it is given, so nothing of the next request is
-//! taken), runs the script with `sh -c` (the login shell without `become`, as sshd would;
-//! a program of its own, so that `$$`, traps and `exit` are the script's, exactly as on
-//! a channel of its own) with exactly those stdin bytes, drains whatever stdin the
-//! script left unread, and
+//! taken), runs the script with `sh -c` (a program of its own, so that `$$`, traps and
+//! `exit` are the script's, exactly as on a channel of its own) with exactly those stdin
+//! bytes, drains whatever stdin the script left unread, and
 //! ends each stream with a line holding a per-session random token: stdout's also
 //! carries the exit status. The token cannot appear in a command's output by chance,
 //! and everything before it is the command's output, byte for byte.
+//!
+//! The server and every script run under `sh`, with `become` or without: the same
+//! shell whatever the SSH user's login shell is (`dash` on Debian and Ubuntu, which
+//! starts and forks faster than `bash`; `bash` on the Red Hat family).
 //!
 //! A session falls back to one channel per command when the shell is busy (commands run
 //! at once), when the host's `head` is not GNU's, and for every command after one that
@@ -40,15 +43,6 @@ pub(crate) const HOLD_BACK: usize = TOKEN_LEN + 16;
 /// `k8sup-` and 32 hex digits.
 const TOKEN_LEN: usize = 6 + 32;
 
-/// Which shell runs each script.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Runner {
-    /// The login shell (`$SHELL`), as sshd runs a command line without `become`.
-    LoginShell,
-    /// `sh`, as the `sudo` wrapping does.
-    Sh,
-}
-
 /// A fresh random token for one shell.
 pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; 16];
@@ -64,17 +58,12 @@ pub(crate) fn new_token() -> String {
 }
 
 /// The server loop (see the module docs).
-pub(crate) fn server_script(token: &str, runner: Runner) -> Script {
+pub(crate) fn server_script(token: &str) -> Script {
     let token = ShellArg::new(token).expect("a token is hex digits");
-    let runner = match runner {
-        Runner::LoginShell => "k8sup_sh=${SHELL:-/bin/sh};",
-        Runner::Sh => "k8sup_sh=sh;",
-    };
     // `set --` because a Script puts a space between its pieces.
     Script::new("set --")
         .arg(token)
         .code("; k8sup_end=$1;")
-        .code(runner)
         .code(concat!(
             r#"case "$(head --version 2>/dev/null)" in *GNU*) ;; "#,
             r#"*) printf '%s-unavailable\n' "$k8sup_end"; exit 0;; esac; "#,
@@ -82,8 +71,8 @@ pub(crate) fn server_script(token: &str, runner: Runner) -> Script {
             r#"while IFS=' ' read -r k8sup_n k8sup_m; do "#,
             r#"k8sup_c=$(head -c "$k8sup_n"; printf x); k8sup_c=${k8sup_c%x}; "#,
             r#"if [ "$k8sup_m" -gt 0 ]; then "#,
-            r#"head -c "$k8sup_m" | { "$k8sup_sh" -c "$k8sup_c" k8sup; k8sup_rc=$?; cat >/dev/null; exit "$k8sup_rc"; }; "#,
-            r#"else "$k8sup_sh" -c "$k8sup_c" k8sup </dev/null; fi; "#,
+            r#"head -c "$k8sup_m" | { sh -c "$k8sup_c" k8sup; k8sup_rc=$?; cat >/dev/null; exit "$k8sup_rc"; }; "#,
+            r#"else sh -c "$k8sup_c" k8sup </dev/null; fi; "#,
             r#"k8sup_rc=$?; "#,
             r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; "#,
             r#"printf '\n%s\n' "$k8sup_end" >&2; "#,
@@ -231,7 +220,7 @@ mod tests {
         let token = new_token();
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(server_script(&token, Runner::Sh).render())
+            .arg(server_script(&token).render())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
