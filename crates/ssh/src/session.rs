@@ -218,11 +218,19 @@ enum ShellSlot {
     Unavailable,
 }
 
-/// A running shell: its channel and the token that ends each output.
+/// Stdout and stderr read while waiting for a shell's ready line.
+type Early = (Vec<u8>, Vec<u8>);
+
+/// A shell's channel and the token that ends each output.
 struct ShellChannel {
     read: ChannelReadHalf,
     write: ChannelWriteHalf<Msg>,
     token: String,
+    /// `None` until its ready line was read; then the output that followed it, not
+    /// yet taken.
+    started: Option<Early>,
+    /// Follows sudo until the shell runs (with `become`).
+    gate: Option<BecomeGate>,
 }
 
 impl Session {
@@ -288,7 +296,7 @@ impl Session {
     }
 
     /// Runs `script` on the session's shell, starting it first if need be; `None` when
-    /// the host cannot run one (the caller opens a channel instead).
+    /// the host cannot run one (the caller opens a channel instead: nothing ran).
     async fn run_in_shell(
         &self,
         slot: &mut ShellSlot,
@@ -313,16 +321,20 @@ impl Session {
                 };
             }
             match slot {
-                ShellSlot::Ready(channel) => self
-                    .shell_exchange(channel, &text, options, command)
-                    .await
-                    .map(Some),
+                ShellSlot::Ready(channel) => {
+                    self.shell_exchange(channel, &text, options, command).await
+                }
                 _ => Ok(None),
             }
         };
         match tokio::time::timeout(limit, run).await {
             Ok(Ok(Some(output))) => Some(Ok(output)),
-            Ok(Ok(None)) => None,
+            Ok(Ok(None)) => {
+                if let ShellSlot::Ready(channel) = std::mem::replace(slot, ShellSlot::Unavailable) {
+                    let _ = channel.write.close().await;
+                }
+                None
+            }
             Ok(Err(e)) => {
                 // The shell is in an unknown state: start a new one next time.
                 if let ShellSlot::Ready(channel) = std::mem::replace(slot, ShellSlot::NotStarted) {
@@ -345,7 +357,9 @@ impl Session {
     }
 
     /// Starts the shell on a channel of its own, through sudo when the target says so.
-    /// `None` when the host cannot run it.
+    /// Only a sudo that needs a password is waited for (it must have the password before
+    /// any request); otherwise the first request follows the `exec` at once and its
+    /// exchange reads the server's ready line. `None` when the host cannot run it.
     async fn start_shell(&self, command: &str) -> Result<Option<ShellChannel>, CommandError> {
         let token = shell::new_token();
         let server = shell::server_script(&token);
@@ -358,65 +372,109 @@ impl Session {
                 exec_line(&server, self.sudo).expect("the shell's script holds no NUL")
             }
         };
-        let (mut read, write) = self.open_channel(command).await?.split();
+        let (read, write) = self.open_channel(command).await?.split();
         write
             .exec(true, line)
             .await
             .map_err(|source| self.channel_error("starting the shell", command, source))?;
-        let mut gate = match self.sudo {
-            Become::No => None,
-            Become::WithoutPassword | Become::WithPassword => Some(BecomeGate::default()),
+        let mut channel = ShellChannel {
+            read,
+            write,
+            token,
+            started: None,
+            gate: match self.sudo {
+                Become::No => None,
+                Become::WithoutPassword | Become::WithPassword => Some(BecomeGate::default()),
+            },
         };
+        if self.sudo == Become::WithPassword {
+            let ShellChannel {
+                read,
+                write,
+                token,
+                gate,
+                ..
+            } = &mut channel;
+            match self.await_ready(read, write, gate, token, command).await? {
+                Some(rest) => channel.started = Some(rest),
+                None => {
+                    let _ = channel.write.close().await;
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(channel))
+    }
+
+    /// Reads the shell's start: `Some` with the stdout that followed the ready line and
+    /// the stderr after sudo's prelude (the first request's, when it was sent at once),
+    /// `None` when the host cannot run the shell (it ran nothing). Answers sudo's
+    /// password prompt; sudo's refusals are errors.
+    async fn await_ready(
+        &self,
+        read: &mut ChannelReadHalf,
+        write: &ChannelWriteHalf<Msg>,
+        gate: &mut Option<BecomeGate>,
+        token: &str,
+        command: &str,
+    ) -> Result<Option<Early>, CommandError> {
         let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
         while let Some(message) = read.wait().await {
             match message {
                 ChannelMsg::Data { data } => {
                     stdout.extend_from_slice(&data);
-                    match shell::start_state(&token, &stdout) {
+                    match shell::start_state(token, &stdout) {
                         Start::Pending => {}
-                        Start::Ready => return Ok(Some(ShellChannel { read, write, token })),
-                        Start::Unavailable => {
-                            let _ = write.close().await;
-                            return Ok(None);
-                        }
+                        Start::Ready(at) => return Ok(Some((stdout.split_off(at), stderr))),
+                        Start::Unavailable => return Ok(None),
                     }
                 }
-                ChannelMsg::ExtendedData { data, ext: 1 } => {
-                    if let Some(gate) = gate.as_mut() {
+                ChannelMsg::ExtendedData { data, ext: 1 } => match gate.as_mut() {
+                    Some(gate) => {
                         let step = gate.feed(&data);
                         if step.password_rejected {
-                            let _ = write.close().await;
                             return Err(CommandError::BecomePasswordRejected {
                                 host: self.host.clone(),
                                 command: command.to_string(),
                             });
                         }
                         if step.send_password {
-                            self.send_password(&write, command).await?;
+                            self.send_password(write, command).await?;
                         }
+                        stderr.extend_from_slice(&step.stderr);
                     }
-                }
+                    None => stderr.extend_from_slice(&data),
+                },
                 ChannelMsg::Close => break,
                 _ => {}
             }
         }
-        if let Some(gate) = &gate {
+        if let Some(gate) = gate {
             self.check_become(gate, command)?;
         }
         // It ended before it ran: one channel per command will say what is wrong.
         Ok(None)
     }
 
-    /// Sends one request to the shell and gathers its output up to both end lines.
+    /// Sends one request to the shell and gathers its output up to both end lines;
+    /// `None` when the shell turned out not to run (the request ran nowhere).
     async fn shell_exchange(
         &self,
         channel: &mut ShellChannel,
         text: &str,
         options: &RunOptions,
         command: &str,
-    ) -> Result<CommandOutput, CommandError> {
+    ) -> Result<Option<CommandOutput>, CommandError> {
         let request = shell::request(text, options.stdin.as_deref().unwrap_or_default());
-        let ShellChannel { read, write, token } = channel;
+        let ShellChannel {
+            read,
+            write,
+            token,
+            started,
+            gate,
+        } = channel;
+        let write = &*write;
         let send = async {
             write
                 .data(&request[..])
@@ -424,6 +482,15 @@ impl Session {
                 .map_err(|source| self.channel_error("sending the command", command, source))
         };
         let gather = async {
+            let (first_out, first_err) = match started.take() {
+                Some(early) => early,
+                None => match self.await_ready(read, write, gate, token, command).await? {
+                    Some(early) => early,
+                    None => return Ok(None),
+                },
+            };
+            // The shell runs: from now on `started` says so (with nothing left over).
+            *started = Some(Early::default());
             let mut out = shell::Stream::default();
             let mut err = shell::Stream::default();
             let emit = |stream, data: &[u8]| {
@@ -431,6 +498,8 @@ impl Session {
                     sink(stream, data);
                 }
             };
+            emit(OutputStream::Stdout, out.push(token, &first_out, true));
+            emit(OutputStream::Stderr, err.push(token, &first_err, false));
             while !(out.ended() && err.ended()) {
                 match read.wait().await {
                     Some(ChannelMsg::Data { data }) => {
@@ -449,17 +518,22 @@ impl Session {
                     _ => {}
                 }
             }
-            Ok(CommandOutput {
+            Ok(Some(CommandOutput {
                 exit_status: out.status(),
                 stdout: out.into_output(),
                 stderr: err.into_output(),
                 exit_signal: None,
-            })
+            }))
         };
         let (sent, output) = futures::join!(send, gather);
-        let output = output?;
-        sent?;
-        Ok(output)
+        match output? {
+            Some(output) => {
+                sent?;
+                Ok(Some(output))
+            }
+            // The request went to a shell that never ran it: sending may have failed.
+            None => Ok(None),
+        }
     }
 
     /// Writes `content` to the absolute `path` atomically (see [`crate::Transport::upload`]).

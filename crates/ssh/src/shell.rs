@@ -24,6 +24,10 @@
 //! shell whatever the SSH user's login shell is (`dash` on Debian and Ubuntu, which
 //! starts and forks faster than `bash`; `bash` on the Red Hat family).
 //!
+//! The first request is sent right after the channel's `exec`, without waiting for the
+//! server's ready line (one round trip less per host); only a `sudo` that wants a
+//! password is answered first.
+//!
 //! A session falls back to one channel per command when the shell is busy (commands run
 //! at once), when the host's `head` is not GNU's, and for every command after one that
 //! timed out (the shell is then killed with its channel and started afresh next time).
@@ -94,30 +98,24 @@ pub(crate) fn request(script: &str, stdin: &[u8]) -> Vec<u8> {
 pub(crate) enum Start {
     /// Not yet known: more output is needed.
     Pending,
-    Ready,
-    /// The host cannot run the server: use one channel per command.
+    /// The server runs; what follows its ready line (the first request's output, when
+    /// the request was sent without waiting) starts at this offset.
+    Ready(usize),
+    /// The host cannot run the server (it ran nothing): use one channel per command.
     Unavailable,
 }
 
-/// Reads the server's first line from what stdout has said so far.
+/// Reads the server's first line from what stdout has said so far (anything a login
+/// script printed before it is passed over).
 pub(crate) fn start_state(token: &str, stdout: &[u8]) -> Start {
-    let Some(end) = stdout.iter().position(|b| *b == b'\n') else {
-        return Start::Pending;
-    };
-    let line = &stdout[..end];
-    let ready = format!("{token}-{READY}");
-    let unavailable = format!("{token}-{UNAVAILABLE}");
-    if line == ready.as_bytes() {
-        Start::Ready
-    } else if line == unavailable.as_bytes() {
+    let ready = format!("{token}-{READY}\n");
+    let unavailable = format!("{token}-{UNAVAILABLE}\n");
+    if let Some(at) = find(stdout, ready.as_bytes()) {
+        Start::Ready(at + ready.len())
+    } else if find(stdout, unavailable.as_bytes()).is_some() {
         Start::Unavailable
     } else {
-        // Something printed before the server (a login script): not ours to parse.
-        match find(stdout, ready.as_bytes()) {
-            Some(_) if stdout.ends_with(b"\n") => Start::Ready,
-            _ if find(stdout, unavailable.as_bytes()).is_some() => Start::Unavailable,
-            _ => Start::Pending,
-        }
+        Start::Pending
     }
 }
 
@@ -250,13 +248,12 @@ mod tests {
             .expect("stderr");
         writer.join().expect("writer");
         child.wait().expect("exits");
-        let first = out.iter().position(|b| *b == b'\n').expect("ready line") + 1;
-        assert_eq!(
-            start_state(&token, &out[..first]),
-            Start::Ready,
-            "{}",
-            String::from_utf8_lossy(&out[..first.min(300)])
-        );
+        let Start::Ready(first) = start_state(&token, &out) else {
+            panic!(
+                "no ready line: {}",
+                String::from_utf8_lossy(&out[..out.len().min(300)])
+            );
+        };
         let split = |mut bytes: &[u8], stdout: bool| {
             let mut outputs = Vec::new();
             while !bytes.is_empty() {
@@ -349,15 +346,19 @@ mod tests {
     #[test]
     fn start_lines_are_recognised() {
         let token = "k8sup-abc";
-        assert_eq!(start_state(token, b"k8sup-ab"), Start::Pending);
-        assert_eq!(start_state(token, b"k8sup-abc-ready\n"), Start::Ready);
+        assert_eq!(start_state(token, b"k8sup-abc-rea"), Start::Pending);
+        assert_eq!(start_state(token, b"k8sup-abc-ready\n"), Start::Ready(16));
+        assert_eq!(
+            start_state(token, b"k8sup-abc-ready\nfirst output"),
+            Start::Ready(16)
+        );
         assert_eq!(
             start_state(token, b"k8sup-abc-unavailable\n"),
             Start::Unavailable
         );
         assert_eq!(
             start_state(token, b"welcome\nk8sup-abc-ready\n"),
-            Start::Ready
+            Start::Ready(24)
         );
     }
 
