@@ -35,6 +35,8 @@ K8SUP_BIN = Path(os.environ.get("BENCH_K8SUP", ROOT / "target" / "release" / "k8
 VENV = Path(os.environ.get("BENCH_VENV", BENCH / ".venv"))
 LAB_SPEC = BENCH / "lab.toml"
 PROXY_PORT = 2223
+# The delay with which round trips are counted (bench_round_trips).
+ROUND_TRIP_RTT_MS = 200
 TOOLS = ["k8sup", "ansible", "mitogen", "pyinfra"]
 MEASURED = ["floor"] + TOOLS
 LABS_DIR = Path("/var/lib/k8sup-lab/labs")
@@ -497,6 +499,60 @@ def handshake_seconds(lab: Lab, samples: int = 5) -> float:
     return round(times[len(times) // 2], 4)
 
 
+# ---------------------------------------------------------------- round trips on one host
+
+
+def bench_round_trips(workroot: Path, latency_ms: int, results: list, reps: int = 5) -> None:
+    """Round trips on the critical path of a host, counted on the lab's side: the lab's
+    proxy delays every byte by half the RTT each way, so (time through the proxy - time
+    direct) / RTT is the number of round trips, whatever the transport does. The
+    smallest lab (2 hosts, in parallel on 2 cores), so that the CPU does not blur the
+    delay; medians of `reps` no-op runs. The
+    handshake's share is measured the same way with OpenSSH (`ssh host true` is the
+    handshake, a channel open and an exec: 2 round trips after the handshake)."""
+    rtt = latency_ms / 1000
+    work = workroot / "rtts"
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"round trips: two 2-host labs, +{latency_ms} ms through the proxy")
+    delayed, direct = Lab(2, workroot), Lab(2, workroot)
+    try:
+        delayed.with_latency(latency_ms)
+        conv_delayed = run_tool("k8sup", delayed, work, "converge")["wall_s"]
+        conv_direct = run_tool("k8sup", direct, work, "converge")["wall_s"]
+
+        def median(xs: list[float]) -> float:
+            xs = sorted(xs)
+            return xs[len(xs) // 2]
+
+        def noop(port: int) -> float:
+            delayed.port = port
+            return median([run_tool("k8sup", delayed, work, "noop")["wall_s"] for _ in range(reps)])
+
+        def ssh_true(port: int) -> float:
+            delayed.port = port
+            times = []
+            for _ in range(reps):
+                t = time.monotonic()
+                subprocess.run(ssh_base(delayed) + [f"root@{delayed.hosts[0]['address']}", "true"],
+                               check=True, capture_output=True)
+                times.append(time.monotonic() - t)
+            return median(times)
+
+        noop_rtts = (noop(PROXY_PORT) - noop(2222)) / rtt
+        ssh_rtts = (ssh_true(PROXY_PORT) - ssh_true(2222)) / rtt
+        delayed.port = PROXY_PORT
+        r = {"tool": "k8sup", "phase": "rtts", "hosts": 2, "rtt_ms": latency_ms, "reps": reps,
+             "converge_rtts": round((conv_delayed - conv_direct) / rtt, 1),
+             "noop_rtts": round(noop_rtts, 1), "ssh_true_rtts": round(ssh_rtts, 1),
+             "noop_rtts_after_handshake": round(noop_rtts - (ssh_rtts - 2), 1)}
+        results.append(r)
+        log(f"round trips: converge {r['converge_rtts']}, no-op {r['noop_rtts']} "
+            f"(ssh true {r['ssh_true_rtts']}: {r['noop_rtts_after_handshake']} after the handshake)")
+    finally:
+        delayed.down()
+        direct.down()
+
+
 # ---------------------------------------------------------------- one N
 
 
@@ -637,6 +693,13 @@ def main() -> int:
                 if not args.smoke:
                     tmp_json.parent.mkdir(exist_ok=True)
                     tmp_json.write_text(json.dumps(doc, indent=1))
+        if "k8sup" in tools and latency and not args.smoke:
+            try:
+                # A count, not a speed: a long delay leaves the hosts' own time negligible.
+                bench_round_trips(workroot, max(latency, ROUND_TRIP_RTT_MS), results)
+            except BenchError as e:
+                failures.append(str(e))
+                log(f"FAILED: {e}")
         if args.max:
             doc["max"] = bench_max(args.max, workroot, results)
     except BenchError as e:
