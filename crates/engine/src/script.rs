@@ -34,7 +34,7 @@ k8sup_proc=${K8SUP_PROC:-/proc}
 k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_has_text=; k8sup_clock_ms=; }
 k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
 k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
-k8sup_b64() { base64 | tr -d '\n'; }
+k8sup_b64() { base64 -w 0; }
 k8sup_ms() { k8sup_m=$(date +%s%3N 2>/dev/null); case $k8sup_m in ''|*[!0-9]*) k8sup_m=$(( $(date +%s) * 1000 ));; esac; echo "$k8sup_m"; }
 # The time in ms since the epoch in k8sup_now: from bash's EPOCHREALTIME when the
 # shell has it, else from one `date` per script plus the hundredths of a second that
@@ -136,9 +136,16 @@ k8sup_probe_rpm() {
     printf 'held.%s=%s\n' "$k8sup_p" "$k8sup_h"
   done
 }
+# What `is-enabled` and `is-active` say, from one `systemctl show` (empty when the
+# unit or systemd is missing).
 k8sup_probe_service() {
-  k8sup_v=$(systemctl is-enabled "$1" 2>/dev/null); printf 'enabled=%s\n' "${k8sup_v%%"$k8sup_nl"*}"
-  k8sup_v=$(systemctl is-active "$1" 2>/dev/null); printf 'active=%s\n' "${k8sup_v%%"$k8sup_nl"*}"
+  k8sup_e=; k8sup_a=
+  k8sup_r=$(systemctl show -p UnitFileState -p ActiveState "$1" 2>/dev/null)$k8sup_nl
+  while [ -n "$k8sup_r" ]; do
+    k8sup_l=${k8sup_r%%"$k8sup_nl"*}; k8sup_r=${k8sup_r#*"$k8sup_nl"}
+    case $k8sup_l in UnitFileState=*) k8sup_e=${k8sup_l#*=};; ActiveState=*) k8sup_a=${k8sup_l#*=};; esac
+  done
+  printf 'enabled=%s\nactive=%s\n' "$k8sup_e" "$k8sup_a"
 }
 # A kernel file's text as `sysctl -n` or `cat` would print it (trailing newlines
 # dropped) in k8sup_v, read by the shell itself: no process.
