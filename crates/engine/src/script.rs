@@ -245,7 +245,12 @@ k8sup_apply_pkg() {
     set -- "$@" "${k8sup_s#*|}"
   done
   if [ "$k8sup_m" = apt ]; then
-    ( shift "$k8sup_n"; export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q --allow-downgrades --allow-change-held-packages "$@" ) || return
+    # From the package lists the host has; only when they lack the package or the
+    # version (a repository added since, a pinned version newer than the lists) are
+    # they refreshed and the install tried again.
+    ( shift "$k8sup_n"; export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y -q --allow-downgrades --allow-change-held-packages "$@" 2>/dev/null ||
+        { apt-get update -q && apt-get install -y -q --allow-downgrades --allow-change-held-packages "$@"; } ) || return
   else
     ( shift "$k8sup_n"; $k8sup_m install -y "$@" ) || return
   fi

@@ -121,7 +121,10 @@ pub(super) fn judge(
         apply = apply.arg(arg(format!("{name}|{install}"))?);
     }
     let mut command = match manager {
-        Manager::Apt => format!("apt-get update && apt-get install -y {}", specs.join(" ")),
+        Manager::Apt => format!(
+            "apt-get install -y {0} || (apt-get update && apt-get install -y {0})",
+            specs.join(" ")
+        ),
         Manager::Dnf => format!("dnf install -y {}", specs.join(" ")),
     };
     if spec.hold {
@@ -196,7 +199,7 @@ mod tests {
         );
         assert_eq!(
             change.command.as_deref(),
-            Some("apt-get update && apt-get install -y kubelet=1.30.1 kubeadm=1.30.1 && apt-mark hold kubelet kubeadm")
+            Some("apt-get install -y kubelet=1.30.1 kubeadm=1.30.1 || (apt-get update && apt-get install -y kubelet=1.30.1 kubeadm=1.30.1) && apt-mark hold kubelet kubeadm")
         );
         assert_eq!(
             change.apply.render(),
