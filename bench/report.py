@@ -180,7 +180,7 @@ def write(_doc=None, _path=None) -> None:
     out.append("")
 
     out.append("## Targets\n")
-    out.extend(targets(best, sizes, rtt, latest))
+    out.extend(targets(best, sizes, rtt, latest, docs))
     out.append("")
     notes = BENCH / "analysis.md"
     if notes.exists():
@@ -192,7 +192,7 @@ def write(_doc=None, _path=None) -> None:
     print(f"report: wrote {DOCS / 'benchmarks.md'} and {DOCS / 'benchmarks.svg'}")
 
 
-def targets(best, sizes, rtt, latest) -> list[str]:
+def targets(best, sizes, rtt, latest, docs_all) -> list[str]:
     def get(tool, n, r, phase, field="wall_s"):
         x = best.get((tool, n, r, phase))
         return None if x is None else x.get(field)
@@ -207,8 +207,26 @@ def targets(best, sizes, rtt, latest) -> list[str]:
              f"{ratio(a, k)}", a is not None and a / k >= 10),
             ("50 hosts: k8sup faster than mitogen", f"{ratio(mi, k)}", mi is not None and mi > k),
             ("50 hosts: k8sup faster than pyinfra", f"{ratio(py, k)}", py is not None and py > k),
-            ("50 hosts: k8sup within 1.5x of the floor", f"{ratio(k, fl)}", fl is not None and k / fl <= 1.5),
         ]
+        # Single runs move by ±20% here: judge on the median of the runs that measured
+        # both, in the same results file, with the newest k8sup commit.
+        commit = latest["versions"].get("commit")
+        pairs = []
+        for d in docs_all:
+            rs = {(r["tool"], r["hosts"], r.get("rtt_ms", 0), r["phase"]): r for r in d["results"]}
+            kk, ff = rs.get(("k8sup", n, 0, "converge")), rs.get(("floor", n, 0, "converge"))
+            if kk and ff and d["versions"].get("commit") == commit:
+                pairs.append(kk["wall_s"] / ff["wall_s"])
+        if pairs:
+            pairs.sort()
+            mid = len(pairs) // 2
+            med = pairs[mid] if len(pairs) % 2 else (pairs[mid - 1] + pairs[mid]) / 2
+            checks.append(("50 hosts: k8sup within 1.5x of the floor",
+                           f"{med:.2f}x (median of {len(pairs)} paired runs of commit {commit}: "
+                           f"{', '.join(f'{x:.2f}' for x in pairs)})", med <= 1.5))
+        else:
+            checks.append(("50 hosts: k8sup within 1.5x of the floor", f"{ratio(k, fl)}",
+                           fl is not None and k / fl <= 1.5))
         for name, meas, ok in checks:
             lines.append(f"| {name} | {meas} | {'met' if ok else 'NOT met'} |")
     else:
