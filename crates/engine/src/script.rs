@@ -79,19 +79,21 @@ k8sup_prefetch() {
   k8sup_psum=$(sha256sum -- "$@") || return 0
   k8sup_i=0
   for k8sup_f; do k8sup_i=$((k8sup_i + 1)); eval "k8sup_pfp_$k8sup_i=\$k8sup_f"; done
-  k8sup_i=0; k8sup_r=$k8sup_pst$k8sup_nl
-  while [ -n "$k8sup_r" ]; do
-    k8sup_i=$((k8sup_i + 1)); k8sup_l=${k8sup_r%%"$k8sup_nl"*}; k8sup_r=${k8sup_r#*"$k8sup_nl"}
-    eval "k8sup_pfs_$k8sup_i=\$k8sup_l"
-  done
+  k8sup_index k8sup_pfs_ "$k8sup_pst" ''
   [ "$k8sup_i" = $# ] || return 0
-  k8sup_i=0; k8sup_r=$k8sup_psum$k8sup_nl
-  while [ -n "$k8sup_r" ]; do
-    k8sup_i=$((k8sup_i + 1)); k8sup_l=${k8sup_r%%"$k8sup_nl"*}; k8sup_r=${k8sup_r#*"$k8sup_nl"}
-    eval "k8sup_pfh_$k8sup_i=\${k8sup_l%% *}"
-  done
+  k8sup_index k8sup_pfh_ "$k8sup_psum" first-word
   [ "$k8sup_i" = $# ] || return 0
   k8sup_pfn=$#
+}
+# The lines of $2 as variables $1 1, $1 2, ... (with $3, each line's first word only);
+# their count in k8sup_i.
+k8sup_index() {
+  k8sup_i=0; k8sup_r=$2$k8sup_nl
+  while [ -n "$k8sup_r" ]; do
+    k8sup_i=$((k8sup_i + 1)); k8sup_l=${k8sup_r%%"$k8sup_nl"*}; k8sup_r=${k8sup_r#*"$k8sup_nl"}
+    [ -z "$3" ] || k8sup_l=${k8sup_l%% *}
+    eval "$1$k8sup_i=\$k8sup_l"
+  done
 }
 k8sup_probe_file() {
   if [ -d "$1" ]; then echo kind=dir; return 0; fi
@@ -846,6 +848,24 @@ mod tests {
         assert_eq!(sections[2].body, "NONCE end 2 0");
     }
 
+    /// Runs a framed script under `shell` with `env` and parses its sections.
+    fn run_framed(
+        shell: &str,
+        script: &Script,
+        framing: &Framing,
+        env: &[(&str, &std::path::Path)],
+    ) -> Vec<Section> {
+        let out = std::process::Command::new(shell)
+            .arg("-c")
+            .arg(script.render())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        framing
+            .parse(&String::from_utf8_lossy(&out.stdout))
+            .unwrap()
+    }
+
     /// Modules, sysctls and the hostname are read from the kernel's files by the shell
     /// itself, under sh and bash alike, with the tools only where a file is missing.
     #[test]
@@ -888,16 +908,12 @@ mod tests {
             std::os::unix::fs::symlink(format!("/usr/bin/{tool}"), bin.join(tool)).unwrap();
         }
         for shell in ["/bin/sh", "/bin/bash"] {
-            let out = std::process::Command::new(shell)
-                .arg("-c")
-                .arg(script.render())
-                .env("K8SUP_PROC", &proc)
-                .env("PATH", &bin)
-                .output()
-                .unwrap();
-            let sections = framing
-                .parse(&String::from_utf8_lossy(&out.stdout))
-                .unwrap();
+            let sections = run_framed(
+                shell,
+                &script,
+                &framing,
+                &[("K8SUP_PROC", proc.as_path()), ("PATH", bin.as_path())],
+            );
             assert_eq!(sections[0].fields()["loaded"], "1", "{shell}");
             assert_eq!(sections[1].fields()["loaded"], "0", "{shell}");
             let sysctl = sections[2].fields();
@@ -962,15 +978,7 @@ mod tests {
             for prefetch in [false, true] {
                 let _ = std::fs::remove_file(&log);
                 let (script, framing) = probes(prefetch);
-                let out = std::process::Command::new(shell)
-                    .arg("-c")
-                    .arg(script.render())
-                    .env("PATH", &bin)
-                    .output()
-                    .unwrap();
-                let sections = framing
-                    .parse(&String::from_utf8_lossy(&out.stdout))
-                    .unwrap();
+                let sections = run_framed(shell, &script, &framing, &[("PATH", bin.as_path())]);
                 bodies.push(
                     sections
                         .iter()
