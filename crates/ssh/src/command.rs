@@ -45,6 +45,15 @@ pub struct RunOptions {
     pub on_output: Option<OutputSink>,
 }
 
+impl RunOptions {
+    /// Passes a piece of output to the live sink, if there is one.
+    pub(crate) fn emit(&self, stream: OutputStream, data: &[u8]) {
+        if let (Some(sink), false) = (&self.on_output, data.is_empty()) {
+            sink(stream, data);
+        }
+    }
+}
+
 impl std::fmt::Debug for RunOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunOptions")
@@ -250,7 +259,7 @@ impl BecomeGate {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 

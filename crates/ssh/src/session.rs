@@ -261,11 +261,12 @@ impl Session {
         script: &Script,
         options: RunOptions,
     ) -> Result<CommandOutput, CommandError> {
-        let command = summarize(script);
+        let text = script.render();
+        let command = summarize(&text);
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut slot) = self.shell.try_lock() {
             if let Some(result) = self
-                .run_in_shell(&mut slot, script, &options, &command)
+                .run_in_shell(&mut slot, &text, &options, &command)
                 .await
             {
                 return result;
@@ -300,14 +301,13 @@ impl Session {
     async fn run_in_shell(
         &self,
         slot: &mut ShellSlot,
-        script: &Script,
+        text: &str,
         options: &RunOptions,
         command: &str,
     ) -> Option<Result<CommandOutput, CommandError>> {
         if matches!(slot, ShellSlot::Unavailable) {
             return None;
         }
-        let text = script.render();
         if text.contains('\0') {
             // The channel path names the problem.
             return None;
@@ -322,7 +322,7 @@ impl Session {
             }
             match slot {
                 ShellSlot::Ready(channel) => {
-                    self.shell_exchange(channel, &text, options, command).await
+                    self.shell_exchange(channel, text, options, command).await
                 }
                 _ => Ok(None),
             }
@@ -493,20 +493,15 @@ impl Session {
             *started = Some(Early::default());
             let mut out = shell::Stream::default();
             let mut err = shell::Stream::default();
-            let emit = |stream, data: &[u8]| {
-                if let (Some(sink), false) = (&options.on_output, data.is_empty()) {
-                    sink(stream, data);
-                }
-            };
-            emit(OutputStream::Stdout, out.push(token, &first_out, true));
-            emit(OutputStream::Stderr, err.push(token, &first_err, false));
+            options.emit(OutputStream::Stdout, out.push(token, &first_out, true));
+            options.emit(OutputStream::Stderr, err.push(token, &first_err, false));
             while !(out.ended() && err.ended()) {
                 match read.wait().await {
                     Some(ChannelMsg::Data { data }) => {
-                        emit(OutputStream::Stdout, out.push(token, &data, true));
+                        options.emit(OutputStream::Stdout, out.push(token, &data, true));
                     }
                     Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                        emit(OutputStream::Stderr, err.push(token, &data, false));
+                        options.emit(OutputStream::Stderr, err.push(token, &data, false));
                     }
                     Some(ChannelMsg::Close) | None => {
                         return Err(self.channel_error(
@@ -648,15 +643,10 @@ impl Session {
         command: &str,
     ) -> Result<CommandOutput, CommandError> {
         let mut output = CommandOutput::default();
-        let emit = |stream, data: &[u8]| {
-            if let (Some(sink), false) = (&options.on_output, data.is_empty()) {
-                sink(stream, data);
-            }
-        };
         while let Some(message) = read.wait().await {
             match message {
                 ChannelMsg::Data { data } => {
-                    emit(OutputStream::Stdout, &data);
+                    options.emit(OutputStream::Stdout, &data);
                     output.stdout.extend_from_slice(&data);
                 }
                 ChannelMsg::ExtendedData { data, ext: 1 } => {
@@ -682,7 +672,7 @@ impl Session {
                         }
                         None => data.to_vec(),
                     };
-                    emit(OutputStream::Stderr, &stderr);
+                    options.emit(OutputStream::Stderr, &stderr);
                     output.stderr.extend_from_slice(&stderr);
                 }
                 ChannelMsg::ExitStatus { exit_status } => output.exit_status = Some(exit_status),
@@ -750,7 +740,7 @@ impl Session {
         Err(CommandError::Failed {
             host: self.host.clone(),
             step,
-            command: summarize(script),
+            command: summarize(&script.render()),
             status: output.status_text(),
             stderr: output.stderr_text().trim_end().to_string(),
         })
@@ -790,11 +780,10 @@ impl Session {
 
 /// The command as shown in messages: the script as written (without the sudo
 /// wrapping), cut to a readable length.
-fn summarize(script: &Script) -> String {
-    let text = script.render();
+fn summarize(text: &str) -> String {
     match text.char_indices().nth(COMMAND_SUMMARY_CHARS) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+        None => text.to_string(),
     }
 }
 

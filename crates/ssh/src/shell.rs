@@ -37,6 +37,8 @@
 
 use k8sup_shell::{Script, ShellArg};
 
+use crate::command::find;
+
 /// What the server prints first on stdout, once it runs (after `sudo` let it).
 const READY: &str = "ready";
 /// What the server prints instead when the host's `head` cannot be trusted to stop at
@@ -196,10 +198,6 @@ impl Stream {
         }
         self.buf
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
