@@ -35,6 +35,13 @@ k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn
 k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
 k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
 k8sup_b64() { base64 -w 0; }
+# k8sup_v as "$1=text" when it is plain, else as "$2=base64" (tabs, several lines...).
+k8sup_put() {
+  case $k8sup_v in
+    *[!A-Za-z0-9\ ._:/-]*) printf '%s=' "$2"; printf '%s' "$k8sup_v" | k8sup_b64; echo;;
+    *) printf '%s=%s\n' "$1" "$k8sup_v";;
+  esac
+}
 k8sup_ms() { k8sup_m=$(date +%s%3N 2>/dev/null); case $k8sup_m in ''|*[!0-9]*) k8sup_m=$(( $(date +%s) * 1000 ));; esac; echo "$k8sup_m"; }
 # The time in ms since the epoch in k8sup_now: from bash's EPOCHREALTIME when the
 # shell has it, else from one `date` per script plus the hundredths of a second that
@@ -191,11 +198,7 @@ k8sup_probe_sysctl() {
   k8sup_f=$1; k8sup_e=$2; shift 2
   for k8sup_k in "$@"; do
     k8sup_sysctl_value "$k8sup_k"
-    # Plain values as text; anything else (tabs, several lines) base64-encoded.
-    case $k8sup_v in
-      *[!A-Za-z0-9\ ._:/-]*) printf 'value.%s=' "$k8sup_k"; printf '%s' "$k8sup_v" | k8sup_b64; echo;;
-      *) printf 'text.%s=%s\n' "$k8sup_k" "$k8sup_v";;
-    esac
+    k8sup_put "text.$k8sup_k" "value.$k8sup_k"
   done
   k8sup_probe_file "$k8sup_f" "$k8sup_e"
 }
@@ -206,10 +209,7 @@ k8sup_probe_command() {
 }
 k8sup_probe_hostname() {
   if [ -r "$k8sup_proc/sys/kernel/hostname" ] && k8sup_read_text "$k8sup_proc/sys/kernel/hostname" 2>/dev/null; then :; else k8sup_v=$(hostname); fi
-  case $k8sup_v in
-    *[!A-Za-z0-9._-]*) printf 'current='; printf '%s' "$k8sup_v" | k8sup_b64; echo;;
-    *) printf 'current_text=%s\n' "$k8sup_v";;
-  esac
+  k8sup_put current_text current
 }
 k8sup_write() {
   k8sup_reloaded=
@@ -238,6 +238,7 @@ k8sup_write() {
   elif [ -n "$K8SUP_LEN" ]; then head -c "$K8SUP_LEN" > "$k8sup_t"; else cat > "$k8sup_t"; fi && { [ -z "$k8sup_cm" ] || chmod "$2" "$k8sup_t"; } && { [ -z "$3" ] || chown "$3" "$k8sup_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_t"; } && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
   k8sup_r=$?; rm -f -- "$k8sup_t"; return $k8sup_r
 }
+k8sup_apt_install() { apt-get install -y -q --allow-downgrades --allow-change-held-packages "$@"; }
 k8sup_apply_pkg() {
   k8sup_reloaded=
   k8sup_m=$1; k8sup_h=$2; shift 2; k8sup_n=$#
@@ -251,8 +252,7 @@ k8sup_apply_pkg() {
     # version (a repository added since, a pinned version newer than the lists) are
     # they refreshed and the install tried again.
     ( shift "$k8sup_n"; export DEBIAN_FRONTEND=noninteractive
-      apt-get install -y -q --allow-downgrades --allow-change-held-packages "$@" 2>/dev/null ||
-        { apt-get update -q && apt-get install -y -q --allow-downgrades --allow-change-held-packages "$@"; } ) || return
+      k8sup_apt_install "$@" 2>/dev/null || { apt-get update -q && k8sup_apt_install "$@"; } ) || return
   else
     ( shift "$k8sup_n"; $k8sup_m install -y "$@" ) || return
   fi

@@ -17,11 +17,9 @@ pub(super) fn judge(spec: &HostnameSpec, section: &Section) -> Result<Verdict, S
     // Plain names come as text, anything else base64-encoded.
     let current = match fields.opt("current_text") {
         Some(text) => text.to_string(),
-        None => {
-            let current = decode_b64(fields.get("current")?)?;
-            String::from_utf8_lossy(&current).trim().to_string()
-        }
+        None => String::from_utf8_lossy(&decode_b64(fields.get("current")?)?).into_owned(),
     };
+    let current = current.trim().to_string();
     if current == spec.hostname {
         return Ok(Verdict::Ok {
             reason: format!("the hostname is {current}"),
