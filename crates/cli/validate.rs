@@ -51,7 +51,17 @@ pub fn summary_text(inv: &Inventory) -> String {
     let mut runtime = format!("{}, cgroup driver {}", c.runtime, c.cgroup_driver);
     if inv.needs_cri_dockerd() {
         runtime.push_str(", with cri-dockerd");
+        if inv.packages.cri_dockerd.is_none() {
+            let pins = k8sup_kube::pins::for_version(c.kubernetes_version);
+            let _ = write!(runtime, " {} (pinned, sha256 checked)", pins.cri_dockerd);
+        }
     }
+    let versions = k8sup_kube::pins::versions(inv);
+    let _ = write!(runtime, "; containerd.io {}", versions.containerd_io);
+    if c.runtime == k8sup_inventory::Runtime::Docker {
+        let _ = write!(runtime, ", docker-ce {}", versions.docker_ce);
+    }
+    runtime.push_str(" (held)");
     let _ = writeln!(out, "runtime     {runtime}");
     let _ = writeln!(out, "cni         {}", c.cni);
     let _ = writeln!(
