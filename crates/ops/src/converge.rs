@@ -255,7 +255,7 @@ pub fn download_cache_dir() -> Option<std::path::PathBuf> {
 /// source names the arch: `{arch}` is filled in per host).
 #[derive(Default)]
 struct Artifacts {
-    by_source: BTreeMap<String, Artifact>,
+    by_source: BTreeMap<String, Result<Artifact, String>>,
     /// Downloads whose sha256 is known are kept here by digest, across runs.
     cache: Option<std::path::PathBuf>,
 }
@@ -281,38 +281,25 @@ impl Artifacts {
             .as_str()
             .filter(|s| !s.is_empty());
         let artifact = if !source.is_empty() {
-            let key = format!("archive:{source}");
-            match self.by_source.get(&key) {
-                Some(a) => a.clone(),
-                None => {
-                    let archive = match sha256 {
-                        Some(sha) => self.read_verified(source, sha, "cri-dockerd")?,
-                        None => read_source(source, "packages.cri_dockerd")?,
-                    };
-                    let program = cri_dockerd_from_archive(&archive)
-                        .map_err(|e| format!("packages.cri_dockerd {source}: {e}"))?;
-                    let a = Artifact::new(program);
-                    self.by_source.insert(key, a.clone());
-                    a
-                }
-            }
+            let cache = self.cache.clone();
+            let key = format!("archive:{source} sha256:{}", sha256.unwrap_or("-"));
+            self.once(key, || {
+                let archive = match sha256 {
+                    Some(sha) => read_verified(cache.as_deref(), source, sha, "cri-dockerd")?,
+                    None => read_source(source, "packages.cri_dockerd")?,
+                };
+                cri_dockerd_from_archive(&archive)
+                    .map_err(|e| format!("packages.cri_dockerd {source}: {e}"))
+            })?
         } else if let Some(dir) = &inventory.packages.binary_dir {
             // The declared arch, else the facts' (as the template context says).
             let arch = spec.context["host"]["arch"]
                 .as_str()
                 .unwrap_or(&spec.platform.arch);
             let path = dir.join(arch).join("cri-dockerd");
-            let key = format!("binary:{}", path.display());
-            match self.by_source.get(&key) {
-                Some(a) => a.clone(),
-                None => {
-                    let program = std::fs::read(&path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                    let a = Artifact::new(program);
-                    self.by_source.insert(key, a.clone());
-                    a
-                }
-            }
+            self.once(format!("binary:{}", path.display()), || {
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            })?
         } else {
             return Err(
                 "cri-dockerd is needed (runtime \"docker\") but packages.cri_dockerd is not set"
@@ -326,31 +313,50 @@ impl Artifacts {
 }
 
 impl Artifacts {
-    /// The bytes of `source`, which must have sha256 `wanted`: from the cache when
-    /// it holds them, else read or downloaded, checked, and then cached. A file
-    /// that does not match is refused, naming both digests; nothing is cached.
-    fn read_verified(&self, source: &str, wanted: &str, what: &str) -> Result<Vec<u8>, String> {
-        let cached = self.cache.as_ref().map(|dir| dir.join(wanted));
-        if let Some(bytes) = cached.as_ref().and_then(|path| std::fs::read(path).ok()) {
-            // A damaged cache entry is downloaded again, not trusted.
-            if sha256_hex(&bytes) == wanted {
-                return Ok(bytes);
-            }
-        }
-        let bytes = read_source(source, what)?;
-        let digest = sha256_hex(&bytes);
-        if digest != wanted {
-            return Err(format!(
-                "{what} {source} has sha256 {digest}, but {wanted} was expected: refusing it"
-            ));
-        }
-        if let Some(path) = cached {
-            // The cache only saves a download: a cache that cannot be written
-            // (read-only home, full disk) does not stop the run.
-            let _ = store_atomically(&path, &bytes);
-        }
-        Ok(bytes)
+    /// The artifact under `key`, loaded the first time only: a source that failed
+    /// fails again for the next host without being read again.
+    fn once(
+        &mut self,
+        key: String,
+        load: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Artifact, String> {
+        self.by_source
+            .entry(key)
+            .or_insert_with(|| load().map(Artifact::new))
+            .clone()
     }
+}
+
+/// The bytes of `source`, which must have sha256 `wanted`: from the cache (a
+/// directory of files named by their sha256) when it holds them, else read or
+/// downloaded, checked, and then cached. A file that does not match is refused,
+/// naming both digests; nothing is cached then.
+fn read_verified(
+    cache: Option<&std::path::Path>,
+    source: &str,
+    wanted: &str,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    let cached = cache.map(|dir| dir.join(wanted));
+    if let Some(bytes) = cached.as_ref().and_then(|path| std::fs::read(path).ok()) {
+        // A damaged cache entry is downloaded again, not trusted.
+        if sha256_hex(&bytes) == wanted {
+            return Ok(bytes);
+        }
+    }
+    let bytes = read_source(source, what)?;
+    let digest = sha256_hex(&bytes);
+    if digest != wanted {
+        return Err(format!(
+            "{what} {source} has sha256 {digest}, but {wanted} was expected: refusing it"
+        ));
+    }
+    if let Some(path) = cached {
+        // The cache only saves a download: a cache that cannot be written
+        // (read-only home, full disk) does not stop the run.
+        let _ = store_atomically(&path, &bytes);
+    }
+    Ok(bytes)
 }
 
 /// Lowercase hex sha256 of `bytes`.
