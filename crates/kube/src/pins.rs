@@ -104,6 +104,11 @@ const CRI_DOCKERD_SHA256: &[(&str, Arch, &str)] = &[
 /// path under `<mirror>/github.com`.
 const GITHUB: &str = "https://github.com";
 
+/// Every row of the table: from which Kubernetes minor on, and its pins.
+pub fn table() -> impl Iterator<Item = (u32, RuntimePins)> {
+    PINS.iter().copied()
+}
+
 /// The pins of `version`'s minor (the row at or below it).
 pub fn for_version(version: KubeVersion) -> RuntimePins {
     PINS.iter()
