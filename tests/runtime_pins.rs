@@ -19,4 +19,7 @@ fn every_pinned_version_is_in_the_lab_s_docker_repositories() {
             p.containerd_io
         );
     }
+    let (containerd_io, docker_ce) = pins::EL7;
+    assert!(CONTAINERD_IO_VERSIONS.contains(&containerd_io));
+    assert!(DOCKER_VERSIONS.contains(&docker_ce));
 }

@@ -85,13 +85,14 @@ pub fn template_context(
     } else {
         None
     };
-    let versions = pins::versions(inventory);
     // Docker's apt packages carry an epoch (`5:27.3.1-1~ubuntu.22.04~jammy`) that
     // apt matches versions with; dnf matches `docker-ce-27.3.1-*` without it.
     let apt = match facts.get("family").and_then(Value::as_str) {
         Some(family) => family == "debian",
         None => os.docker_distro() != "centos",
     };
+    let el7 = !apt && os.version_id.split('.').next() == Some("7");
+    let versions = pins::versions_for(inventory, el7);
     let docker_epoch = if apt { "5:" } else { "" };
 
     let init_config = if is_first_master {

@@ -46,6 +46,11 @@ const fn pins(
     }
 }
 
+/// CentOS/RHEL 7: Docker's packages for it end with docker-ce 26.1 and
+/// containerd.io 1.6 (it reached its end of life in June 2024), whatever the
+/// Kubernetes minor.
+pub const EL7: (&str, &str) = ("1.6.33", "26.1.4");
+
 /// sha256 of `cri-dockerd-<version>.<arch>.tgz` as released.
 const CRI_DOCKERD_SHA256: &[(&str, Arch, &str)] = &[
     (
@@ -132,19 +137,30 @@ pub struct Versions {
     pub docker_ce: String,
 }
 
-/// containerd.io and docker-ce versions for `inventory`.
+/// containerd.io and docker-ce versions for `inventory` on current distributions.
 pub fn versions(inventory: &Inventory) -> Versions {
+    versions_for(inventory, false)
+}
+
+/// containerd.io and docker-ce versions for `inventory`, on a CentOS/RHEL 7 host
+/// when `el7` (the last Docker built for it); the inventory's own win.
+pub fn versions_for(inventory: &Inventory, el7: bool) -> Versions {
     let table = for_version(inventory.cluster.kubernetes_version);
+    let (containerd_io, docker_ce) = if el7 {
+        EL7
+    } else {
+        (table.containerd_io, table.docker_ce)
+    };
     let packages = &inventory.packages;
     Versions {
         containerd_io: packages
             .containerd_version
             .clone()
-            .unwrap_or_else(|| table.containerd_io.to_string()),
+            .unwrap_or_else(|| containerd_io.to_string()),
         docker_ce: packages
             .docker_version
             .clone()
-            .unwrap_or_else(|| table.docker_ce.to_string()),
+            .unwrap_or_else(|| docker_ce.to_string()),
     }
 }
 

@@ -185,6 +185,12 @@ fn runtime_packages_are_pinned_per_minor_with_the_family_s_version_form() {
     assert_eq!(dnf["runtime"]["docker_version_glob"], "27.4.1-*");
     assert_eq!(dnf["runtime"]["containerd_version_glob"], "1.7.24-*");
 
+    // CentOS 7: Docker's packages for it stop at docker-ce 26.1 and containerd.io 1.6.
+    let centos7 = json!({ "family": "redhat", "os": { "id": "centos", "version_id": "7" } });
+    let el7 = template_context(&inv, inv.first_master(), &centos7, None).unwrap();
+    assert_eq!(el7["runtime"]["docker_version_glob"], "26.1.4-*");
+    assert_eq!(el7["runtime"]["containerd_version_glob"], "1.6.33-*");
+
     let own = inventory(&SOLO_DOCKER.replace(
         "[packages]\n",
         "[packages]\ncontainerd_version = \"1.7.20\"\ndocker_version = \"27.0.3\"\n",
