@@ -14,7 +14,10 @@
 //!    `needs` a value, a fetch, a step that cannot be judged, and the size of the script;
 //! 4. a command that `needs` a value waits (without holding a parallelism slot) until
 //!    the producing host has reached its fetch task; the fetch then runs once, on the
-//!    producer, only because someone needs it.
+//!    producer, only because someone needs it;
+//! 5. a read-only host ([`EngineOptions::read_only`], what `--limit` leaves out) is
+//!    only probed: nothing is applied nor written to its ledger, and it provides its
+//!    values only if every task before their fetch is settled on it.
 //!
 //! A no-op apply of a host is therefore one round trip, and a converge without
 //! barriers two.
