@@ -37,6 +37,14 @@ fn changed_paths(
     paths
 }
 
+/// The `host` of every entry of a plan's or a report's `hosts`.
+fn host_names(doc: &serde_json::Value) -> Vec<&str> {
+    doc["hosts"]
+        .as_array()
+        .map(|hosts| hosts.iter().filter_map(|h| h["host"].as_str()).collect())
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_worker_added_with_limit_is_the_only_host_that_changes() {
     let Some(lab) = lab(&spec(
@@ -81,13 +89,7 @@ name = "w2"
     let plan = k8sup(&["plan", "-i", inv, "--limit", "w2", "--json"], &env);
     assert!(plan.status.success(), "{}", stderr(&plan));
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan JSON");
-    let planned: Vec<&str> = plan["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["host"].as_str().unwrap())
-        .collect();
-    assert_eq!(planned, ["w2"]);
+    assert_eq!(host_names(&plan), ["w2"]);
     let text = k8sup(&["plan", "-i", inv, "--limit", "w2"], &env);
     assert!(
         stdout(&text).contains("cp1: only read (--limit): nothing on it changes"),
@@ -121,13 +123,7 @@ name = "w2"
     assert_eq!(w2.split_whitespace().nth(1), Some("Ready"), "{nodes}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    let hosts: Vec<&str> = report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["host"].as_str().unwrap())
-        .collect();
-    assert_eq!(hosts, ["w2"]);
+    assert_eq!(host_names(&report), ["w2"]);
     assert_eq!(
         ledger,
         std::fs::read(lab.host("cp1").unwrap().path("/var/lib/k8sup/state.json")).unwrap(),
