@@ -124,6 +124,9 @@ struct BatchRun {
     judged: Judged,
     /// How long each apply took, by the host's clock.
     durations: BTreeMap<usize, Duration>,
+    /// When each apply started, from the start of the run: the controller's time the
+    /// batch was sent plus the host's time since the batch's first apply started.
+    starts: BTreeMap<usize, Duration>,
     /// The apply that failed.
     failed: Option<Stop>,
 }
@@ -304,6 +307,7 @@ impl Engine {
                 .iter()
                 .map(|h| (h.name.clone(), h.transport.clone()))
                 .collect(),
+            started,
         };
         let futures = hosts.iter().map(|host| {
             let shared = &shared;
@@ -618,6 +622,8 @@ struct Shared<'e> {
     sink: EventSink,
     producers: BTreeMap<String, String>,
     transports: HashMap<String, Arc<dyn Transport>>,
+    /// When the run started: task start times in the report count from it.
+    started: Instant,
 }
 
 /// Why a host stopped.
@@ -825,6 +831,17 @@ impl Shared<'_> {
     }
 }
 
+/// What the run report keeps of a finished task besides its outcome (each text is
+/// redacted on its way into the report).
+#[derive(Debug, Default)]
+struct TaskDetail {
+    /// When it started, from the start of the run; `None`: its end minus its duration.
+    started: Option<Duration>,
+    diff: Option<String>,
+    command: Option<String>,
+    stderr: Option<String>,
+}
+
 /// One host's walk through its program during an apply.
 struct HostRunner<'s, 'e> {
     shared: &'s Shared<'e>,
@@ -850,7 +867,7 @@ impl<'s> HostRunner<'s, '_> {
         drift: bool,
         duration: Duration,
         reason: &str,
-        diff: Option<String>,
+        detail: TaskDetail,
     ) {
         let name = match outcome {
             TaskOutcome::Ok => "ok",
@@ -866,6 +883,12 @@ impl<'s> HostRunner<'s, '_> {
             drift,
             duration_ms: millis(duration),
             error: (outcome == TaskOutcome::Failed).then(|| self.redact(reason)),
+            started_ms: Some(millis(detail.started.unwrap_or_else(|| {
+                self.shared.started.elapsed().saturating_sub(duration)
+            }))),
+            diff: detail.diff.as_deref().map(|d| self.redact(d)),
+            command: detail.command.as_deref().map(|c| self.redact(c)),
+            stderr: detail.stderr.as_deref().map(|e| self.redact(e)),
         });
         self.emit(EngineEvent::TaskFinished {
             host: self.host.name.clone(),
@@ -876,7 +899,7 @@ impl<'s> HostRunner<'s, '_> {
             drift,
             duration,
             reason: self.redact(reason),
-            diff: diff.map(|d| self.redact(&d)),
+            diff: detail.diff.map(|d| self.redact(&d)),
         });
     }
 
@@ -928,7 +951,14 @@ impl<'s> HostRunner<'s, '_> {
                 match item {
                     Item::Settled {
                         outcome, reason, ..
-                    } => self.finish_task(step, *outcome, false, Duration::ZERO, reason, None),
+                    } => self.finish_task(
+                        step,
+                        *outcome,
+                        false,
+                        Duration::ZERO,
+                        reason,
+                        TaskDetail::default(),
+                    ),
                     Item::Apply { change, drift, .. } => {
                         notified.extend(step.task.notify.iter().cloned());
                         if step.handler {
@@ -946,7 +976,12 @@ impl<'s> HostRunner<'s, '_> {
                             *drift,
                             duration.unwrap_or_default(),
                             &reason,
-                            change.diff.clone(),
+                            TaskDetail {
+                                started: ran.starts.get(&item.step()).copied(),
+                                diff: change.diff.clone(),
+                                command: change.command.clone(),
+                                stderr: None,
+                            },
                         );
                     }
                 }
@@ -963,7 +998,12 @@ impl<'s> HostRunner<'s, '_> {
                     drift,
                     duration.unwrap_or_default(),
                     &stop.error.to_string(),
-                    None,
+                    TaskDetail {
+                        started: ran.starts.get(&ran.from).copied(),
+                        diff: None,
+                        command: stop.command.clone(),
+                        stderr: Some(stop.stderr_tail.clone()),
+                    },
                 );
                 self.failed_task = Some(stop.task.clone());
                 return Err(stop);
@@ -1087,7 +1127,14 @@ impl<'s> HostRunner<'s, '_> {
             let guard = || judged.get(&i).map(|j| j.guard.clone());
             let (change, drift) = match decision {
                 Decision::Settled { outcome, reason } if batch.is_empty() => {
-                    self.finish_task(step, outcome, false, started.elapsed(), &reason, None);
+                    self.finish_task(
+                        step,
+                        outcome,
+                        false,
+                        started.elapsed(),
+                        &reason,
+                        TaskDetail::default(),
+                    );
                     continue;
                 }
                 Decision::Settled { outcome, reason } => {
@@ -1127,7 +1174,7 @@ impl<'s> HostRunner<'s, '_> {
                         false,
                         started.elapsed(),
                         &format!("{} available on demand", fetch.provides),
-                        None,
+                        TaskDetail::default(),
                     );
                     continue;
                 }
@@ -1279,6 +1326,7 @@ impl<'s> HostRunner<'s, '_> {
             on_output: Some(self.started_when_seen(starts)),
             ..RunOptions::default()
         };
+        let sent = self.shared.started.elapsed();
         let output = host
             .transport
             .run_with(&script, options)
@@ -1303,8 +1351,11 @@ impl<'s> HostRunner<'s, '_> {
             from: end,
             judged: Judged::new(),
             durations: BTreeMap::new(),
+            starts: BTreeMap::new(),
             failed: None,
         };
+        // The host's clock, anchored at the controller's time the batch was sent.
+        let mut first_start: Option<u64> = None;
         for item in batch {
             let Item::Apply {
                 step: i, change, ..
@@ -1342,6 +1393,13 @@ impl<'s> HostRunner<'s, '_> {
                 *i,
                 Duration::from_millis(time("end").saturating_sub(time("start"))),
             );
+            if state.is_some() {
+                let first = *first_start.get_or_insert(time("start"));
+                ran.starts.insert(
+                    *i,
+                    sent + Duration::from_millis(time("start").saturating_sub(first)),
+                );
+            }
             if !success {
                 let command = change
                     .command
@@ -1443,7 +1501,7 @@ impl<'s> HostRunner<'s, '_> {
             false,
             started.elapsed(),
             &error.to_string(),
-            None,
+            TaskDetail::default(),
         );
         self.stop_at(&step.task.id, error)
     }
