@@ -19,6 +19,8 @@ use crate::{exit, hosts, table};
 struct Setup {
     engine: Engine,
     prepared: Prepared,
+    /// Where this cluster's runs are recorded.
+    history: PathBuf,
 }
 
 pub fn plan(args: &PlanArgs, output: &OutputArgs) -> u8 {
@@ -121,6 +123,15 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
             return exit::ERROR;
         }
     }
+    if let Some(path) = &args.report_html {
+        // The history holds this run too: the trends are of the runs before it.
+        let runs = crate::history::load_runs(&setup.history).unwrap_or_default();
+        let earlier = crate::report::earlier_runs(runs, &report, crate::report::TREND_RUNS);
+        if let Err(e) = crate::report::write(path, &report, &earlier) {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    }
     if !output.json {
         let mut rows = vec![["HOST", "OK", "CHANGED", "FAILED", "SKIPPED", "TIME"]
             .map(String::from)
@@ -155,7 +166,7 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
                 .collect();
             println!("FAILED on {}: see the errors above", failed.join(", "));
         }
-        if let Some(path) = &args.report {
+        for path in args.report.iter().chain(&args.report_html) {
             println!("report: {}", path.display());
         }
     }
@@ -228,7 +239,12 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
         eprintln!("error: nothing was changed on any host: fix the problems above first");
         return None;
     }
-    Some(Setup { engine, prepared })
+    let history = history_dir(&inventory.cluster.name);
+    Some(Setup {
+        engine,
+        prepared,
+        history,
+    })
 }
 
 fn load_playbook(args: &ConvergeArgs) -> Option<Playbook> {
