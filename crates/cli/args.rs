@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Install and keep Kubernetes clusters on machines you already have, over plain SSH.
 #[derive(Debug, Parser)]
-#[command(name = "k8sup", version, about, long_about = None)]
+#[command(name = "k8sup", version = env!("K8SUP_VERSION"), about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
