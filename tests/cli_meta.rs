@@ -22,9 +22,8 @@ fn version_names_the_commit() {
     );
 }
 
-#[test]
-fn completions_cover_every_command_and_flag() {
-    // Every subcommand and long flag, read from the binary's own help.
+/// Every subcommand and every long flag, read from the binary's own help.
+fn commands_and_flags() -> (Vec<String>, Vec<String>) {
     let help = stdout(&k8sup(&["--help"], &[]));
     let commands: Vec<String> = help
         .split("Commands:")
@@ -40,11 +39,9 @@ fn completions_cover_every_command_and_flag() {
         .filter(|c| *c != "help")
         .map(String::from)
         .collect();
-    for new in ["report", "import", "history"] {
-        assert!(commands.iter().any(|c| c == new), "{new} in {commands:?}");
-    }
     let mut flags: Vec<String> = Vec::new();
-    let mut subcommands: Vec<Vec<&str>> = commands.iter().map(|c| vec![c.as_str()]).collect();
+    let mut subcommands: Vec<Vec<&str>> = vec![vec![]];
+    subcommands.extend(commands.iter().map(|c| vec![c.as_str()]));
     subcommands.push(vec!["import", "kubespray"]);
     for path in &subcommands {
         let mut args = path.clone();
@@ -64,6 +61,15 @@ fn completions_cover_every_command_and_flag() {
     }
     flags.sort();
     flags.dedup();
+    (commands, flags)
+}
+
+#[test]
+fn completions_cover_every_command_and_flag() {
+    let (commands, flags) = commands_and_flags();
+    for new in ["report", "import", "history"] {
+        assert!(commands.iter().any(|c| c == new), "{new} in {commands:?}");
+    }
     for new in [
         "--report-html",
         "--tasks",
@@ -88,5 +94,23 @@ fn completions_cover_every_command_and_flag() {
             };
             assert!(found, "{shell}: no {flag}");
         }
+    }
+}
+
+#[test]
+fn docs_cli_names_every_command_and_flag() {
+    let (commands, flags) = commands_and_flags();
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md"))
+        .expect("docs/cli.md");
+    for command in &commands {
+        let heading = docs
+            .lines()
+            .filter(|l| l.starts_with("### "))
+            .any(|l| l.contains(&format!("`k8sup {command} ")));
+        assert!(heading, "docs/cli.md has no section for k8sup {command}");
+    }
+    for flag in &flags {
+        let named = docs.contains(&format!("`{flag}`")) || docs.contains(&format!("`{flag} "));
+        assert!(named, "docs/cli.md does not name {flag}");
     }
 }
