@@ -7,10 +7,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use common::{k8sup, stderr, stdout};
+use common::{browser, k8sup, stderr, stdout};
 use k8sup_engine::{HostOutcome, HostReport, RunReport, TaskReport};
 
 const INVENTORY: &str = r#"
@@ -154,37 +153,6 @@ impl Setup {
     }
 }
 
-fn chromium() -> PathBuf {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("Debian's chromium is needed for this test: tests/run installs it (apt-get install chromium)")
-}
-
-/// Runs headless Chromium on `page` with a fresh profile and nothing fetched in the background.
-fn browse(page: &Path, profile: &Path, extra: &[&str]) -> std::process::Output {
-    let url = format!("file://{}", page.display());
-    let profile = format!("--user-data-dir={}", profile.display());
-    Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            profile.as_str(),
-        ])
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("chromium runs")
-}
-
 #[test]
 fn the_report_renders_in_headless_chromium() {
     let setup = Setup::new();
@@ -202,13 +170,7 @@ fn the_report_renders_in_headless_chromium() {
         "the timeline is drawn by the page's script"
     );
 
-    let dumped = browse(&page, &setup.dir.path().join("profile"), &["--dump-dom"]);
-    let dom = String::from_utf8_lossy(&dumped.stdout).into_owned();
-    assert!(
-        dumped.status.success() && dom.contains("</html>"),
-        "{}",
-        String::from_utf8_lossy(&dumped.stderr)
-    );
+    let dom = browser::rendered_dom(&page, setup.dir.path());
     // Every host has its lane, with a bar per task that took time.
     for host in ["cp-1", "wk-1", "wk-2"] {
         let lane = dom
@@ -244,26 +206,8 @@ fn the_report_renders_in_headless_chromium() {
     assert!(dom.contains("<svg class=\"spark\""), "{dom}");
     assert!(dom.contains("id=\"result\">failed</span>"));
 
-    let shot = setup.dir.path().join("report.png");
-    let taken = browse(
-        &page,
-        &setup.dir.path().join("profile2"),
-        &[
-            "--window-size=1280,1500",
-            &format!("--screenshot={}", shot.display()),
-        ],
-    );
-    let png = std::fs::read(&shot).unwrap_or_else(|e| {
-        panic!(
-            "no screenshot ({e}): {}",
-            String::from_utf8_lossy(&taken.stderr)
-        )
-    });
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 10_000,
-        "{} bytes",
-        png.len()
-    );
+    let png = browser::screenshot(&page, setup.dir.path(), 1280, 1500);
+    assert!(png.len() > 10_000, "{} bytes", png.len());
     if let Some(keep) = std::env::var_os("K8SUP_SCREENSHOT") {
         std::fs::write(&keep, &png).expect("keep the screenshot");
     }
