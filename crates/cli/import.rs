@@ -459,326 +459,399 @@ fn is_secret(key: &str) -> bool {
         || (key.contains("key") && !key.ends_with("_file") && !key.contains("keys"))
 }
 
-/// Converts a read Kubespray inventory.
-fn convert(ks: &Kubespray, name: &str, source: &str) -> Result<Imported, String> {
-    let masters: BTreeSet<String> = MASTER_GROUPS.iter().flat_map(|g| ks.members(g)).collect();
-    let nodes: BTreeSet<String> = NODE_GROUPS.iter().flat_map(|g| ks.members(g)).collect();
-    let etcd = ks.members(ETCD_GROUP);
-    if masters.is_empty() {
-        return Err(format!(
-            "{source}: no host in kube_control_plane: k8sup needs at least one master"
-        ));
-    }
-    let mut used: BTreeSet<(String, usize, String)> = BTreeSet::new();
-    let mut notes: Vec<String> = Vec::new();
-    let mut mark = |v: &Var| {
-        used.insert((v.file.clone(), v.line, v.key.clone()));
-    };
+/// A conversion under way: what has been carried (by where it was set), and notes
+/// on what could not be.
+struct Converter<'k> {
+    ks: &'k Kubespray,
+    /// The hosts file, as the notes name it.
+    source: &'k str,
+    used: BTreeSet<(String, usize, String)>,
+    notes: Vec<String>,
+}
 
-    // Cluster settings: from k8s_cluster's variables, else all's.
-    let cluster_var = |key: &str| -> Option<&Var> {
+/// A variable's value when it is a plain, non-empty value (a Jinja template is not).
+fn literal(v: &Var) -> Option<String> {
+    v.value
+        .scalar()
+        .filter(|s| !s.contains("{{") && !s.is_empty())
+        .map(str::to_string)
+}
+
+/// SSH settings of a host: field -> TOML value.
+type SshFields = BTreeMap<&'static str, String>;
+
+impl<'k> Converter<'k> {
+    /// `v` was carried over: it is not listed at the end.
+    fn mark(&mut self, v: &Var) {
+        self.used.insert((v.file.clone(), v.line, v.key.clone()));
+    }
+
+    /// A cluster setting: from k8s_cluster's variables, else all's.
+    fn cluster_var(&self, key: &str) -> Option<&'k Var> {
+        let ks: &'k Kubespray = self.ks;
         CLUSTER_GROUPS.iter().find_map(|g| {
             ks.group_vars
                 .get(*g)
                 .and_then(|vars| vars.iter().rev().find(|v| v.key == key))
         })
-    };
-    let mut cluster = String::new();
-    let _ = writeln!(cluster, "[cluster]\nname = {}", quote(name));
-    let literal = |v: &Var| -> Option<String> {
-        v.value
-            .scalar()
-            .filter(|s| !s.contains("{{") && !s.is_empty())
-            .map(str::to_string)
-    };
-    match cluster_var("kube_version") {
-        Some(v) => match literal(v) {
-            Some(version) => {
-                mark(v);
-                let version = version.trim_start_matches('v').to_string();
-                if KubeVersion::parse(&version).is_err() {
-                    notes.push(format!(
-                        "{}:{}: kube_version {version} is not a version k8sup installs ({} to {})",
-                        v.file,
-                        v.line,
-                        KubeVersion::oldest(),
-                        KubeVersion::newest()
-                    ));
+    }
+
+    /// The `[cluster]` table.
+    fn cluster(&mut self, name: &str) -> String {
+        let mut cluster = String::new();
+        let _ = writeln!(cluster, "[cluster]\nname = {}", quote(name));
+        match self.cluster_var("kube_version") {
+            Some(v) => match literal(v) {
+                Some(version) => {
+                    self.mark(v);
+                    let version = version.trim_start_matches('v').to_string();
+                    if KubeVersion::parse(&version).is_err() {
+                        self.notes.push(format!(
+                            "{}:{}: kube_version {version} is not a version k8sup installs ({} to {})",
+                            v.file,
+                            v.line,
+                            KubeVersion::oldest(),
+                            KubeVersion::newest()
+                        ));
+                    }
+                    let _ = writeln!(cluster, "kubernetes_version = {}", quote(&version));
                 }
-                let _ = writeln!(cluster, "kubernetes_version = {}", quote(&version));
-            }
+                None => {
+                    let _ = writeln!(
+                        cluster,
+                        "kubernetes_version = {}   # kube_version was a template",
+                        quote(KubeVersion::newest().to_string())
+                    );
+                }
+            },
             None => {
                 let _ = writeln!(
                     cluster,
-                    "kubernetes_version = {}   # kube_version was a template",
+                    "kubernetes_version = {}   # kube_version was not set: Kubespray's default is its own; this is k8sup's newest",
                     quote(KubeVersion::newest().to_string())
                 );
             }
-        },
-        None => {
-            let _ = writeln!(
-                cluster,
-                "kubernetes_version = {}   # kube_version was not set: Kubespray's default is its own; this is k8sup's newest",
-                quote(KubeVersion::newest().to_string())
-            );
         }
-    }
-    if let Some(v) = cluster_var("container_manager") {
-        match literal(v).as_deref() {
-            Some(runtime @ ("containerd" | "docker")) => {
-                mark(v);
-                let _ = writeln!(cluster, "runtime = {}", quote(runtime));
-            }
-            _ => notes.push(format!(
-                "{}:{}: container_manager: {} (k8sup runs containerd or docker; containerd is used)",
-                v.file,
-                v.line,
-                v.value.text()
-            )),
-        }
-    }
-    if let Some(v) = cluster_var("kube_network_plugin") {
-        match literal(v).as_deref() {
-            Some("flannel") => {
-                mark(v);
-                cluster.push_str("cni = \"flannel\"\n");
-            }
-            Some("calico") => {
-                mark(v);
-                // k8sup ships no Calico manifest: name Calico's own, of the version
-                // Kubespray was told to install (or the one k8sup's examples use).
-                let version = cluster_var("calico_version")
-                    .and_then(|c| {
-                        let version = literal(c)?;
-                        mark(c);
-                        Some(version)
-                    })
-                    .unwrap_or_else(|| "v3.28.1".to_string());
-                let version = format!("v{}", version.trim_start_matches('v'));
-                let _ = writeln!(
-                    cluster,
-                    "cni = \"calico\"\ncni_manifest = {}",
-                    quote(format!("https://raw.githubusercontent.com/projectcalico/calico/{version}/manifests/calico.yaml"))
-                );
-            }
-            Some("cni") => {
-                mark(v);
-                cluster.push_str("cni = \"none\"   # kube_network_plugin: cni (bring your own)\n");
-            }
-            _ => {
-                cluster.push_str("cni = \"none\"   # see kube_network_plugin below\n");
-                notes.push(format!(
-                    "{}:{}: kube_network_plugin: {} (k8sup installs flannel or calico; cni = \"none\" leaves the pod network to you)",
+        if let Some(v) = self.cluster_var("container_manager") {
+            match literal(v).as_deref() {
+                Some(runtime @ ("containerd" | "docker")) => {
+                    self.mark(v);
+                    let _ = writeln!(cluster, "runtime = {}", quote(runtime));
+                }
+                _ => self.notes.push(format!(
+                    "{}:{}: container_manager: {} (k8sup runs containerd or docker; containerd is used)",
                     v.file,
                     v.line,
                     v.value.text()
+                )),
+            }
+        }
+        if let Some(v) = self.cluster_var("kube_network_plugin") {
+            match literal(v).as_deref() {
+                Some("flannel") => {
+                    self.mark(v);
+                    cluster.push_str("cni = \"flannel\"\n");
+                }
+                Some("calico") => {
+                    self.mark(v);
+                    // k8sup ships no Calico manifest: name Calico's own, of the version
+                    // Kubespray was told to install (or the one k8sup's examples use).
+                    let version = self
+                        .cluster_var("calico_version")
+                        .and_then(|c| {
+                            let version = literal(c)?;
+                            self.mark(c);
+                            Some(version)
+                        })
+                        .unwrap_or_else(|| "v3.28.1".to_string());
+                    let version = format!("v{}", version.trim_start_matches('v'));
+                    let _ = writeln!(
+                        cluster,
+                        "cni = \"calico\"\ncni_manifest = {}",
+                        quote(format!("https://raw.githubusercontent.com/projectcalico/calico/{version}/manifests/calico.yaml"))
+                    );
+                }
+                Some("cni") => {
+                    self.mark(v);
+                    cluster
+                        .push_str("cni = \"none\"   # kube_network_plugin: cni (bring your own)\n");
+                }
+                _ => {
+                    cluster.push_str("cni = \"none\"   # see kube_network_plugin below\n");
+                    self.notes.push(format!(
+                        "{}:{}: kube_network_plugin: {} (k8sup installs flannel or calico; cni = \"none\" leaves the pod network to you)",
+                        v.file,
+                        v.line,
+                        v.value.text()
+                    ));
+                }
+            }
+        }
+        for (key, field) in [
+            ("kube_pods_subnet", "pod_cidr"),
+            ("kube_service_addresses", "service_cidr"),
+        ] {
+            if let Some(v) = self.cluster_var(key) {
+                if let Some(value) = literal(v) {
+                    self.mark(v);
+                    let _ = writeln!(cluster, "{field} = {}", quote(&value));
+                }
+            }
+        }
+        if let Some(v) = self.cluster_var("cluster_name") {
+            // Kubespray's cluster_name is the cluster's DNS domain (dns_domain defaults to it).
+            if let Some(value) = literal(v) {
+                self.mark(v);
+                let _ = writeln!(cluster, "dns_domain = {}", quote(&value));
+            }
+        }
+        if let Some(v) = self.cluster_var("supplementary_addresses_in_ssl_keys") {
+            if let Node::List(items, _) = &v.value {
+                let sans: Vec<String> = items
+                    .iter()
+                    .filter_map(Node::scalar)
+                    .filter(|s| !s.contains("{{"))
+                    .map(quote)
+                    .collect();
+                if sans.len() == items.len() {
+                    self.mark(v);
+                    let _ = writeln!(cluster, "apiserver_cert_sans = [{}]", sans.join(", "));
+                }
+            }
+        }
+        if let Some(v) = self.cluster_var("loadbalancer_apiserver") {
+            let address = v.value.get("address").and_then(Node::scalar);
+            let port = v.value.get("port").and_then(Node::scalar).unwrap_or("6443");
+            if let Some(address) = address.filter(|a| !a.contains("{{")) {
+                self.mark(v);
+                let _ = writeln!(
+                    cluster,
+                    "control_plane_endpoint = {}",
+                    quote(format!("{address}:{port}"))
+                );
+            }
+        }
+
+        cluster
+    }
+
+    /// The `[[hosts]]` tables, and the SSH settings every host shares (for `[ssh]`).
+    fn hosts(&mut self) -> (String, SshFields) {
+        let ks = self.ks;
+        let masters: BTreeSet<String> = MASTER_GROUPS.iter().flat_map(|g| ks.members(g)).collect();
+        let nodes: BTreeSet<String> = NODE_GROUPS.iter().flat_map(|g| ks.members(g)).collect();
+        let etcd = ks.members(ETCD_GROUP);
+        // Hosts, in the order the file names them.
+        // Per host: its lines, its ssh overrides, and its user.
+        let mut imported_hosts: Vec<(String, BTreeMap<&str, String>)> = Vec::new();
+        for host in &ks.hosts {
+            let mut hosts = String::new();
+            let groups = ks.groups_of(host);
+            // A host's variables: its own, then its groups' (all last), as Ansible resolves them.
+            let mut vars: Vec<&Var> = ks
+                .host_vars
+                .get(host)
+                .map_or(Vec::new(), |v| v.iter().collect());
+            let (broad, narrow): (Vec<&String>, Vec<&String>) = groups
+                .iter()
+                .partition(|g| CLUSTER_GROUPS.contains(&g.as_str()));
+            for group in narrow {
+                vars.extend(ks.group_vars.get(group).into_iter().flatten());
+            }
+            for group in CLUSTER_GROUPS
+                .iter()
+                .filter(|g| broad.iter().any(|b| b == *g))
+            {
+                vars.extend(ks.group_vars.get(*group).into_iter().flatten());
+            }
+            let var = |key: &str| vars.iter().find(|v| v.key == key).copied();
+            let mut roles = Vec::new();
+            if masters.contains(host) {
+                roles.push("\"master\"");
+            }
+            if nodes.contains(host) {
+                roles.push("\"node\"");
+            }
+            if roles.is_empty() {
+                let why = if etcd.contains(host) {
+                    "an etcd-only host: k8sup runs etcd on the masters (stacked)"
+                } else {
+                    "in none of kube_control_plane, kube_node"
+                };
+                let other: Vec<&str> = groups
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|g| !STRUCTURAL_GROUPS.contains(g))
+                    .collect();
+                self.notes.push(format!(
+                    "{}: host {host} [{}] not carried: {why}",
+                    ks.host_at.get(host).map_or(self.source, String::as_str),
+                    other.join(", ")
+                ));
+                continue;
+            }
+            if etcd.contains(host) != masters.contains(host) {
+                self.notes.push(format!(
+                    "{}: host {host}: etcd membership differs from kube_control_plane; k8sup runs etcd on every master",
+                    ks.host_at.get(host).map_or(self.source, String::as_str)
                 ));
             }
+            let ip = var("ip");
+            let access_ip = var("access_ip");
+            let ansible_host = var("ansible_host");
+            let address = ansible_host.or(access_ip).or(ip);
+            let address_text = address
+                .and_then(|v| v.value.scalar())
+                .unwrap_or(host.as_str())
+                .to_string();
+            let _ = writeln!(hosts, "\n[[hosts]]\nname = {}", quote(host));
+            let _ = writeln!(hosts, "address = {}", quote(&address_text));
+            if let Some(v) = address {
+                self.mark(v);
+            }
+            // The node's own IP: `ip` (what Kubespray binds services to), else access_ip.
+            if let Some(v) = ip.or(access_ip) {
+                self.mark(v);
+                let internal = v.value.text();
+                if internal != address_text {
+                    let _ = writeln!(hosts, "internal_address = {}", quote(&internal));
+                }
+                if let (Some(ip), Some(access)) = (ip, access_ip) {
+                    if ip.value.text() == access.value.text() || access.value.text() == address_text
+                    {
+                        self.mark(access);
+                    }
+                }
+            }
+            let _ = writeln!(hosts, "roles = [{}]", roles.join(", "));
+            // Per-host node labels and taints, as Kubespray's node_labels / node_taints.
+            if let Some(v) = var("node_labels") {
+                let labels: Vec<String> = v
+                    .value
+                    .entries()
+                    .iter()
+                    .filter_map(|(k, _, val)| {
+                        Some(format!("{} = {}", quote(k), quote(val.scalar()?)))
+                    })
+                    .collect();
+                if !labels.is_empty() && labels.len() == v.value.entries().len() {
+                    self.mark(v);
+                    let _ = writeln!(hosts, "labels = {{ {} }}", labels.join(", "));
+                }
+            }
+            if let Some(v) = var("node_taints") {
+                if let Node::List(items, _) = &v.value {
+                    let taints: Vec<String> =
+                        items.iter().filter_map(Node::scalar).map(quote).collect();
+                    if taints.len() == items.len() {
+                        self.mark(v);
+                        let _ = writeln!(hosts, "taints = [{}]", taints.join(", "));
+                    }
+                }
+            }
+            // SSH settings: key -> TOML value.
+            let mut ssh: BTreeMap<&str, String> = BTreeMap::new();
+            if let Some(v) = var("ansible_user").or(var("ansible_ssh_user")) {
+                if let Some(user) = literal(v) {
+                    self.mark(v);
+                    ssh.insert("user", quote(&user));
+                }
+            }
+            if let Some(v) = var("ansible_port").or(var("ansible_ssh_port")) {
+                if let Some(port) = v.value.scalar().filter(|p| p.parse::<u16>().is_ok()) {
+                    self.mark(v);
+                    ssh.insert("port", port.to_string());
+                }
+            }
+            if let Some(v) = var("ansible_ssh_private_key_file") {
+                if let Some(file) = literal(v) {
+                    self.mark(v);
+                    ssh.insert("identity_file", quote(&file));
+                }
+            }
+            if let Some(v) = var("ansible_become") {
+                if let Some(b) = v.value.scalar().and_then(ansible_bool) {
+                    self.mark(v);
+                    ssh.insert("become", b.to_string());
+                }
+            }
+            imported_hosts.push((hosts, ssh));
         }
-    }
-    for (key, field) in [
-        ("kube_pods_subnet", "pod_cidr"),
-        ("kube_service_addresses", "service_cidr"),
-    ] {
-        if let Some(v) = cluster_var(key) {
-            if let Some(value) = literal(v) {
-                mark(v);
-                let _ = writeln!(cluster, "{field} = {}", quote(&value));
+        // A setting every host shares goes to [ssh]; the others stay with their hosts.
+        let mut shared: BTreeMap<&str, String> = BTreeMap::new();
+        if let Some((_, first)) = imported_hosts.first() {
+            for (key, value) in first {
+                if imported_hosts
+                    .iter()
+                    .all(|(_, ssh)| ssh.get(key) == Some(value))
+                {
+                    shared.insert(key, value.clone());
+                }
             }
         }
-    }
-    if let Some(v) = cluster_var("cluster_name") {
-        // Kubespray's cluster_name is the cluster's DNS domain (dns_domain defaults to it).
-        if let Some(value) = literal(v) {
-            mark(v);
-            let _ = writeln!(cluster, "dns_domain = {}", quote(&value));
-        }
-    }
-    if let Some(v) = cluster_var("supplementary_addresses_in_ssl_keys") {
-        if let Node::List(items, _) = &v.value {
-            let sans: Vec<String> = items
-                .iter()
-                .filter_map(Node::scalar)
-                .filter(|s| !s.contains("{{"))
-                .map(quote)
-                .collect();
-            if sans.len() == items.len() {
-                mark(v);
-                let _ = writeln!(cluster, "apiserver_cert_sans = [{}]", sans.join(", "));
-            }
-        }
-    }
-    if let Some(v) = cluster_var("loadbalancer_apiserver") {
-        let address = v.value.get("address").and_then(Node::scalar);
-        let port = v.value.get("port").and_then(Node::scalar).unwrap_or("6443");
-        if let Some(address) = address.filter(|a| !a.contains("{{")) {
-            mark(v);
-            let _ = writeln!(
-                cluster,
-                "control_plane_endpoint = {}",
-                quote(format!("{address}:{port}"))
-            );
-        }
-    }
-
-    // Hosts, in the order the file names them.
-    // Per host: its lines, its ssh overrides, and its user.
-    let mut imported_hosts: Vec<(String, BTreeMap<&str, String>)> = Vec::new();
-    for host in &ks.hosts {
         let mut hosts = String::new();
-        let groups = ks.groups_of(host);
-        // A host's variables: its own, then its groups' (all last), as Ansible resolves them.
-        let mut vars: Vec<&Var> = ks
-            .host_vars
-            .get(host)
-            .map_or(Vec::new(), |v| v.iter().collect());
-        let (broad, narrow): (Vec<&String>, Vec<&String>) = groups
-            .iter()
-            .partition(|g| CLUSTER_GROUPS.contains(&g.as_str()));
-        for group in narrow {
-            vars.extend(ks.group_vars.get(group).into_iter().flatten());
-        }
-        for group in CLUSTER_GROUPS
-            .iter()
-            .filter(|g| broad.iter().any(|b| b == *g))
-        {
-            vars.extend(ks.group_vars.get(*group).into_iter().flatten());
-        }
-        let var = |key: &str| vars.iter().find(|v| v.key == key).copied();
-        let mut roles = Vec::new();
-        if masters.contains(host) {
-            roles.push("\"master\"");
-        }
-        if nodes.contains(host) {
-            roles.push("\"node\"");
-        }
-        if roles.is_empty() {
-            let why = if etcd.contains(host) {
-                "an etcd-only host: k8sup runs etcd on the masters (stacked)"
-            } else {
-                "in none of kube_control_plane, kube_node"
-            };
-            let other: Vec<&str> = groups
+        for (text, ssh) in &imported_hosts {
+            hosts.push_str(text);
+            let own: Vec<String> = ssh
                 .iter()
-                .map(String::as_str)
-                .filter(|g| !STRUCTURAL_GROUPS.contains(g))
+                .filter(|(k, _)| !shared.contains_key(*k))
+                .map(|(k, v)| format!("{k} = {v}"))
                 .collect();
-            notes.push(format!(
-                "{}: host {host} [{}] not carried: {why}",
-                ks.host_at.get(host).map_or(source, String::as_str),
-                other.join(", ")
-            ));
-            continue;
-        }
-        if etcd.contains(host) != masters.contains(host) {
-            notes.push(format!(
-                "{}: host {host}: etcd membership differs from kube_control_plane; k8sup runs etcd on every master",
-                ks.host_at.get(host).map_or(source, String::as_str)
-            ));
-        }
-        let ip = var("ip");
-        let access_ip = var("access_ip");
-        let ansible_host = var("ansible_host");
-        let address = ansible_host.or(access_ip).or(ip);
-        let address_text = address
-            .and_then(|v| v.value.scalar())
-            .unwrap_or(host.as_str())
-            .to_string();
-        let _ = writeln!(hosts, "\n[[hosts]]\nname = {}", quote(host));
-        let _ = writeln!(hosts, "address = {}", quote(&address_text));
-        if let Some(v) = address {
-            mark(v);
-        }
-        // The node's own IP: `ip` (what Kubespray binds services to), else access_ip.
-        if let Some(v) = ip.or(access_ip) {
-            mark(v);
-            let internal = v.value.text();
-            if internal != address_text {
-                let _ = writeln!(hosts, "internal_address = {}", quote(&internal));
-            }
-            if let (Some(ip), Some(access)) = (ip, access_ip) {
-                if ip.value.text() == access.value.text() || access.value.text() == address_text {
-                    mark(access);
-                }
+            if !own.is_empty() {
+                let _ = writeln!(hosts, "ssh = {{ {} }}", own.join(", "));
             }
         }
-        let _ = writeln!(hosts, "roles = [{}]", roles.join(", "));
-        // Per-host node labels and taints, as Kubespray's node_labels / node_taints.
-        if let Some(v) = var("node_labels") {
-            let labels: Vec<String> = v
-                .value
-                .entries()
-                .iter()
-                .filter_map(|(k, _, val)| Some(format!("{} = {}", quote(k), quote(val.scalar()?))))
-                .collect();
-            if !labels.is_empty() && labels.len() == v.value.entries().len() {
-                mark(v);
-                let _ = writeln!(hosts, "labels = {{ {} }}", labels.join(", "));
-            }
-        }
-        if let Some(v) = var("node_taints") {
-            if let Node::List(items, _) = &v.value {
-                let taints: Vec<String> =
-                    items.iter().filter_map(Node::scalar).map(quote).collect();
-                if taints.len() == items.len() {
-                    mark(v);
-                    let _ = writeln!(hosts, "taints = [{}]", taints.join(", "));
-                }
-            }
-        }
-        // SSH settings: key -> TOML value.
-        let mut ssh: BTreeMap<&str, String> = BTreeMap::new();
-        if let Some(v) = var("ansible_user").or(var("ansible_ssh_user")) {
-            if let Some(user) = literal(v) {
-                mark(v);
-                ssh.insert("user", quote(&user));
-            }
-        }
-        if let Some(v) = var("ansible_port").or(var("ansible_ssh_port")) {
-            if let Some(port) = v.value.scalar().filter(|p| p.parse::<u16>().is_ok()) {
-                mark(v);
-                ssh.insert("port", port.to_string());
-            }
-        }
-        if let Some(v) = var("ansible_ssh_private_key_file") {
-            if let Some(file) = literal(v) {
-                mark(v);
-                ssh.insert("identity_file", quote(&file));
-            }
-        }
-        if let Some(v) = var("ansible_become") {
-            if let Some(b) = v.value.scalar().and_then(ansible_bool) {
-                mark(v);
-                ssh.insert("become", b.to_string());
-            }
-        }
-        imported_hosts.push((hosts, ssh));
-    }
-    // A setting every host shares goes to [ssh]; the others stay with their hosts.
-    let mut shared: BTreeMap<&str, String> = BTreeMap::new();
-    if let Some((_, first)) = imported_hosts.first() {
-        for (key, value) in first {
-            if imported_hosts
-                .iter()
-                .all(|(_, ssh)| ssh.get(key) == Some(value))
-            {
-                shared.insert(key, value.clone());
-            }
-        }
-    }
-    let mut hosts = String::new();
-    for (text, ssh) in &imported_hosts {
-        hosts.push_str(text);
-        let own: Vec<String> = ssh
-            .iter()
-            .filter(|(k, _)| !shared.contains_key(*k))
-            .map(|(k, v)| format!("{k} = {v}"))
-            .collect();
-        if !own.is_empty() {
-            let _ = writeln!(hosts, "ssh = {{ {} }}", own.join(", "));
-        }
+
+        (hosts, shared)
     }
 
+    /// Every variable not carried over, with where it was set, after the notes.
+    fn not_carried(self) -> Vec<String> {
+        let mut all_vars: Vec<&Var> = self
+            .ks
+            .group_vars
+            .values()
+            .chain(self.ks.host_vars.values())
+            .flatten()
+            .collect();
+        all_vars.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        let mut not_carried = self.notes;
+        for v in all_vars {
+            if self.used.contains(&(v.file.clone(), v.line, v.key.clone())) {
+                continue;
+            }
+            let value = if is_secret(&v.key) {
+                "<redacted>".to_string()
+            } else {
+                let text = v.value.text();
+                if text.chars().count() > 80 {
+                    format!("{}...", text.chars().take(77).collect::<String>())
+                } else {
+                    text
+                }
+            };
+            not_carried.push(format!("{}:{}: {}: {}", v.file, v.line, v.key, value));
+        }
+        not_carried
+    }
+}
+
+/// Converts a read Kubespray inventory.
+fn convert(ks: &Kubespray, name: &str, source: &str) -> Result<Imported, String> {
+    if MASTER_GROUPS.iter().all(|g| ks.members(g).is_empty()) {
+        return Err(format!(
+            "{source}: no host in kube_control_plane: k8sup needs at least one master"
+        ));
+    }
+    let mut converter = Converter {
+        ks,
+        source,
+        used: BTreeSet::new(),
+        notes: Vec::new(),
+    };
+    let cluster = converter.cluster(name);
+    let (hosts, shared) = converter.hosts();
+    let not_carried = converter.not_carried();
     let mut out = format!(
         "# Imported by `k8sup import kubespray` from {source}.\n# Check it with `k8sup validate -i FILE`; the settings that were not carried over\n# are listed at the end.\n\n"
     );
@@ -791,31 +864,6 @@ fn convert(ks: &Kubespray, name: &str, source: &str) -> Result<Imported, String>
     }
     out.push_str(&hosts);
 
-    // Everything else, with where it came from.
-    let mut all_vars: Vec<&Var> = ks
-        .group_vars
-        .values()
-        .chain(ks.host_vars.values())
-        .flatten()
-        .collect();
-    all_vars.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-    let mut not_carried = notes;
-    for v in all_vars {
-        if used.contains(&(v.file.clone(), v.line, v.key.clone())) {
-            continue;
-        }
-        let value = if is_secret(&v.key) {
-            "<redacted>".to_string()
-        } else {
-            let text = v.value.text();
-            if text.chars().count() > 80 {
-                format!("{}...", text.chars().take(77).collect::<String>())
-            } else {
-                text
-            }
-        };
-        not_carried.push(format!("{}:{}: {}: {}", v.file, v.line, v.key, value));
-    }
     if !not_carried.is_empty() {
         let _ = write!(
             out,
