@@ -225,6 +225,28 @@ impl Kubespray {
         groups
     }
 
+    /// A host's variables, in the order Ansible looks for them: its own, then its
+    /// groups', k8s_cluster's and all's last.
+    fn vars_of(&self, host: &str, groups: &[String]) -> Vec<&Var> {
+        let mut vars: Vec<&Var> = self
+            .host_vars
+            .get(host)
+            .map_or(Vec::new(), |v| v.iter().collect());
+        let (broad, narrow): (Vec<&String>, Vec<&String>) = groups
+            .iter()
+            .partition(|g| CLUSTER_GROUPS.contains(&g.as_str()));
+        for group in narrow {
+            vars.extend(self.group_vars.get(group).into_iter().flatten());
+        }
+        for group in CLUSTER_GROUPS
+            .iter()
+            .filter(|g| broad.iter().any(|b| b == *g))
+        {
+            vars.extend(self.group_vars.get(*group).into_iter().flatten());
+        }
+        vars
+    }
+
     /// Reads the YAML hosts file: `all: {hosts: {...}, vars: {...}, children: {...}}`.
     fn read_yaml(&mut self, file: &str, root: &Node) -> Result<(), String> {
         let Some(all) = root.get("all").or_else(|| {
@@ -643,27 +665,11 @@ impl<'k> Converter<'k> {
         let etcd = ks.members(ETCD_GROUP);
         // Hosts, in the order the file names them.
         // Per host: its lines, its ssh overrides, and its user.
-        let mut imported_hosts: Vec<(String, BTreeMap<&str, String>)> = Vec::new();
+        let mut imported_hosts: Vec<(String, SshFields)> = Vec::new();
         for host in &ks.hosts {
             let mut hosts = String::new();
             let groups = ks.groups_of(host);
-            // A host's variables: its own, then its groups' (all last), as Ansible resolves them.
-            let mut vars: Vec<&Var> = ks
-                .host_vars
-                .get(host)
-                .map_or(Vec::new(), |v| v.iter().collect());
-            let (broad, narrow): (Vec<&String>, Vec<&String>) = groups
-                .iter()
-                .partition(|g| CLUSTER_GROUPS.contains(&g.as_str()));
-            for group in narrow {
-                vars.extend(ks.group_vars.get(group).into_iter().flatten());
-            }
-            for group in CLUSTER_GROUPS
-                .iter()
-                .filter(|g| broad.iter().any(|b| b == *g))
-            {
-                vars.extend(ks.group_vars.get(*group).into_iter().flatten());
-            }
+            let vars = ks.vars_of(host, &groups);
             let var = |key: &str| vars.iter().find(|v| v.key == key).copied();
             let mut roles = Vec::new();
             if masters.contains(host) {
@@ -749,32 +755,7 @@ impl<'k> Converter<'k> {
                     }
                 }
             }
-            // SSH settings: key -> TOML value.
-            let mut ssh: BTreeMap<&str, String> = BTreeMap::new();
-            if let Some(v) = var("ansible_user").or(var("ansible_ssh_user")) {
-                if let Some(user) = literal(v) {
-                    self.mark(v);
-                    ssh.insert("user", quote(&user));
-                }
-            }
-            if let Some(v) = var("ansible_port").or(var("ansible_ssh_port")) {
-                if let Some(port) = v.value.scalar().filter(|p| p.parse::<u16>().is_ok()) {
-                    self.mark(v);
-                    ssh.insert("port", port.to_string());
-                }
-            }
-            if let Some(v) = var("ansible_ssh_private_key_file") {
-                if let Some(file) = literal(v) {
-                    self.mark(v);
-                    ssh.insert("identity_file", quote(&file));
-                }
-            }
-            if let Some(v) = var("ansible_become") {
-                if let Some(b) = v.value.scalar().and_then(ansible_bool) {
-                    self.mark(v);
-                    ssh.insert("become", b.to_string());
-                }
-            }
+            let ssh = self.ssh_fields(&var);
             imported_hosts.push((hosts, ssh));
         }
         // A setting every host shares goes to [ssh]; the others stay with their hosts.
@@ -803,6 +784,36 @@ impl<'k> Converter<'k> {
         }
 
         (hosts, shared)
+    }
+
+    /// A host's SSH settings, from its Ansible connection variables.
+    fn ssh_fields(&mut self, var: &dyn Fn(&str) -> Option<&'k Var>) -> SshFields {
+        let mut ssh: BTreeMap<&str, String> = BTreeMap::new();
+        if let Some(v) = var("ansible_user").or(var("ansible_ssh_user")) {
+            if let Some(user) = literal(v) {
+                self.mark(v);
+                ssh.insert("user", quote(&user));
+            }
+        }
+        if let Some(v) = var("ansible_port").or(var("ansible_ssh_port")) {
+            if let Some(port) = v.value.scalar().filter(|p| p.parse::<u16>().is_ok()) {
+                self.mark(v);
+                ssh.insert("port", port.to_string());
+            }
+        }
+        if let Some(v) = var("ansible_ssh_private_key_file") {
+            if let Some(file) = literal(v) {
+                self.mark(v);
+                ssh.insert("identity_file", quote(&file));
+            }
+        }
+        if let Some(v) = var("ansible_become") {
+            if let Some(b) = v.value.scalar().and_then(ansible_bool) {
+                self.mark(v);
+                ssh.insert("become", b.to_string());
+            }
+        }
+        ssh
     }
 
     /// Every variable not carried over, with where it was set, after the notes.
