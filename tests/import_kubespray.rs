@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{k8sup, stderr, stdout};
 
 /// Imports `hosts` into a fresh directory; returns the output, the inventory's path and text.
@@ -21,20 +19,10 @@ fn import(hosts: &str, extra: &[&str]) -> (std::process::Output, tempfile::TempD
     (out, dir, text)
 }
 
-fn validate(dir: &Path) -> std::process::Output {
-    k8sup(
-        &[
-            "validate",
-            "-i",
-            dir.join("inventory.toml").to_str().expect("utf-8"),
-        ],
-        &[],
-    )
-}
-
-#[test]
-fn a_yaml_inventory_with_group_vars_becomes_a_valid_inventory() {
-    let (out, dir, text) = import("tests/kubespray/prod/hosts.yaml", &[]);
+/// Imports `hosts` and checks that it succeeded and that `k8sup validate` accepts the
+/// result; returns what import printed, and what validate printed.
+fn import_valid(hosts: &str, extra: &[&str]) -> (String, String, String) {
+    let (out, dir, text) = import(hosts, extra);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -42,7 +30,8 @@ fn a_yaml_inventory_with_group_vars_becomes_a_valid_inventory() {
         stdout(&out),
         stderr(&out)
     );
-    let checked = validate(dir.path());
+    let inventory = dir.path().join("inventory.toml");
+    let checked = k8sup(&["validate", "-i", inventory.to_str().expect("utf-8")], &[]);
     assert_eq!(
         checked.status.code(),
         Some(0),
@@ -50,8 +39,13 @@ fn a_yaml_inventory_with_group_vars_becomes_a_valid_inventory() {
         stdout(&checked),
         stderr(&checked)
     );
+    (stdout(&out), text, stdout(&checked))
+}
+
+#[test]
+fn a_yaml_inventory_with_group_vars_becomes_a_valid_inventory() {
+    let (said, text, summary) = import_valid("tests/kubespray/prod/hosts.yaml", &[]);
     // The summary validate prints: 3 masters, 2 workers, calico, the networks.
-    let summary = stdout(&checked);
     for expected in [
         "prod",
         "1.30.4",
@@ -64,10 +58,9 @@ fn a_yaml_inventory_with_group_vars_becomes_a_valid_inventory() {
     insta::assert_snapshot!("kubespray_prod_inventory", text);
     // The route reflector is not a Kubernetes host of k8sup's: listed, with its line.
     assert!(
-        stdout(&out)
-            .contains("tests/kubespray/prod/hosts.yaml:26: host rr-1 [calico_rr] not carried"),
+        said.contains("tests/kubespray/prod/hosts.yaml:26: host rr-1 [calico_rr] not carried"),
         "{}",
-        stdout(&out)
+        said
     );
     assert!(
         !text.contains("0123456789abcdef0123"),
@@ -77,35 +70,20 @@ fn a_yaml_inventory_with_group_vars_becomes_a_valid_inventory() {
 
 #[test]
 fn an_ini_inventory_becomes_a_valid_inventory() {
-    let (out, dir, text) = import(
+    let (said, text, _) = import_valid(
         "tests/kubespray/edge/inventory.ini",
         &["--name", "edge-lab"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let checked = validate(dir.path());
-    assert_eq!(
-        checked.status.code(),
-        Some(0),
-        "{text}\n{}",
-        stderr(&checked)
     );
     insta::assert_snapshot!("kubespray_edge_inventory", text);
     assert!(
         !text.contains("correct-horse"),
         "a password was copied:\n{text}"
     );
-    assert!(!stdout(&out).contains("correct-horse"));
+    assert!(!said.contains("correct-horse"));
     assert!(
-        stdout(&out)
-            .contains("tests/kubespray/edge/inventory.ini:21: ansible_become_password: <redacted>"),
+        said.contains("tests/kubespray/edge/inventory.ini:21: ansible_become_password: <redacted>"),
         "{}",
-        stdout(&out)
+        said
     );
 }
 
