@@ -946,6 +946,9 @@ impl<'s> HostRunner<'s, '_> {
             }
             let ran = self.run_batch(&steps, &batch, end, &mut ledger).await?;
             judged.extend(ran.judged);
+            // A step settled inside the batch was judged on the host where the apply
+            // before it ended: that is its place in the run's timeline.
+            let mut last_end: Option<Duration> = None;
             for item in batch.iter().take_while(|item| item.step() < ran.from) {
                 let step = &steps[item.step()];
                 match item {
@@ -957,7 +960,10 @@ impl<'s> HostRunner<'s, '_> {
                         false,
                         Duration::ZERO,
                         reason,
-                        TaskDetail::default(),
+                        TaskDetail {
+                            started: last_end,
+                            ..TaskDetail::default()
+                        },
                     ),
                     Item::Apply { change, drift, .. } => {
                         notified.extend(step.task.notify.iter().cloned());
@@ -970,6 +976,10 @@ impl<'s> HostRunner<'s, '_> {
                             change.reason.clone()
                         };
                         let duration = ran.durations.get(&item.step()).copied();
+                        let started = ran.starts.get(&item.step()).copied();
+                        if let Some(start) = started {
+                            last_end = Some(start + duration.unwrap_or_default());
+                        }
                         self.finish_task(
                             step,
                             TaskOutcome::Changed,
@@ -977,7 +987,7 @@ impl<'s> HostRunner<'s, '_> {
                             duration.unwrap_or_default(),
                             &reason,
                             TaskDetail {
-                                started: ran.starts.get(&item.step()).copied(),
+                                started,
                                 diff: change.diff.clone(),
                                 command: change.command.clone(),
                                 stderr: None,

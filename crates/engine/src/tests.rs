@@ -967,6 +967,8 @@ content = "two\n"
 #[test]
 fn the_report_keeps_each_change_diff_start_and_each_failure_stderr() {
     let lab = lab(&["m1"]);
+    // Already as wanted: settled in the middle of the batch of changes.
+    std::fs::write(lab.root("m1").join("etc/kept"), "kept\n").expect("kept");
     let text = r#"
 [[play]]
 name = "r"
@@ -977,6 +979,12 @@ name = "conf"
 kind = "file"
 path = "{{ root }}/etc/conf"
 content = "a=1\n"
+
+[[play.task]]
+name = "kept"
+kind = "file"
+path = "{{ root }}/etc/kept"
+content = "kept\n"
 
 [[play.task]]
 name = "mark"
@@ -1020,7 +1028,7 @@ cmd = "echo 'cannot open the frobnicator' >&2; exit 3"
         "{broken:?}"
     );
     // Each task has a start within the run, and the host ran them in order.
-    let starts: Vec<u64> = ["r/conf", "r/mark", "r/broken"]
+    let starts: Vec<u64> = ["r/conf", "r/kept", "r/mark", "r/broken"]
         .iter()
         .map(|id| task(&report, id).started_ms.expect("a start"))
         .collect();
