@@ -452,6 +452,8 @@ fn unquote(value: &str) -> String {
 const MASTER_GROUPS: [&str; 2] = ["kube_control_plane", "kube-master"];
 const NODE_GROUPS: [&str; 2] = ["kube_node", "kube-node"];
 const ETCD_GROUP: &str = "etcd";
+/// The host SSH goes through to reach the others (Kubespray's bastion-ssh-config role).
+const BASTION_GROUP: &str = "bastion";
 /// Groups whose variables are the cluster's (`k8s_cluster` wins over `all`).
 const CLUSTER_GROUPS: [&str; 3] = ["k8s_cluster", "k8s-cluster", "all"];
 /// Groups that only gather others: being in one is not worth a note.
@@ -663,6 +665,7 @@ impl<'k> Converter<'k> {
         let masters: BTreeSet<String> = MASTER_GROUPS.iter().flat_map(|g| ks.members(g)).collect();
         let nodes: BTreeSet<String> = NODE_GROUPS.iter().flat_map(|g| ks.members(g)).collect();
         let etcd = ks.members(ETCD_GROUP);
+        let bastion = ks.members(BASTION_GROUP);
         // Hosts, in the order the file names them.
         // Per host: its lines, its ssh overrides, and its user.
         let mut imported_hosts: Vec<(String, SshFields)> = Vec::new();
@@ -677,6 +680,9 @@ impl<'k> Converter<'k> {
             }
             if nodes.contains(host) {
                 roles.push("\"node\"");
+            }
+            if roles.is_empty() && bastion.contains(host) {
+                continue; // carried as [ssh] jump_host
             }
             if roles.is_empty() {
                 let why = if etcd.contains(host) {
@@ -816,6 +822,33 @@ impl<'k> Converter<'k> {
         ssh
     }
 
+    /// `[user@]address:port` of the bastion, as Kubespray's bastion-ssh-config role
+    /// reads it: the first host of the `bastion` group, its ansible_host (else its
+    /// name), ansible_port (else 22) and ansible_user.
+    fn jump_host(&mut self) -> Option<String> {
+        let ks = self.ks;
+        let members = ks.members(BASTION_GROUP);
+        let bastion = ks.hosts.iter().find(|h| members.contains(*h))?;
+        let vars = ks.vars_of(bastion, &ks.groups_of(bastion));
+        let var = |key: &str| vars.iter().find(|v| v.key == key).copied();
+        let address = match var("ansible_host").and_then(|v| Some((v, literal(v)?))) {
+            Some((v, address)) => {
+                self.mark(v);
+                address
+            }
+            None => bastion.clone(),
+        };
+        let ssh = self.ssh_fields(&var);
+        let port = ssh.get("port").cloned().unwrap_or_else(|| "22".into());
+        // ssh_fields quoted the user for TOML; the jump host is one string.
+        let user = var("ansible_user")
+            .or(var("ansible_ssh_user"))
+            .and_then(literal)
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        Some(format!("{user}{address}:{port}"))
+    }
+
     /// Every variable not carried over, with where it was set, after the notes.
     fn not_carried(self) -> Vec<String> {
         let mut all_vars: Vec<&Var> = self
@@ -861,7 +894,10 @@ fn convert(ks: &Kubespray, name: &str, source: &str) -> Result<Imported, String>
         notes: Vec::new(),
     };
     let cluster = converter.cluster(name);
-    let (hosts, shared) = converter.hosts();
+    let (hosts, mut shared) = converter.hosts();
+    if let Some(jump_host) = converter.jump_host() {
+        shared.insert("jump_host", quote(jump_host));
+    }
     let not_carried = converter.not_carried();
     let mut out = format!(
         "# Imported by `k8sup import kubespray` from {source}.\n# Check it with `k8sup validate -i FILE`; the settings that were not carried over\n# are listed at the end.\n\n"
@@ -1095,6 +1131,36 @@ mod tests {
             .iter()
             .any(|l| l == "inv.ini:2: ansible_become_password: <redacted>"));
         assert!(is_secret("etcd_kubeadm_token") && !is_secret("ansible_ssh_private_key_file"));
+    }
+
+    #[test]
+    fn hosts_named_before_their_groups_take_roles_from_them() {
+        // The shape of Kubespray's inventory docs: every host with its variables
+        // first, then the groups naming them.
+        let mut ks = Kubespray::default();
+        ks.read_ini(
+            "inv.ini",
+            "a1 ansible_host=192.0.2.1 ip=10.1.0.1\na2 ansible_host=192.0.2.2 ip=10.1.0.2\na3 ansible_host=192.0.2.3\n\n[kube_control_plane]\na1\n\n[etcd]\na1\na3\n\n[kube_node]\na1\na2\na3\n",
+        )
+        .expect("ini");
+        let imported = convert(&ks, "c", "inv.ini").expect("converts");
+        let toml = &imported.toml;
+        assert!(
+            toml.contains("name = \"a1\"\naddress = \"192.0.2.1\"\ninternal_address = \"10.1.0.1\"\nroles = [\"master\", \"node\"]"),
+            "{toml}"
+        );
+        assert!(
+            toml.contains("name = \"a3\"\naddress = \"192.0.2.3\"\nroles = [\"node\"]"),
+            "{toml}"
+        );
+        assert!(
+            imported
+                .not_carried
+                .iter()
+                .any(|l| l.starts_with("inv.ini:3: host a3: etcd membership differs")),
+            "{:?}",
+            imported.not_carried
+        );
     }
 
     #[test]
