@@ -24,6 +24,9 @@ const TEMPLATE: &str = include_str!("report.html");
 /// How many tasks the "slowest tasks" table and the trend plots show.
 const TOP: usize = 12;
 
+/// Up to how many changes the page shows opened.
+const OPEN_CHANGES: usize = 30;
+
 /// How many runs before it `apply --report-html` plots (`report --last` for `report`).
 pub const TREND_RUNS: usize = 10;
 
@@ -300,11 +303,17 @@ fn changes(out: &mut String, run: &RunReport) {
         );
         return;
     }
+    // A few changes are shown open; many (a first install) are listed to be opened.
+    let open = if changed.len() <= OPEN_CHANGES {
+        " open"
+    } else {
+        ""
+    };
     out.push_str("<div id=\"changes\">\n");
     for (host, t) in changed {
         let _ = writeln!(
             out,
-            "<details class=\"change\" data-host=\"{h}\" data-task=\"{}\" open><summary><b>{h}</b> · {}{} <span class=\"muted\">{}</span></summary>",
+            "<details class=\"change\" data-host=\"{h}\" data-task=\"{}\"{open}><summary><b>{h}</b> · {}{} <span class=\"muted\">{}</span></summary>",
             escape(&t.id),
             escape(&t.name),
             if t.drift { " <span class=\"tag failed\">drift repaired</span>" } else { "" },
@@ -530,6 +539,10 @@ mod tests {
         assert!(html.contains("+new &lt;/script&gt;&lt;b&gt;"), "{html}");
         assert_eq!(html.matches("</script>").count(), 2, "{html}");
         assert!(html.contains("no &lt;such&gt; file"));
+        assert!(
+            html.contains("data-task=\"p/b\" open><summary>"),
+            "one change: open"
+        );
         let data = html
             .split("id=\"run-data\">")
             .nth(1)
@@ -537,6 +550,16 @@ mod tests {
             .expect("data");
         let back: RunReport = serde_json::from_str(data).expect("the data reads back");
         assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn many_changes_are_listed_closed() {
+        let mut many = sample();
+        let changed = many.hosts[0].tasks[1].clone();
+        many.hosts[0].tasks = vec![changed; OPEN_CHANGES + 1];
+        let html = render(&many, &[]);
+        assert!(html.contains("data-task=\"p/b\"><summary>"), "{html}");
+        assert!(!html.contains(" open><summary>"), "{html}");
     }
 
     #[test]
