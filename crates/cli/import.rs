@@ -247,15 +247,16 @@ impl Kubespray {
         vars
     }
 
-    /// Reads the YAML hosts file: `all: {hosts: {...}, vars: {...}, children: {...}}`.
+    /// Reads the YAML hosts file: `all: {hosts: {...}, vars: {...}, children: {...}}`;
+    /// other top-level groups are children of `all`, as Ansible reads them.
     fn read_yaml(&mut self, file: &str, root: &Node) -> Result<(), String> {
-        let Some(all) = root.get("all").or_else(|| {
-            // A file may list top-level groups without `all:`.
-            root.entries().is_empty().then_some(root)
-        }) else {
-            return self.read_group(file, "all", root);
-        };
-        self.read_group(file, "all", all)
+        for (group, _, body) in root.entries() {
+            if group != "all" {
+                self.add_child("all", group);
+            }
+            self.read_group(file, group, body)?;
+        }
+        Ok(())
     }
 
     fn read_group(&mut self, file: &str, group: &str, node: &Node) -> Result<(), String> {
@@ -263,15 +264,19 @@ impl Kubespray {
         for (key, line, value) in node.entries() {
             match key.as_str() {
                 "hosts" => {
-                    for (host, at, vars) in value.entries() {
-                        self.add_host(host, group, format!("{file}:{at}"));
-                        for (k, l, v) in vars.entries() {
-                            self.host_vars.entry(host.clone()).or_default().push(Var {
-                                key: k.clone(),
-                                value: v.clone(),
-                                file: file.to_string(),
-                                line: *l,
-                            });
+                    for (pattern, at, vars) in value.entries() {
+                        for host in expand_hosts(pattern)
+                            .map_err(|e| format!("{file}:{at}: {e}"))?
+                        {
+                            self.add_host(&host, group, format!("{file}:{at}"));
+                            for (k, l, v) in vars.entries() {
+                                self.host_vars.entry(host.clone()).or_default().push(Var {
+                                    key: k.clone(),
+                                    value: v.clone(),
+                                    file: file.to_string(),
+                                    line: *l,
+                                });
+                            }
                         }
                     }
                 }
@@ -346,21 +351,25 @@ impl Kubespray {
                 }
                 _ => {
                     let mut words = body.split_whitespace();
-                    let Some(host) = words.next() else { continue };
-                    self.add_host(host, &group, format!("{file}:{line}"));
+                    let Some(pattern) = words.next() else {
+                        continue;
+                    };
+                    let hosts = expand_hosts(pattern).map_err(|e| format!("{file}:{line}: {e}"))?;
+                    for host in &hosts {
+                        self.add_host(host, &group, format!("{file}:{line}"));
+                    }
                     for word in words {
                         let (key, value) = word.split_once('=').ok_or_else(|| {
                             format!("{file}:{line}: host variables are key=value: {word}")
                         })?;
-                        self.host_vars
-                            .entry(host.to_string())
-                            .or_default()
-                            .push(Var {
+                        for host in &hosts {
+                            self.host_vars.entry(host.clone()).or_default().push(Var {
                                 key: key.to_string(),
                                 value: Node::Scalar(unquote(value), line),
                                 file: file.to_string(),
                                 line,
                             });
+                        }
                     }
                 }
             }
@@ -420,6 +429,60 @@ impl Kubespray {
         }
         Ok(())
     }
+}
+
+/// The hosts an Ansible host pattern names: `node[01:03]` is node01, node02, node03;
+/// `db-[a:c]` is db-a, db-b, db-c; `[start:end:stride]` steps; a name without `[` is itself.
+fn expand_hosts(pattern: &str) -> Result<Vec<String>, String> {
+    let Some((head, rest)) = pattern.split_once('[') else {
+        return Ok(vec![pattern.to_string()]);
+    };
+    let (range, tail) = rest
+        .split_once(']')
+        .ok_or_else(|| format!("host pattern {pattern}: `[` without `]`"))?;
+    let bad = || format!("host pattern {pattern}: a range is [start:end] or [start:end:stride]");
+    let parts: Vec<&str> = range.split(':').collect();
+    let (start, end, stride) = match parts.as_slice() {
+        [start, end] => (*start, *end, 1),
+        [start, end, stride] => (*start, *end, stride.parse::<usize>().map_err(|_| bad())?),
+        _ => return Err(bad()),
+    };
+    if stride == 0 {
+        return Err(bad());
+    }
+    let names: Vec<String> = match (start.parse::<u64>(), end.parse::<u64>()) {
+        (Ok(a), Ok(b)) if a <= b => {
+            // A leading zero pads every number to the start's width (01, 02, ...).
+            let width = if start.starts_with('0') {
+                start.len()
+            } else {
+                0
+            };
+            (a..=b)
+                .step_by(stride)
+                .map(|n| format!("{n:0width$}"))
+                .collect()
+        }
+        _ => match (start.as_bytes(), end.as_bytes()) {
+            ([a], [b]) if a.is_ascii_lowercase() && b.is_ascii_lowercase() && a <= b => (*a..=*b)
+                .step_by(stride)
+                .map(|c| (c as char).to_string())
+                .collect(),
+            _ => return Err(bad()),
+        },
+    };
+    if names.len() > 10_000 {
+        return Err(format!(
+            "host pattern {pattern} names more than 10000 hosts"
+        ));
+    }
+    let mut hosts = Vec::new();
+    for name in names {
+        for rest in expand_hosts(tail)? {
+            hosts.push(format!("{head}{name}{rest}"));
+        }
+    }
+    Ok(hosts)
 }
 
 fn is_yaml(path: &Path) -> bool {
@@ -1161,6 +1224,39 @@ mod tests {
             "{:?}",
             imported.not_carried
         );
+    }
+
+    #[test]
+    fn host_patterns_expand_as_ansible_expands_them() {
+        assert_eq!(expand_hosts("node1").unwrap(), ["node1"]);
+        assert_eq!(expand_hosts("wk[08:10]").unwrap(), ["wk08", "wk09", "wk10"]);
+        assert_eq!(
+            expand_hosts("n[1:5:2].lan").unwrap(),
+            ["n1.lan", "n3.lan", "n5.lan"]
+        );
+        assert_eq!(expand_hosts("db-[a:c]").unwrap(), ["db-a", "db-b", "db-c"]);
+        assert_eq!(
+            expand_hosts("r[1:2]n[1:2]").unwrap(),
+            ["r1n1", "r1n2", "r2n1", "r2n2"]
+        );
+        for bad in ["n[1:", "n[3:1]", "n[1:2:0]", "n[a:1]", "n[1]"] {
+            assert!(expand_hosts(bad).is_err(), "{bad}");
+        }
+        let mut ks = Kubespray::default();
+        ks.read_ini(
+            "inv.ini",
+            "[kube_control_plane]\ncp[1:2] ansible_user=ops\n",
+        )
+        .expect("ini");
+        assert_eq!(ks.hosts, ["cp1", "cp2"]);
+        assert_eq!(ks.host_vars["cp2"][0].value.text(), "ops");
+        let mut ks = Kubespray::default();
+        let root = parse_yaml("kube_control_plane:\n  hosts:\n    cp[1:2]:\n      ip: 10.0.0.1\n")
+            .expect("yaml")
+            .expect("root");
+        ks.read_yaml("h.yaml", &root)
+            .expect("top-level groups are children of all");
+        assert_eq!(ks.members("all").len(), 2);
     }
 
     #[test]
