@@ -116,10 +116,13 @@ impl MarkedEventReceiver for TreeBuilder {
     fn on_event(&mut self, event: Event, mark: Marker) {
         let line = mark.line();
         match event {
-            Event::Scalar(value, ..) => {
+            Event::Scalar(value, _, _, tag) => {
                 // `~` and `null` are YAML's null: Ansible reads `node1:` as a host with no vars.
                 let value = if matches!(value.as_str(), "~" | "null" | "Null" | "NULL") {
                     String::new()
+                } else if tag.is_some_and(|t| t.suffix == "vault") {
+                    // `!vault |` holds a secret encrypted with ansible-vault: never shown.
+                    VAULT.to_string()
                 } else {
                     value
                 };
@@ -170,6 +173,8 @@ struct Kubespray {
     /// Group -> its hosts and child groups.
     groups: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
     group_vars: BTreeMap<String, Vec<Var>>,
+    /// What was seen but not read (an encrypted file), with where.
+    notes: Vec<String>,
 }
 
 impl Kubespray {
@@ -407,6 +412,13 @@ impl Kubespray {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let shown = path.display().to_string();
+            if text.starts_with("$ANSIBLE_VAULT;") {
+                // A whole file encrypted with ansible-vault (secrets, by custom): not read.
+                self.notes.push(format!(
+                    "{shown}:1: encrypted with ansible-vault: not read (k8sup takes secrets from the environment)"
+                ));
+                continue;
+            }
             let root = parse_yaml(&text).map_err(|e| format!("{shown}: not YAML: {e}"))?;
             let Some(root) = root else { continue };
             if !matches!(root, Node::Map(..)) {
@@ -484,6 +496,9 @@ fn expand_hosts(pattern: &str) -> Result<Vec<String>, String> {
     }
     Ok(hosts)
 }
+
+/// What an ansible-vault encrypted value reads as.
+const VAULT: &str = "<encrypted with ansible-vault>";
 
 fn is_yaml(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "yml" || e == "yaml")
@@ -927,7 +942,7 @@ impl<'k> Converter<'k> {
             if self.used.contains(&(v.file.clone(), v.line, v.key.clone())) {
                 continue;
             }
-            let value = if is_secret(&v.key) {
+            let value = if is_secret(&v.key) || v.value.text() == VAULT {
                 "<redacted>".to_string()
             } else {
                 let text = v.value.text();
@@ -954,7 +969,7 @@ fn convert(ks: &Kubespray, name: &str, source: &str) -> Result<Imported, String>
         ks,
         source,
         used: BTreeSet::new(),
-        notes: Vec::new(),
+        notes: ks.notes.clone(),
     };
     let cluster = converter.cluster(name);
     let (hosts, mut shared) = converter.hosts();
@@ -1257,6 +1272,43 @@ mod tests {
         ks.read_yaml("h.yaml", &root)
             .expect("top-level groups are children of all");
         assert_eq!(ks.members("all").len(), 2);
+    }
+
+    #[test]
+    fn vault_encrypted_values_and_files_are_not_read() {
+        let dir = tempfile::tempdir().expect("dir");
+        let all = dir.path().join("all");
+        std::fs::create_dir_all(&all).expect("mkdir");
+        std::fs::write(
+            all.join("vars.yml"),
+            "kube_version: v1.30.2\nregistry_login: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162636465\n",
+        )
+        .expect("write");
+        std::fs::write(
+            all.join("vault.yml"),
+            "$ANSIBLE_VAULT;1.1;AES256\n3132333435\n",
+        )
+        .expect("write");
+        let mut ks = Kubespray::default();
+        ks.read_ini("inv.ini", "[kube_control_plane]\ncp1\n")
+            .expect("ini");
+        ks.read_group_vars(dir.path()).expect("group_vars");
+        let imported = convert(&ks, "c", "inv.ini").expect("converts");
+        assert!(
+            imported.toml.contains("kubernetes_version = \"1.30.2\""),
+            "{}",
+            imported.toml
+        );
+        assert!(!imported.toml.contains("6162636465"), "{}", imported.toml);
+        let listed = imported.not_carried.join("\n");
+        assert!(
+            listed.contains("vars.yml:2: registry_login: <redacted>"),
+            "{listed}"
+        );
+        assert!(
+            listed.contains("vault.yml:1: encrypted with ansible-vault"),
+            "{listed}"
+        );
     }
 
     #[test]
