@@ -265,6 +265,7 @@ fn history_tasks_shows_each_task_over_the_runs() {
     let out = setup.k8sup(&["history", "--tasks"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
+    insta::assert_snapshot!("history_tasks", text);
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with("TASK")
