@@ -48,7 +48,10 @@ fn ini_lines_lose_their_comments_not_their_values() {
     );
     assert_eq!(ks.group_vars["all"][0].line, 7);
     let bad = Kubespray::default().read_ini("x.ini", "[kube_node\nn1\n");
-    assert!(bad.unwrap_err().to_string().starts_with("x.ini:1: "), "names the line");
+    assert!(
+        bad.unwrap_err().to_string().starts_with("x.ini:1: "),
+        "names the line"
+    );
 }
 
 #[test]
