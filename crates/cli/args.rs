@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Install and keep Kubernetes clusters on machines you already have, over plain SSH.
 #[derive(Debug, Parser)]
-#[command(name = "k8sup", version, about, long_about = None)]
+#[command(name = "k8sup", version = env!("K8SUP_VERSION"), about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -53,6 +53,13 @@ pub enum Command {
 
     /// Fetch the admin kubeconfig from the first master, its server set to control_plane_endpoint
     Kubeconfig(KubeconfigArgs),
+
+    /// Write one self-contained HTML page of a run: a timeline per host, changes with diffs, failures
+    Report(ReportArgs),
+
+    /// Write an inventory.toml from another tool's inventory
+    #[command(subcommand)]
+    Import(ImportCommand),
 
     /// Tear the cluster down on every host (kubeadm reset, CNI, iptables, k8sup state) for a fresh apply
     Reset(ResetArgs),
@@ -149,6 +156,10 @@ pub struct ApplyArgs {
     /// Write a JSON report of the run: per host, per task, status, duration, error
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Write the run as one self-contained HTML page (as `k8sup report` does)
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+    pub report_html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +174,55 @@ pub struct HistoryArgs {
     /// Show every task's duration in each run
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// Show each task's duration over the runs, oldest to newest, as a table
+    #[arg(long)]
+    pub tasks: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run: its start time as `k8sup history` shows it (or a unique prefix), or a
+    /// JSON report written by `apply --report`; default: the last run in the history
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+
+    /// The inventory whose history holds the run (needed unless RUN is a file)
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+
+    /// Where to write the HTML page
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// How many of the runs before it the task trends show
+    #[arg(long, default_value_t = 10)]
+    pub last: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A Kubespray inventory (hosts.yaml or inventory.ini, with its group_vars)
+    Kubespray(ImportKubesprayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportKubesprayArgs {
+    /// Kubespray's hosts file: YAML (hosts.yaml) or INI (inventory.ini)
+    #[arg(value_name = "HOSTS")]
+    pub hosts: PathBuf,
+
+    /// Kubespray's group_vars directory (default: group_vars beside the hosts file, if any)
+    #[arg(long, value_name = "DIR")]
+    pub group_vars: Option<PathBuf>,
+
+    /// The cluster's name in k8sup (default: the name of the directory holding the hosts file)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Write the inventory to FILE instead of printing it (refuses to overwrite)
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
