@@ -60,6 +60,10 @@ pub struct EtcdState {
     /// host -> why its etcd does not start.
     #[serde(default)]
     pub failed: BTreeMap<String, String>,
+    /// The hosts whose etcd member has started at least once (kubeadm adds a member and
+    /// then starts it: until it runs, it does not count for quorum here).
+    #[serde(default)]
+    pub members: BTreeSet<String>,
     pub revision: u64,
     /// The sha256 of the store at `revision`.
     pub store_hash: String,
@@ -89,6 +93,20 @@ impl EtcdState {
     fn quorum(&self, members: usize) -> bool {
         let up = self.running.values().filter(|p| p.contains("etcd")).count();
         up > 0 && up > members / 2
+    }
+
+    /// How many members the cluster has: those that started and are still control planes.
+    fn member_count(&self, state: &ClusterState) -> usize {
+        self.members
+            .iter()
+            .filter(|h| {
+                state
+                    .nodes
+                    .values()
+                    .any(|n| n.control_plane && &n.host == *h)
+            })
+            .count()
+            .max(1)
     }
 
     /// Whether the API server of `host` answers.
@@ -234,6 +252,7 @@ pub fn sync(inv: &Invocation) {
                 Ok(loaded) => {
                     state_changed |= loaded;
                     etcd.failed.remove(&host);
+                    etcd.members.insert(host.clone());
                 }
                 Err(why) => {
                     if etcd.failed.get(&host) != Some(&why) {
@@ -360,7 +379,7 @@ pub fn api_available(inv: &Invocation, state: &ClusterState) -> bool {
     if etcd.running.is_empty() && etcd.cluster_id.is_empty() {
         return true;
     }
-    let members = state.control_plane_nodes().max(1);
+    let members = etcd.member_count(state);
     etcd.running
         .keys()
         .any(|h| etcd.apiserver_healthy(h, members))
@@ -383,9 +402,8 @@ pub fn apiserver_health(inv: &Invocation, url: &str) -> Option<Result<String, St
     sync(inv);
     let etcd = EtcdState::read(&inv.path(cluster::CLUSTER_DIR));
     let members = cluster::read(inv)
-        .map(|s| s.control_plane_nodes())
-        .unwrap_or(1)
-        .max(1);
+        .map(|s| etcd.member_count(&s))
+        .unwrap_or(1);
     let host = inv.hostname();
     if etcd.apiserver_healthy(&host, members) {
         Some(Ok("ok".into()))
@@ -938,7 +956,7 @@ fn endpoint_health(inv: &mut Invocation, endpoints: &[String], a: &Args) -> i32 
         }
         let state = cluster::read(inv).unwrap_or_default();
         let etcd = EtcdState::read(&inv.path(cluster::CLUSTER_DIR));
-        let members = state.control_plane_nodes().max(1);
+        let members = etcd.member_count(&state);
         let up = endpoint_host(inv, &state, ep).is_some_and(|h| etcd.runs(&h, "etcd"));
         if up && etcd.quorum(members) {
             inv.outln(&format!(
