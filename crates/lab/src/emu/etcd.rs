@@ -236,7 +236,10 @@ pub fn sync(inv: &Invocation) {
     let dir = inv.path(cluster::CLUSTER_DIR);
     let host = inv.hostname();
     let wanted = manifest_pods(inv);
-    if wanted.is_empty() && !EtcdState::read(&dir).running.contains_key(&host) {
+    if wanted.is_empty() && {
+        let etcd = EtcdState::read(&dir);
+        !etcd.running.contains_key(&host) && !etcd.members.contains(&host)
+    } {
         return;
     }
     let Ok(mut locked) = cluster::lock(inv) else {
@@ -271,6 +274,10 @@ pub fn sync(inv: &Invocation) {
     }
     for pod in now_running.difference(&before) {
         log_event(inv, &host, pod, "started", "");
+    }
+    if !now_running.contains("etcd") && !inv.path(&format!("/var/lib/etcd/{WAL}")).exists() {
+        // `kubeadm reset` removed this member (its data is gone): a later join is a new one.
+        etcd.members.remove(&host);
     }
     if now_running.is_empty() {
         etcd.running.remove(&host);
