@@ -313,6 +313,39 @@ name = "w1"
         stdout(&out)
     );
 
+    // ---- apply renews what `[certificates] renew_before` says is due ----
+    lab.faults("cp1")
+        .unwrap()
+        .age_certificate("front-proxy-client", 5)
+        .unwrap();
+    let renewing = write_inventory(
+        &lab,
+        "renewing.toml",
+        &format!(
+            "{}\n[certificates]\nrenew_before = \"30d\"\n",
+            lab.inventory_toml("[cluster]\nname = \"ce\"\nkubernetes_version = \"1.30\"\n")
+        ),
+    );
+    let out = k8sup(&["apply", "-i", renewing.to_str().unwrap()], &env);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    said += &stdout(&out);
+    assert!(
+        stdout(&out).contains("1. cp1 (due: front-proxy-client in"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("cp1: renewed"), "{}", stdout(&out));
+    let out = k8sup(&["certs", "-i", inv, "--warn", "15d"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // Nothing due: a second apply renews nothing.
+    let out = k8sup(&["apply", "-i", renewing.to_str().unwrap()], &env);
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("nothing to renew"),
+        "{}",
+        stdout(&out)
+    );
+
     // ---- backup, delete, restore: the ConfigMap is back ----
     let (ok, text) = kubectl(
         &lab,
