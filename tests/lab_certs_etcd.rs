@@ -29,6 +29,13 @@ fn kubectl(lab: &Lab, host: &str, args: &str) -> (bool, String) {
     )
 }
 
+/// The names in a host's /var/tmp (where k8sup stages snapshots and must leave nothing).
+fn var_tmp(lab: &Lab, host: &str) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(lab.host(host).unwrap().path("/var/tmp"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default()
+}
+
 /// The most masters whose API server was down at the same moment, over `events`.
 fn most_masters_down_together(events: &[PodEvent]) -> usize {
     let mut down = BTreeSet::new();
@@ -395,10 +402,7 @@ name = "w1"
     );
     // Nothing left on the master.
     for h in ["cp1", "cp2", "cp3"] {
-        let tmp = lab.host(h).unwrap().path("/var/tmp");
-        let leftovers: Vec<_> = std::fs::read_dir(&tmp)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
+        let leftovers = var_tmp(&lab, h);
         assert!(leftovers.is_empty(), "{h}:/var/tmp has {leftovers:?}");
     }
 
@@ -506,9 +510,7 @@ name = "w1"
                     .starts_with("etcd.k8sup-before-restore-")
             });
         assert!(aside, "{h} kept no old data dir");
-        let tmp: Vec<_> = std::fs::read_dir(lab.host(h).unwrap().path("/var/tmp"))
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
-            .unwrap_or_default();
+        let tmp = var_tmp(&lab, h);
         assert!(tmp.is_empty(), "{h}:/var/tmp has {tmp:?}");
     }
 

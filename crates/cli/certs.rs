@@ -29,7 +29,8 @@ pub fn run(args: &CertsArgs, output: &OutputArgs) -> u8 {
     }
 }
 
-fn load(path: &std::path::Path) -> Option<Inventory> {
+/// Loads the inventory, printing every problem; `None` means exit 1.
+pub(crate) fn load(path: &std::path::Path) -> Option<Inventory> {
     match Inventory::load(path) {
         Ok(inv) => Some(inv),
         Err(e) => {
@@ -39,7 +40,8 @@ fn load(path: &std::path::Path) -> Option<Inventory> {
     }
 }
 
-fn connect_options() -> ConnectOptions {
+/// Connection options from the environment, every host at `ssh.parallelism`.
+pub(crate) fn connect_options() -> ConnectOptions {
     ConnectOptions {
         secrets: Secrets::from_env(),
         events: EventSink::new(hosts::print_event),

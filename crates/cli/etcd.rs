@@ -2,36 +2,16 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use k8sup_inventory::Inventory;
-use k8sup_ops::connect::ConnectOptions;
 use k8sup_ops::etcd::{self, BackupOptions, RestoreStep};
-use k8sup_ssh::{EventSink, Secrets};
 
 use crate::args::{EtcdAction, EtcdArgs, EtcdBackupArgs, EtcdRestoreArgs, OutputArgs};
+use crate::certs::{connect_options, load};
 use crate::{exit, hosts};
 
 pub fn run(args: &EtcdArgs, output: &OutputArgs) -> u8 {
     match &args.action {
         EtcdAction::Backup(b) => backup(b, output),
         EtcdAction::Restore(r) => restore(r, output),
-    }
-}
-
-fn load(path: &std::path::Path) -> Option<Inventory> {
-    match Inventory::load(path) {
-        Ok(inv) => Some(inv),
-        Err(e) => {
-            eprintln!("{e}");
-            None
-        }
-    }
-}
-
-fn connect_options() -> ConnectOptions {
-    ConnectOptions {
-        secrets: Secrets::from_env(),
-        events: EventSink::new(hosts::print_event),
-        parallel: None,
     }
 }
 

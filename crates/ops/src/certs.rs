@@ -74,25 +74,31 @@ impl CertsReport {
     }
 }
 
-const MASTER_SCRIPT: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-echo '--- kubeadm'
-kubeadm certs check-expiration -o json 2>&1 || echo "--- kubeadm-failed $?"
-echo '--- kubelet'
+/// The kubelet's certificate date, on every host; `missing` where there is none.
+macro_rules! kubelet_check {
+    () => {
+        r#"echo '--- kubelet'
 if [ -e /var/lib/kubelet/pki/kubelet-client-current.pem ]; then
   openssl x509 -noout -enddate -in /var/lib/kubelet/pki/kubelet-client-current.pem 2>&1
 else
   echo missing
 fi
-"#;
+"#
+    };
+}
 
-const NODE_SCRIPT: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-echo '--- kubelet'
-if [ -e /var/lib/kubelet/pki/kubelet-client-current.pem ]; then
-  openssl x509 -noout -enddate -in /var/lib/kubelet/pki/kubelet-client-current.pem 2>&1
-else
-  echo missing
-fi
-"#;
+/// A master answers kubeadm's summary, then the kubelet's date.
+const MASTER_SCRIPT: &str = concat!(
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH\n",
+    "echo '--- kubeadm'\n",
+    "kubeadm certs check-expiration -o json 2>&1 || echo \"--- kubeadm-failed $?\"\n",
+    kubelet_check!()
+);
+
+const NODE_SCRIPT: &str = concat!(
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH\n",
+    kubelet_check!()
+);
 
 /// Reads every host's certificates in parallel.
 pub async fn gather(inventory: &Inventory, options: &ConnectOptions) -> CertsReport {
@@ -154,11 +160,7 @@ fn parse_host_output(host: &str, text: &str) -> Result<Vec<CertificateExpiry>, S
     };
     if let Some(kubeadm) = kubeadm.split_once("--- kubeadm\n").map(|(_, k)| k) {
         if let Some((said, status)) = kubeadm.split_once("--- kubeadm-failed ") {
-            let last = said
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
+            let last = crate::etcd::last_line(said);
             return Err(format!(
                 "{host}: kubeadm certs check-expiration failed (exit {}): {last}",
                 status.trim()
@@ -425,11 +427,7 @@ pub async fn renew(
         session.close().await;
         if !out.success() || !out.stdout_text().contains("k8sup-renewed") {
             let why = out.stderr_text();
-            let last = why
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
+            let last = crate::etcd::last_line(&why);
             return Err(format!(
                 "renewing the certificates of {} failed ({}): {last}; the masters after it were not touched",
                 m.host,

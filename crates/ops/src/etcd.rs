@@ -44,6 +44,14 @@ pub enum EtcdError {
     Refused(String),
 }
 
+/// The last non-empty line of a tool's stderr: what it said went wrong.
+pub(crate) fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
 fn host_error(host: &str, message: impl Into<String>) -> EtcdError {
     EtcdError::Host {
         host: host.to_string(),
@@ -525,9 +533,8 @@ pub async fn prepare_restore(
                 format!(
                     "snapshot status refused {}: {}; nothing was stopped",
                     file.display(),
-                    why.lines()
-                        .rev()
-                        .find(|l| !l.trim().is_empty())
+                    Some(last_line(&why))
+                        .filter(|l| !l.is_empty())
                         .unwrap_or("no answer")
                 ),
             )
@@ -646,9 +653,8 @@ async fn run_on_all(
                     &host.name,
                     format!(
                         "{} ({})",
-                        why.lines()
-                            .rev()
-                            .find(|l| !l.trim().is_empty())
+                        Some(last_line(&why))
+                            .filter(|l| !l.is_empty())
                             .unwrap_or("failed"),
                         out.status_text()
                     ),
@@ -806,6 +812,23 @@ mod tests {
             .to_string()
             .contains("must be beside it"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_status_of_real_etcd_is_read() {
+        // What Debian's etcd-client 3.4.23 printed for a real snapshot
+        // (`ETCDCTL_API=3 etcdctl snapshot status snap.db -w json`), and etcdutl 3.5's form.
+        let v34 = "{\"hash\":3889990354,\"revision\":2,\"totalKey\":5,\"totalSize\":20480}\n";
+        assert_eq!(
+            parse_status(v34),
+            Some(SnapshotStatus {
+                hash: 3_889_990_354,
+                revision: 2,
+                total_key: 5,
+                total_size: 20_480
+            })
+        );
+        assert!(parse_status("Error: file size too small\n").is_none());
     }
 
     #[test]

@@ -69,20 +69,30 @@ pub struct EtcdState {
     pub store_hash: String,
 }
 
+/// A JSON file of the cluster directory; its default when absent or unreadable.
+pub(super) fn read_json<T: serde::de::DeserializeOwned + Default>(dir: &Path, file: &str) -> T {
+    std::fs::read_to_string(dir.join(file))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Replaces a JSON file of the cluster directory at once (readers never see half of it).
+pub(super) fn write_json<T: Serialize>(dir: &Path, file: &str, value: &T) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    let tmp = dir.join(format!("{file}.tmp"));
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, dir.join(file)))
+        .map_err(|e| format!("{}/{file}: {e}", cluster::CLUSTER_DIR))
+}
+
 impl EtcdState {
     pub fn read(dir: &Path) -> EtcdState {
-        std::fs::read_to_string(dir.join(ETCD_FILE))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
+        read_json(dir, ETCD_FILE)
     }
 
     fn write(&self, dir: &Path) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        let tmp = dir.join(format!("{ETCD_FILE}.tmp"));
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, dir.join(ETCD_FILE)))
-            .map_err(|e| format!("{}/{ETCD_FILE}: {e}", cluster::CLUSTER_DIR))
+        write_json(dir, ETCD_FILE, self)
     }
 
     fn runs(&self, host: &str, pod: &str) -> bool {
@@ -431,7 +441,8 @@ pub fn apiserver_health(inv: &Invocation, url: &str) -> Option<Result<String, St
 fn snapshot_bytes(store: &Store) -> Vec<u8> {
     let mut db = DB_MAGIC.to_vec();
     db.extend(serde_json::to_vec(store).unwrap_or_default());
-    let pages = db.len().div_ceil(PAGE);
+    // A bbolt file has two meta pages at least.
+    let pages = db.len().div_ceil(PAGE).max(2);
     db.resize(pages * PAGE, 0);
     let sum = Sha256::digest(&db);
     db.extend_from_slice(&sum);
@@ -459,6 +470,9 @@ fn status_of(file_bytes: &[u8]) -> Result<Status, String> {
     } else {
         file_bytes
     };
+    if db.len() < 2 * PAGE {
+        return Err("file size too small".into());
+    }
     let store = parse_db(db)?;
     let end = DB_MAGIC.len()
         + db[DB_MAGIC.len()..]
@@ -535,17 +549,24 @@ fn print_status(inv: &mut Invocation, s: &Status, format: &str) -> Result<(), St
                 .map(|(h, c)| h.len().max(c.len()) + 2)
                 .collect();
             let line: String = widths.iter().map(|w| format!("+{}", "-".repeat(*w))).collect::<String>() + "+";
-            let row = |cols: Vec<String>| -> String {
+            // Headers centred, values right-aligned, as etcdctl's tablewriter prints them.
+            let row = |cols: Vec<String>, centre: bool| -> String {
                 cols.iter()
                     .zip(&widths)
-                    .map(|(c, w)| format!("|{:^w$}", c, w = *w))
+                    .map(|(c, w)| {
+                        if centre {
+                            format!("|{:^w$}", c, w = *w)
+                        } else {
+                            format!("|{:>w$} ", c, w = *w - 1)
+                        }
+                    })
                     .collect::<String>()
                     + "|"
             };
             inv.outln(&line);
-            inv.outln(&row(heads.iter().map(|s| s.to_string()).collect()));
+            inv.outln(&row(heads.iter().map(|s| s.to_string()).collect(), true));
             inv.outln(&line);
-            inv.outln(&row(cells.to_vec()));
+            inv.outln(&row(cells.to_vec(), false));
             inv.outln(&line);
         }
         other => return Err(format!("unknown output format {other:?}")),
@@ -1004,7 +1025,11 @@ mod tests {
         let bytes = snapshot_bytes(&store());
         assert_eq!(bytes.len() % 512, 32, "sha256 appended to whole pages");
         let s = status_of(&bytes).expect("status");
-        assert_eq!((s.revision, s.total_key, s.total_size), (42, 2, 4096));
+        assert_eq!((s.revision, s.total_key, s.total_size), (42, 2, 8192));
+        assert_eq!(
+            status_of(&[0u8; 5000]).err().as_deref(),
+            Some("file size too small")
+        );
         let mut broken = bytes.clone();
         broken[3] ^= 0xff;
         assert_eq!(

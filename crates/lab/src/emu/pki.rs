@@ -130,18 +130,11 @@ pub struct Pki {
 impl Pki {
     /// Reads the dates from a cluster directory (seen from inside or outside a host).
     pub fn read(dir: &Path) -> Pki {
-        std::fs::read_to_string(dir.join(PKI_FILE))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
+        super::etcd::read_json(dir, PKI_FILE)
     }
 
     fn write(&self, dir: &Path) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        let tmp = dir.join(format!("{PKI_FILE}.tmp"));
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, dir.join(PKI_FILE)))
-            .map_err(|e| format!("{}/{PKI_FILE}: {e}", cluster::CLUSTER_DIR))
+        super::etcd::write_json(dir, PKI_FILE, self)
     }
 }
 
