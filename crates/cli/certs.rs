@@ -180,25 +180,38 @@ async fn list_command(path: &std::path::Path, warn: Duration, output: &OutputArg
     }
 }
 
-fn print_plan(plan: &RenewPlan, before: Duration, now: u64) {
+/// The renewal plan as a person reads it.
+fn plan_text(plan: &RenewPlan, before: Duration, now: u64) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     let window = window(before);
     if plan.is_empty() {
-        println!("nothing to renew: no kubeadm certificate expires within {window}");
+        let _ = writeln!(
+            out,
+            "nothing to renew: no kubeadm certificate expires within {window}"
+        );
     } else {
-        println!("certificate renewal, one master at a time (what expires within {window}):");
+        let _ = writeln!(
+            out,
+            "certificate renewal, one master at a time (what expires within {window}):"
+        );
         for (i, m) in plan.masters.iter().enumerate() {
             let due: Vec<String> = m
                 .due
                 .iter()
                 .map(|c| format!("{} in {}", c.name, certs::residual(now, c.expires)))
                 .collect();
-            println!("  {}. {} (due: {})", i + 1, m.host, due.join(", "));
-            println!("     kubeadm certs renew all");
-            println!(
+            let _ = writeln!(out, "  {}. {} (due: {})", i + 1, m.host, due.join(", "));
+            let _ = writeln!(out, "     kubeadm certs renew all");
+            let _ = writeln!(
+                out,
                 "     restart {} (manifests moved out of /etc/kubernetes/manifests and back)",
                 certs::CONTROL_PLANE_PODS.join(", ")
             );
-            println!("     wait until its API server answers; refresh /root/.kube/config");
+            let _ = writeln!(
+                out,
+                "     wait until its API server answers; refresh /root/.kube/config"
+            );
         }
     }
     for c in &plan.not_renewable {
@@ -206,13 +219,15 @@ fn print_plan(plan: &RenewPlan, before: Duration, now: u64) {
             CertKind::Authority => "a CA: kubeadm does not renew it",
             _ => "the kubelet rotates it itself (rotateCertificates); check its log if it does not",
         };
-        println!(
+        let _ = writeln!(
+            out,
             "note: {} on {} expires in {}: {how}",
             c.name,
             c.host,
             certs::residual(now, c.expires)
         );
     }
+    out
 }
 
 /// Gathers, plans, shows the plan and (unless `dry_run`) renews.
@@ -237,7 +252,7 @@ async fn plan_and_renew(
             serde_json::to_string_pretty(&plan).unwrap_or_default()
         );
     } else {
-        print_plan(&plan, before, now);
+        print!("{}", plan_text(&plan, before, now));
     }
     if dry_run || plan.is_empty() {
         return exit::OK;
@@ -291,4 +306,47 @@ pub async fn renew_when_due(path: &std::path::Path, output: &OutputArgs) -> u8 {
     };
     println!();
     plan_and_renew(&inventory, before, false, output).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8sup_ops::certs::{CertificateExpiry, MasterRenewal};
+
+    fn cert(host: &str, name: &str, kind: CertKind, days: u64) -> CertificateExpiry {
+        CertificateExpiry {
+            host: host.into(),
+            name: name.into(),
+            kind,
+            authority: "ca".into(),
+            expires: 1_800_000_000 + days * 86_400 + 60,
+            externally_managed: false,
+        }
+    }
+
+    #[test]
+    fn the_renewal_plan_reads_in_order() {
+        let plan = RenewPlan {
+            masters: vec![
+                MasterRenewal {
+                    host: "cp2".into(),
+                    due: vec![cert("cp2", "apiserver", CertKind::Kubeadm, 9)],
+                },
+                MasterRenewal {
+                    host: "cp3".into(),
+                    due: vec![
+                        cert("cp3", "etcd-server", CertKind::Kubeadm, 19),
+                        cert("cp3", "admin.conf", CertKind::Kubeadm, 29),
+                    ],
+                },
+            ],
+            not_renewable: vec![cert("w1", "kubelet-client", CertKind::KubeletClient, 24)],
+        };
+        let window = Duration::from_secs(30 * 86_400);
+        insta::assert_snapshot!(plan_text(&plan, window, 1_800_000_000));
+        insta::assert_snapshot!(
+            "nothing_due",
+            plan_text(&RenewPlan::default(), window, 1_800_000_000)
+        );
+    }
 }
