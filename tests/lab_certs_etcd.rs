@@ -267,6 +267,30 @@ name = "w1"
     assert!(plan.contains("2. cp3 (due: etcd-server in"), "{plan}");
     assert!(!plan.contains("cp1 (due"), "{plan}");
     assert!(plan.contains("note: kubelet-client on w1"), "{plan}");
+    // A master whose API server is already down: renewing another one is refused.
+    lab.ssh(
+        "cp1",
+        "mv /etc/kubernetes/manifests/kube-apiserver.yaml /root/ && curl -ksf https://127.0.0.1:6443/livez; true",
+    )
+    .unwrap();
+    let log_down = pod_log(&lab.cluster_dir()).len();
+    let out = k8sup(&["certs", "renew", "-i", inv], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("the API server of cp1 does not answer (curl: (7) Failed to connect"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        pod_log(&lab.cluster_dir()).len(),
+        log_down,
+        "a master was restarted"
+    );
+    lab.ssh(
+        "cp1",
+        "mv /root/kube-apiserver.yaml /etc/kubernetes/manifests/ && curl -ksf https://127.0.0.1:6443/livez",
+    )
+    .unwrap();
     let admin_before = read(&lab, "cp2", "/etc/kubernetes/admin.conf");
     let log_before = pod_log(&lab.cluster_dir()).len();
     let watch = ApiWatch::start(&lab, "w1");

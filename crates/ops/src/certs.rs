@@ -390,6 +390,25 @@ if [ -d /root/.kube ]; then install -m 0600 /etc/kubernetes/admin.conf /root/.ku
 echo k8sup-renewed
 "#;
 
+const LIVEZ: &str = "curl -ksf --max-time 10 https://127.0.0.1:6443/livez";
+
+/// Whether `master`'s own API server answers `/livez`.
+async fn apiserver_answers(master: &Host, options: &ConnectOptions) -> Result<(), String> {
+    let session = k8sup_ssh::connect(&target_for(master, options))
+        .await
+        .map_err(|e| e.to_string())?;
+    let out = session
+        .run(&Script::new(LIVEZ))
+        .await
+        .map_err(|e| e.to_string())?;
+    session.close().await;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(crate::etcd::last_line(&out.stderr_text()).to_string())
+    }
+}
+
 /// What happened to one master during [`renew`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum RenewStep {
@@ -409,6 +428,15 @@ pub async fn renew(
         let host = inventory
             .host(&m.host)
             .ok_or_else(|| format!("{} is not in the inventory", m.host))?;
+        // Restarting this master is safe only while every other API server answers.
+        for other in inventory.masters().filter(|o| o.name != m.host) {
+            if let Err(why) = apiserver_answers(other, options).await {
+                return Err(format!(
+                    "the API server of {} does not answer ({why}): restarting {} now could take the API down; nothing was done on {}",
+                    other.name, m.host, m.host
+                ));
+            }
+        }
         on_step(RenewStep::Renewing(m.host.clone()));
         let started = std::time::Instant::now();
         let session = k8sup_ssh::connect(&target_for(host, options))

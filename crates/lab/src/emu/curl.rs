@@ -25,6 +25,7 @@ pub fn run(inv: &mut Invocation) -> i32 {
             }
             "--fail" => fail = true,
             "--insecure" => insecure = true,
+            "--max-time" | "--connect-timeout" => i += 1,
             "--cacert" => {
                 i += 1;
                 insecure |= args.get(i).is_some();
