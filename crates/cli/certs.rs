@@ -246,11 +246,14 @@ async fn plan_and_renew(
     }
     let now = now();
     let plan = certs::renew_plan(inventory, &report, now, before);
-    if output.json && dry_run {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&plan).unwrap_or_default()
-        );
+    if output.json {
+        // `certs renew --json`: the plan; after `apply --json`: nothing that breaks its JSON.
+        if dry_run {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan).unwrap_or_default()
+            );
+        }
     } else {
         print!("{}", plan_text(&plan, before, now));
     }
@@ -259,18 +262,20 @@ async fn plan_and_renew(
     }
     let result = certs::renew(inventory, &options, &plan, |step| match step {
         RenewStep::Renewing(host) => {
-            if !output.quiet {
+            if !output.quiet && !output.json {
                 println!("{host}: renewing and restarting the control plane");
             }
         }
         RenewStep::Renewed { host, seconds } => {
-            println!("{host}: renewed; its API server answers again ({seconds:.1}s)")
+            if !output.json {
+                println!("{host}: renewed; its API server answers again ({seconds:.1}s)")
+            }
         }
     })
     .await;
     match result {
         Ok(()) => {
-            if !output.quiet {
+            if !output.quiet && !output.json {
                 println!(
                     "{} master(s) renewed; `k8sup kubeconfig` hands out the renewed admin kubeconfig",
                     plan.masters.len()
@@ -304,7 +309,9 @@ pub async fn renew_when_due(path: &std::path::Path, output: &OutputArgs) -> u8 {
     let Some(before) = inventory.certificates.renew_before else {
         return exit::OK;
     };
-    println!();
+    if !output.json {
+        println!();
+    }
     plan_and_renew(&inventory, before, false, output).await
 }
 
