@@ -216,6 +216,14 @@ name = "w1"
         "not sorted by expiry"
     );
 
+    // A host that cannot be read is an error that names it, not a silent gap.
+    lab.faults("w1").unwrap().stop_sshd().unwrap();
+    let out = k8sup(&["certs", "-i", inv], &env);
+    lab.faults("w1").unwrap().start_sshd().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("w1"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("cp1"), "the others are still listed");
+
     // ---- the ageing fault: exit 2, the certificate and host named ----
     lab.faults("cp2")
         .unwrap()
