@@ -64,6 +64,12 @@ pub enum Command {
     /// Tear the cluster down on every host (kubeadm reset, CNI, iptables, k8sup state) for a fresh apply
     Reset(ResetArgs),
 
+    /// When every certificate expires (exit 2 when one is within --warn); `certs renew` renews them
+    Certs(CertsArgs),
+
+    /// etcd snapshots: `etcd backup` to this machine, `etcd restore` for disaster recovery
+    Etcd(EtcdArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -241,6 +247,89 @@ pub struct ResetArgs {
     pub hosts: HostsArgs,
 
     /// Do not ask for confirmation (the default when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// A duration as people write it: `30d`, `2w`, `12h`.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. 30d"))
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CertsArgs {
+    #[command(subcommand)]
+    pub action: Option<CertsAction>,
+
+    /// The inventory file (TOML)
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+
+    /// Exit 2 when a certificate expires within this long
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = duration)]
+    pub warn: std::time::Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsAction {
+    /// Renew the control plane's certificates that are due, one master at a time (shows the plan first)
+    Renew(CertsRenewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsRenewArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+
+    /// Renew what expires within this long (default: [certificates] renew_before, else 30d)
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub before: Option<std::time::Duration>,
+
+    /// Only show the plan
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EtcdArgs {
+    #[command(subcommand)]
+    pub action: EtcdAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EtcdAction {
+    /// Snapshot etcd on a healthy master and store it here as CLUSTER-YYYYmmddTHHMMSSZ.db with its sha256
+    Backup(EtcdBackupArgs),
+    /// Restore every master's etcd from a snapshot (stops the whole control plane; asks first)
+    Restore(EtcdRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EtcdBackupArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+
+    /// The directory the snapshot goes to
+    #[arg(short = 'o', long = "out", value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+
+    /// Keep this many snapshots of the cluster in DIR, the new one included
+    #[arg(long, value_name = "N", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct EtcdRestoreArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+
+    /// The snapshot (its FILE.sha256 must be beside it)
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long)]
     pub yes: bool,
 }

@@ -195,7 +195,8 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
         }
     }
     if report.success() {
-        exit::OK
+        // `[certificates] renew_before`: a converged cluster also renews what is due.
+        crate::certs::renew_when_due(&args.common.inventory.inventory, output).await
     } else {
         exit::ERROR
     }
