@@ -144,6 +144,10 @@ pub struct ApplyArgs {
     /// Write a JSON report of the run: per host, per task, status, duration, error
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Do not show the plan and ask first on a terminal (without one, apply never asks)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -175,7 +179,7 @@ pub struct ResetArgs {
     #[command(flatten)]
     pub hosts: HostsArgs,
 
-    /// Do not ask for confirmation (the default when stdin is not a terminal)
+    /// Do not ask for confirmation; required when stdin is not a terminal
     #[arg(long)]
     pub yes: bool,
 }

@@ -2,9 +2,14 @@
 //! it parses arguments, calls one operation, prints what it returns and
 //! turns errors into an exit status.
 
+// First: its print macros replace the standard ones in every module below.
+#[macro_use]
+mod out;
+
 mod args;
 mod check;
 mod cluster;
+mod confirm;
 mod converge;
 mod facts;
 mod history;
@@ -39,7 +44,9 @@ fn main() -> ExitCode {
         Command::Kubeconfig(cmd) => cluster::kubeconfig(cmd, &cli.output),
         Command::Reset(cmd) => cluster::reset(cmd, &cli.output),
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "k8sup", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "k8sup", &mut script);
+            print!("{}", String::from_utf8_lossy(&script));
             exit::OK
         }
     };

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
+use k8sup_engine::input::read_capped;
 use k8sup_engine::{Artifact, Family, HostSpec, Platform};
 use k8sup_facts::{preflight, CheckKind, DistroFamily, Finding, HostFacts};
 use k8sup_inventory::{Host, Inventory};
@@ -198,8 +199,7 @@ pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, String> {
     let (what, bytes, wanted) = match source {
         ManifestSource::File { path, sha256 } => (
             path.display().to_string(),
-            std::fs::read(path)
-                .map_err(|e| format!("cannot read cni_manifest {}: {e}", path.display()))?,
+            read_capped(path, MAX_MANIFEST_BYTES, "cni_manifest").map_err(|e| e.to_string())?,
             sha256,
         ),
         ManifestSource::Url { url, sha256 } => (url.clone(), download(url)?, sha256),
@@ -220,9 +220,12 @@ pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, String> {
     k8sup_kube::manifest::cni_manifest(inventory, Some(&text), &patch).map_err(|e| e.to_string())
 }
 
-/// Downloads `url` on the controller (at most 16 MiB).
+/// The largest CNI manifest k8sup reads or downloads (Calico's is ~300 KiB).
+const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Downloads `url` on the controller (at most [`MAX_MANIFEST_BYTES`]).
 fn download(url: &str) -> Result<Vec<u8>, String> {
-    download_limited(url, "cni_manifest", 16 * 1024 * 1024)
+    download_limited(url, "cni_manifest", MAX_MANIFEST_BYTES)
 }
 
 /// Downloads `url` on the controller, at most `limit` bytes; `what` names it in errors.
@@ -283,8 +286,8 @@ impl Artifacts {
             match self.by_source.get(&key) {
                 Some(a) => a.clone(),
                 None => {
-                    let program = std::fs::read(&path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    let program = read_capped(&path, CRI_DOCKERD_LIMIT, "cri-dockerd")
+                        .map_err(|e| e.to_string())?;
                     let a = Artifact::new(program);
                     self.by_source.insert(key, a.clone());
                     a
@@ -309,18 +312,7 @@ fn read_source(source: &str, what: &str) -> Result<Vec<u8>, String> {
         return download_limited(source, what, CRI_DOCKERD_LIMIT);
     }
     let path = source.strip_prefix("file://").unwrap_or(source);
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {what} {path}: {e}"))?;
-    let mut bytes = Vec::new();
-    use std::io::Read;
-    file.take(CRI_DOCKERD_LIMIT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {what} {path}: {e}"))?;
-    if bytes.len() as u64 > CRI_DOCKERD_LIMIT {
-        return Err(format!(
-            "{what} {path} is larger than {CRI_DOCKERD_LIMIT} bytes"
-        ));
-    }
-    Ok(bytes)
+    read_capped(std::path::Path::new(path), CRI_DOCKERD_LIMIT, what).map_err(|e| e.to_string())
 }
 
 /// The program `cri-dockerd/cri-dockerd` in a cri-dockerd release archive
