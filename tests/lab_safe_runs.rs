@@ -340,23 +340,10 @@ fn wait_for_journal(lab: &Lab, host: &str, lines: usize, log: &Path) {
 
 #[test]
 fn runs_are_accounted_for_however_they_end() {
-    let Some(lab) = lab(&spec(
-        r#"
-name = "accounts"
-[[hosts]]
-name = "master"
-roles = ["master"]
-[[hosts]]
-name = "node-a"
-[[hosts]]
-name = "node-r"
-distro = "rocky9"
-[[hosts]]
-name = "node-k"
-[[hosts]]
-name = "node-d"
-"#,
-    )) else {
+    // Two more hosts, fresh for the killed run and the lost connection.
+    let five = THREE_HOSTS.replace("{name}", "accounts")
+        + "[[hosts]]\nname = \"node-k\"\n[[hosts]]\nname = \"node-d\"\n";
+    let Some(lab) = lab(&spec(&five)) else {
         return;
     };
     let inv_path = write_inventory(
@@ -520,6 +507,52 @@ name = "node-d"
             recorded.iter().any(|r| r == id),
             "{id} is counted as changed but the host did not record it: {recorded:?}"
         );
+    }
+
+    // A task that outlives ssh.command_timeout: a failure of that very task, and
+    // what the batch did before it is read from the host's journal.
+    let timeout_path = write_inventory(
+        &lab,
+        "timeout.toml",
+        &inventory_of(&lab, "dropped", &["master", "node-d"])
+            .replace("[ssh]\n", "[ssh]\ncommand_timeout = \"4s\"\n"),
+    );
+    // A change before it in the same batch: motd edited by hand.
+    std::fs::write(lab.host("node-d").unwrap().path("/etc/motd"), "by hand\n").unwrap();
+    lab.faults("node-d")
+        .unwrap()
+        .hang_command("apt-get")
+        .unwrap();
+    let report = lab.dir().join("timeout.json");
+    let out = k8sup(
+        &args(
+            timeout_path.to_str().unwrap(),
+            &["apply", "--report", report.to_str().unwrap()],
+        ),
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    lab.faults("node-d").unwrap().clear().unwrap();
+    let r = json_file(&report);
+    let node_d = &r["hosts"][1];
+    assert_eq!(node_d["failed"], 1, "{node_d:#}");
+    let tasks = node_d["tasks"].as_array().unwrap();
+    let failed = tasks.iter().find(|t| t["outcome"] == "failed").unwrap();
+    assert_eq!(failed["id"], "prepare/tools", "{node_d:#}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("task prepare/tools failed: it did not finish within 4s"),
+        "{error}"
+    );
+    let changed: Vec<&str> = tasks
+        .iter()
+        .filter(|t| t["outcome"] == "changed")
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert!(changed.contains(&"prepare/motd-line"), "{node_d:#}");
+    let recorded = recorded_changes(&lab, "node-d");
+    for id in changed {
+        assert!(recorded.iter().any(|r| r == id), "{id}: {recorded:?}");
     }
 }
 

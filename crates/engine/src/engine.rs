@@ -374,18 +374,7 @@ impl Engine {
         if let Some(plan) = plan {
             match shared.check_saved_plan(hosts, plan).await {
                 Ok(starts) => checked = starts.into_iter().map(Some).collect(),
-                Err(refused) => {
-                    let report = RunReport {
-                        duration_ms: millis(started.elapsed()),
-                        status: RunStatus::Finished,
-                        hosts: refused,
-                        ..record
-                    };
-                    if let Some(dir) = &self.options.history_dir {
-                        report.save_history(dir)?;
-                    }
-                    return Ok(report);
-                }
+                Err(refused) => return self.close_record(record, refused, started, None),
             }
         }
         let futures =
@@ -407,17 +396,7 @@ impl Engine {
             }
             reports.push(report);
         }
-        let report = RunReport {
-            duration_ms: millis(started.elapsed()),
-            status: RunStatus::Finished,
-            hosts: reports,
-            ..record
-        };
-        if let Some(dir) = &self.options.history_dir {
-            self.complete_abandoned(dir, abandoned, &ledgers, &report.started_at);
-            report.save_history(dir)?;
-        }
-        Ok(report)
+        self.close_record(record, reports, started, Some((abandoned, &ledgers)))
     }
 }
 
@@ -447,6 +426,30 @@ impl Engine {
 }
 
 impl Engine {
+    /// The run's record, finished with `hosts` and written over the one opened at
+    /// its start; `abandoned` records of killed runs are completed from `ledgers`.
+    fn close_record(
+        &self,
+        record: RunReport,
+        hosts: Vec<HostReport>,
+        started: Instant,
+        abandoned: Option<(Vec<RunReport>, &BTreeMap<String, StateLedger>)>,
+    ) -> Result<RunReport, EngineError> {
+        let report = RunReport {
+            duration_ms: millis(started.elapsed()),
+            status: RunStatus::Finished,
+            hosts,
+            ..record
+        };
+        if let Some(dir) = &self.options.history_dir {
+            if let Some((abandoned, ledgers)) = abandoned {
+                self.complete_abandoned(dir, abandoned, ledgers, &report.started_at);
+            }
+            report.save_history(dir)?;
+        }
+        Ok(report)
+    }
+
     /// Completes the records of killed runs from the hosts' ledgers as this run
     /// first read them (before it changed anything): what each host recorded
     /// between the killed run's start and this run's.
@@ -1234,14 +1237,17 @@ impl<'s> HostRunner<'s, '_> {
                     |item| matches!(item, Item::Apply { step, drift: true, .. } if *step == ran.from),
                 );
                 let duration = ran.durations.get(&ran.from).copied();
-                self.finish_task(
-                    &steps[ran.from],
-                    TaskOutcome::Failed,
-                    drift,
-                    duration.unwrap_or_default(),
-                    &stop.error.to_string(),
-                    None,
-                );
+                // Past the last step: the connection was lost after every apply.
+                if let Some(step) = steps.get(ran.from) {
+                    self.finish_task(
+                        step,
+                        TaskOutcome::Failed,
+                        drift,
+                        duration.unwrap_or_default(),
+                        &stop.error.to_string(),
+                        None,
+                    );
+                }
                 self.failed_task = Some(stop.task.clone());
                 return Err(stop);
             }
@@ -1563,27 +1569,51 @@ impl<'s> HostRunner<'s, '_> {
             Ok(output) => output,
             Err(e) => {
                 // The connection died (or timed out) mid-batch. What the host got
-                // through is what its output said before the end: the applies that
-                // succeeded and whose journal entry was written. The first apply
-                // without both is the task in flight, which failed.
+                // through is what its journal says: read again when the connection
+                // still answers (a timeout), else what its output said before the
+                // end (the applies that succeeded and whose entry was written). The
+                // first apply not recorded is the task in flight, which failed.
                 let progress = progress.lock().map(|p| p.clone()).unwrap_or_default();
+                let journal = probe_all(host, &[], &engine.options.state_path, &engine.redactor)
+                    .await
+                    .ok()
+                    .map(|probed| probed.ledger);
+                let recorded = |i: usize| match &journal {
+                    Some(now) => {
+                        let id = &steps[i].task.id;
+                        now.matches(id, steps[i].fingerprint())
+                            && now.tasks.get(id) != ledger.tasks.get(id)
+                    }
+                    None => progress.done(i),
+                };
                 let in_flight = batch
                     .iter()
                     .filter(|item| matches!(item, Item::Apply { .. }))
                     .map(Item::step)
-                    .find(|i| !progress.done(*i))
-                    .unwrap_or_else(|| batch[0].step());
-                let task = &steps[in_flight].task;
+                    .find(|i| !recorded(*i));
+                // Every apply recorded: it was lost in the re-probe after them,
+                // which judges the next step.
+                let from = in_flight.unwrap_or(end);
+                let (id, step) = match steps.get(from) {
+                    Some(step) if in_flight.is_some() => {
+                        (step.task.id.clone(), format!("task {}", step.task.id))
+                    }
+                    Some(step) => (
+                        step.task.id.clone(),
+                        format!("the probe of task {}", step.task.id),
+                    ),
+                    None => ("(re-probe)".into(), "the end of the last batch".into()),
+                };
                 let error = TaskError::Transport {
                     host: host.name.clone(),
-                    step: format!("task {}", task.id),
+                    step,
                     message: engine.redactor.redact(&transport_message(&e)),
                 };
                 return Ok(BatchRun {
-                    from: in_flight,
+                    from,
                     judged: Judged::new(),
                     durations: BTreeMap::new(),
-                    failed: Some(Stop::from(&task.id, error)),
+                    failed: Some(Stop::from(&id, error)),
                 });
             }
         };
