@@ -491,6 +491,22 @@ arch = "arm64"
         .expect("inventory")
     }
 
+    #[test]
+    fn a_manifest_from_a_device_is_read_with_a_cap() {
+        let text = "[cluster]\nname = \"c\"\nkubernetes_version = \"1.30\"\ncni = \"calico\"\ncni_manifest = \"/dev/zero\"\n\n[[hosts]]\nname = \"m1\"\naddress = \"10.0.0.1\"\nroles = [\"master\"]\n";
+        let path = std::path::Path::new("/test/inventory.toml");
+        let inventory = Inventory::from_bytes(
+            path,
+            text.as_bytes(),
+            &k8sup_inventory::LoadContext::for_file(path),
+        )
+        .expect("inventory");
+        assert_eq!(
+            cni_manifest(&inventory).unwrap_err(),
+            "cni_manifest /dev/zero is larger than 16 MiB: k8sup reads no more of it"
+        );
+    }
+
     fn spec_for(inventory: &Inventory, host: &Host) -> HostSpec {
         let facts = serde_json::json!({ "os": { "id": "ubuntu", "version_id": "22.04" } });
         HostSpec {
