@@ -346,7 +346,11 @@ async fn confirm_plan(
         .await
         .map_err(|e| engine.redactor().redact(&e.to_string()))?;
     plan.inventory_sha256 = Some(setup.loaded.inventory_sha256.clone());
-    print!("{}", render_plan(&plan, verbose, color(output)));
+    if output.json {
+        print!("{}", plan.to_json());
+    } else {
+        print!("{}", render_plan(&plan, verbose, color(output)));
+    }
     if plan.has_errors() {
         return Err("some hosts cannot be planned (above); nothing was changed".into());
     }
