@@ -96,8 +96,23 @@ fn reset_clears_every_host_and_can_run_twice() {
             std::fs::write(&p, "x").unwrap();
         }
     }
-    // Not on a terminal: no prompt, as --yes.
+    // Not on a terminal: no one can confirm, so it needs --yes.
     let out = k8sup(&["reset", "-i", inv], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    for h in lab.hosts() {
+        assert!(
+            h.path(leftovers[0]).exists(),
+            "{}: reset without --yes",
+            h.name
+        );
+    }
+    let out = k8sup(&["reset", "-i", inv, "--yes"], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("2 hosts reset"), "{}", stdout(&out));
     for h in lab.hosts() {

@@ -10,7 +10,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{browser, k8sup, stderr, stdout};
-use k8sup_engine::{HostOutcome, HostReport, RunReport, TaskReport};
+use k8sup_engine::{HostOutcome, HostReport, RunReport, RunStatus, TaskReport};
 
 const INVENTORY: &str = r#"
 [cluster]
@@ -112,6 +112,9 @@ fn nightly(started_at: &str, slower: u64) -> RunReport {
                 ],
             ),
         ],
+        status: RunStatus::Finished,
+        pid: None,
+        note: None,
     }
 }
 

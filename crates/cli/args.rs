@@ -166,6 +166,10 @@ pub struct ApplyArgs {
     /// Write the run as one self-contained HTML page (as `k8sup report` does)
     #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
     pub report_html: Option<PathBuf>,
+
+    /// Do not show the plan and ask first on a terminal (without one, apply never asks)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -246,7 +250,7 @@ pub struct ResetArgs {
     #[command(flatten)]
     pub hosts: HostsArgs,
 
-    /// Do not ask for confirmation (the default when stdin is not a terminal)
+    /// Do not ask for confirmation; required when stdin is not a terminal
     #[arg(long)]
     pub yes: bool,
 }

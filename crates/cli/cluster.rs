@@ -1,6 +1,6 @@
 //! `k8sup kubeconfig` and `k8sup reset`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 
 use k8sup_inventory::Inventory;
 use k8sup_ops::cluster;
@@ -8,6 +8,7 @@ use k8sup_ops::connect::ConnectOptions;
 use k8sup_ssh::{EventSink, Secrets};
 
 use crate::args::{KubeconfigArgs, OutputArgs, ResetArgs};
+use crate::confirm::{confirm, Question, Unattended};
 use crate::{exit, hosts};
 
 pub fn kubeconfig(args: &KubeconfigArgs, output: &OutputArgs) -> u8 {
@@ -77,21 +78,22 @@ pub fn reset(args: &ResetArgs, output: &OutputArgs) -> u8 {
             return exit::ERROR;
         }
     };
-    if !args.yes && std::io::stdin().is_terminal() {
-        let names: Vec<&str> = selected.iter().map(|h| h.name.as_str()).collect();
-        print!(
-            "This tears down Kubernetes on {} host(s) of cluster {}: {}.\nType the cluster name to go on: ",
-            names.len(),
-            inventory.cluster.name,
-            names.join(", ")
-        );
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if answer.trim() != inventory.cluster.name {
-            eprintln!("not confirmed: nothing was changed");
-            return exit::ERROR;
-        }
+    let names: Vec<&str> = selected.iter().map(|h| h.name.as_str()).collect();
+    let what = format!(
+        "This tears down Kubernetes on {} host(s) of cluster {}: {}.",
+        names.len(),
+        inventory.cluster.name,
+        names.join(", ")
+    );
+    let question = Question {
+        what: &what,
+        prompt: "Type the cluster name to go on: ",
+        expected: &inventory.cluster.name,
+        unattended: Unattended::RequireYes,
+    };
+    if let Err(refusal) = confirm(&question, args.yes) {
+        eprintln!("error: {refusal}");
+        return exit::ERROR;
     }
     let options = hosts::connect_options(&args.hosts);
     let reports = hosts::block_on(cluster::reset(&inventory, &selected, &options));

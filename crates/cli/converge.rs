@@ -5,27 +5,36 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use k8sup_engine::{Engine, EngineOptions, Plan, Playbook, TaskStatus, TemplateSet};
-use k8sup_inventory::Inventory;
+use k8sup_engine::input::{read_capped, read_text_capped, MAX_PLAN_BYTES, MAX_PLAYBOOK_BYTES};
+use k8sup_engine::{
+    Engine, EngineOptions, HostOutcome, Plan, Playbook, RunReport, TaskStatus, TemplateSet,
+};
+use k8sup_facts::Finding;
+use k8sup_inventory::{Inventory, MAX_INVENTORY_BYTES};
 use k8sup_ops::connect::ConnectOptions;
 use k8sup_ops::converge::{prepare, Prepared};
 use k8sup_ssh::{EventSink, Secrets};
 
 use crate::args::{ApplyArgs, ConvergeArgs, OutputArgs, PlanArgs};
+use crate::confirm::{confirm, Question, Unattended};
 use crate::progress::Progress;
 use crate::{exit, hosts, table};
 
-/// What plan and apply need before the engine runs.
-struct Setup {
+/// What plan and apply have once the inventory, the playbook and the templates
+/// are read and valid, before connecting.
+struct Loaded {
+    inventory: Inventory,
+    /// sha256 of the inventory file, recorded in saved plans.
+    inventory_sha256: String,
     engine: Engine,
-    prepared: Prepared,
+    /// The hosts this run connects to, in inventory order: all of them, or those
+    /// `--limit` names plus the first master.
+    selected: Vec<String>,
     /// Hosts only read in this run (`--limit` left them out).
     read_only: std::collections::BTreeSet<String>,
-    /// Where this cluster's runs are recorded.
-    history: PathBuf,
 }
 
-impl Setup {
+impl Loaded {
     /// A line per read-only host, saying what happens to it.
     fn read_only_note(&self) -> String {
         self.read_only
@@ -33,6 +42,19 @@ impl Setup {
             .map(|h| format!("{h}: only read (--limit): nothing on it changes; values joins need are fetched from it\n"))
             .collect()
     }
+
+    /// The hosts this run may change, in inventory order.
+    fn changing(&self) -> impl Iterator<Item = &String> {
+        self.selected
+            .iter()
+            .filter(|h| !self.read_only.contains(*h))
+    }
+}
+
+/// What plan and apply need before the engine runs.
+struct Setup {
+    loaded: Loaded,
+    prepared: Prepared,
 }
 
 pub fn plan(args: &PlanArgs, output: &OutputArgs) -> u8 {
@@ -41,16 +63,25 @@ pub fn plan(args: &PlanArgs, output: &OutputArgs) -> u8 {
 }
 
 async fn plan_async(args: &PlanArgs, output: &OutputArgs) -> u8 {
-    let Some(setup) = setup(&args.common).await else {
+    let Some(loaded) = load(&args.common) else {
         return exit::ERROR;
     };
-    let plan = match setup.engine.plan(&setup.prepared.hosts).await {
-        Ok(plan) => plan,
-        Err(e) => {
-            eprintln!("error: {}", setup.engine.redactor().redact(&e.to_string()));
+    let setup = match connect(loaded, &args.common).await {
+        Ok(setup) => setup,
+        Err((_, blocking)) => {
+            print_blocking(&blocking);
             return exit::ERROR;
         }
     };
+    let engine = &setup.loaded.engine;
+    let mut plan = match engine.plan(&setup.prepared.hosts).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {}", engine.redactor().redact(&e.to_string()));
+            return exit::ERROR;
+        }
+    };
+    plan.inventory_sha256 = Some(setup.loaded.inventory_sha256.clone());
     if let Some(path) = &args.out {
         if let Err(e) = std::fs::write(path, plan.to_json()) {
             eprintln!("error: cannot write the plan to {}: {e}", path.display());
@@ -60,7 +91,7 @@ async fn plan_async(args: &PlanArgs, output: &OutputArgs) -> u8 {
     if output.json {
         print!("{}", plan.to_json());
     } else {
-        print!("{}", setup.read_only_note());
+        print!("{}", setup.loaded.read_only_note());
         print!("{}", render_plan(&plan, args.common.verbose, color(output)));
         if let Some(path) = &args.out {
             println!(
@@ -98,62 +129,201 @@ pub fn apply(args: &ApplyArgs, output: &OutputArgs) -> u8 {
         };
         return plan(&plan_args, output);
     }
-    let saved = match &args.plan {
-        Some(path) => match std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| Plan::from_json(&t).map_err(|e| e.to_string()))
-        {
-            Ok(plan) => Some(plan),
+    hosts::block_on(apply_async(args, output))
+}
+
+/// The `--report` file, opened before connecting so that a path that cannot be
+/// written is refused before anything is done; written when the run ends,
+/// however it ends.
+struct ReportFile {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl ReportFile {
+    fn open(path: &std::path::Path) -> std::io::Result<ReportFile> {
+        // Not truncated yet: a refused run leaves an earlier report whole.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        Ok(ReportFile {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn write(&mut self, report: &RunReport) -> std::io::Result<()> {
+        use std::io::{Seek, Write};
+        self.file.set_len(0)?;
+        self.file.rewind()?;
+        self.file.write_all(report.to_json().as_bytes())?;
+        self.file.sync_all()
+    }
+}
+
+/// Where an apply's outcome goes, however it ends: the `--report` file and the
+/// cluster's history.
+struct Outcome {
+    report_file: Option<ReportFile>,
+    history: PathBuf,
+    started_at: String,
+    playbook: String,
+    hosts: Vec<String>,
+}
+
+impl Outcome {
+    /// Records a run that stopped before the engine ran: each host skipped with
+    /// `why`, but those in `failed` (host, message), and exits 1.
+    fn refused(mut self, why: &str, failed: &[(String, String)], history: bool) -> u8 {
+        let hosts = self.hosts.iter().map(|host| {
+            let messages: Vec<&str> = failed
+                .iter()
+                .filter(|(h, _)| h == host)
+                .map(|(_, m)| m.as_str())
+                .collect();
+            if messages.is_empty() {
+                (host.clone(), HostOutcome::Skipped, why.to_string())
+            } else {
+                (host.clone(), HostOutcome::Failed, messages.join("; "))
+            }
+        });
+        let report = RunReport::without_tasks(self.started_at.clone(), &self.playbook, hosts);
+        if history {
+            if let Err(e) = report.save_history(&self.history) {
+                eprintln!("error: {e}");
+            }
+        }
+        self.write(&report);
+        exit::ERROR
+    }
+
+    /// Writes the report file; false when it could not be.
+    fn write(&mut self, report: &RunReport) -> bool {
+        let Some(file) = &mut self.report_file else {
+            return true;
+        };
+        match file.write(report) {
+            Ok(()) => true,
             Err(e) => {
-                eprintln!("error: cannot read the plan {}: {e}", path.display());
+                eprintln!(
+                    "error: cannot write the report to {}: {e}",
+                    file.path.display()
+                );
+                false
+            }
+        }
+    }
+}
+
+async fn apply_async(args: &ApplyArgs, output: &OutputArgs) -> u8 {
+    let started_at = humantime_now();
+    let Some(loaded) = load(&args.common) else {
+        return exit::ERROR;
+    };
+    let report_file = match &args.report {
+        None => None,
+        Some(path) => match ReportFile::open(path) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the report to {}: {e}; nothing was done",
+                    path.display()
+                );
                 return exit::ERROR;
             }
         },
-        None => None,
     };
-    hosts::block_on(apply_async(args, output, saved))
-}
-
-async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>) -> u8 {
-    let Some(setup) = setup(&args.common).await else {
-        return exit::ERROR;
+    // From here on, every way out writes the report.
+    let mut outcome = Outcome {
+        report_file,
+        history: history_dir(&loaded.inventory.cluster.name),
+        started_at,
+        playbook: loaded.engine.playbook().source_name.clone(),
+        hosts: loaded.changing().cloned().collect(),
     };
+    let mut saved = None;
+    if let Some(path) = &args.plan {
+        match read_saved_plan(path).and_then(|plan| check_saved_plan(plan, &loaded)) {
+            Ok(plan) => saved = Some(plan),
+            Err(e) => {
+                eprintln!("error: {e}; nothing was changed on any host");
+                return outcome.refused(&format!("not applied: {e}"), &[], true);
+            }
+        }
+    }
+    let setup = match connect(loaded, &args.common).await {
+        Ok(setup) => setup,
+        Err((_, blocking)) => {
+            print_blocking(&blocking);
+            let failed: Vec<(String, String)> = blocking
+                .iter()
+                .map(|f| {
+                    (
+                        f.host.clone(),
+                        format!("{}: {}", f.check.as_str(), f.message),
+                    )
+                })
+                .collect();
+            return outcome.refused(
+                "not applied: other hosts cannot be worked on; nothing was changed on any host",
+                &failed,
+                true,
+            );
+        }
+    };
+    let engine = &setup.loaded.engine;
+    if saved.is_none() && !args.yes && std::io::stdin().is_terminal() {
+        // On a terminal, apply shows what it would do and asks first; what is
+        // applied then is exactly that plan.
+        match confirm_plan(&setup, output, args.common.verbose).await {
+            Ok(plan) => saved = plan,
+            Err(why) => {
+                eprintln!("error: {why}");
+                return outcome.refused(&format!("not applied: {why}"), &[], false);
+            }
+        }
+    }
+    if !output.json {
+        print!("{}", setup.loaded.read_only_note());
+    }
     let changing: Vec<_> = setup
         .prepared
         .hosts
         .iter()
-        .filter(|h| !setup.read_only.contains(&h.name))
+        .filter(|h| !setup.loaded.read_only.contains(&h.name))
         .cloned()
         .collect();
-    if !output.json {
-        print!("{}", setup.read_only_note());
-    }
     let progress = Progress::new(output, &changing, args.common.verbose);
-    let result = setup
-        .engine
+    let result = engine
         .apply(&setup.prepared.hosts, saved.as_ref(), progress.sink())
         .await;
     progress.finish();
     let report = match result {
         Ok(report) => report,
         Err(e) => {
-            eprintln!("error: {}", setup.engine.redactor().redact(&e.to_string()));
-            return exit::ERROR;
+            let message = engine.redactor().redact(&e.to_string());
+            eprintln!("error: {message}");
+            let all: Vec<(String, String)> = outcome
+                .hosts
+                .iter()
+                .map(|h| (h.clone(), message.clone()))
+                .collect();
+            return outcome.refused(&message, &all, false);
         }
     };
-    if let Some(path) = &args.report {
-        if let Err(e) = std::fs::write(path, report.to_json()) {
-            eprintln!("error: cannot write the report to {}: {e}", path.display());
-            return exit::ERROR;
-        }
-    }
+    let mut written = outcome.write(&report);
     if let Some(path) = &args.report_html {
         // The history holds this run too: the trends are of the runs before it.
-        let runs = crate::history::load_runs(&setup.history).unwrap_or_default();
+        let runs = crate::history::load_runs(&outcome.history).unwrap_or_default();
         let earlier = crate::report::earlier_runs(runs, &report, crate::report::TREND_RUNS);
         if let Err(e) = crate::report::write(path, &report, &earlier) {
             eprintln!("error: {e}");
-            return exit::ERROR;
+            written = false;
         }
     }
     if !output.json {
@@ -185,16 +355,18 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
             let failed: Vec<&str> = report
                 .hosts
                 .iter()
-                .filter(|h| h.outcome != k8sup_engine::HostOutcome::Ok)
+                .filter(|h| h.outcome != HostOutcome::Ok)
                 .map(|h| h.host.as_str())
                 .collect();
             println!("FAILED on {}: see the errors above", failed.join(", "));
         }
-        for path in args.report.iter().chain(&args.report_html) {
-            println!("report: {}", path.display());
+        if written {
+            for path in args.report.iter().chain(&args.report_html) {
+                println!("report: {}", path.display());
+            }
         }
     }
-    if report.success() {
+    if report.success() && written {
         // `[certificates] renew_before`: a converged cluster also renews what is due.
         crate::certs::renew_when_due(&args.common.inventory.inventory, output).await
     } else {
@@ -202,27 +374,105 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
     }
 }
 
-/// Loads everything, connects and gathers facts; prints why and returns `None`
-/// when the run must not start. Nothing has been changed on any host then.
-async fn setup(args: &ConvergeArgs) -> Option<Setup> {
-    let inventory = match Inventory::load(&args.inventory.inventory) {
+/// Plans, shows the plan and asks. `Ok(None)`: nothing to change, nothing asked;
+/// `Ok(Some(plan))`: confirmed.
+async fn confirm_plan(
+    setup: &Setup,
+    output: &OutputArgs,
+    verbose: bool,
+) -> Result<Option<Plan>, String> {
+    let engine = &setup.loaded.engine;
+    let mut plan = engine
+        .plan(&setup.prepared.hosts)
+        .await
+        .map_err(|e| engine.redactor().redact(&e.to_string()))?;
+    plan.inventory_sha256 = Some(setup.loaded.inventory_sha256.clone());
+    if output.json {
+        print!("{}", plan.to_json());
+    } else {
+        print!("{}", render_plan(&plan, verbose, color(output)));
+    }
+    if plan.has_errors() {
+        return Err("some hosts cannot be planned (above); nothing was changed".into());
+    }
+    if !plan.has_changes() {
+        return Ok(None);
+    }
+    let changing = plan.hosts.iter().filter(|h| h.pending() > 0).count();
+    let prompt = format!("Apply these changes to {changing} hosts? Only 'yes' will be accepted: ");
+    let question = Question {
+        what: "",
+        prompt: &prompt,
+        expected: "yes",
+        unattended: Unattended::Proceed,
+    };
+    confirm(&question, false).map_err(|e| e.to_string())?;
+    Ok(Some(plan))
+}
+
+/// Reads a plan saved by `plan -o`, with a cap.
+fn read_saved_plan(path: &std::path::Path) -> Result<Plan, String> {
+    let text = read_text_capped(path, MAX_PLAN_BYTES, "the plan").map_err(|e| e.to_string())?;
+    Plan::from_json(&text)
+        .map_err(|e| format!("the plan {} is not a k8sup plan: {e}", path.display()))
+}
+
+/// What a saved plan must match before any host is contacted: its format, the
+/// very inventory file it was made from, the playbook and the hosts.
+fn check_saved_plan(plan: Plan, loaded: &Loaded) -> Result<Plan, String> {
+    if plan.format != Plan::FORMAT {
+        return Err(format!(
+            "the plan is of format {}; this k8sup applies plans of format {}: make a new plan",
+            plan.format,
+            Plan::FORMAT
+        ));
+    }
+    if plan.inventory_sha256.as_deref() != Some(loaded.inventory_sha256.as_str()) {
+        return Err(
+            "the inventory changed since the plan was made (its sha256 differs): make a new plan"
+                .into(),
+        );
+    }
+    let playbook = &loaded.engine.playbook().source_name;
+    if &plan.playbook != playbook {
+        return Err(format!(
+            "the plan was made with the playbook {:?}, but this run has {playbook:?}: make a new plan",
+            plan.playbook
+        ));
+    }
+    let planned: Vec<&str> = plan.hosts.iter().map(|h| h.host.as_str()).collect();
+    let now: Vec<&str> = loaded.changing().map(String::as_str).collect();
+    if planned != now {
+        return Err(format!(
+            "the plan was made for hosts {planned:?}, but the inventory has {now:?}: make a new plan"
+        ));
+    }
+    Ok(plan)
+}
+
+/// Now, as RFC 3339 (UTC), as run records name their start.
+fn humantime_now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Reads the inventory, the playbook and the templates; prints why and returns
+/// `None` when one is not valid.
+fn load(args: &ConvergeArgs) -> Option<Loaded> {
+    let path = &args.inventory.inventory;
+    let inventory = match Inventory::load(path) {
         Ok(inv) => inv,
         Err(e) => {
             eprintln!("{e}");
             return None;
         }
     };
-    let playbook = load_playbook(args)?;
-    let mut templates = TemplateSet::new();
-    for (name, text) in k8sup_kube::playbook::TEMPLATES {
-        templates.insert(*name, *text);
-    }
-    if let Some(dir) = &args.templates {
-        if let Err(e) = templates.overlay_dir(dir) {
-            eprintln!("error: cannot read templates from {}: {e}", dir.display());
+    let inventory_sha256 = match read_capped(path, MAX_INVENTORY_BYTES as u64, "the inventory") {
+        Ok(bytes) => Plan::input_digest(&bytes),
+        Err(e) => {
+            eprintln!("error: {e}");
             return None;
         }
-    }
+    };
     let mut selected = match hosts::limited(&inventory, &args.limit) {
         Ok(hosts) => hosts,
         Err(e) => {
@@ -238,6 +488,18 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
         read_only.insert(first_master.name.clone());
         selected.push(first_master);
     }
+    let selected: Vec<String> = selected.iter().map(|h| h.name.clone()).collect();
+    let playbook = load_playbook(args)?;
+    let mut templates = TemplateSet::new();
+    for (name, text) in k8sup_kube::playbook::TEMPLATES {
+        templates.insert(*name, *text);
+    }
+    if let Some(dir) = &args.templates {
+        if let Err(e) = templates.overlay_dir(dir) {
+            eprintln!("error: --templates {}: {e}", dir.display());
+            return None;
+        }
+    }
     let options = EngineOptions {
         parallelism: args
             .parallel
@@ -248,52 +510,63 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
         ..EngineOptions::default()
     };
     let engine = Engine::new(playbook, &templates, options);
+    Some(Loaded {
+        inventory,
+        inventory_sha256,
+        engine,
+        selected,
+        read_only,
+    })
+}
+
+/// Connects and gathers facts. Nothing has been changed on any host when it
+/// returns the problems that forbid going on.
+async fn connect(loaded: Loaded, args: &ConvergeArgs) -> Result<Setup, (Loaded, Vec<Finding>)> {
     let secrets = Secrets::from_env();
     for secret in [&secrets.become_password, &secrets.key_passphrase]
         .into_iter()
         .flatten()
     {
-        engine.redactor().add(secret.expose());
+        loaded.engine.redactor().add(secret.expose());
     }
     let connect = ConnectOptions {
         secrets,
         events: EventSink::new(hosts::print_event),
         parallel: args.parallel.map(|n| n as usize),
     };
-    let prepared = prepare(&inventory, &selected, &connect).await;
+    let selected: Vec<_> = loaded
+        .selected
+        .iter()
+        .filter_map(|name| loaded.inventory.host(name))
+        .collect();
+    let prepared = prepare(&loaded.inventory, &selected, &connect).await;
     if !prepared.blocking.is_empty() {
-        let width = prepared
-            .blocking
-            .iter()
-            .map(|f| f.host.len())
-            .max()
-            .unwrap_or(0);
-        for f in &prepared.blocking {
-            eprintln!(
-                "{:width$}  FAIL  {}: {}",
-                f.host,
-                f.check.as_str(),
-                f.message
-            );
-        }
-        eprintln!("error: nothing was changed on any host: fix the problems above first");
-        return None;
+        let blocking = prepared.blocking;
+        return Err((loaded, blocking));
     }
-    let history = history_dir(&inventory.cluster.name);
-    Some(Setup {
-        engine,
-        prepared,
-        read_only,
-        history,
-    })
+    Ok(Setup { loaded, prepared })
+}
+
+/// The problems that stop a run before it starts, one line each.
+fn print_blocking(blocking: &[Finding]) {
+    let width = blocking.iter().map(|f| f.host.len()).max().unwrap_or(0);
+    for f in blocking {
+        eprintln!(
+            "{:width$}  FAIL  {}: {}",
+            f.host,
+            f.check.as_str(),
+            f.message
+        );
+    }
+    eprintln!("error: nothing was changed on any host: fix the problems above first");
 }
 
 fn load_playbook(args: &ConvergeArgs) -> Option<Playbook> {
     let (name, text) = match &args.playbook {
-        Some(path) => match std::fs::read_to_string(path) {
+        Some(path) => match read_text_capped(path, MAX_PLAYBOOK_BYTES, "the playbook") {
             Ok(text) => (path.display().to_string(), text),
             Err(e) => {
-                eprintln!("error: cannot read the playbook {}: {e}", path.display());
+                eprintln!("error: {e}");
                 return None;
             }
         },

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use k8sup_engine::RunReport;
+use k8sup_engine::{read_history, RunReport, RunStatus};
 use k8sup_inventory::Inventory;
 use serde::Serialize;
 
@@ -13,7 +13,8 @@ use crate::converge::history_dir;
 use crate::{exit, table};
 
 pub fn run(args: &HistoryArgs, output: &OutputArgs) -> u8 {
-    let inventory = match Inventory::load(&args.inventory.inventory) {
+    // Only the cluster's name is needed: nothing the inventory names is opened.
+    let inventory = match Inventory::load_local_state_only(&args.inventory.inventory) {
         Ok(inv) => inv,
         Err(e) => {
             eprintln!("{e}");
@@ -59,13 +60,22 @@ pub fn run(args: &HistoryArgs, output: &OutputArgs) -> u8 {
                 .map(|h| h.failed)
                 .sum::<usize>()
                 .to_string(),
-            if run.success() { "ok" } else { "failed" }.to_string(),
+            match run.status {
+                RunStatus::Running => "running",
+                RunStatus::Interrupted => "interrupted",
+                RunStatus::Finished if run.success() => "ok",
+                RunStatus::Finished => "failed",
+            }
+            .to_string(),
         ]);
     }
     print!("{}", table::render(&rows));
     if args.verbose {
         for run in &runs {
             println!("\n{}:", run.started_at);
+            if let Some(note) = &run.note {
+                println!("  ({note})");
+            }
             // The slowest tasks over all hosts of the run: where the time went.
             let mut tasks: Vec<(u64, &str, &str, &str)> = run
                 .hosts
@@ -103,21 +113,14 @@ pub fn run(args: &HistoryArgs, output: &OutputArgs) -> u8 {
 /// not a run report (another version's record, one cut short) is passed over: the
 /// history is read, never judged; unknown fields in a report are ignored.
 pub fn load_runs(dir: &Path) -> Result<Vec<RunReport>, String> {
-    let mut runs: Vec<RunReport> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .filter_map(|text| serde_json::from_str(&text).ok())
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => {
-            return Err(format!(
-                "error: cannot read the history in {}: {e}",
-                dir.display()
-            ))
-        }
-    };
+    let mut runs = read_history(dir)
+        .map_err(|e| format!("error: cannot read the history in {}: {e}", dir.display()))?;
+    // A record still `running` whose k8sup is gone was killed: the next apply
+    // completes it from the hosts' journals; until then it is shown as it is known.
+    for run in runs.iter_mut().filter(|r| r.is_abandoned()) {
+        run.status = RunStatus::Interrupted;
+        run.note = Some("k8sup stopped before the run ended; the next apply reads what the hosts' journals recorded".into());
+    }
     runs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
     Ok(runs)
 }
@@ -259,6 +262,9 @@ mod tests {
             duration_ms: 1,
             playbook: "p".into(),
             hosts,
+            status: k8sup_engine::RunStatus::Finished,
+            pid: None,
+            note: None,
         }
     }
 

@@ -2,10 +2,15 @@
 //! it parses arguments, calls one operation, prints what it returns and
 //! turns errors into an exit status.
 
+// First: its print macros replace the standard ones in every module below.
+#[macro_use]
+mod out;
+
 mod args;
 mod certs;
 mod check;
 mod cluster;
+mod confirm;
 mod converge;
 mod etcd;
 mod facts;
@@ -47,7 +52,9 @@ fn main() -> ExitCode {
         Command::Certs(cmd) => certs::run(cmd, &cli.output),
         Command::Etcd(cmd) => etcd::run(cmd, &cli.output),
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "k8sup", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "k8sup", &mut script);
+            print!("{}", String::from_utf8_lossy(&script));
             exit::OK
         }
     };

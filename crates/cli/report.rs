@@ -198,6 +198,7 @@ fn header(out: &mut String, run: &RunReport) {
             HostOutcome::Ok => "ok",
             HostOutcome::Failed => "failed",
             HostOutcome::Skipped => "skipped",
+            HostOutcome::Interrupted => "interrupted",
         };
         let _ = writeln!(
             out,
@@ -529,6 +530,9 @@ mod tests {
                     error: Some("task p/c failed".into()),
                 },
             ],
+            status: k8sup_engine::RunStatus::Finished,
+            pid: None,
+            note: None,
         }
     }
 

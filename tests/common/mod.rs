@@ -166,3 +166,63 @@ pub fn assert_converged(inv: &str, env: &[(&str, &str)]) -> Output {
     assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
     second
 }
+
+/// Runs `k8sup` with stdout a pipe whose reading end is already closed (every
+/// write to it fails with EPIPE, as under `k8sup ... | head -0`), no stdin.
+pub fn with_closed_stdout(args: &[&str], env: &[(&str, &str)]) -> Output {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills both descriptors, which are owned from here on.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+    let (reader, writer) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    drop(reader);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_k8sup"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("k8sup runs")
+}
+
+/// Runs `k8sup` on a pseudo-terminal (util-linux `script`), typing `answer`:
+/// what a user at a terminal sees and does. Returns the exit status and all
+/// the terminal showed.
+pub fn on_terminal(args: &[&str], env: &[(&str, &str)], answer: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut line = quote(env!("CARGO_BIN_EXE_k8sup"));
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("util-linux script runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(answer.as_bytes())
+        .expect("type the answer");
+    let out = child.wait_with_output().expect("script ends");
+    let text = format!("{}{}", stdout(&out), stderr(&out)).replace("\r\n", "\n");
+    (out.status.code(), text)
+}

@@ -40,7 +40,7 @@ use crate::plan::{HostPlan, Plan, TaskPlan, TaskStatus};
 use crate::playbook::{Action, HostSelector, Playbook};
 use crate::program::{self, Selection, Step};
 use crate::redact::Redactor;
-use crate::report::{HostOutcome, HostReport, RunReport, TaskReport};
+use crate::report::{read_history, HostOutcome, HostReport, RunReport, RunStatus, TaskReport};
 use crate::script::{arg, decode_b64, guard_digest, FramedScript, Section};
 use crate::state::{PendingEntry, StateLedger, DEFAULT_STATE_PATH};
 use crate::template::{self, TemplateSet};
@@ -132,6 +132,45 @@ struct BatchRun {
     starts: BTreeMap<usize, Duration>,
     /// The apply that failed.
     failed: Option<Stop>,
+}
+
+/// A line of a batch's output that tells how far the host got.
+enum Marker {
+    /// An apply begins: its task's id and name, to report it started.
+    Begin(String, String),
+    /// This step's apply exited 0.
+    Applied(usize),
+    /// The ledger entry of this step's apply was written.
+    Recorded(usize),
+}
+
+/// What a batch's output said so far.
+#[derive(Debug, Clone, Default)]
+struct BatchProgress {
+    applied: BTreeSet<usize>,
+    recorded: BTreeSet<usize>,
+}
+
+impl BatchProgress {
+    /// Whether step `i` was applied and recorded in the host's journal.
+    fn done(&self, i: usize) -> bool {
+        self.applied.contains(&i) && self.recorded.contains(&i)
+    }
+}
+
+/// A transport failure in words that name no command: the command is the batch
+/// script, whose first line is the shell prelude, not the task.
+fn transport_message(e: &k8sup_ssh::CommandError) -> String {
+    use k8sup_ssh::CommandError;
+    match e {
+        CommandError::Timeout { after, .. } => {
+            format!(
+                "it did not finish within {after:?} (ssh.command_timeout); its channel was closed"
+            )
+        }
+        CommandError::Channel { step, source, .. } => format!("{step} failed: {source}"),
+        other => other.to_string(),
+    }
 }
 
 /// Lines of stderr kept in a failure message.
@@ -252,6 +291,7 @@ impl Engine {
         Ok(Plan {
             format: Plan::FORMAT,
             playbook: self.playbook.source_name.clone(),
+            inventory_sha256: None,
             hosts,
         })
     }
@@ -288,13 +328,34 @@ impl Engine {
         let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         let started = Instant::now();
         if let Some(plan) = plan {
-            let planned: Vec<String> = plan.hosts.iter().map(|h| h.host.clone()).collect();
-            let now: Vec<String> = self.changing(hosts).map(|h| h.name.clone()).collect();
-            if planned != now {
-                return Err(EngineError::PlanHostsDiffer { planned, now });
-            }
+            self.check_plan_header(plan, hosts)?;
         }
         let producers = self.producers(hosts)?;
+        // The run's record is opened before any host is touched and closed when it
+        // ends: a run killed in between stays `running`, and shows as interrupted.
+        let mut record = RunReport::without_tasks(
+            started_at.clone(),
+            &self.playbook.source_name,
+            self.changing(hosts).map(|h| {
+                (
+                    h.name.clone(),
+                    HostOutcome::Interrupted,
+                    "the run has not finished".to_string(),
+                )
+            }),
+        );
+        record.status = RunStatus::Running;
+        let abandoned = match &self.options.history_dir {
+            Some(dir) => {
+                record.save_history(dir)?;
+                read_history(dir)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(RunReport::is_abandoned)
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         let mut board = Board::default();
         for (value, (host_name, task_id)) in &producers {
             board.slots.insert(
@@ -323,31 +384,134 @@ impl Engine {
                 .collect(),
             started,
         };
-        let futures = self.changing(hosts).map(|host| {
-            let shared = &shared;
-            let planned = plan.and_then(|p| p.host(&host.name));
-            async move { shared.run_host(host, planned).await }
-        });
+        let changing: Vec<HostSpec> = self.changing(hosts).cloned().collect();
+        let round_trips_before: Vec<u64> =
+            changing.iter().map(|h| h.transport.round_trips()).collect();
+        // A saved plan is applied whole or not at all: every host is probed and
+        // checked against it before any host is changed.
+        let mut checked: Vec<Option<HostStart<'_>>> = changing.iter().map(|_| None).collect();
+        if let Some(plan) = plan {
+            match shared.check_saved_plan(&changing, plan).await {
+                Ok(starts) => checked = starts.into_iter().map(Some).collect(),
+                Err(refused) => return self.close_record(record, refused, started, None),
+            }
+        }
+        let futures =
+            changing
+                .iter()
+                .zip(checked)
+                .zip(round_trips_before)
+                .map(|((host, start), before)| {
+                    let shared = &shared;
+                    let planned = plan.and_then(|p| p.host(&host.name));
+                    async move { shared.run_host(host, planned, start, before).await }
+                });
+        // Read-only hosts (`--limit` left them out) provide their values only.
         let readers = hosts
             .iter()
             .filter(|h| self.options.read_only.contains(&h.name))
             .map(|host| shared.read_host(host));
-        let (reports, _) = futures::future::join(
+        let (ran, _) = futures::future::join(
             futures::future::join_all(futures),
             futures::future::join_all(readers),
         )
         .await;
+        let mut ledgers = BTreeMap::new();
+        let mut reports = Vec::new();
+        for (report, ledger) in ran {
+            if let Some(ledger) = ledger {
+                ledgers.insert(report.host.clone(), ledger);
+            }
+            reports.push(report);
+        }
+        self.close_record(record, reports, started, Some((abandoned, &ledgers)))
+    }
+}
+
+impl Engine {
+    /// What a saved plan must say before any host is probed: its format, this
+    /// playbook, these hosts.
+    fn check_plan_header(&self, plan: &Plan, hosts: &[HostSpec]) -> Result<(), EngineError> {
+        if plan.format != Plan::FORMAT {
+            return Err(EngineError::PlanFormat {
+                found: plan.format,
+                wanted: Plan::FORMAT,
+            });
+        }
+        if plan.playbook != self.playbook.source_name {
+            return Err(EngineError::PlanPlaybook {
+                planned: plan.playbook.clone(),
+                now: self.playbook.source_name.clone(),
+            });
+        }
+        let planned: Vec<String> = plan.hosts.iter().map(|h| h.host.clone()).collect();
+        let now: Vec<String> = self.changing(hosts).map(|h| h.name.clone()).collect();
+        if planned != now {
+            return Err(EngineError::PlanHostsDiffer { planned, now });
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// The run's record, finished with `hosts` and written over the one opened at
+    /// its start; `abandoned` records of killed runs are completed from `ledgers`.
+    fn close_record(
+        &self,
+        record: RunReport,
+        hosts: Vec<HostReport>,
+        started: Instant,
+        abandoned: Option<(Vec<RunReport>, &BTreeMap<String, StateLedger>)>,
+    ) -> Result<RunReport, EngineError> {
         let report = RunReport {
-            started_at,
             duration_ms: millis(started.elapsed()),
-            playbook: self.playbook.source_name.clone(),
-            hosts: reports,
+            status: RunStatus::Finished,
+            hosts,
+            ..record
         };
         if let Some(dir) = &self.options.history_dir {
+            if let Some((abandoned, ledgers)) = abandoned {
+                self.complete_abandoned(dir, abandoned, ledgers, &report.started_at);
+            }
             report.save_history(dir)?;
         }
         Ok(report)
     }
+
+    /// Completes the records of killed runs from the hosts' ledgers as this run
+    /// first read them (before it changed anything): what each host recorded
+    /// between the killed run's start and this run's.
+    fn complete_abandoned(
+        &self,
+        dir: &std::path::Path,
+        abandoned: Vec<RunReport>,
+        ledgers: &BTreeMap<String, StateLedger>,
+        now: &str,
+    ) {
+        let until_ms = humantime::parse_rfc3339(now)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(u64::MAX, millis);
+        let name_of = |id: &str| {
+            self.playbook
+                .plays
+                .iter()
+                .flat_map(|p| p.tasks.iter().chain(&p.handlers))
+                .find(|t| t.id == id)
+                .map(|t| t.name.clone())
+        };
+        for mut record in abandoned {
+            record.complete_from_ledgers(ledgers, until_ms, name_of);
+            // A record that cannot be rewritten stays `running`, shown as interrupted.
+            let _ = record.save_history(dir);
+        }
+    }
+}
+
+/// A host's program and its first probe, made before its run starts.
+struct HostStart<'p> {
+    steps: Vec<Step<'p>>,
+    probed: Probed,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -380,7 +544,7 @@ async fn run(
         .map_err(|e| TaskError::Transport {
             host: transport.host().to_string(),
             step: step.to_string(),
-            message: redactor.redact(&e.to_string()),
+            message: redactor.redact(&transport_message(&e)),
         })
 }
 
@@ -685,18 +849,107 @@ impl Shared<'_> {
         (self.sink)(event)
     }
 
-    async fn run_host(&self, host: &HostSpec, planned: Option<&HostPlan>) -> HostReport {
+    /// Checks every host against the saved plan, probing them all (in parallel,
+    /// within the parallelism). Every host matches: their programs and probes, to
+    /// start from. Any does not: the reports of a refused run, the hosts that
+    /// differ failed with the task named, the others skipped; no host was changed.
+    async fn check_saved_plan<'p>(
+        &'p self,
+        hosts: &[HostSpec],
+        plan: &Plan,
+    ) -> Result<Vec<HostStart<'p>>, Vec<HostReport>> {
+        let engine = self.engine;
+        let checks = hosts.iter().map(|host| async move {
+            let _permit = self.semaphore.acquire().await.ok();
+            let started = Instant::now();
+            let result = async {
+                let steps = program::build(&engine.playbook, &engine.env, host, &self.producers)?;
+                let probed =
+                    probe_all(host, &steps, &engine.options.state_path, &engine.redactor).await?;
+                let planned = plan
+                    .host(&host.name)
+                    .ok_or_else(|| TaskError::PlanMismatch {
+                        host: host.name.clone(),
+                        message: "it is not in the plan".into(),
+                    })?;
+                check_plan(host, &steps, &probed, planned)?;
+                Ok::<_, TaskError>(HostStart { steps, probed })
+            }
+            .await;
+            (result, millis(started.elapsed()))
+        });
+        let results = futures::future::join_all(checks).await;
+        if results.iter().all(|(r, _)| r.is_ok()) {
+            return Ok(results.into_iter().filter_map(|(r, _)| r.ok()).collect());
+        }
+        let differing: Vec<&str> = hosts
+            .iter()
+            .zip(&results)
+            .filter(|(_, (r, _))| r.is_err())
+            .map(|(h, _)| h.name.as_str())
+            .collect();
+        let reports = hosts
+            .iter()
+            .zip(results)
+            .map(|(host, (result, duration_ms))| {
+                let (outcome, failed, skipped, error) = match result {
+                    Err(e) => {
+                        let message = engine.redactor.redact(&e.to_string());
+                        self.emit(EngineEvent::HostFailed {
+                            host: host.name.clone(),
+                            task: "(plan)".into(),
+                            command: None,
+                            exit_status: None,
+                            stderr_tail: String::new(),
+                            message: message.clone(),
+                        });
+                        (HostOutcome::Failed, 1, 0, message)
+                    }
+                    Ok(_) => (
+                        HostOutcome::Skipped,
+                        0,
+                        1,
+                        format!(
+                            "not applied: the saved plan no longer holds on {}; nothing was changed on any host",
+                            differing.join(", ")
+                        ),
+                    ),
+                };
+                HostReport {
+                    host: host.name.clone(),
+                    outcome,
+                    ok: 0,
+                    changed: 0,
+                    failed,
+                    skipped,
+                    duration_ms,
+                    round_trips: 1,
+                    tasks: Vec::new(),
+                    error: Some(error),
+                }
+            })
+            .collect();
+        Err(reports)
+    }
+
+    async fn run_host<'p>(
+        &'p self,
+        host: &HostSpec,
+        planned: Option<&HostPlan>,
+        start: Option<HostStart<'p>>,
+        round_trips_before: u64,
+    ) -> (HostReport, Option<StateLedger>) {
         let mut permit = self.semaphore.acquire().await.ok();
         let started = Instant::now();
-        let round_trips_before = host.transport.round_trips();
         let mut runner = HostRunner {
             shared: self,
             host,
             planned,
             tasks: Vec::new(),
             failed_task: None,
+            first_ledger: None,
         };
-        let result = runner.run(&mut permit).await;
+        let result = runner.run(&mut permit, start).await;
         drop(permit);
         // Whatever happened, no one waits forever for a value this host did not provide.
         for slot in self.board.slots.values() {
@@ -744,6 +997,27 @@ impl Shared<'_> {
                 } else {
                     HostOutcome::Failed
                 };
+                if !stop.dependency && report.failed == 0 {
+                    // It failed before any task could (the probe, a lost
+                    // connection, a stale plan): the step is the failure.
+                    report.tasks.push(TaskReport {
+                        id: stop.task.clone(),
+                        name: stop.task.clone(),
+                        outcome: "failed".into(),
+                        changed: false,
+                        drift: false,
+                        duration_ms: report.duration_ms,
+                        error: Some(message.clone()),
+                        started_ms: None,
+                        diff: None,
+                        command: stop
+                            .command
+                            .as_deref()
+                            .map(|c| self.engine.redactor.redact(c)),
+                        stderr: (!stop.stderr_tail.is_empty()).then(|| stop.stderr_tail.clone()),
+                    });
+                    report.failed = 1;
+                }
                 report.error = Some(message.clone());
                 self.emit(EngineEvent::HostFailed {
                     host: host.name.clone(),
@@ -755,7 +1029,7 @@ impl Shared<'_> {
                 });
             }
         }
-        report
+        (report, runner.first_ledger)
     }
 
     /// A read-only host: probed (one round trip, nothing written), and each value it
@@ -918,7 +1192,7 @@ impl Shared<'_> {
         let output = transport
             .run_with(&script, RunOptions::default())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| transport_message(&e))?;
         let sections = framing.parse(&output.stdout_text())?;
         let section = sections
             .first()
@@ -956,6 +1230,8 @@ struct HostRunner<'s, 'e> {
     planned: Option<&'s HostPlan>,
     tasks: Vec<TaskReport>,
     failed_task: Option<String>,
+    /// The ledger as the first probe read it, before this run changed anything.
+    first_ledger: Option<StateLedger>,
 }
 
 impl<'s> HostRunner<'s, '_> {
@@ -1010,25 +1286,38 @@ impl<'s> HostRunner<'s, '_> {
         });
     }
 
+    /// Walks the host's program; `start`: its program and probe, already made
+    /// (and checked against a saved plan).
     async fn run(
         &mut self,
         permit: &mut Option<tokio::sync::SemaphorePermit<'s>>,
+        start: Option<HostStart<'s>>,
     ) -> Result<(), Stop> {
         let engine = self.shared.engine;
         let host = self.host;
-        let steps = program::build(&engine.playbook, &engine.env, host, &self.shared.producers)
-            .map_err(|e| self.stop_at("(render)", e))?;
-        self.emit(EngineEvent::HostStarted {
-            host: host.name.clone(),
-            tasks: steps.len(),
-        });
-        let probed = probe_all(host, &steps, &engine.options.state_path, &engine.redactor)
-            .await
-            .map_err(|e| self.stop_at("(probe)", e))?;
-        if let Some(planned) = self.planned {
-            self.check_plan(&steps, &probed, planned)
-                .map_err(|e| self.stop_at("(plan)", e))?;
-        }
+        let (steps, probed) = match start {
+            Some(start) => {
+                self.emit(EngineEvent::HostStarted {
+                    host: host.name.clone(),
+                    tasks: start.steps.len(),
+                });
+                (start.steps, start.probed)
+            }
+            None => {
+                let steps =
+                    program::build(&engine.playbook, &engine.env, host, &self.shared.producers)
+                        .map_err(|e| self.stop_at("(render)", e))?;
+                self.emit(EngineEvent::HostStarted {
+                    host: host.name.clone(),
+                    tasks: steps.len(),
+                });
+                let probed = probe_all(host, &steps, &engine.options.state_path, &engine.redactor)
+                    .await
+                    .map_err(|e| self.stop_at("(probe)", e))?;
+                (steps, probed)
+            }
+        };
+        self.first_ledger = Some(probed.ledger.clone());
         let mut ledger = probed.ledger;
         let mut judged = probed.judged;
         let pending = judged
@@ -1109,19 +1398,22 @@ impl<'s> HostRunner<'s, '_> {
                     |item| matches!(item, Item::Apply { step, drift: true, .. } if *step == ran.from),
                 );
                 let duration = ran.durations.get(&ran.from).copied();
-                self.finish_task(
-                    &steps[ran.from],
-                    TaskOutcome::Failed,
-                    drift,
-                    duration.unwrap_or_default(),
-                    &stop.error.to_string(),
-                    TaskDetail {
-                        started: ran.starts.get(&ran.from).copied(),
-                        diff: None,
-                        command: stop.command.clone(),
-                        stderr: Some(stop.stderr_tail.clone()),
-                    },
-                );
+                // Past the last step: the connection was lost after every apply.
+                if let Some(step) = steps.get(ran.from) {
+                    self.finish_task(
+                        step,
+                        TaskOutcome::Failed,
+                        drift,
+                        duration.unwrap_or_default(),
+                        &stop.error.to_string(),
+                        TaskDetail {
+                            started: ran.starts.get(&ran.from).copied(),
+                            diff: None,
+                            command: stop.command.clone(),
+                            stderr: Some(stop.stderr_tail.clone()),
+                        },
+                    );
+                }
                 self.failed_task = Some(stop.task.clone());
                 return Err(stop);
             }
@@ -1388,7 +1680,7 @@ impl<'s> HostRunner<'s, '_> {
         let nonce = script.nonce().to_string();
         let mut pending = Vec::new();
         let mut stdin = Vec::new();
-        let mut starts = HashMap::new();
+        let mut markers = HashMap::new();
         for item in batch {
             let i = item.step();
             let step = &steps[i];
@@ -1423,11 +1715,13 @@ impl<'s> HostRunner<'s, '_> {
                 stdin.extend_from_slice(bytes);
             }
             if !announced {
-                starts.insert(
+                markers.insert(
                     format!("{nonce} begin a{i}"),
-                    (step.task.id.clone(), step.task.name.clone()),
+                    Marker::Begin(step.task.id.clone(), step.task.name.clone()),
                 );
             }
+            markers.insert(format!("{nonce} end a{i} 0"), Marker::Applied(i));
+            markers.insert(format!("{nonce} end s{i} 0"), Marker::Recorded(i));
         }
         let mut script = script.compact_state(path_arg).restart_section();
         let mut reprobed = Vec::new();
@@ -1438,23 +1732,66 @@ impl<'s> HostRunner<'s, '_> {
             }
         }
         let (script, framing) = script.finish();
+        let progress = Arc::new(std::sync::Mutex::new(BatchProgress::default()));
         let options = RunOptions {
             stdin: (!stdin.is_empty()).then_some(stdin),
-            on_output: Some(self.started_when_seen(starts)),
+            on_output: Some(self.watch_markers(markers, progress.clone())),
             ..RunOptions::default()
         };
         let sent = self.shared.started.elapsed();
-        let output = host
-            .transport
-            .run_with(&script, options)
-            .await
-            .map_err(|e| {
-                stop(TaskError::Transport {
+        let output = match host.transport.run_with(&script, options).await {
+            Ok(output) => output,
+            Err(e) => {
+                // The connection died (or timed out) mid-batch. What the host got
+                // through is what its journal says: read again when the connection
+                // still answers (a timeout), else what its output said before the
+                // end (the applies that succeeded and whose entry was written). The
+                // first apply not recorded is the task in flight, which failed.
+                let progress = progress.lock().map(|p| p.clone()).unwrap_or_default();
+                let journal = probe_all(host, &[], &engine.options.state_path, &engine.redactor)
+                    .await
+                    .ok()
+                    .map(|probed| probed.ledger);
+                let recorded = |i: usize| match &journal {
+                    Some(now) => {
+                        let id = &steps[i].task.id;
+                        now.matches(id, steps[i].fingerprint())
+                            && now.tasks.get(id) != ledger.tasks.get(id)
+                    }
+                    None => progress.done(i),
+                };
+                let in_flight = batch
+                    .iter()
+                    .filter(|item| matches!(item, Item::Apply { .. }))
+                    .map(Item::step)
+                    .find(|i| !recorded(*i));
+                // Every apply recorded: it was lost in the re-probe after them,
+                // which judges the next step.
+                let from = in_flight.unwrap_or(end);
+                let (id, step) = match steps.get(from) {
+                    Some(step) if in_flight.is_some() => {
+                        (step.task.id.clone(), format!("task {}", step.task.id))
+                    }
+                    Some(step) => (
+                        step.task.id.clone(),
+                        format!("the probe of task {}", step.task.id),
+                    ),
+                    None => ("(re-probe)".into(), "the end of the last batch".into()),
+                };
+                let error = TaskError::Transport {
                     host: host.name.clone(),
-                    step: format!("task {}", first.id),
-                    message: engine.redactor.redact(&e.to_string()),
-                })
-            })?;
+                    step,
+                    message: engine.redactor.redact(&transport_message(&e)),
+                };
+                return Ok(BatchRun {
+                    from,
+                    judged: Judged::new(),
+                    durations: BTreeMap::new(),
+                    starts: BTreeMap::new(),
+                    failed: Some(Stop::from(&id, error)),
+                });
+            }
+        };
         let stderr_tail = engine.redactor.redact(&tail(&output.stderr_text()));
         let sections = framing.parse(&output.stdout_text()).map_err(|message| {
             stop(TaskError::ProbeOutput {
@@ -1572,9 +1909,11 @@ impl<'s> HostRunner<'s, '_> {
     }
 
     /// An output sink that reports a task as started when its apply section begins.
-    fn started_when_seen(
+    /// It also keeps in `progress` which applies succeeded and were recorded.
+    fn watch_markers(
         &self,
-        starts: HashMap<String, (String, String)>,
+        markers: HashMap<String, Marker>,
+        progress: Arc<std::sync::Mutex<BatchProgress>>,
     ) -> k8sup_ssh::OutputSink {
         let sink = self.shared.sink.clone();
         let host = self.host.name.clone();
@@ -1594,12 +1933,23 @@ impl<'s> HostRunner<'s, '_> {
                     }
                     continue;
                 }
-                if let Some((task, name)) = starts.get(String::from_utf8_lossy(&line).as_ref()) {
-                    sink(EngineEvent::TaskStarted {
+                match markers.get(String::from_utf8_lossy(&line).as_ref()) {
+                    Some(Marker::Begin(task, name)) => sink(EngineEvent::TaskStarted {
                         host: host.clone(),
                         task: task.clone(),
                         name: name.clone(),
-                    });
+                    }),
+                    Some(Marker::Applied(step)) => {
+                        if let Ok(mut progress) = progress.lock() {
+                            progress.applied.insert(*step);
+                        }
+                    }
+                    Some(Marker::Recorded(step)) => {
+                        if let Ok(mut progress) = progress.lock() {
+                            progress.recorded.insert(*step);
+                        }
+                    }
+                    None => {}
                 }
                 line.clear();
             }
@@ -1622,43 +1972,43 @@ impl<'s> HostRunner<'s, '_> {
         );
         self.stop_at(&step.task.id, error)
     }
+}
 
-    /// The host must be exactly as it was when the plan was made.
-    fn check_plan(
-        &self,
-        steps: &[Step<'_>],
-        probed: &Probed,
-        planned: &HostPlan,
-    ) -> Result<(), TaskError> {
-        let mismatch = |message: String| TaskError::PlanMismatch {
-            host: self.host.name.clone(),
-            message,
-        };
-        if let Some(error) = &planned.error {
-            return Err(mismatch(format!("the plan has no tasks for it ({error})")));
-        }
-        let ids: Vec<&str> = steps.iter().map(|s| s.task.id.as_str()).collect();
-        let planned_ids: Vec<&str> = planned.tasks.iter().map(|t| t.id.as_str()).collect();
-        if ids != planned_ids {
-            return Err(mismatch(
-                "the playbook's tasks for it differ from the plan's; make a new plan".into(),
-            ));
-        }
-        for (i, (step, plan)) in steps.iter().zip(&planned.tasks).enumerate() {
-            if step.fingerprint() != plan.fingerprint {
-                return Err(mismatch(format!(
-                    "the inputs of task {} changed since the plan; make a new plan",
-                    plan.id
-                )));
-            }
-            let digest = probed.judged.get(&i).map(|j| j.digest.as_str());
-            if digest != plan.probe_digest.as_deref() {
-                return Err(mismatch(format!(
-                    "it drifted since the plan: task {} now probes differently; make a new plan",
-                    plan.id
-                )));
-            }
-        }
-        Ok(())
+/// The host must be exactly as it was when the plan was made.
+fn check_plan(
+    host: &HostSpec,
+    steps: &[Step<'_>],
+    probed: &Probed,
+    planned: &HostPlan,
+) -> Result<(), TaskError> {
+    let mismatch = |message: String| TaskError::PlanMismatch {
+        host: host.name.clone(),
+        message,
+    };
+    if let Some(error) = &planned.error {
+        return Err(mismatch(format!("the plan has no tasks for it ({error})")));
     }
+    let ids: Vec<&str> = steps.iter().map(|s| s.task.id.as_str()).collect();
+    let planned_ids: Vec<&str> = planned.tasks.iter().map(|t| t.id.as_str()).collect();
+    if ids != planned_ids {
+        return Err(mismatch(
+            "the playbook's tasks for it differ from the plan's; make a new plan".into(),
+        ));
+    }
+    for (i, (step, plan)) in steps.iter().zip(&planned.tasks).enumerate() {
+        if step.fingerprint() != plan.fingerprint {
+            return Err(mismatch(format!(
+                "the inputs of task {} changed since the plan; make a new plan",
+                plan.id
+            )));
+        }
+        let digest = probed.judged.get(&i).map(|j| j.digest.as_str());
+        if digest != plan.probe_digest.as_deref() {
+            return Err(mismatch(format!(
+                "it drifted since the plan: task {} now probes differently; make a new plan",
+                plan.id
+            )));
+        }
+    }
+    Ok(())
 }

@@ -69,6 +69,12 @@ pub enum EngineError {
     #[error("task {task} needs {value:?}, but no fetch task provides it")]
     ValueNotProvided { task: String, value: String },
 
+    #[error("the plan is of format {found}; this k8sup applies plans of format {wanted}: make a new plan")]
+    PlanFormat { found: u32, wanted: u32 },
+
+    #[error("the plan was made with the playbook {planned:?}, but this run has {now:?}: make a new plan")]
+    PlanPlaybook { planned: String, now: String },
+
     #[error("the plan was made for hosts {planned:?}, but this run has hosts {now:?}")]
     PlanHostsDiffer {
         planned: Vec<String>,

@@ -27,6 +27,7 @@ mod engine;
 pub mod error;
 pub mod event;
 mod host;
+pub mod input;
 mod kinds;
 pub mod plan;
 pub mod playbook;
@@ -47,7 +48,7 @@ pub use host::{Artifact, Family, HostSpec, Platform};
 pub use plan::{HostPlan, Plan, TaskPlan, TaskStatus};
 pub use playbook::{Action, HostSelector, Play, Playbook, Task};
 pub use redact::{Redactor, REDACTED};
-pub use report::{HostOutcome, HostReport, RunReport, TaskReport};
+pub use report::{read_history, HostOutcome, HostReport, RunReport, RunStatus, TaskReport};
 pub use state::{StateEntry, StateLedger, DEFAULT_STATE_PATH};
 pub use template::TemplateSet;
 

@@ -68,11 +68,21 @@ impl HostPlan {
 pub struct Plan {
     pub format: u32,
     pub playbook: String,
+    /// sha256 of the inventory file the plan was made from (set by the caller):
+    /// a plan is applied only with that very inventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_sha256: Option<String>,
     pub hosts: Vec<HostPlan>,
 }
 
 impl Plan {
-    pub const FORMAT: u32 = 1;
+    /// 2: the inventory's sha256 is recorded.
+    pub const FORMAT: u32 = 2;
+
+    /// The sha256 of an input (the inventory file's bytes), as plans record it.
+    pub fn input_digest(bytes: &[u8]) -> String {
+        crate::kinds::sha256_hex(bytes)
+    }
 
     /// Whether apply would change anything (for `--detailed-exitcode`).
     pub fn has_changes(&self) -> bool {

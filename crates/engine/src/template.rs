@@ -13,6 +13,8 @@ use std::path::Path;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 
+use crate::input::{read_text_capped, InputError, MAX_TEMPLATES_TOTAL_BYTES, MAX_TEMPLATE_BYTES};
+
 /// Named templates: the embedded set, possibly overlaid by files.
 #[derive(Debug, Clone, Default)]
 pub struct TemplateSet {
@@ -31,20 +33,40 @@ impl TemplateSet {
 
     /// Adds every file under `dir` (recursively) by its path relative to `dir`,
     /// replacing templates of the same name: how `--templates DIR` overrides apply.
-    pub fn overlay_dir(&mut self, dir: &Path) -> std::io::Result<()> {
-        fn walk(base: &Path, dir: &Path, out: &mut TemplateSet) -> std::io::Result<()> {
-            for entry in std::fs::read_dir(dir)? {
-                let path = entry?.path();
+    /// Each file is read with a cap, and so is the whole directory.
+    pub fn overlay_dir(&mut self, dir: &Path) -> Result<(), InputError> {
+        fn walk(
+            base: &Path,
+            dir: &Path,
+            out: &mut TemplateSet,
+            total: &mut u64,
+        ) -> Result<(), InputError> {
+            let io = |source| InputError::Io {
+                what: "the templates directory".into(),
+                path: dir.to_path_buf(),
+                source,
+            };
+            for entry in std::fs::read_dir(dir).map_err(io)? {
+                let path = entry.map_err(io)?.path();
                 if path.is_dir() {
-                    walk(base, &path, out)?;
+                    walk(base, &path, out, total)?;
                 } else if let Ok(relative) = path.strip_prefix(base) {
                     let name = relative.to_string_lossy().replace('\\', "/");
-                    out.insert(name, std::fs::read_to_string(&path)?);
+                    let text = read_text_capped(&path, MAX_TEMPLATE_BYTES, "the template")?;
+                    *total += text.len() as u64;
+                    if *total > MAX_TEMPLATES_TOTAL_BYTES {
+                        return Err(InputError::TooLarge {
+                            what: "the templates directory".into(),
+                            path: base.to_path_buf(),
+                            limit: MAX_TEMPLATES_TOTAL_BYTES,
+                        });
+                    }
+                    out.insert(name, text);
                 }
             }
             Ok(())
         }
-        walk(dir, dir, self)
+        walk(dir, dir, self, &mut 0)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {

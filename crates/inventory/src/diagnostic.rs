@@ -119,6 +119,19 @@ impl fmt::Display for InventoryError {
 
 impl std::error::Error for InventoryError {}
 
+/// The most characters of a value a message quotes: a 100 KB value is named by
+/// its start and its size, never echoed whole.
+const QUOTED_CHARS: usize = 80;
+
+/// `value` quoted for a message (as `{:?}` does), cut to its first
+/// [`QUOTED_CHARS`] characters when longer, with its full size.
+pub fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
 /// "did you mean `x`?" for the closest of `candidates`, when one is close enough.
 pub(crate) fn did_you_mean<'a>(
     input: &str,
@@ -148,6 +161,16 @@ mod tests {
         // 'é' is two bytes: the '=' after "bé " is the 4th character.
         assert_eq!(Location::of(src, 10), Location { line: 2, column: 4 });
         assert_eq!(Location::of(src, 999).line, 3);
+    }
+
+    #[test]
+    fn huge_values_are_quoted_by_their_start() {
+        assert_eq!(quoted("a\"b"), r#""a\"b""#);
+        let huge = "x".repeat(100_000);
+        let q = quoted(&huge);
+        assert_eq!(q, format!("{:?}... (100000 bytes)", "x".repeat(80)));
+        // Cut on a character boundary.
+        assert!(quoted(&"é".repeat(100)).starts_with(&format!("\"{}\"", "é".repeat(80))));
     }
 
     #[test]

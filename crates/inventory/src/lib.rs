@@ -14,6 +14,6 @@ pub mod syntax;
 mod versions;
 
 pub use diagnostic::{Diagnostic, InventoryError, Location};
-pub use load::{LoadContext, MAX_INVENTORY_BYTES};
+pub use load::{LoadContext, LocalFiles, MAX_INVENTORY_BYTES};
 pub use model::*;
 pub use versions::KubeVersion;

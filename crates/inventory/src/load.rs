@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use k8sup_shell::ShellArg;
 use toml::de::DeTable;
 
-use crate::diagnostic::{did_you_mean, Diagnostic, InventoryError};
+use crate::diagnostic::{did_you_mean, quoted, Diagnostic, InventoryError};
 use crate::model::*;
 use crate::reader::{Located, Reader, Table};
 use crate::syntax;
@@ -34,6 +34,16 @@ pub struct LoadContext {
     pub local_user: String,
     /// Relative paths in the inventory are relative to this directory (the file's own).
     pub base_dir: PathBuf,
+}
+
+/// Whether loading an inventory opens the files it names on this machine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LocalFiles {
+    /// Refuse an identity file or manifest that cannot be read (what connecting needs).
+    #[default]
+    Open,
+    /// Take their paths as written (for commands that never connect).
+    Skip,
 }
 
 impl LoadContext {
@@ -78,9 +88,29 @@ impl LoadContext {
 impl Inventory {
     /// Reads and validates the inventory at `path`.
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        Inventory::load_with(path, LocalFiles::Open)
+    }
+
+    /// Reads and validates the inventory at `path` without opening the files it
+    /// names (identity files, a CNI manifest), for the commands that read only
+    /// k8sup's own state on this machine (`history`).
+    pub fn load_local_state_only(path: &Path) -> Result<Inventory, InventoryError> {
+        Inventory::load_with(path, LocalFiles::Skip)
+    }
+
+    fn load_with(path: &Path, files: LocalFiles) -> Result<Inventory, InventoryError> {
         let ctx = LoadContext::for_file(path);
-        match std::fs::read(path) {
-            Ok(bytes) => Inventory::from_bytes(path, &bytes, &ctx),
+        // One byte past the cap is enough to refuse it: a pipe or a device
+        // (`-i /dev/zero`) is never read to its end.
+        let read = std::fs::File::open(path).and_then(|file| {
+            use std::io::Read;
+            let mut bytes = Vec::new();
+            file.take(MAX_INVENTORY_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map(|_| bytes)
+        });
+        match read {
+            Ok(bytes) => Inventory::from_bytes_with(path, &bytes, &ctx, files),
             Err(e) => Err(InventoryError::new(
                 path,
                 "",
@@ -98,10 +128,19 @@ impl Inventory {
         bytes: &[u8],
         ctx: &LoadContext,
     ) -> Result<Inventory, InventoryError> {
+        Inventory::from_bytes_with(path, bytes, ctx, LocalFiles::Open)
+    }
+
+    /// [`Inventory::from_bytes`], opening the files it names or not.
+    pub fn from_bytes_with(
+        path: &Path,
+        bytes: &[u8],
+        ctx: &LoadContext,
+        files: LocalFiles,
+    ) -> Result<Inventory, InventoryError> {
         if bytes.len() > MAX_INVENTORY_BYTES {
             let message = format!(
-                "the inventory is {} bytes long; k8sup reads inventories of at most {} MiB",
-                bytes.len(),
+                "the inventory is larger than {0} MiB: k8sup reads inventories of at most {0} MiB",
                 MAX_INVENTORY_BYTES / (1024 * 1024)
             );
             return Err(InventoryError::new(
@@ -142,6 +181,7 @@ impl Inventory {
         let mut loader = Loader {
             r: Reader::default(),
             ctx,
+            files,
         };
         let inventory = loader.inventory(&doc);
         let mut diagnostics = loader.r.diagnostics;
@@ -233,6 +273,7 @@ const ROLE_NAMES: &[&str] = &["master", "control-plane", "node", "worker"];
 struct Loader<'c> {
     r: Reader,
     ctx: &'c LoadContext,
+    files: LocalFiles,
 }
 
 /// A host as read, with the places later cross-checks point at.
@@ -301,7 +342,7 @@ impl Loader<'_> {
                 Ok(version) => Some(version),
                 Err(VersionError::Malformed) => {
                     self.r.error_help(
-                        format!("kubernetes_version {:?} is not a version", v.value),
+                        format!("kubernetes_version {} is not a version", quoted(&v.value)),
                         Some(v.span),
                         "write it as \"1.30.4\", or \"1.30\" for the newest 1.30 release",
                     );
@@ -310,8 +351,8 @@ impl Loader<'_> {
                 Err(VersionError::Unknown { oldest, newest }) => {
                     self.r.error_help(
                         format!(
-                            "k8sup does not know how to install Kubernetes {:?}",
-                            v.value
+                            "k8sup does not know how to install Kubernetes {}",
+                            quoted(&v.value)
                         ),
                         Some(v.span),
                         format!("k8sup installs Kubernetes {oldest} to {newest}"),
@@ -345,7 +386,12 @@ impl Loader<'_> {
             syntax::image_reference,
             "image_repository",
         );
-        let mirrors = self.list(t, "registry_mirrors", syntax::http_url, "a registry mirror");
+        let mirrors = self.list(
+            t,
+            "registry_mirrors",
+            syntax::registry_mirror,
+            "a registry mirror",
+        );
         let extra_args = self.extra_args(t);
         let cni_manifest = self.cni_manifest(t);
 
@@ -405,8 +451,8 @@ impl Loader<'_> {
             return Some(Some(k));
         }
         let message = format!(
-            "{field} {:?} is not one of {}",
-            value.value,
+            "{field} {} is not one of {}",
+            quoted(&value.value),
             quoted_list(names)
         );
         match did_you_mean(&value.value, names.iter().copied()) {
@@ -428,7 +474,7 @@ impl Loader<'_> {
             Ok(net) => net,
             Err(_) => {
                 self.r.error_help(
-                    format!("{key} {:?} is not a CIDR", value.value),
+                    format!("{key} {} is not a CIDR", quoted(&value.value)),
                     Some(value.span),
                     format!("write an address and prefix length, like \"{default}\""),
                 );
@@ -471,7 +517,7 @@ impl Loader<'_> {
             Ok((host, port)) => Some(Endpoint { host, port }),
             Err(why) => {
                 self.r.error_help(
-                    format!("control_plane_endpoint {:?} {why}", value.value),
+                    format!("control_plane_endpoint {} {why}", quoted(&value.value)),
                     Some(value.span),
                     "write host:port, like \"10.0.0.10:6443\" or \"k8s.example.org:6443\"",
                 );
@@ -506,8 +552,9 @@ impl Loader<'_> {
                     syntax::printable,
                     &format!("the value of {component} flag `{}`", flag.value),
                 );
+                let kind_ok = flag_ok && value_ok && self.component_value(component, &flag, &value);
                 match ShellArg::new(value.value) {
-                    Ok(arg) if flag_ok && value_ok => {
+                    Ok(arg) if kind_ok => {
                         flags.insert(flag.value, arg);
                     }
                     _ => ok = false,
@@ -518,6 +565,69 @@ impl Loader<'_> {
             }
         }
         ok.then_some(out)
+    }
+
+    /// Opens a file the inventory names, to refuse one that cannot be read; with
+    /// [`LocalFiles::Skip`], does nothing.
+    fn open(&self, path: &Path) -> std::io::Result<()> {
+        match self.files {
+            LocalFiles::Open => std::fs::File::open(path).map(drop),
+            LocalFiles::Skip => Ok(()),
+        }
+    }
+
+    /// What one component can carry. kube-proxy's flags are fields of kubeadm's
+    /// KubeProxyConfiguration: only those k8sup maps, with values of their type. A
+    /// kubelet value reaches `kubeadm-flags.env`, whose values systemd splits at
+    /// white space into separate flags: a value with white space cannot be carried.
+    fn component_value(
+        &mut self,
+        component: &str,
+        flag: &Located<String>,
+        value: &Located<String>,
+    ) -> bool {
+        if component == Component::KubeProxy.as_str() {
+            let Some(&(_, _, kind)) = KUBE_PROXY_FLAGS.iter().find(|(f, _, _)| *f == flag.value)
+            else {
+                let known: Vec<&str> = KUBE_PROXY_FLAGS.iter().map(|(f, _, _)| *f).collect();
+                let message = format!(
+                    "the kube-proxy flag {} cannot be set: kubeadm configures kube-proxy \
+                     through KubeProxyConfiguration, and k8sup knows these of its flags: {}",
+                    quoted(&flag.value),
+                    known.join(", ")
+                );
+                match did_you_mean(&flag.value, known.iter().copied()) {
+                    Some(help) => self.r.error_help(message, Some(flag.span.clone()), help),
+                    None => self.r.error(message, Some(flag.span.clone())),
+                }
+                return false;
+            };
+            if let Err(expected) = kind.check(&value.value) {
+                self.r.error(
+                    format!(
+                        "the value of kube-proxy flag `{}` {} is not {expected}",
+                        flag.value,
+                        quoted(&value.value)
+                    ),
+                    Some(value.span.clone()),
+                );
+                return false;
+            }
+        }
+        if component == Component::Kubelet.as_str() && value.value.contains(char::is_whitespace) {
+            self.r.error_help(
+                format!(
+                    "the value of kubelet flag `{}` {} holds white space, which systemd \
+                     splits into separate kubelet flags (kubeadm-flags.env)",
+                    flag.value,
+                    quoted(&value.value)
+                ),
+                Some(value.span.clone()),
+                "write the value without spaces (lists are comma-separated)",
+            );
+            return false;
+        }
+        true
     }
 
     /// `cni_manifest` (a URL or a file here) and its optional `cni_manifest_sha256`.
@@ -542,8 +652,8 @@ impl Loader<'_> {
             Some(s) => {
                 self.r.error(
                     format!(
-                        "cni_manifest_sha256 {:?} is not a sha256 (64 hex digits)",
-                        s.value
+                        "cni_manifest_sha256 {} is not a sha256 (64 hex digits)",
+                        quoted(&s.value)
                     ),
                     Some(s.span),
                 );
@@ -561,9 +671,9 @@ impl Loader<'_> {
             }));
         }
         let path = self.ctx.resolve(&location.value);
-        if let Err(e) = std::fs::File::open(&path) {
+        if let Err(e) = self.open(&path) {
             self.r.error(
-                format!("cannot read cni_manifest {:?}: {e}", location.value),
+                format!("cannot read cni_manifest {}: {e}", quoted(&location.value)),
                 Some(location.span),
             );
             return None;
@@ -727,7 +837,7 @@ impl Loader<'_> {
                 span: image_key.span(),
             };
             ok &= self.check(&image, syntax::image_reference, "the overridden image");
-            let what = format!("the override of {:?}", image.value);
+            let what = format!("the override of {}", quoted(&image.value));
             let Some(arch_table) = self.r.table(per_arch, what.clone(), Arch::NAMES) else {
                 ok = false;
                 continue;
@@ -825,9 +935,9 @@ impl Loader<'_> {
         }
         if let Some(file) = self.r.str(t, "identity_file") {
             let path = self.ctx.resolve(&file.value);
-            if let Err(e) = std::fs::File::open(&path) {
+            if let Err(e) = self.open(&path) {
                 self.r.error_help(
-                    format!("cannot read identity_file {:?}: {e}", file.value),
+                    format!("cannot read identity_file {}: {e}", quoted(&file.value)),
                     Some(file.span),
                     "point identity_file at a private key the user running k8sup can read, or remove it to use ssh-agent",
                 );
@@ -858,7 +968,7 @@ impl Loader<'_> {
                 Ok(j) => s.jump_host = Some(j),
                 Err(why) => {
                     self.r.error_help(
-                        format!("jump_host {:?} {why}", jump.value),
+                        format!("jump_host {} {why}", quoted(&jump.value)),
                         Some(jump.span),
                         "write [user@]host[:port], like \"admin@bastion.example.org:22\"",
                     );
@@ -880,7 +990,7 @@ impl Loader<'_> {
                     }
                     Err(_) => {
                         self.r.error_help(
-                            format!("{key} {:?} is not a duration", d.value),
+                            format!("{key} {} is not a duration", quoted(&d.value)),
                             Some(d.span),
                             "write a number and a unit, like \"10s\", \"15m\" or \"1h 30m\"",
                         );
@@ -967,7 +1077,7 @@ impl Loader<'_> {
         let mut t = self.r.open_table(item, what)?;
         let name = self.r.required_str(&t, "name");
         if let Some(n) = &name {
-            t.what = format!("host {:?}", n.value);
+            t.what = format!("host {}", quoted(&n.value));
         }
         self.r.unknown_keys(&t, HOST_KEYS);
         let name_ok = name
@@ -1024,7 +1134,7 @@ impl Loader<'_> {
         };
         if let Some(arch) = Arch::from_uname_machine(value) {
             if let Some(d) = self.r.diagnostics.last_mut() {
-                d.help = Some(format!("Kubernetes calls {value:?} \"{arch}\""));
+                d.help = Some(format!("Kubernetes calls {} \"{arch}\"", quoted(value)));
             }
         }
     }
@@ -1040,8 +1150,9 @@ impl Loader<'_> {
                 Err(_) => {
                     self.r.error(
                         format!(
-                            "internal_address {:?} of {} is not an IP address",
-                            internal.value, t.what
+                            "internal_address {} of {} is not an IP address",
+                            quoted(&internal.value),
+                            t.what
                         ),
                         Some(internal.span),
                     );
@@ -1058,8 +1169,8 @@ impl Loader<'_> {
             Err(_) => {
                 self.r.error_help(
                     format!(
-                        "{} is reached by the name {:?} and has no internal_address",
-                        t.what, address.value
+                        "{} is reached by the name {} and has no internal_address",
+                        t.what, quoted(&address.value)
                     ),
                     Some(address.span.clone()),
                     "set internal_address to the host's node IP: k8sup never guesses it from a route",
@@ -1095,8 +1206,9 @@ impl Loader<'_> {
                 "node" | "worker" => roles.node = true,
                 other => {
                     let message = format!(
-                        "{} has the unknown role {other:?}; roles are {}",
+                        "{} has the unknown role {}; roles are {}",
                         t.what,
+                        quoted(other),
                         quoted_list(ROLE_NAMES)
                     );
                     match did_you_mean(other, ROLE_NAMES.iter().copied()) {
@@ -1252,9 +1364,12 @@ impl Loader<'_> {
                     .filter(|c| !c.contains("://"))
                 {
                     let sample = local.replace("{arch}", "amd64");
-                    if !self.ctx.resolve(&sample).is_file() {
+                    if self.files == LocalFiles::Open && !self.ctx.resolve(&sample).is_file() {
                         self.r.error(
-                            format!("packages.cri_dockerd {local:?} is neither a URL nor a file on this machine"),
+                            format!(
+                                "packages.cri_dockerd {} is neither a URL nor a file on this machine",
+                                quoted(local)
+                            ),
                             None,
                         );
                     }
@@ -1282,7 +1397,7 @@ impl Loader<'_> {
                 let missing: Vec<String> = archs
                     .iter()
                     .flat_map(|a| wanted.iter().map(move |w| format!("{a}/{w}")))
-                    .filter(|rel| !dir.join(rel).is_file())
+                    .filter(|rel| self.files == LocalFiles::Open && !dir.join(rel).is_file())
                     .collect();
                 if !missing.is_empty() {
                     self.r.error(
@@ -1311,7 +1426,7 @@ impl Loader<'_> {
             Ok(()) => true,
             Err(why) => {
                 self.r.error(
-                    format!("{what} {:?} {why}", value.value),
+                    format!("{what} {} {why}", quoted(&value.value)),
                     Some(value.span.clone()),
                 );
                 false

@@ -140,6 +140,63 @@ keyword_enum!(
     }
 );
 
+/// The type of the KubeProxyConfiguration field a kube-proxy flag sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeProxyValue {
+    Text,
+    Bool,
+    Int,
+    /// Comma-separated.
+    List,
+}
+
+impl KubeProxyValue {
+    /// `Err(what it must be)` when `value` does not fit the field.
+    pub fn check(self, value: &str) -> Result<(), &'static str> {
+        match self {
+            KubeProxyValue::Bool if value != "true" && value != "false" => Err("true or false"),
+            KubeProxyValue::Int if value.parse::<i64>().is_err() => Err("an integer"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// kube-proxy has no command-line arguments in kubeadm's configuration: its flags
+/// are fields of KubeProxyConfiguration. These are the flags k8sup maps, with the
+/// field each sets and its type. The inventory refuses any other (so `validate`
+/// knows what `plan` would refuse); the kubeadm configuration writes them.
+pub const KUBE_PROXY_FLAGS: &[(&str, &str, KubeProxyValue)] = &[
+    ("proxy-mode", "mode", KubeProxyValue::Text),
+    ("cluster-cidr", "clusterCIDR", KubeProxyValue::Text),
+    (
+        "metrics-bind-address",
+        "metricsBindAddress",
+        KubeProxyValue::Text,
+    ),
+    (
+        "healthz-bind-address",
+        "healthzBindAddress",
+        KubeProxyValue::Text,
+    ),
+    ("ipvs-scheduler", "ipvs.scheduler", KubeProxyValue::Text),
+    ("ipvs-strict-arp", "ipvs.strictARP", KubeProxyValue::Bool),
+    (
+        "masquerade-all",
+        "iptables.masqueradeAll",
+        KubeProxyValue::Bool,
+    ),
+    (
+        "conntrack-max-per-core",
+        "conntrack.maxPerCore",
+        KubeProxyValue::Int,
+    ),
+    (
+        "nodeport-addresses",
+        "nodePortAddresses",
+        KubeProxyValue::List,
+    ),
+];
+
 impl Arch {
     /// What `uname -m` prints on a host of this architecture.
     pub fn uname_machine(&self) -> &'static str {

@@ -209,6 +209,32 @@ pub fn http_url(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A registry mirror: an http(s) URL of a registry, which becomes part of image
+/// references and of the runtime's configuration. Its path may hold only what a
+/// registry path holds: no `$`, parentheses, back-quotes, quotes, back-slashes,
+/// query or fragment.
+pub fn registry_mirror(text: &str) -> Result<(), String> {
+    http_url(text)?;
+    let rest = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let path_ok =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '/' | ':');
+    let authority_ok =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']');
+    if let Some(c) = authority.chars().find(|c| !authority_ok(*c)) {
+        return Err(format!(
+            "has the character {c:?} in its host, which no URL host holds"
+        ));
+    }
+    if let Some(c) = path.chars().find(|c| !path_ok(*c)) {
+        return Err(format!(
+            "has the character {c:?} in its path; a registry mirror's path holds only \
+             letters, digits and - . _ ~ / :"
+        ));
+    }
+    Ok(())
+}
+
 /// A container image reference or registry prefix (`registry.example.org/ns/name:tag`).
 pub fn image_reference(text: &str) -> Result<(), String> {
     if text.is_empty() {

@@ -28,7 +28,10 @@
 
 use std::collections::BTreeMap;
 
-use k8sup_inventory::{CgroupDriver, Component, Host, Inventory, KubeVersion, Runtime};
+use k8sup_inventory::{
+    CgroupDriver, Component, Host, Inventory, KubeProxyValue, KubeVersion, Runtime,
+    KUBE_PROXY_FLAGS,
+};
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -469,40 +472,6 @@ pub fn cgroup_driver_name(driver: CgroupDriver) -> &'static str {
     }
 }
 
-/// kube-proxy has no command-line arguments in kubeadm's configuration: its flags
-/// are fields of KubeProxyConfiguration. These are the ones k8sup maps.
-const KUBE_PROXY_FIELDS: &[(&str, &str, FieldType)] = &[
-    ("proxy-mode", "mode", FieldType::Text),
-    ("cluster-cidr", "clusterCIDR", FieldType::Text),
-    (
-        "metrics-bind-address",
-        "metricsBindAddress",
-        FieldType::Text,
-    ),
-    (
-        "healthz-bind-address",
-        "healthzBindAddress",
-        FieldType::Text,
-    ),
-    ("ipvs-scheduler", "ipvs.scheduler", FieldType::Text),
-    ("ipvs-strict-arp", "ipvs.strictARP", FieldType::Bool),
-    ("masquerade-all", "iptables.masqueradeAll", FieldType::Bool),
-    (
-        "conntrack-max-per-core",
-        "conntrack.maxPerCore",
-        FieldType::Int,
-    ),
-    ("nodeport-addresses", "nodePortAddresses", FieldType::List),
-];
-
-#[derive(Debug, Clone, Copy)]
-enum FieldType {
-    Text,
-    Bool,
-    Int,
-    List,
-}
-
 fn kube_proxy_config(inventory: &Inventory) -> Result<String, KubeError> {
     let mut doc = serde_json::Map::new();
     doc.insert(
@@ -510,10 +479,10 @@ fn kube_proxy_config(inventory: &Inventory) -> Result<String, KubeError> {
         inventory.cluster.pod_cidr.to_string().into(),
     );
     for (flag, value) in component_args(inventory, Component::KubeProxy) {
-        let Some(&(_, path, ty)) = KUBE_PROXY_FIELDS.iter().find(|(f, _, _)| *f == flag) else {
+        let Some(&(_, path, ty)) = KUBE_PROXY_FLAGS.iter().find(|(f, _, _)| *f == flag) else {
             return Err(KubeError::UnsupportedKubeProxyFlag {
                 flag,
-                known: KUBE_PROXY_FIELDS
+                known: KUBE_PROXY_FLAGS
                     .iter()
                     .map(|(f, _, _)| *f)
                     .collect::<Vec<_>>()
@@ -526,14 +495,14 @@ fn kube_proxy_config(inventory: &Inventory) -> Result<String, KubeError> {
             expected,
         };
         let typed: Json = match ty {
-            FieldType::Text => value.clone().into(),
-            FieldType::Bool => match value.as_str() {
+            KubeProxyValue::Text => value.clone().into(),
+            KubeProxyValue::Bool => match value.as_str() {
                 "true" => true.into(),
                 "false" => false.into(),
                 _ => return Err(bad("true or false")),
             },
-            FieldType::Int => value.parse::<i64>().map_err(|_| bad("an integer"))?.into(),
-            FieldType::List => value
+            KubeProxyValue::Int => value.parse::<i64>().map_err(|_| bad("an integer"))?.into(),
+            KubeProxyValue::List => value
                 .split(',')
                 .map(|s| Json::from(s.trim()))
                 .collect::<Vec<_>>()

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
+use k8sup_engine::input::read_capped;
 use k8sup_engine::{Artifact, Family, HostSpec, Platform};
 use k8sup_facts::{preflight, CheckKind, DistroFamily, Finding, HostFacts};
 use k8sup_inventory::{Host, Inventory};
@@ -197,8 +198,7 @@ pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, String> {
     let (what, bytes, wanted) = match source {
         ManifestSource::File { path, sha256 } => (
             path.display().to_string(),
-            std::fs::read(path)
-                .map_err(|e| format!("cannot read cni_manifest {}: {e}", path.display()))?,
+            read_capped(path, MAX_MANIFEST_BYTES, "cni_manifest").map_err(|e| e.to_string())?,
             sha256,
         ),
         ManifestSource::Url { url, sha256 } => (url.clone(), download(url)?, sha256),
@@ -216,9 +216,12 @@ pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, String> {
     k8sup_kube::manifest::cni_manifest(inventory, Some(&text), &patch).map_err(|e| e.to_string())
 }
 
-/// Downloads `url` on the controller (at most 16 MiB).
+/// The largest CNI manifest k8sup reads or downloads (Calico's is ~300 KiB).
+const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Downloads `url` on the controller (at most [`MAX_MANIFEST_BYTES`]).
 fn download(url: &str) -> Result<Vec<u8>, String> {
-    download_limited(url, "cni_manifest", 16 * 1024 * 1024)
+    download_limited(url, "cni_manifest", MAX_MANIFEST_BYTES)
 }
 
 /// Downloads `url` on the controller, at most `limit` bytes; `what` names it in errors.
@@ -298,7 +301,7 @@ impl Artifacts {
                 .unwrap_or(&spec.platform.arch);
             let path = dir.join(arch).join("cri-dockerd");
             self.once(format!("binary:{}", path.display()), || {
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+                read_capped(&path, CRI_DOCKERD_LIMIT, "cri-dockerd").map_err(|e| e.to_string())
             })?
         } else {
             return Err(
@@ -385,18 +388,7 @@ fn read_source(source: &str, what: &str) -> Result<Vec<u8>, String> {
         return download_limited(source, what, CRI_DOCKERD_LIMIT);
     }
     let path = source.strip_prefix("file://").unwrap_or(source);
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {what} {path}: {e}"))?;
-    let mut bytes = Vec::new();
-    use std::io::Read;
-    file.take(CRI_DOCKERD_LIMIT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {what} {path}: {e}"))?;
-    if bytes.len() as u64 > CRI_DOCKERD_LIMIT {
-        return Err(format!(
-            "{what} {path} is larger than {CRI_DOCKERD_LIMIT} bytes"
-        ));
-    }
-    Ok(bytes)
+    read_capped(std::path::Path::new(path), CRI_DOCKERD_LIMIT, what).map_err(|e| e.to_string())
 }
 
 /// The program `cri-dockerd/cri-dockerd` in a cri-dockerd release archive
@@ -598,6 +590,22 @@ arch = "arm64"
             &k8sup_inventory::LoadContext::for_file(path),
         )
         .expect("inventory")
+    }
+
+    #[test]
+    fn a_manifest_from_a_device_is_read_with_a_cap() {
+        let text = "[cluster]\nname = \"c\"\nkubernetes_version = \"1.30\"\ncni = \"calico\"\ncni_manifest = \"/dev/zero\"\n\n[[hosts]]\nname = \"m1\"\naddress = \"10.0.0.1\"\nroles = [\"master\"]\n";
+        let path = std::path::Path::new("/test/inventory.toml");
+        let inventory = Inventory::from_bytes(
+            path,
+            text.as_bytes(),
+            &k8sup_inventory::LoadContext::for_file(path),
+        )
+        .expect("inventory");
+        assert_eq!(
+            cni_manifest(&inventory).unwrap_err(),
+            "cni_manifest /dev/zero is larger than 16 MiB: k8sup reads no more of it"
+        );
     }
 
     fn spec_for(inventory: &Inventory, host: &Host) -> HostSpec {
