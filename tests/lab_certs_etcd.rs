@@ -484,7 +484,9 @@ name = "w1"
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("refusing without --yes"),
+        stderr(&out).contains(
+            "stdin is not a terminal, so no one can confirm: nothing was changed; pass --yes"
+        ),
         "{}",
         stderr(&out)
     );

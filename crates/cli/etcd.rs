@@ -1,11 +1,10 @@
 //! `k8sup etcd backup` and `k8sup etcd restore`.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use k8sup_ops::etcd::{self, BackupOptions, RestoreStep};
 
 use crate::args::{EtcdAction, EtcdArgs, EtcdBackupArgs, EtcdRestoreArgs, OutputArgs};
 use crate::certs::{connect_options, load};
+use crate::confirm::{confirm, Question, Unattended};
 use crate::{exit, hosts};
 
 pub fn run(args: &EtcdArgs, output: &OutputArgs) -> u8 {
@@ -55,29 +54,6 @@ fn backup(args: &EtcdBackupArgs, output: &OutputArgs) -> u8 {
     }
 }
 
-/// Asks before a destructive step. On a terminal the user types the cluster's name; when
-/// stdin is not a terminal only `--yes` goes on. Self-contained on purpose: the shared
-/// confirmation of `reset` and `apply` can replace it whole.
-fn confirm(what: &str, cluster: &str, yes: bool) -> Result<(), String> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(format!(
-            "{what}: refusing without --yes, as stdin is not a terminal: nothing was changed"
-        ));
-    }
-    print!("{what}.\nType the cluster name ({cluster}) to go on: ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if answer.trim() == cluster {
-        Ok(())
-    } else {
-        Err("not confirmed: nothing was changed".into())
-    }
-}
-
 fn restore(args: &EtcdRestoreArgs, output: &OutputArgs) -> u8 {
     let Some(inventory) = load(&args.inventory.inventory) else {
         return exit::ERROR;
@@ -116,15 +92,18 @@ fn restore(args: &EtcdRestoreArgs, output: &OutputArgs) -> u8 {
         plan.initial_cluster, plan.token
     );
     println!("  3. start every control plane and wait until each API server answers");
-    if let Err(e) = confirm(
-        &format!(
-            "This replaces all of cluster {}'s data with the snapshot",
-            inventory.cluster.name
-        ),
-        &inventory.cluster.name,
-        args.yes,
-    ) {
-        eprintln!("{e}");
+    let what = format!(
+        "This replaces all of cluster {}'s data with the snapshot.",
+        inventory.cluster.name
+    );
+    let question = Question {
+        what: &what,
+        prompt: "Type the cluster name to go on: ",
+        expected: &inventory.cluster.name,
+        unattended: Unattended::RequireYes,
+    };
+    if let Err(refusal) = confirm(&question, args.yes) {
+        eprintln!("error: {refusal}");
         return exit::ERROR;
     }
     let quiet = output.quiet;
