@@ -23,6 +23,9 @@ struct Opts {
     allow_held: bool,
     simulate: bool,
     purge: bool,
+    /// apt 3 (Debian 13, Ubuntu 26.04): "Installing:" / "Summary:" instead of apt 2's
+    /// "The following NEW packages will be installed:" and its counts line.
+    apt3: bool,
 }
 
 const PROGRESS: &str =
@@ -30,7 +33,10 @@ const PROGRESS: &str =
 
 /// Parses apt-get's options; `Err` is the exit status after printing apt's message.
 fn parse(inv: &mut Invocation, args: &[String]) -> Result<(Opts, Vec<String>), i32> {
-    let mut o = Opts::default();
+    let mut o = Opts {
+        apt3: pkgdb::host_format(inv).is_ok_and(|(_, distro, _)| distro.apt_major() >= 3),
+        ..Opts::default()
+    };
     let mut words = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -239,7 +245,14 @@ fn update(inv: &mut Invocation, opts: &Opts, distro: Distro, arch: Arch) -> i32 
     let mut warnings = Vec::new();
     let mut n = 0;
     let mut lines = Vec::new();
+    // The archive is always there; a host whose sources name it shows it from them.
+    let archive_listed = entries
+        .iter()
+        .any(|e| repos::identify(&e.uri, Format::Deb) == Identity::Known(Origin::DistroArchive));
     for (uri, suite) in aptsrc::archive_entries(distro, arch) {
+        if archive_listed {
+            break;
+        }
         n += 1;
         lines.push(format!("Hit:{n} {uri} {suite} InRelease"));
     }
@@ -376,8 +389,21 @@ fn strip_arch(name: &str) -> &str {
     name.split(':').next().unwrap_or(name)
 }
 
-fn list(inv: &mut Invocation, title: &str, names: &[String]) {
+fn list(inv: &mut Invocation, o: &Opts, title: &str, names: &[String]) {
     if names.is_empty() {
+        return;
+    }
+    if o.apt3 {
+        let title = match title {
+            "The following packages will be REMOVED:" => "REMOVING:",
+            "The following held packages will be changed:" => "Changing held packages:",
+            "The following packages will be upgraded:" => "Upgrading:",
+            "The following packages will be DOWNGRADED:" => "DOWNGRADING:",
+            "The following packages have been kept back:" => "Not upgrading:",
+            other => other,
+        };
+        inv.outln(title);
+        inv.outln(&format!("  {}\n", names.join("  ")));
         return;
     }
     inv.outln(title);
@@ -394,6 +420,17 @@ fn summary(
     kept: usize,
 ) {
     if o.quiet >= 2 {
+        return;
+    }
+    if o.apt3 {
+        let down = if down > 0 {
+            format!(", Downgrading: {down}")
+        } else {
+            String::new()
+        };
+        inv.outln(&format!(
+            "Summary:\n  Upgrading: {up}, Installing: {new}{down}, Removing: {rm}, Not Upgrading: {kept}"
+        ));
         return;
     }
     let down = if down > 0 {
@@ -547,23 +584,47 @@ fn install(
     if o.quiet < 2 {
         let mut extra_sorted = extra.clone();
         extra_sorted.sort();
-        list(
-            inv,
-            "The following additional packages will be installed:",
-            &extra_sorted,
-        );
-        list(inv, "The following packages will be REMOVED:", &removals);
         let mut new_sorted = new.clone();
         new_sorted.sort();
+        if o.apt3 {
+            let requested: Vec<String> = new_sorted
+                .iter()
+                .filter(|n| !extra.contains(n))
+                .cloned()
+                .collect();
+            list(inv, o, "Installing:", &requested);
+            list(inv, o, "Installing dependencies:", &extra_sorted);
+            list(inv, o, "The following packages will be REMOVED:", &removals);
+        } else {
+            list(
+                inv,
+                o,
+                "The following additional packages will be installed:",
+                &extra_sorted,
+            );
+            list(inv, o, "The following packages will be REMOVED:", &removals);
+            list(
+                inv,
+                o,
+                "The following NEW packages will be installed:",
+                &new_sorted,
+            );
+        }
         list(
             inv,
-            "The following NEW packages will be installed:",
-            &new_sorted,
+            o,
+            "The following held packages will be changed:",
+            &held,
         );
-        list(inv, "The following held packages will be changed:", &held);
-        list(inv, "The following packages will be upgraded:", &upgraded);
         list(
             inv,
+            o,
+            "The following packages will be upgraded:",
+            &upgraded,
+        );
+        list(
+            inv,
+            o,
             "The following packages will be DOWNGRADED:",
             &downgraded,
         );
@@ -751,8 +812,13 @@ fn remove(
             .iter()
             .map(|t| if purge { format!("{t}*") } else { t.clone() })
             .collect();
-        list(inv, "The following packages will be REMOVED:", &shown);
-        list(inv, "The following held packages will be changed:", &held);
+        list(inv, o, "The following packages will be REMOVED:", &shown);
+        list(
+            inv,
+            o,
+            "The following held packages will be changed:",
+            &held,
+        );
     }
     let removing = targets.iter().filter(|n| db.installed(n).is_some()).count();
     summary(inv, o, 0, 0, 0, removing, 0);
@@ -817,9 +883,9 @@ fn upgrade(inv: &mut Invocation, o: &Opts, db: &mut PkgDb, cands: &[Candidate]) 
         }
     }
     if o.quiet < 2 {
-        list(inv, "The following packages have been kept back:", &kept);
+        list(inv, o, "The following packages have been kept back:", &kept);
         let names: Vec<String> = steps.iter().map(|c| c.name.clone()).collect();
-        list(inv, "The following packages will be upgraded:", &names);
+        list(inv, o, "The following packages will be upgraded:", &names);
     }
     summary(inv, o, steps.len(), 0, 0, 0, kept.len());
     if steps.is_empty() || o.simulate {
