@@ -826,4 +826,90 @@ mod tests {
             "5.14.0-427.13.1.el9_4.aarch64"
         );
     }
+
+    #[test]
+    fn the_newer_distributions_are_named_as_their_images_name_them() {
+        let field = |d: Distro, key: &str| -> String {
+            d.os_release()
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string()
+        };
+        for (d, id, version, like) in [
+            (Distro::Ubuntu2404, "ubuntu", "24.04", "debian"),
+            (Distro::Ubuntu2604, "ubuntu", "26.04", "debian"),
+            (Distro::Debian13, "debian", "13", ""),
+            (Distro::Rocky10, "rocky", "10.0", "rhel centos fedora"),
+            (Distro::Alma10, "almalinux", "10.0", "rhel centos fedora"),
+            (Distro::Openeuler2203, "openEuler", "22.03", ""),
+            (Distro::Openeuler2403, "openEuler", "24.03", ""),
+            (Distro::Kylinv10, "kylin", "V10", ""),
+            (Distro::Ubuntu1604, "ubuntu", "16.04", "debian"),
+        ] {
+            assert_eq!(field(d, "ID"), id, "{d:?}");
+            assert_eq!(field(d, "VERSION_ID"), version, "{d:?}");
+            assert_eq!(field(d, "ID_LIKE"), like, "{d:?}");
+        }
+        assert_eq!(
+            Distro::Debian13.default_kernel(Arch::Arm64),
+            "6.12.57+deb13-arm64"
+        );
+        assert!(Distro::Kylinv10
+            .default_kernel(Arch::Arm64)
+            .ends_with(".ky10.aarch64"));
+        assert_eq!(Distro::Openeuler2403.package_manager(), PackageManager::Dnf);
+        assert_eq!(Distro::Debian13.apt_major(), 3);
+        assert!(Distro::Debian13
+            .hidden_usr_files()
+            .contains(&"bin/apt-key".to_string()));
+        assert!(!Distro::Debian12
+            .hidden_usr_files()
+            .contains(&"bin/apt-key".to_string()));
+    }
+
+    #[test]
+    fn archives_are_in_the_form_each_release_writes_them() {
+        let files = |d: Distro, arch| -> Vec<String> {
+            d.archive_files(arch).into_iter().map(|(p, _)| p).collect()
+        };
+        assert_eq!(
+            files(Distro::Ubuntu2404, Arch::Amd64),
+            ["apt/sources.list", "apt/sources.list.d/ubuntu.sources"]
+        );
+        let noble = Distro::Ubuntu2404.archive_files(Arch::Arm64);
+        assert!(noble[1]
+            .1
+            .contains("URIs: http://ports.ubuntu.com/ubuntu-ports/\nSuites: noble noble-updates noble-backports\n"));
+        assert_eq!(files(Distro::Ubuntu2204, Arch::Amd64), ["apt/sources.list"]);
+        assert_eq!(
+            files(Distro::Debian13, Arch::Amd64),
+            ["apt/sources.list.d/debian.sources"]
+        );
+        assert_eq!(
+            files(Distro::Kylinv10, Arch::Arm64),
+            ["yum.repos.d/kylin_aarch64.repo"]
+        );
+        let euler = &Distro::Openeuler2403.archive_files(Arch::Amd64)[0].1;
+        assert!(euler.contains(
+            "[OS]\nname=OS\nbaseurl=http://repo.openeuler.org/openEuler-24.03-LTS-SP1/OS/$basearch/\n"
+        ));
+    }
+
+    #[test]
+    fn el10_needs_x86_64_v3_and_the_lab_cpu_has_it() {
+        assert!(Distro::Rocky10.needs_x86_64_v3() && Distro::Alma10.needs_x86_64_v3());
+        assert!(!Distro::Openeuler2403.needs_x86_64_v3());
+        let cpu = crate::procfs::cpuinfo(Arch::Amd64, 1);
+        let flags = cpu
+            .lines()
+            .find_map(|l| l.strip_prefix("flags\t\t: "))
+            .unwrap();
+        for v3 in [
+            "avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave",
+        ] {
+            assert!(flags.split(' ').any(|f| f == v3), "{v3} missing: {flags}");
+        }
+    }
 }

@@ -1185,6 +1185,20 @@ mod tests {
     }
 
     #[test]
+    fn apt_3_prints_installing_and_a_summary() {
+        let h = FakeHost::new(Distro::Debian13, Arch::Amd64);
+        h.write("/etc/apt/sources.list.d/kubernetes.sources", "Types: deb\nURIs: https://pkgs.k8s.io/core:/stable:/v1.30/deb/\nSuites: /\nSigned-By: /etc/apt/keyrings/kubernetes-apt-keyring.gpg\n");
+        h.write("/etc/apt/keyrings/kubernetes-apt-keyring.gpg", "key");
+        let (s, _, e) = h.run("apt-get", &["update"]);
+        assert_eq!(s, 0, "{e}");
+        let (s, out, e) = h.run("apt-get", &["install", "-y", "kubelet=1.30.4-1.1"]);
+        assert_eq!(s, 0, "{e}");
+        assert!(out.contains("Installing:\n  kubelet\n\nInstalling dependencies:\n  conntrack  ebtables  ethtool  iptables  kubernetes-cni  socat\n\nSummary:\n  Upgrading: 0, Installing: 7, Removing: 0, Not Upgrading: 0\n"), "{out}");
+        assert!(!out.contains("newly installed"), "{out}");
+        assert!(out.contains("Setting up kubelet (1.30.4-1.1) ..."), "{out}");
+    }
+
+    #[test]
     fn a_new_repository_needs_update_first() {
         let h = ubuntu_with_k8s_repo();
         let (s, _, e) = h.run("apt-get", &["install", "-y", "kubelet"]);

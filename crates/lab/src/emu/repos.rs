@@ -1722,4 +1722,64 @@ mod tests {
         )
         .is_empty());
     }
+
+    #[test]
+    fn docker_rpm_repositories_exist_for_el_7_to_10_only() {
+        let docker = |release: &str| {
+            identify(
+                &format!("https://download.docker.com/linux/centos/{release}/aarch64/stable"),
+                Format::Rpm,
+            )
+        };
+        for release in ["7", "8", "9", "10"] {
+            assert!(matches!(docker(release), Identity::Known(_)), "{release}");
+        }
+        // openEuler's $releasever.
+        assert_eq!(
+            docker("24.03LTS_SP1"),
+            Identity::MissingPath {
+                host: "download.docker.com".into()
+            }
+        );
+        assert_eq!(
+            docker_rpm_release("https://mirrors.example.cn/docker-ce/linux/centos/8/x86_64/stable"),
+            Some("8".into())
+        );
+        let el8 = offers(
+            &Origin::Docker {
+                distro: "centos".into(),
+            },
+            Format::Rpm,
+            Distro::Kylinv10,
+            Arch::Arm64,
+            "8",
+        );
+        assert!(el8.iter().all(|o| o.version.contains(".el8")), "{el8:?}");
+        assert_eq!(el_glibc("3:27.5.1-1.el10"), Some((2, 39)));
+        assert_eq!(el_glibc("1.7.27-3.1.el9"), Some((2, 34)));
+        assert_eq!(el_glibc("1.30.4-150500.1.1"), None);
+    }
+
+    #[test]
+    fn domestic_archives_are_recognised() {
+        for url in [
+            "http://repo.openeuler.org/openEuler-24.03-LTS-SP1/OS/aarch64/",
+            "http://repo.openeuler.org/openEuler-24.03-LTS-SP1/EPOL/main/aarch64/",
+            "http://repo.openeuler.org/openEuler-24.03-LTS-SP1/source/",
+            "https://mirrors.huaweicloud.com/openeuler/openEuler-22.03-LTS-SP4/everything/x86_64/",
+            "https://update.cs2c.com.cn/NS/V10/V10SP3/os/adv/lic/base/aarch64/",
+            "https://mirrors.almalinux.org/mirrorlist/10/baseos",
+        ] {
+            assert_eq!(
+                identify(url, Format::Rpm),
+                Identity::Known(Origin::DistroArchive),
+                "{url}"
+            );
+        }
+        let pre: Vec<String> = preinstalled(Distro::Openeuler2403, Format::Rpm)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert!(pre.contains(&"dnf".to_string()) && !pre.contains(&"containerd".to_string()));
+    }
 }
