@@ -337,3 +337,68 @@ distro = "ubuntu1604"
     );
     assert!(snapshot(&lab) == before, "a host changed:\n{text}");
 }
+
+/// The other new releases (Ubuntu 26.04 with apt 3, AlmaLinux 10, openEuler 22.03)
+/// and the domestic ones on amd64: a cluster too.
+#[test]
+fn the_other_new_releases_and_amd64_domestic_hosts_come_up_ready() {
+    let Some(lab) = lab(&spec(
+        r#"
+name = "distmore"
+[[hosts]]
+name = "master"
+roles = ["master"]
+distro = "ubuntu2604"
+[[hosts]]
+name = "node-alma"
+distro = "alma10"
+[[hosts]]
+name = "node-euler"
+distro = "openeuler2203"
+[[hosts]]
+name = "node-kylin"
+distro = "kylinv10"
+"#,
+    )) else {
+        return;
+    };
+    let cluster = "[cluster]\nname = \"distmore\"\nkubernetes_version = \"1.30.4\"\nruntime = \"containerd\"\ncni = \"flannel\"\n";
+    let inv = write_inventory(&lab, "distmore.toml", &lab.inventory_toml(cluster));
+    let inv = inv.to_str().unwrap();
+    let state = lab.dir().join("k8sup-state");
+    let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
+    let first = k8sup(&["apply", "-i", inv], &env);
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
+    let nodes = on(
+        &lab,
+        "master",
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes --no-headers",
+    );
+    for name in ["master", "node-alma", "node-euler", "node-kylin"] {
+        assert!(
+            nodes
+                .lines()
+                .any(|l| l.starts_with(name) && l.split_whitespace().nth(1) == Some("Ready")),
+            "{name} is not Ready:\n{nodes}"
+        );
+    }
+    let docker = read(&lab, "master", "/etc/apt/sources.list.d/docker.sources");
+    assert!(docker.contains("Suites: resolute\n"), "{docker}");
+    for (host, el) in [
+        ("node-alma", "el10"),
+        ("node-euler", "el9"),
+        ("node-kylin", "el8"),
+    ] {
+        let installed = on(&lab, host, "rpm -q containerd.io");
+        assert!(
+            installed.contains(&format!(".{el}.x86_64")),
+            "{host}: {installed}"
+        );
+    }
+    assert_converged(inv, &env);
+}
