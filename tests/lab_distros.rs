@@ -10,7 +10,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    assert_converged, k8sup, lab, on, read, snapshot, spec, stderr, stdout, write_inventory,
+    assert_converged, k8sup, lab, on, read, release_archive, snapshot, spec, stderr, stdout,
+    write_inventory,
 };
 use k8sup_lab::Lab;
 
@@ -52,19 +53,31 @@ fn newer_lab(name: &str) -> Option<Lab> {
     lab(&spec(&NEWER_LAB.replace("{name}", name)))
 }
 
-/// Every node is registered, Ready, and runs `runtime` (`containerd://`, `docker://`).
-fn assert_all_ready(lab: &Lab, runtime: &str) {
-    let nodes = on(
+/// A first apply, which must succeed.
+fn apply(inv: &str, env: &[(&str, &str)]) {
+    let first = k8sup(&["apply", "-i", inv], env);
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
+}
+
+/// Every node of `nodes` is registered, Ready, and runs `runtime` (`containerd://`,
+/// `docker://`).
+fn assert_all_ready(lab: &Lab, nodes: &[&str], runtime: &str) {
+    let wide = on(
         lab,
         "master",
         "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o wide --no-headers",
     );
-    for name in NODES {
-        let line = nodes
+    for name in nodes {
+        let line = wide
             .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| panic!("{name} is not registered:\n{nodes}"));
-        assert_eq!(line.split_whitespace().nth(1), Some("Ready"), "{nodes}");
+            .find(|l| l.split_whitespace().next() == Some(*name))
+            .unwrap_or_else(|| panic!("{name} is not registered:\n{wide}"));
+        assert_eq!(line.split_whitespace().nth(1), Some("Ready"), "{wide}");
         assert!(
             line.contains(runtime),
             "{name} does not run {runtime}: {line}"
@@ -177,14 +190,8 @@ image_repository = "registry.aliyuncs.com/google_containers"
         stderr(&check)
     );
 
-    let first = k8sup(&["apply", "-i", inv], &env);
-    assert!(
-        first.status.success(),
-        "{}{}",
-        stdout(&first),
-        stderr(&first)
-    );
-    assert_all_ready(&lab, "containerd://");
+    apply(inv, &env);
+    assert_all_ready(&lab, &NODES, "containerd://");
     assert_distro_differences(&lab);
     for h in lab.hosts() {
         let containerd = read(&lab, &h.name, "/etc/containerd/config.toml");
@@ -204,32 +211,6 @@ image_repository = "registry.aliyuncs.com/google_containers"
     }
 
     assert_converged(inv, &env);
-}
-
-/// `cri-dockerd-0.3.15.<arch>.tgz` as released, holding a script that hands over to
-/// the lab's emulator (see tests/lab_kubernetes_docker.rs).
-fn release_archive(dir: &Path, arch: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let tree = dir.join(format!("tree-{arch}"));
-    let program = tree.join("cri-dockerd/cri-dockerd");
-    std::fs::create_dir_all(program.parent().unwrap()).expect("dir");
-    std::fs::write(
-        &program,
-        format!(
-            "#!/bin/sh\nexec /usr/libexec/k8sup-lab/k8sup-lab-emu cri-dockerd \"$@\"\n# {arch}\n"
-        ),
-    )
-    .expect("program");
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let status = std::process::Command::new("tar")
-        .arg("-czf")
-        .arg(dir.join(format!("cri-dockerd-0.3.15.{arch}.tgz")))
-        .arg("-C")
-        .arg(&tree)
-        .arg("cri-dockerd")
-        .status()
-        .expect("tar runs");
-    assert!(status.success(), "tar failed");
 }
 
 #[test]
@@ -264,14 +245,8 @@ cri_dockerd = "{}/cri-dockerd-0.3.15.{{arch}}.tgz"
     let state = lab.dir().join("k8sup-state");
     let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
 
-    let first = k8sup(&["apply", "-i", inv], &env);
-    assert!(
-        first.status.success(),
-        "{}{}",
-        stdout(&first),
-        stderr(&first)
-    );
-    assert_all_ready(&lab, "docker://");
+    apply(inv, &env);
+    assert_all_ready(&lab, &NODES, "docker://");
     assert_distro_differences(&lab);
     for host in ["node-rocky", "node-euler", "node-kylin"] {
         let installed = on(&lab, host, "rpm -q docker-ce");
@@ -367,26 +342,12 @@ distro = "kylinv10"
     let inv = inv.to_str().unwrap();
     let state = lab.dir().join("k8sup-state");
     let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
-    let first = k8sup(&["apply", "-i", inv], &env);
-    assert!(
-        first.status.success(),
-        "{}{}",
-        stdout(&first),
-        stderr(&first)
-    );
-    let nodes = on(
+    apply(inv, &env);
+    assert_all_ready(
         &lab,
-        "master",
-        "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes --no-headers",
+        &["master", "node-alma", "node-euler", "node-kylin"],
+        "containerd://",
     );
-    for name in ["master", "node-alma", "node-euler", "node-kylin"] {
-        assert!(
-            nodes
-                .lines()
-                .any(|l| l.starts_with(name) && l.split_whitespace().nth(1) == Some("Ready")),
-            "{name} is not Ready:\n{nodes}"
-        );
-    }
     let docker = read(&lab, "master", "/etc/apt/sources.list.d/docker.sources");
     assert!(docker.contains("Suites: resolute\n"), "{docker}");
     for (host, el) in [

@@ -59,26 +59,8 @@ gpgcheck=1
 gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-CentOS-7
 ";
 
-const ROCKY10_REPOS: &str = "[baseos]
-name=Rocky Linux $releasever - BaseOS
-mirrorlist=https://mirrors.rockylinux.org/mirrorlist?arch=$basearch&repo=BaseOS-$releasever$rltype
-#baseurl=http://dl.rockylinux.org/$contentdir/$releasever/BaseOS/$basearch/os/
-gpgcheck=1
-enabled=1
-countme=1
-metadata_expire=6h
-gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-Rocky-10
-
-[appstream]
-name=Rocky Linux $releasever - AppStream
-mirrorlist=https://mirrors.rockylinux.org/mirrorlist?arch=$basearch&repo=AppStream-$releasever$rltype
-#baseurl=http://dl.rockylinux.org/$contentdir/$releasever/AppStream/$basearch/os/
-gpgcheck=1
-enabled=1
-countme=1
-metadata_expire=6h
-gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-Rocky-10
-
+/// Rocky 10 adds a CRB repository, disabled, to what Rocky 9 ships (see [`ROCKY9_REPOS`]).
+const ROCKY10_CRB_REPO: &str = "
 [crb]
 name=Rocky Linux $releasever - CRB
 mirrorlist=https://mirrors.rockylinux.org/mirrorlist?arch=$basearch&repo=CRB-$releasever$rltype
@@ -90,29 +72,17 @@ metadata_expire=6h
 gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-Rocky-10
 ";
 
-const ALMA10_BASEOS_REPO: &str = "[baseos]
-name=AlmaLinux $releasever - BaseOS
-mirrorlist=https://mirrors.almalinux.org/mirrorlist/$releasever/baseos
-# baseurl=https://repo.almalinux.org/almalinux/$releasever/BaseOS/$basearch/os/
-enabled=1
-gpgcheck=1
-countme=1
-gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-AlmaLinux-10
-metadata_expire=86400
-enabled_metadata=1
-";
-
-const ALMA10_APPSTREAM_REPO: &str = "[appstream]
-name=AlmaLinux $releasever - AppStream
-mirrorlist=https://mirrors.almalinux.org/mirrorlist/$releasever/appstream
-# baseurl=https://repo.almalinux.org/almalinux/$releasever/AppStream/$basearch/os/
-enabled=1
-gpgcheck=1
-countme=1
-gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-AlmaLinux-10
-metadata_expire=86400
-enabled_metadata=1
-";
+/// AlmaLinux 10's `almalinux-<repo>.repo` for `baseos` (`BaseOS`) or `appstream`.
+fn alma10_repo(id: &str, name: &str) -> String {
+    format!(
+        "[{id}]\nname=AlmaLinux $releasever - {name}\n\
+         mirrorlist=https://mirrors.almalinux.org/mirrorlist/$releasever/{id}\n\
+         # baseurl=https://repo.almalinux.org/almalinux/$releasever/{name}/$basearch/os/\n\
+         enabled=1\ngpgcheck=1\ncountme=1\n\
+         gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-AlmaLinux-10\n\
+         metadata_expire=86400\nenabled_metadata=1\n"
+    )
+}
 
 /// Kylin V10 SP3's repositories (the file is named after the architecture).
 const KYLIN_V10_REPO: &str = "###Kylin Linux Advanced Server 10 - os repo###
@@ -723,15 +693,19 @@ impl Distro {
             Distro::Debian12 => debian("bookworm", "debian-archive-keyring.gpg"),
             // trixie's keyring is an OpenPGP certificate file, `.pgp`.
             Distro::Debian13 => debian("trixie", "debian-archive-keyring.pgp"),
-            Distro::Rocky10 => vec![("yum.repos.d/rocky.repo".into(), ROCKY10_REPOS.into())],
+            Distro::Rocky10 => vec![(
+                "yum.repos.d/rocky.repo".into(),
+                ROCKY9_REPOS.replace("RPM-GPG-KEY-Rocky-9", "RPM-GPG-KEY-Rocky-10")
+                    + ROCKY10_CRB_REPO,
+            )],
             Distro::Alma10 => vec![
                 (
                     "yum.repos.d/almalinux-baseos.repo".into(),
-                    ALMA10_BASEOS_REPO.into(),
+                    alma10_repo("baseos", "BaseOS"),
                 ),
                 (
                     "yum.repos.d/almalinux-appstream.repo".into(),
-                    ALMA10_APPSTREAM_REPO.into(),
+                    alma10_repo("appstream", "AppStream"),
                 ),
             ],
             Distro::Openeuler2203 => vec![(
