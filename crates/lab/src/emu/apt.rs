@@ -356,7 +356,30 @@ fn update(inv: &mut Invocation, opts: &Opts, distro: Distro, arch: Arch) -> i32 
         inv.errln(&format!("E: {e}"));
         return 100;
     }
+    // apt 3 suggests converting one-line sources to deb822 on every update.
+    if opts.apt3 && opts.quiet < 2 && has_one_line_sources(inv) {
+        inv.errln("N: Some sources can be modernized. Run 'apt modernize-sources' to do so.");
+    }
     0
+}
+
+/// Whether any source is still written in the one-line form (`sources.list`, `*.list`).
+fn has_one_line_sources(inv: &Invocation) -> bool {
+    let mut files = vec!["/etc/apt/sources.list".to_string()];
+    if let Ok(dir) = std::fs::read_dir(inv.path("/etc/apt/sources.list.d")) {
+        files.extend(
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .filter(|n| n.ends_with(".list"))
+                .map(|n| format!("/etc/apt/sources.list.d/{n}")),
+        );
+    }
+    files.iter().any(|f| {
+        inv.read(f)
+            .ok()
+            .and_then(|t| aptsrc::parse_one_line(&t, f).ok())
+            .is_some_and(|entries| !entries.is_empty())
+    })
 }
 
 fn has_trusted_keys(inv: &Invocation) -> bool {
@@ -1196,6 +1219,24 @@ mod tests {
         assert!(out.contains("Installing:\n  kubelet\n\nInstalling dependencies:\n  conntrack  ebtables  ethtool  iptables  kubernetes-cni  socat\n\nSummary:\n  Upgrading: 0, Installing: 7, Removing: 0, Not Upgrading: 0\n"), "{out}");
         assert!(!out.contains("newly installed"), "{out}");
         assert!(out.contains("Setting up kubelet (1.30.4-1.1) ..."), "{out}");
+    }
+
+    #[test]
+    fn apt_3_suggests_modernizing_one_line_sources() {
+        let h = FakeHost::new(Distro::Debian13, Arch::Amd64);
+        let (s, _, e) = h.run("apt-get", &["update"]);
+        assert_eq!((s, e.as_str()), (0, ""));
+        h.write("/etc/apt/sources.list.d/kubernetes.list", K8S_LIST);
+        h.write("/etc/apt/keyrings/kubernetes-apt-keyring.gpg", "key");
+        let (s, _, e) = h.run("apt-get", &["update"]);
+        assert_eq!(s, 0, "{e}");
+        assert_eq!(
+            e,
+            "N: Some sources can be modernized. Run 'apt modernize-sources' to do so.\n"
+        );
+        // apt 2 says nothing of it.
+        let (_, _, e) = ubuntu_with_k8s_repo().run("apt-get", &["update"]);
+        assert_eq!(e, "");
     }
 
     #[test]
