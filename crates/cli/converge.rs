@@ -19,6 +19,20 @@ use crate::{exit, hosts, table};
 struct Setup {
     engine: Engine,
     prepared: Prepared,
+    /// Hosts only read in this run (`--limit` left them out).
+    read_only: std::collections::BTreeSet<String>,
+    /// Where this cluster's runs are recorded.
+    history: PathBuf,
+}
+
+impl Setup {
+    /// A line per read-only host, saying what happens to it.
+    fn read_only_note(&self) -> String {
+        self.read_only
+            .iter()
+            .map(|h| format!("{h}: only read (--limit): nothing on it changes; values joins need are fetched from it\n"))
+            .collect()
+    }
 }
 
 pub fn plan(args: &PlanArgs, output: &OutputArgs) -> u8 {
@@ -46,6 +60,7 @@ async fn plan_async(args: &PlanArgs, output: &OutputArgs) -> u8 {
     if output.json {
         print!("{}", plan.to_json());
     } else {
+        print!("{}", setup.read_only_note());
         print!("{}", render_plan(&plan, args.common.verbose, color(output)));
         if let Some(path) = &args.out {
             println!(
@@ -72,6 +87,7 @@ pub fn apply(args: &ApplyArgs, output: &OutputArgs) -> u8 {
                 inventory: crate::args::InventoryArg {
                     inventory: args.common.inventory.inventory.clone(),
                 },
+                limit: args.common.limit.clone(),
                 playbook: args.common.playbook.clone(),
                 templates: args.common.templates.clone(),
                 parallel: args.common.parallel,
@@ -102,7 +118,17 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
     let Some(setup) = setup(&args.common).await else {
         return exit::ERROR;
     };
-    let progress = Progress::new(output, &setup.prepared.hosts, args.common.verbose);
+    let changing: Vec<_> = setup
+        .prepared
+        .hosts
+        .iter()
+        .filter(|h| !setup.read_only.contains(&h.name))
+        .cloned()
+        .collect();
+    if !output.json {
+        print!("{}", setup.read_only_note());
+    }
+    let progress = Progress::new(output, &changing, args.common.verbose);
     let result = setup
         .engine
         .apply(&setup.prepared.hosts, saved.as_ref(), progress.sink())
@@ -118,6 +144,15 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
     if let Some(path) = &args.report {
         if let Err(e) = std::fs::write(path, report.to_json()) {
             eprintln!("error: cannot write the report to {}: {e}", path.display());
+            return exit::ERROR;
+        }
+    }
+    if let Some(path) = &args.report_html {
+        // The history holds this run too: the trends are of the runs before it.
+        let runs = crate::history::load_runs(&setup.history).unwrap_or_default();
+        let earlier = crate::report::earlier_runs(runs, &report, crate::report::TREND_RUNS);
+        if let Err(e) = crate::report::write(path, &report, &earlier) {
+            eprintln!("error: {e}");
             return exit::ERROR;
         }
     }
@@ -155,12 +190,13 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
                 .collect();
             println!("FAILED on {}: see the errors above", failed.join(", "));
         }
-        if let Some(path) = &args.report {
+        for path in args.report.iter().chain(&args.report_html) {
             println!("report: {}", path.display());
         }
     }
     if report.success() {
-        exit::OK
+        // `[certificates] renew_before`: a converged cluster also renews what is due.
+        crate::certs::renew_when_due(&args.common.inventory.inventory, output).await
     } else {
         exit::ERROR
     }
@@ -187,12 +223,28 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
             return None;
         }
     }
+    let mut selected = match hosts::limited(&inventory, &args.limit) {
+        Ok(hosts) => hosts,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    // The hosts left out are not touched; the first master, which provides what
+    // joins need (join credentials, the certificate key), is read.
+    let mut read_only = std::collections::BTreeSet::new();
+    let first_master = inventory.first_master();
+    if !selected.iter().any(|h| h.name == first_master.name) {
+        read_only.insert(first_master.name.clone());
+        selected.push(first_master);
+    }
     let options = EngineOptions {
         parallelism: args
             .parallel
             .map(|n| n as usize)
             .unwrap_or(inventory.parallelism),
         history_dir: Some(history_dir(&inventory.cluster.name)),
+        read_only: read_only.clone(),
         ..EngineOptions::default()
     };
     let engine = Engine::new(playbook, &templates, options);
@@ -208,7 +260,6 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
         events: EventSink::new(hosts::print_event),
         parallel: args.parallel.map(|n| n as usize),
     };
-    let selected: Vec<_> = inventory.hosts.iter().collect();
     let prepared = prepare(&inventory, &selected, &connect).await;
     if !prepared.blocking.is_empty() {
         let width = prepared
@@ -228,7 +279,13 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
         eprintln!("error: nothing was changed on any host: fix the problems above first");
         return None;
     }
-    Some(Setup { engine, prepared })
+    let history = history_dir(&inventory.cluster.name);
+    Some(Setup {
+        engine,
+        prepared,
+        read_only,
+        history,
+    })
 }
 
 fn load_playbook(args: &ConvergeArgs) -> Option<Playbook> {

@@ -14,7 +14,10 @@
 //!    `needs` a value, a fetch, a step that cannot be judged, and the size of the script;
 //! 4. a command that `needs` a value waits (without holding a parallelism slot) until
 //!    the producing host has reached its fetch task; the fetch then runs once, on the
-//!    producer, only because someone needs it.
+//!    producer, only because someone needs it;
+//! 5. a read-only host ([`EngineOptions::read_only`], what `--limit` leaves out) is
+//!    only probed: nothing is applied nor written to its ledger, and it provides its
+//!    values only if every task before their fetch is settled on it.
 //!
 //! A no-op apply of a host is therefore one round trip, and a converge without
 //! barriers two.
@@ -124,6 +127,9 @@ struct BatchRun {
     judged: Judged,
     /// How long each apply took, by the host's clock.
     durations: BTreeMap<usize, Duration>,
+    /// When each apply started, from the start of the run: the controller's time the
+    /// batch was sent plus the host's time since the batch's first apply started.
+    starts: BTreeMap<usize, Duration>,
     /// The apply that failed.
     failed: Option<Stop>,
 }
@@ -140,6 +146,10 @@ pub struct EngineOptions {
     pub state_path: String,
     /// Where to keep one JSON report per apply; `None` keeps no history.
     pub history_dir: Option<PathBuf>,
+    /// Hosts that are only read (`--limit` leaves them out): never planned nor
+    /// changed, but probed, and asked for the values they provide (join
+    /// credentials) when a changing host needs them and they are settled.
+    pub read_only: BTreeSet<String>,
 }
 
 impl Default for EngineOptions {
@@ -148,6 +158,7 @@ impl Default for EngineOptions {
             parallelism: 10,
             state_path: DEFAULT_STATE_PATH.to_string(),
             history_dir: None,
+            read_only: BTreeSet::new(),
         }
     }
 }
@@ -177,6 +188,12 @@ impl Engine {
 
     pub fn playbook(&self) -> &Playbook {
         &self.playbook
+    }
+
+    /// The hosts this run may change: all but the read-only ones.
+    fn changing<'a>(&'a self, hosts: &'a [HostSpec]) -> impl Iterator<Item = &'a HostSpec> + 'a {
+        let read_only = &self.options.read_only;
+        hosts.iter().filter(move |h| !read_only.contains(&h.name))
     }
 
     /// Checks that named selectors name hosts, and finds each value's producer: the
@@ -223,7 +240,7 @@ impl Engine {
             .map(|(k, (h, _))| (k.clone(), h.clone()))
             .collect();
         let semaphore = Semaphore::new(self.options.parallelism.max(1));
-        let futures = hosts.iter().map(|host| {
+        let futures = self.changing(hosts).map(|host| {
             let semaphore = &semaphore;
             let producer_names = &producer_names;
             async move {
@@ -272,7 +289,7 @@ impl Engine {
         let started = Instant::now();
         if let Some(plan) = plan {
             let planned: Vec<String> = plan.hosts.iter().map(|h| h.host.clone()).collect();
-            let now: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+            let now: Vec<String> = self.changing(hosts).map(|h| h.name.clone()).collect();
             if planned != now {
                 return Err(EngineError::PlanHostsDiffer { planned, now });
             }
@@ -304,13 +321,22 @@ impl Engine {
                 .iter()
                 .map(|h| (h.name.clone(), h.transport.clone()))
                 .collect(),
+            started,
         };
-        let futures = hosts.iter().map(|host| {
+        let futures = self.changing(hosts).map(|host| {
             let shared = &shared;
             let planned = plan.and_then(|p| p.host(&host.name));
             async move { shared.run_host(host, planned).await }
         });
-        let reports = futures::future::join_all(futures).await;
+        let readers = hosts
+            .iter()
+            .filter(|h| self.options.read_only.contains(&h.name))
+            .map(|host| shared.read_host(host));
+        let (reports, _) = futures::future::join(
+            futures::future::join_all(futures),
+            futures::future::join_all(readers),
+        )
+        .await;
         let report = RunReport {
             started_at,
             duration_ms: millis(started.elapsed()),
@@ -608,6 +634,11 @@ enum SlotState {
         host: String,
         task: String,
     },
+    /// The producer is read-only in this run and cannot provide it: why.
+    Unavailable {
+        host: String,
+        reason: String,
+    },
 }
 
 /// What all host runners of one apply share.
@@ -618,6 +649,8 @@ struct Shared<'e> {
     sink: EventSink,
     producers: BTreeMap<String, String>,
     transports: HashMap<String, Arc<dyn Transport>>,
+    /// When the run started: task start times in the report count from it.
+    started: Instant,
 }
 
 /// Why a host stopped.
@@ -632,7 +665,10 @@ struct Stop {
 
 impl Stop {
     fn from(task: &str, error: TaskError) -> Stop {
-        let dependency = matches!(error, TaskError::DependencyFailed { .. });
+        let dependency = matches!(
+            error,
+            TaskError::DependencyFailed { .. } | TaskError::ReadOnlyProducer { .. }
+        );
         Stop {
             task: task.to_string(),
             command: None,
@@ -722,6 +758,80 @@ impl Shared<'_> {
         report
     }
 
+    /// A read-only host: probed (one round trip, nothing written), and each value it
+    /// provides made available when every task before its fetch is settled on it,
+    /// so that a value is never taken from a host that this run would have had to
+    /// change first. The fetch itself runs when a changing host needs the value.
+    async fn read_host(&self, host: &HostSpec) {
+        let engine = self.engine;
+        let result = async {
+            let steps = program::build(&engine.playbook, &engine.env, host, &self.producers)?;
+            let probed =
+                probe_all(host, &steps, &engine.options.state_path, &engine.redactor).await?;
+            Ok::<_, TaskError>((plan_steps(&steps, &probed, &engine.redactor), steps))
+        }
+        .await;
+        let unavailable = |reason: String| SlotState::Unavailable {
+            host: host.name.clone(),
+            reason,
+        };
+        let mine = || {
+            self.board
+                .slots
+                .values()
+                .filter(|slot| slot.producer_host == host.name)
+        };
+        let (planned, steps) = match result {
+            Ok(found) => found,
+            Err(e) => {
+                let reason = format!(
+                    "it could not be probed: {}",
+                    engine.redactor.redact(&e.to_string())
+                );
+                for slot in mine() {
+                    slot.state.send_replace(unavailable(reason.clone()));
+                }
+                return;
+            }
+        };
+        let mut pending: Option<&TaskPlan> = None;
+        for (entry, step) in planned.iter().zip(&steps) {
+            if let Selection::Run {
+                rendered: Action::Fetch(fetch),
+                ..
+            } = &step.selection
+            {
+                let Some(slot) = self.board.slots.get(&fetch.provides) else {
+                    continue;
+                };
+                if slot.producer_host != host.name {
+                    continue;
+                }
+                slot.state.send_replace(match pending {
+                    None => SlotState::Ready {
+                        cmd: fetch.cmd.clone(),
+                        secret: fetch.secret,
+                    },
+                    Some(task) => unavailable(format!(
+                        "its task {:?} would change first ({}): apply without --limit, or include it",
+                        task.name, task.reason
+                    )),
+                });
+            } else if pending.is_none()
+                && matches!(entry.status, TaskStatus::Change | TaskStatus::Drift)
+            {
+                pending = Some(entry);
+            }
+        }
+        for slot in mine() {
+            if matches!(*slot.state.borrow(), SlotState::Pending) {
+                slot.state.send_replace(unavailable(
+                    "it does not reach the task that provides the value".into(),
+                ));
+            }
+        }
+    }
+
     /// Waits for `value` (the permit is given back meanwhile) and fetches it once.
     async fn value<'a>(
         &'a self,
@@ -758,6 +868,9 @@ impl Shared<'_> {
             SlotState::Ready { cmd, secret } => (cmd, secret),
             SlotState::Failed { host, task } => {
                 return Err(TaskError::DependencyFailed { host, task })
+            }
+            SlotState::Unavailable { host, reason } => {
+                return Err(TaskError::ReadOnlyProducer { host, reason })
             }
             SlotState::Pending => {
                 return Err(TaskError::DependencyFailed {
@@ -825,6 +938,17 @@ impl Shared<'_> {
     }
 }
 
+/// What the run report keeps of a finished task besides its outcome (each text is
+/// redacted on its way into the report).
+#[derive(Debug, Default)]
+struct TaskDetail {
+    /// When it started, from the start of the run; `None`: its end minus its duration.
+    started: Option<Duration>,
+    diff: Option<String>,
+    command: Option<String>,
+    stderr: Option<String>,
+}
+
 /// One host's walk through its program during an apply.
 struct HostRunner<'s, 'e> {
     shared: &'s Shared<'e>,
@@ -850,7 +974,7 @@ impl<'s> HostRunner<'s, '_> {
         drift: bool,
         duration: Duration,
         reason: &str,
-        diff: Option<String>,
+        detail: TaskDetail,
     ) {
         let name = match outcome {
             TaskOutcome::Ok => "ok",
@@ -866,6 +990,12 @@ impl<'s> HostRunner<'s, '_> {
             drift,
             duration_ms: millis(duration),
             error: (outcome == TaskOutcome::Failed).then(|| self.redact(reason)),
+            started_ms: Some(millis(detail.started.unwrap_or_else(|| {
+                self.shared.started.elapsed().saturating_sub(duration)
+            }))),
+            diff: detail.diff.as_deref().map(|d| self.redact(d)),
+            command: detail.command.as_deref().map(|c| self.redact(c)),
+            stderr: detail.stderr.as_deref().map(|e| self.redact(e)),
         });
         self.emit(EngineEvent::TaskFinished {
             host: self.host.name.clone(),
@@ -876,7 +1006,7 @@ impl<'s> HostRunner<'s, '_> {
             drift,
             duration,
             reason: self.redact(reason),
-            diff: diff.map(|d| self.redact(&d)),
+            diff: detail.diff.map(|d| self.redact(&d)),
         });
     }
 
@@ -923,12 +1053,25 @@ impl<'s> HostRunner<'s, '_> {
             }
             let ran = self.run_batch(&steps, &batch, end, &mut ledger).await?;
             judged.extend(ran.judged);
+            // A step settled inside the batch was judged on the host where the apply
+            // before it ended: that is its place in the run's timeline.
+            let mut last_end: Option<Duration> = None;
             for item in batch.iter().take_while(|item| item.step() < ran.from) {
                 let step = &steps[item.step()];
                 match item {
                     Item::Settled {
                         outcome, reason, ..
-                    } => self.finish_task(step, *outcome, false, Duration::ZERO, reason, None),
+                    } => self.finish_task(
+                        step,
+                        *outcome,
+                        false,
+                        Duration::ZERO,
+                        reason,
+                        TaskDetail {
+                            started: last_end,
+                            ..TaskDetail::default()
+                        },
+                    ),
                     Item::Apply { change, drift, .. } => {
                         notified.extend(step.task.notify.iter().cloned());
                         if step.handler {
@@ -940,13 +1083,22 @@ impl<'s> HostRunner<'s, '_> {
                             change.reason.clone()
                         };
                         let duration = ran.durations.get(&item.step()).copied();
+                        let started = ran.starts.get(&item.step()).copied();
+                        if let Some(start) = started {
+                            last_end = Some(start + duration.unwrap_or_default());
+                        }
                         self.finish_task(
                             step,
                             TaskOutcome::Changed,
                             *drift,
                             duration.unwrap_or_default(),
                             &reason,
-                            change.diff.clone(),
+                            TaskDetail {
+                                started,
+                                diff: change.diff.clone(),
+                                command: change.command.clone(),
+                                stderr: None,
+                            },
                         );
                     }
                 }
@@ -963,7 +1115,12 @@ impl<'s> HostRunner<'s, '_> {
                     drift,
                     duration.unwrap_or_default(),
                     &stop.error.to_string(),
-                    None,
+                    TaskDetail {
+                        started: ran.starts.get(&ran.from).copied(),
+                        diff: None,
+                        command: stop.command.clone(),
+                        stderr: Some(stop.stderr_tail.clone()),
+                    },
                 );
                 self.failed_task = Some(stop.task.clone());
                 return Err(stop);
@@ -1087,7 +1244,14 @@ impl<'s> HostRunner<'s, '_> {
             let guard = || judged.get(&i).map(|j| j.guard.clone());
             let (change, drift) = match decision {
                 Decision::Settled { outcome, reason } if batch.is_empty() => {
-                    self.finish_task(step, outcome, false, started.elapsed(), &reason, None);
+                    self.finish_task(
+                        step,
+                        outcome,
+                        false,
+                        started.elapsed(),
+                        &reason,
+                        TaskDetail::default(),
+                    );
                     continue;
                 }
                 Decision::Settled { outcome, reason } => {
@@ -1127,7 +1291,7 @@ impl<'s> HostRunner<'s, '_> {
                         false,
                         started.elapsed(),
                         &format!("{} available on demand", fetch.provides),
-                        None,
+                        TaskDetail::default(),
                     );
                     continue;
                 }
@@ -1279,6 +1443,7 @@ impl<'s> HostRunner<'s, '_> {
             on_output: Some(self.started_when_seen(starts)),
             ..RunOptions::default()
         };
+        let sent = self.shared.started.elapsed();
         let output = host
             .transport
             .run_with(&script, options)
@@ -1303,8 +1468,11 @@ impl<'s> HostRunner<'s, '_> {
             from: end,
             judged: Judged::new(),
             durations: BTreeMap::new(),
+            starts: BTreeMap::new(),
             failed: None,
         };
+        // The host's clock, anchored at the controller's time the batch was sent.
+        let mut first_start: Option<u64> = None;
         for item in batch {
             let Item::Apply {
                 step: i, change, ..
@@ -1342,6 +1510,13 @@ impl<'s> HostRunner<'s, '_> {
                 *i,
                 Duration::from_millis(time("end").saturating_sub(time("start"))),
             );
+            if state.is_some() {
+                let first = *first_start.get_or_insert(time("start"));
+                ran.starts.insert(
+                    *i,
+                    sent + Duration::from_millis(time("start").saturating_sub(first)),
+                );
+            }
             if !success {
                 let command = change
                     .command
@@ -1443,7 +1618,7 @@ impl<'s> HostRunner<'s, '_> {
             false,
             started.elapsed(),
             &error.to_string(),
-            None,
+            TaskDetail::default(),
         );
         self.stop_at(&step.task.id, error)
     }

@@ -106,6 +106,11 @@ fn lab(names: &[&str]) -> Lab {
 
 impl Lab {
     fn engine(&self, parallelism: usize) -> Engine {
+        self.engine_reading(parallelism, &[])
+    }
+
+    /// [`Lab::engine`] for a run in which `read_only` hosts are only read.
+    fn engine_reading(&self, parallelism: usize, read_only: &[&str]) -> Engine {
         let text =
             std::fs::read_to_string(repo().join("playbooks/test/cluster.toml")).expect("playbook");
         let playbook = Playbook::parse("playbooks/test/cluster.toml", &text).expect("parses");
@@ -120,6 +125,7 @@ impl Lab {
                 parallelism,
                 state_path: STATE.into(),
                 history_dir: Some(self.history.clone()),
+                read_only: read_only.iter().map(|h| h.to_string()).collect(),
             },
         )
     }
@@ -404,6 +410,66 @@ fn a_failed_master_stops_its_dependents_but_not_the_others() {
 }
 
 #[test]
+fn a_read_only_master_is_never_changed_but_provides_its_values_once_settled() {
+    let lab = lab(&["m1", "n1", "n2"]);
+    let rt = runtime();
+    let (m1, n1, n2) = (&lab.hosts[0], &lab.hosts[1], &lab.hosts[2]);
+
+    // A master that was never applied would have to change before its fetch: the
+    // node is skipped with the reason, and nothing is written on the master.
+    let before = lab.snapshot();
+    let engine = lab.engine_reading(2, &["m1"]);
+    let hosts = vec![m1.clone(), n1.clone()];
+    let plan = rt.block_on(engine.plan(&hosts)).expect("plan");
+    assert_eq!(
+        plan.hosts
+            .iter()
+            .map(|h| h.host.as_str())
+            .collect::<Vec<_>>(),
+        ["n1"],
+        "a read-only host is not planned"
+    );
+    let report = rt
+        .block_on(engine.apply(&hosts, None, lab.sink()))
+        .expect("apply");
+    assert_eq!(report.hosts.len(), 1, "{}", report.to_json());
+    assert_eq!(report.hosts[0].outcome, HostOutcome::Skipped);
+    let error = report.hosts[0].error.as_deref().expect("error");
+    assert!(
+        error.starts_with("skipped: m1 is only read in this run (--limit), and its task \"app config\" would change first"),
+        "{error}"
+    );
+    let after = lab.snapshot();
+    let m1_files = |snap: &BTreeMap<PathBuf, Vec<u8>>| {
+        snap.iter()
+            .filter(|(p, _)| p.starts_with(lab.root("m1")))
+            .map(|(p, c)| (p.clone(), c.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(m1_files(&before), m1_files(&after));
+
+    // With the master and n1 applied, n2 is added with m1 read-only: n2 joins with
+    // the value fetched from m1, and m1's files and ledger are untouched.
+    let full = lab.engine(2);
+    let first = rt
+        .block_on(full.apply(&[m1.clone(), n1.clone()], None, lab.sink()))
+        .expect("apply");
+    assert!(first.success(), "{}", first.to_json());
+    let before = m1_files(&lab.snapshot());
+    let report = rt
+        .block_on(engine.apply(&[m1.clone(), n2.clone()], None, lab.sink()))
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
+    assert_eq!(report.hosts.len(), 1);
+    assert_eq!(report.hosts[0].host, "n2");
+    assert_eq!(
+        std::fs::read_to_string(lab.root("n2").join("joined")).expect("joined"),
+        format!("{SECRET_JOIN}\n")
+    );
+    assert_eq!(before, m1_files(&lab.snapshot()), "m1 was changed");
+}
+
+#[test]
 fn a_waiting_host_gives_its_slot_back() {
     // The node comes first and parallelism is 1: it must not hold the only slot while
     // it waits for the master's join command.
@@ -629,6 +695,7 @@ hold = true
         parallelism: 1,
         state_path: STATE.into(),
         history_dir: None,
+        ..EngineOptions::default()
     };
     let engine = Engine::new(playbook, &TemplateSet::new(), options);
     let rt = runtime();
@@ -694,6 +761,7 @@ mode = "0755"
         parallelism: 2,
         state_path: STATE.into(),
         history_dir: None,
+        ..EngineOptions::default()
     };
     let engine = Engine::new(playbook, &TemplateSet::new(), options);
     let rt = runtime();
@@ -750,6 +818,7 @@ fn engine_for(text: &str) -> Engine {
         parallelism: 1,
         state_path: STATE.into(),
         history_dir: None,
+        ..EngineOptions::default()
     };
     Engine::new(playbook, &TemplateSet::new(), options)
 }
@@ -962,4 +1031,83 @@ content = "two\n"
         .expect("ledger");
     assert!(state.tasks.contains_key("p/one") && state.tasks.contains_key("p/two"));
     assert_eq!(std::fs::read_to_string(&journal).expect("journal"), "");
+}
+
+#[test]
+fn the_report_keeps_each_change_diff_start_and_each_failure_stderr() {
+    let lab = lab(&["m1"]);
+    // Already as wanted: settled in the middle of the batch of changes.
+    std::fs::write(lab.root("m1").join("etc/kept"), "kept\n").expect("kept");
+    let text = r#"
+[[play]]
+name = "r"
+hosts = "all"
+
+[[play.task]]
+name = "conf"
+kind = "file"
+path = "{{ root }}/etc/conf"
+content = "a=1\n"
+
+[[play.task]]
+name = "kept"
+kind = "file"
+path = "{{ root }}/etc/kept"
+content = "kept\n"
+
+[[play.task]]
+name = "mark"
+kind = "command"
+cmd = "printf done > {{ root }}/mark"
+creates = "{{ root }}/mark"
+
+[[play.task]]
+name = "broken"
+kind = "command"
+cmd = "echo 'cannot open the frobnicator' >&2; exit 3"
+"#;
+    let engine = engine_for(text);
+    let report = runtime()
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(!report.success());
+    let conf = task(&report, "r/conf");
+    assert_eq!(conf.outcome, "changed");
+    let diff = conf.diff.as_deref().expect("a changed file keeps its diff");
+    assert!(diff.contains("+a=1"), "{diff}");
+    let mark = task(&report, "r/mark");
+    assert!(
+        mark.command
+            .as_deref()
+            .is_some_and(|c| c.contains("printf done")),
+        "{mark:?}"
+    );
+    let broken = task(&report, "r/broken");
+    assert_eq!(broken.outcome, "failed");
+    let stderr = broken
+        .stderr
+        .as_deref()
+        .expect("a failure keeps its stderr");
+    assert!(stderr.contains("cannot open the frobnicator"), "{stderr}");
+    assert!(
+        broken
+            .command
+            .as_deref()
+            .is_some_and(|c| c.contains("exit 3")),
+        "{broken:?}"
+    );
+    // Each task has a start within the run, and the host ran them in order.
+    let starts: Vec<u64> = ["r/conf", "r/kept", "r/mark", "r/broken"]
+        .iter()
+        .map(|id| task(&report, id).started_ms.expect("a start"))
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+    assert!(
+        starts.iter().all(|s| *s <= report.duration_ms),
+        "{starts:?} in {}ms",
+        report.duration_ms
+    );
+    // What is recorded reads back from JSON the same.
+    let back: RunReport = serde_json::from_str(&report.to_json()).expect("parses");
+    assert_eq!(back, report);
 }

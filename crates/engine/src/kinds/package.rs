@@ -52,10 +52,16 @@ pub(super) fn probe(spec: &PackageSpec, platform: &Platform) -> Result<Script, S
 }
 
 /// Whether `installed` satisfies the wanted `pattern` (`*` matches any text); the
-/// epoch (`1:`) is ignored, and a pattern without release matches any release.
+/// epoch (`1:`) is ignored unless the pattern names one (as apt needs for
+/// Docker's `5:27.3.1-*`), and a pattern without release matches any release.
 pub(crate) fn version_matches(pattern: &str, installed: &str) -> bool {
+    let has_epoch = |v: &str| {
+        v.split_once(':').is_some_and(|(epoch, _)| {
+            !epoch.is_empty() && epoch.chars().all(|c| c.is_ascii_digit())
+        })
+    };
     let installed = match installed.split_once(':') {
-        Some((epoch, rest)) if epoch.chars().all(|c| c.is_ascii_digit()) => rest,
+        Some((_, rest)) if has_epoch(installed) && !has_epoch(pattern) => rest,
         _ => installed,
     };
     glob(pattern, installed) || glob(&format!("{pattern}-*"), installed)
@@ -175,6 +181,15 @@ mod tests {
         assert!(version_matches("1.30.*", "1:1.30.9-1"));
         assert!(!version_matches("1.30.1", "1.30.10-1.1"));
         assert!(!version_matches("1.30.1-*", "1.29.1-1.1"));
+        assert!(version_matches(
+            "5:27.3.1-*",
+            "5:27.3.1-1~ubuntu.22.04~jammy"
+        ));
+        assert!(!version_matches(
+            "5:27.3.1-*",
+            "5:27.2.1-1~ubuntu.22.04~jammy"
+        ));
+        assert!(!version_matches("5:27.3.1-*", "27.3.1-1"));
     }
 
     #[test]
