@@ -8,34 +8,11 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_converged, k8sup, lab, mixed_lab, on, read, stderr, stdout, write_inventory};
+use common::{
+    assert_converged, k8sup, lab, mixed_lab, on, read, release_archive, stderr, stdout,
+    write_inventory, CRI_DOCKERD,
+};
 use k8sup_lab::Lab;
-
-/// What the lab's cri-dockerd is: a script handing over to the emulator, which
-/// serves the CRI socket while `cri-docker.service` runs.
-const CRI_DOCKERD: &str =
-    "#!/bin/sh\nexec /usr/libexec/k8sup-lab/k8sup-lab-emu cri-dockerd \"$@\"\n";
-
-/// `cri-dockerd-0.3.15.<arch>.tgz` as released: `cri-dockerd/cri-dockerd` inside
-/// (made by tar(1), as the release is).
-fn release_archive(dir: &Path, arch: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let tree = dir.join(format!("tree-{arch}"));
-    let program = tree.join("cri-dockerd/cri-dockerd");
-    std::fs::create_dir_all(program.parent().unwrap()).expect("dir");
-    std::fs::write(&program, format!("{CRI_DOCKERD}# {arch}\n")).expect("program");
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let archive = dir.join(format!("cri-dockerd-0.3.15.{arch}.tgz"));
-    let status = std::process::Command::new("tar")
-        .arg("-czf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(&tree)
-        .arg("cri-dockerd")
-        .status()
-        .expect("tar runs");
-    assert!(status.success(), "tar failed");
-}
 
 /// stdout and stderr of `command` on `host`, for the messages of a failure.
 fn on_both(lab: &Lab, host: &str, command: &str) -> String {

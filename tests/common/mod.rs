@@ -226,3 +226,29 @@ pub fn on_terminal(args: &[&str], env: &[(&str, &str)], answer: &str) -> (Option
     let text = format!("{}{}", stdout(&out), stderr(&out)).replace("\r\n", "\n");
     (out.status.code(), text)
 }
+
+/// What the lab's cri-dockerd is: a script handing over to the emulator, which
+/// serves the CRI socket while `cri-docker.service` runs.
+pub const CRI_DOCKERD: &str =
+    "#!/bin/sh\nexec /usr/libexec/k8sup-lab/k8sup-lab-emu cri-dockerd \"$@\"\n";
+
+/// `cri-dockerd-0.3.15.<arch>.tgz` as released in `dir`: `cri-dockerd/cri-dockerd`
+/// inside (made by tar(1), as the release is), [`CRI_DOCKERD`] plus `# <arch>`.
+pub fn release_archive(dir: &Path, arch: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = dir.join(format!("tree-{arch}"));
+    let program = tree.join("cri-dockerd/cri-dockerd");
+    std::fs::create_dir_all(program.parent().unwrap()).expect("dir");
+    std::fs::write(&program, format!("{CRI_DOCKERD}# {arch}\n")).expect("program");
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let archive = dir.join(format!("cri-dockerd-0.3.15.{arch}.tgz"));
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&tree)
+        .arg("cri-dockerd")
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "tar failed");
+}

@@ -81,7 +81,8 @@ pub struct OsRelease {
 pub enum DistroFamily {
     /// Debian, Ubuntu: apt and dpkg.
     Debian,
-    /// RHEL, CentOS, Rocky, Alma: dnf or yum and rpm.
+    /// RHEL, CentOS, Rocky, Alma, and openEuler and Kylin (RPM-based, dnf): dnf or
+    /// yum and rpm.
     Redhat,
 }
 
@@ -240,12 +241,21 @@ impl HostFacts {
     }
 }
 
+/// openEuler (`ID="openEuler"`) and Kylin (`ID="kylin"`) say nothing of a parent
+/// in os-release (no `ID_LIKE`): they are named here. IDs are compared ignoring case.
 fn family_of(os: &OsRelease) -> Option<DistroFamily> {
-    let words = format!("{} {}", os.id, os.id_like);
+    let words = format!("{} {}", os.id, os.id_like).to_ascii_lowercase();
     let has = |name: &str| words.split_whitespace().any(|w| w == name);
     if has("debian") || has("ubuntu") {
         Some(DistroFamily::Debian)
-    } else if has("rhel") || has("centos") || has("fedora") || has("rocky") || has("almalinux") {
+    } else if has("rhel")
+        || has("centos")
+        || has("fedora")
+        || has("rocky")
+        || has("almalinux")
+        || has("openeuler")
+        || has("kylin")
+    {
         Some(DistroFamily::Redhat)
     } else {
         None
@@ -279,6 +289,18 @@ mod tests {
     fn refuses_cut_short_output() {
         let cut = UBUNTU.replace("end=1\n", "");
         assert!(HostFacts::parse(&cut).is_err());
+    }
+
+    #[test]
+    fn openeuler_and_kylin_are_rpm_hosts_without_id_like() {
+        for id in ["openEuler", "kylin"] {
+            let text = format!("machine=aarch64\nos_id={id}\nos_like=\nend=1\n");
+            assert_eq!(
+                HostFacts::parse(&text).unwrap().family,
+                Some(DistroFamily::Redhat),
+                "{id}"
+            );
+        }
     }
 
     #[test]

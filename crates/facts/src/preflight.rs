@@ -157,7 +157,10 @@ fn host_checks(
     cgroup_drivers(inventory, facts, add);
 }
 
-/// Distributions and versions k8sup has playbooks for.
+/// Distributions and versions k8sup has playbooks for (see docs/kubernetes.md).
+pub const SUPPORTED_DISTROS: &str = "Ubuntu 18.04+, Debian 11+, CentOS 7, Rocky/Alma/RHEL 8-10, openEuler 22.03/24.03 LTS, Kylin V10";
+
+/// Whether k8sup installs on this distribution and release.
 fn supported(facts: &HostFacts) -> Result<(), String> {
     let version = parse_version(&facts.os.version_id);
     let name = if facts.os.pretty_name.is_empty() {
@@ -165,18 +168,21 @@ fn supported(facts: &HostFacts) -> Result<(), String> {
     } else {
         facts.os.pretty_name.clone()
     };
-    let ok = match facts.os.id.as_str() {
+    let ok = match facts.os.id.to_ascii_lowercase().as_str() {
         "ubuntu" => version >= (18, 4),
         "debian" => version >= (11, 0),
         "centos" => version.0 == 7,
-        "rocky" | "almalinux" | "rhel" => (8..=9).contains(&version.0),
+        "rocky" | "almalinux" | "rhel" => (8..=10).contains(&version.0),
+        "openeuler" => [(22, 3), (24, 3)].contains(&version),
+        // Kylin's VERSION_ID is "V10", whatever the service pack.
+        "kylin" => facts.os.version_id.eq_ignore_ascii_case("v10"),
         _ => false,
     };
     if ok && facts.family.is_some() {
         Ok(())
     } else {
         Err(format!(
-            "{name} is not supported; k8sup installs on Ubuntu 18.04+, Debian 11+, CentOS 7, Rocky/Alma/RHEL 8-9"
+            "{name} is not supported; k8sup installs on {SUPPORTED_DISTROS}"
         ))
     }
 }
@@ -381,5 +387,40 @@ arch = "arm64"
                 ("n1", CheckKind::DuplicateProductUuid),
             ]
         );
+    }
+
+    #[test]
+    fn the_distributions_of_2026_and_the_domestic_ones_are_supported() {
+        let os = |id: &str, like: &str, version: &str| {
+            facts(&format!(
+                "os_id={id}\nos_like={like}\nos_version={version}\nos_name=\n"
+            ))
+        };
+        for ok in [
+            os("ubuntu", "debian", "24.04"),
+            os("ubuntu", "debian", "26.04"),
+            os("debian", "", "13"),
+            os("rocky", "rhel centos fedora", "10.0"),
+            os("almalinux", "rhel centos fedora", "10.0"),
+            os("openEuler", "", "22.03"),
+            os("openEuler", "", "24.03"),
+            os("kylin", "", "V10"),
+        ] {
+            assert_eq!(supported(&ok), Ok(()), "{:?}", ok.os);
+        }
+        for (bad, name) in [
+            (os("ubuntu", "debian", "16.04"), "ubuntu 16.04"),
+            (os("openEuler", "", "20.03"), "openEuler 20.03"),
+            (os("rocky", "rhel centos fedora", "11.0"), "rocky 11.0"),
+            (os("kylin", "", "V11"), "kylin V11"),
+        ] {
+            let why = supported(&bad).unwrap_err();
+            assert!(
+                why.starts_with(&format!(
+                    "{name} is not supported; k8sup installs on Ubuntu 18.04+"
+                )),
+                "{why}"
+            );
+        }
     }
 }

@@ -161,6 +161,8 @@ pub fn template_context(
             "id": os.id,
             "version_id": os.version_id,
             "codename": os.codename(),
+            "apt_deb822": os.apt_deb822(),
+            "yum3": os.yum3(),
         },
         "runtime": {
             "name": c.runtime.as_str(),
@@ -195,7 +197,7 @@ pub fn template_context(
             "kubernetes_rpm_key_url": format!("{kubernetes_minor}/rpm/repodata/repomd.xml.key"),
             "docker_apt_url": format!("{docker_base}/linux/{docker_distro}"),
             "docker_apt_key_url_q": quote(&format!("{docker_base}/linux/{docker_distro}/gpg"))?,
-            "docker_rpm_url": format!("{docker_base}/linux/centos/$releasever/$basearch/stable"),
+            "docker_rpm_url": format!("{docker_base}/linux/centos/{}/$basearch/stable", os.docker_rpm_release()),
             "docker_rpm_key_url": format!("{docker_base}/linux/centos/gpg"),
         },
         "kubeadm": {
@@ -253,11 +255,48 @@ impl OsInfo {
             ("ubuntu", "20.04", _) => "focal",
             ("ubuntu", "22.04", _) => "jammy",
             ("ubuntu", "24.04", _) => "noble",
+            ("ubuntu", "26.04", _) => "resolute",
             ("debian", _, "10") => "buster",
             ("debian", _, "11") => "bullseye",
             ("debian", _, "12") => "bookworm",
             ("debian", _, "13") => "trixie",
             _ => "",
+        }
+    }
+
+    /// Whether the release writes its apt sources in deb822 `.sources` files by
+    /// default (Ubuntu from 24.04, Debian from 13): k8sup's go in the same form.
+    fn apt_deb822(&self) -> bool {
+        let major: u32 = self
+            .version_id
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        match self.id.as_str() {
+            "ubuntu" => major >= 24,
+            "debian" => major >= 13,
+            _ => false,
+        }
+    }
+
+    /// Whether the host has yum 3 rather than dnf (CentOS 7): its plugins are named
+    /// differently. Kylin's "V10" and openEuler's "24.03" are dnf systems whatever
+    /// their numbers say.
+    fn yum3(&self) -> bool {
+        self.id == "centos" && self.version_id.split('.').next() == Some("7")
+    }
+
+    /// The release directory of Docker's CentOS rpm repository for this host. The
+    /// EL family's `$releasever` (7 to 10) names one; openEuler's (`24.03LTS_SP1`) and
+    /// Kylin's (`10`, though V10 is an EL8-era system) do not, or name the wrong one:
+    /// they get the CentOS release whose glibc theirs covers: openEuler 22.03/24.03
+    /// (glibc 2.34/2.38) the EL9 builds, Kylin V10 (glibc 2.28) the EL8 ones.
+    fn docker_rpm_release(&self) -> &'static str {
+        match self.id.to_ascii_lowercase().as_str() {
+            "openeuler" => "9",
+            "kylin" => "8",
+            _ => "$releasever",
         }
     }
 

@@ -50,6 +50,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/docker.list.j2"),
     ),
     (
+        "docker.sources.j2",
+        include_str!("../../../templates/docker.sources.j2"),
+    ),
+    (
         "kubeadm-init.yaml.j2",
         include_str!("../../../templates/kubeadm-init.yaml.j2"),
     ),
@@ -64,6 +68,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "kubernetes.repo.j2",
         include_str!("../../../templates/kubernetes.repo.j2"),
+    ),
+    (
+        "kubernetes.sources.j2",
+        include_str!("../../../templates/kubernetes.sources.j2"),
     ),
 ];
 

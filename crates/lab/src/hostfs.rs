@@ -76,6 +76,9 @@ fn mkdir(host: &str, path: &Path, mode: u32) -> Result<()> {
         .map_err(LabError::host_io(host, "set directory mode"))
 }
 
+/// The machine's own archive list, which the skeleton copied (relative to /etc).
+const MACHINE_ARCHIVE_SOURCES: &str = "apt/sources.list.d/debian.sources";
+
 fn write(host: &str, root: &Path, rel: &str, text: &str, mode: u32) -> Result<()> {
     let path = root.join(rel);
     if let Some(parent) = path.parent() {
@@ -145,6 +148,22 @@ pub(crate) fn build_layers(dirs: &HostDirs, plan: &HostPlan) -> Result<()> {
     for (name, text) in spec.distro.release_files() {
         write(host, &up, &format!("etc/{name}"), text, 0o644)?;
     }
+    let archive = spec.distro.archive_files(spec.arch);
+    // The skeleton's /etc is this machine's (Debian 12): its archive list is not the
+    // host's unless the host writes its own in its place.
+    if !archive
+        .iter()
+        .any(|(name, _)| name == MACHINE_ARCHIVE_SOURCES)
+    {
+        let path = up.join("etc").join(MACHINE_ARCHIVE_SOURCES);
+        if let Some(parent) = path.parent() {
+            mkdir(host, parent, 0o755)?;
+        }
+        sys::whiteout(&path).map_err(LabError::host_io(host, "hide the machine's apt sources"))?;
+    }
+    for (name, text) in &archive {
+        write(host, &up, &format!("etc/{name}"), text, 0o644)?;
+    }
     write(
         host,
         &up,
@@ -202,15 +221,22 @@ pub(crate) fn build_layers(dirs: &HostDirs, plan: &HostPlan) -> Result<()> {
     write_proc(host, &up, plan, &areas)?;
     write_sys(host, &up, plan)?;
 
-    if spec.distro.is_rhel_family() {
+    if let Some(enforcing) = spec.distro.selinux_enforcing() {
+        let mode = if enforcing { "enforcing" } else { "permissive" };
         write(
             host,
             &up,
             "etc/selinux/config",
-            "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
+            &format!("SELINUX={mode}\nSELINUXTYPE=targeted\n"),
             0o644,
         )?;
-        write(host, &up, "sys/fs/selinux/enforce", "1", 0o644)?;
+        write(
+            host,
+            &up,
+            "sys/fs/selinux/enforce",
+            if enforcing { "1" } else { "0" },
+            0o644,
+        )?;
     }
     for rel in spec.distro.hidden_usr_files() {
         let path = dirs.usr_upper().join(rel);

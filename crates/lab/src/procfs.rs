@@ -125,8 +125,8 @@ pub fn cpuinfo(arch: Arch, cpus: u32) -> String {
                  flags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat \
                  pse36 clflush mmx fxsr sse sse2 ss ht syscall nx pdpe1gb rdtscp lm constant_tsc \
                  rep_good nopl xtopology cpuid pni pclmulqdq ssse3 fma cx16 pcid sse4_1 sse4_2 \
-                 x2apic movbe popcnt aes xsave avx f16c rdrand hypervisor lahf_lm abm avx2 \
-                 avx512f avx512dq\nbogomips\t: 4788.74\nclflush size\t: 64\n\
+                 x2apic movbe popcnt aes xsave avx f16c rdrand hypervisor lahf_lm abm bmi1 avx2 \
+                 bmi2 avx512f avx512dq\nbogomips\t: 4788.74\nclflush size\t: 64\n\
                  cache_alignment\t: 64\naddress sizes\t: 46 bits physical, 48 bits virtual\n\
                  power management:\n\n"
             )),

@@ -118,6 +118,49 @@ fn cri_dockerd_takes_the_arch_from_the_facts_when_undeclared() {
 }
 
 #[test]
+fn each_distribution_gets_its_repository_form_and_docker_release() {
+    let inv = inventory(HA);
+    let w1 = inv.host("w1").unwrap();
+    let os = |id: &str, version: &str| {
+        let facts = json!({ "os": { "id": id, "version_id": version } });
+        let c = template_context(&inv, w1, &facts, Some("m")).unwrap();
+        (
+            c["os"]["codename"].as_str().unwrap().to_string(),
+            c["os"]["apt_deb822"].as_bool().unwrap(),
+            c["packages"]["docker_rpm_url"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    // deb822 where the release writes its own sources that way.
+    assert_eq!(os("ubuntu", "22.04").0, "jammy");
+    assert!(!os("ubuntu", "22.04").1);
+    assert_eq!(os("ubuntu", "24.04").0, "noble");
+    assert!(os("ubuntu", "24.04").1);
+    assert_eq!(os("ubuntu", "26.04").0, "resolute");
+    assert!(os("ubuntu", "26.04").1);
+    assert!(!os("debian", "12").1);
+    assert_eq!(os("debian", "13").0, "trixie");
+    assert!(os("debian", "13").1);
+    // The EL family's $releasever names Docker's release; openEuler's and Kylin's do not.
+    let docker = "https://download.docker.com/linux/centos";
+    assert_eq!(
+        os("rocky", "10.0").2,
+        format!("{docker}/$releasever/$basearch/stable")
+    );
+    assert_eq!(
+        os("openEuler", "24.03").2,
+        format!("{docker}/9/$basearch/stable")
+    );
+    assert_eq!(
+        os("openEuler", "22.03").2,
+        format!("{docker}/9/$basearch/stable")
+    );
+    assert_eq!(os("kylin", "V10").2, format!("{docker}/8/$basearch/stable"));
+}
+
+#[test]
 fn without_a_cri_dockerd_source_the_pinned_release_and_its_checksum_are_used() {
     let inv = inventory(&SOLO_DOCKER.replace(
         "cri_dockerd = \"https://example.org/cri-dockerd-0.3.15.{arch}.tgz\"",

@@ -156,6 +156,11 @@ fn every_task_renders_on_ubuntu_rocky_and_debian() {
         (&ha, "redhat", ("rocky", "9.4")),
         (&ha, "redhat", ("centos", "7")),
         (&solo, "debian", ("debian", "12")),
+        (&ha, "debian", ("ubuntu", "24.04")),
+        (&solo, "debian", ("debian", "13")),
+        (&ha, "redhat", ("almalinux", "10.0")),
+        (&ha, "redhat", ("openEuler", "24.03")),
+        (&solo, "redhat", ("kylin", "V10")),
     ] {
         for host in &inv.hosts {
             let r = render_host(inv, host, family, os);
@@ -266,6 +271,53 @@ fn repositories_follow_the_minor_version_and_the_mirror() {
     assert!(rocky.contains_key("prepare/versionlock-plugin"));
     assert!(!rocky.contains_key("prepare/versionlock-plugin-yum"));
     assert!(!ubuntu.contains_key("prepare/selinux-permissive-now"));
+}
+
+#[test]
+fn deb822_releases_get_sources_files_and_domestic_ones_a_named_docker_release() {
+    let inv = inventory(HA);
+    let noble = render_host(&inv, inv.first_master(), "debian", ("ubuntu", "24.04"));
+    assert!(!noble.contains_key("prepare/kubernetes-apt-repository"));
+    assert!(!noble.contains_key("prepare/docker-apt-repository"));
+    assert_eq!(
+        noble["prepare/kubernetes-apt-sources"][0],
+        "/etc/apt/sources.list.d/kubernetes.sources"
+    );
+    let k8s = &noble["prepare/kubernetes-apt-sources"][1];
+    assert!(
+        k8s.contains(
+            "Types: deb\nURIs: https://pkgs.k8s.io/core:/stable:/v1.30/deb/\nSuites: /\n\
+             Signed-By: /etc/apt/keyrings/kubernetes-apt-keyring.gpg\n"
+        ),
+        "{k8s}"
+    );
+    let docker = &noble["prepare/docker-apt-sources"][1];
+    assert!(
+        docker.contains(
+            "URIs: https://download.docker.com/linux/ubuntu\nSuites: noble\nComponents: stable\n"
+        ),
+        "{docker}"
+    );
+    assert!(noble.contains_key("prepare/one-line-apt-lists-replaced"));
+    let jammy = render_host(&inv, inv.first_master(), "debian", ("ubuntu", "22.04"));
+    assert!(!jammy.contains_key("prepare/kubernetes-apt-sources"));
+    assert!(!jammy.contains_key("prepare/one-line-apt-lists-replaced"));
+    let trixie = render_host(&inv, inv.first_master(), "debian", ("debian", "13"));
+    assert!(trixie["prepare/docker-apt-sources"][1].contains("Suites: trixie\n"));
+
+    for (id, version, release) in [("openEuler", "22.03", "9"), ("kylin", "V10", "8")] {
+        let r = render_host(&inv, inv.first_master(), "redhat", (id, version));
+        assert!(
+            r["prepare/docker-yum-repository"][1].contains(&format!(
+                "baseurl=https://download.docker.com/linux/centos/{release}/$basearch/stable\n"
+            )),
+            "{id}"
+        );
+        // SELinux as the Red Hat family, and dnf's versionlock plugin.
+        assert!(r.contains_key("prepare/selinux-permissive-now"), "{id}");
+        assert!(r.contains_key("prepare/versionlock-plugin"), "{id}");
+        assert!(!r.contains_key("prepare/versionlock-plugin-yum"), "{id}");
+    }
 }
 
 #[test]

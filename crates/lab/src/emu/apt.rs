@@ -23,6 +23,9 @@ struct Opts {
     allow_held: bool,
     simulate: bool,
     purge: bool,
+    /// apt 3 (Debian 13, Ubuntu 26.04): "Installing:" / "Summary:" instead of apt 2's
+    /// "The following NEW packages will be installed:" and its counts line.
+    apt3: bool,
 }
 
 const PROGRESS: &str =
@@ -30,7 +33,10 @@ const PROGRESS: &str =
 
 /// Parses apt-get's options; `Err` is the exit status after printing apt's message.
 fn parse(inv: &mut Invocation, args: &[String]) -> Result<(Opts, Vec<String>), i32> {
-    let mut o = Opts::default();
+    let mut o = Opts {
+        apt3: pkgdb::host_format(inv).is_ok_and(|(_, distro, _)| distro.apt_major() >= 3),
+        ..Opts::default()
+    };
     let mut words = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -239,7 +245,14 @@ fn update(inv: &mut Invocation, opts: &Opts, distro: Distro, arch: Arch) -> i32 
     let mut warnings = Vec::new();
     let mut n = 0;
     let mut lines = Vec::new();
+    // The archive is always there; a host whose sources name it shows it from them.
+    let archive_listed = entries
+        .iter()
+        .any(|e| repos::identify(&e.uri, Format::Deb) == Identity::Known(Origin::DistroArchive));
     for (uri, suite) in aptsrc::archive_entries(distro, arch) {
+        if archive_listed {
+            break;
+        }
         n += 1;
         lines.push(format!("Hit:{n} {uri} {suite} InRelease"));
     }
@@ -343,7 +356,30 @@ fn update(inv: &mut Invocation, opts: &Opts, distro: Distro, arch: Arch) -> i32 
         inv.errln(&format!("E: {e}"));
         return 100;
     }
+    // apt 3 suggests converting one-line sources to deb822 on every update.
+    if opts.apt3 && opts.quiet < 2 && has_one_line_sources(inv) {
+        inv.errln("N: Some sources can be modernized. Run 'apt modernize-sources' to do so.");
+    }
     0
+}
+
+/// Whether any source is still written in the one-line form (`sources.list`, `*.list`).
+fn has_one_line_sources(inv: &Invocation) -> bool {
+    let mut files = vec!["/etc/apt/sources.list".to_string()];
+    if let Ok(dir) = std::fs::read_dir(inv.path("/etc/apt/sources.list.d")) {
+        files.extend(
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .filter(|n| n.ends_with(".list"))
+                .map(|n| format!("/etc/apt/sources.list.d/{n}")),
+        );
+    }
+    files.iter().any(|f| {
+        inv.read(f)
+            .ok()
+            .and_then(|t| aptsrc::parse_one_line(&t, f).ok())
+            .is_some_and(|entries| !entries.is_empty())
+    })
 }
 
 fn has_trusted_keys(inv: &Invocation) -> bool {
@@ -376,8 +412,21 @@ fn strip_arch(name: &str) -> &str {
     name.split(':').next().unwrap_or(name)
 }
 
-fn list(inv: &mut Invocation, title: &str, names: &[String]) {
+fn list(inv: &mut Invocation, o: &Opts, title: &str, names: &[String]) {
     if names.is_empty() {
+        return;
+    }
+    if o.apt3 {
+        let title = match title {
+            "The following packages will be REMOVED:" => "REMOVING:",
+            "The following held packages will be changed:" => "Changing held packages:",
+            "The following packages will be upgraded:" => "Upgrading:",
+            "The following packages will be DOWNGRADED:" => "DOWNGRADING:",
+            "The following packages have been kept back:" => "Not upgrading:",
+            other => other,
+        };
+        inv.outln(title);
+        inv.outln(&format!("  {}\n", names.join("  ")));
         return;
     }
     inv.outln(title);
@@ -394,6 +443,17 @@ fn summary(
     kept: usize,
 ) {
     if o.quiet >= 2 {
+        return;
+    }
+    if o.apt3 {
+        let down = if down > 0 {
+            format!(", Downgrading: {down}")
+        } else {
+            String::new()
+        };
+        inv.outln(&format!(
+            "Summary:\n  Upgrading: {up}, Installing: {new}{down}, Removing: {rm}, Not Upgrading: {kept}"
+        ));
         return;
     }
     let down = if down > 0 {
@@ -547,23 +607,47 @@ fn install(
     if o.quiet < 2 {
         let mut extra_sorted = extra.clone();
         extra_sorted.sort();
-        list(
-            inv,
-            "The following additional packages will be installed:",
-            &extra_sorted,
-        );
-        list(inv, "The following packages will be REMOVED:", &removals);
         let mut new_sorted = new.clone();
         new_sorted.sort();
+        if o.apt3 {
+            let requested: Vec<String> = new_sorted
+                .iter()
+                .filter(|n| !extra.contains(n))
+                .cloned()
+                .collect();
+            list(inv, o, "Installing:", &requested);
+            list(inv, o, "Installing dependencies:", &extra_sorted);
+            list(inv, o, "The following packages will be REMOVED:", &removals);
+        } else {
+            list(
+                inv,
+                o,
+                "The following additional packages will be installed:",
+                &extra_sorted,
+            );
+            list(inv, o, "The following packages will be REMOVED:", &removals);
+            list(
+                inv,
+                o,
+                "The following NEW packages will be installed:",
+                &new_sorted,
+            );
+        }
         list(
             inv,
-            "The following NEW packages will be installed:",
-            &new_sorted,
+            o,
+            "The following held packages will be changed:",
+            &held,
         );
-        list(inv, "The following held packages will be changed:", &held);
-        list(inv, "The following packages will be upgraded:", &upgraded);
         list(
             inv,
+            o,
+            "The following packages will be upgraded:",
+            &upgraded,
+        );
+        list(
+            inv,
+            o,
             "The following packages will be DOWNGRADED:",
             &downgraded,
         );
@@ -751,8 +835,13 @@ fn remove(
             .iter()
             .map(|t| if purge { format!("{t}*") } else { t.clone() })
             .collect();
-        list(inv, "The following packages will be REMOVED:", &shown);
-        list(inv, "The following held packages will be changed:", &held);
+        list(inv, o, "The following packages will be REMOVED:", &shown);
+        list(
+            inv,
+            o,
+            "The following held packages will be changed:",
+            &held,
+        );
     }
     let removing = targets.iter().filter(|n| db.installed(n).is_some()).count();
     summary(inv, o, 0, 0, 0, removing, 0);
@@ -817,9 +906,9 @@ fn upgrade(inv: &mut Invocation, o: &Opts, db: &mut PkgDb, cands: &[Candidate]) 
         }
     }
     if o.quiet < 2 {
-        list(inv, "The following packages have been kept back:", &kept);
+        list(inv, o, "The following packages have been kept back:", &kept);
         let names: Vec<String> = steps.iter().map(|c| c.name.clone()).collect();
-        list(inv, "The following packages will be upgraded:", &names);
+        list(inv, o, "The following packages will be upgraded:", &names);
     }
     summary(inv, o, steps.len(), 0, 0, 0, kept.len());
     if steps.is_empty() || o.simulate {
@@ -1116,6 +1205,38 @@ mod tests {
         h.write("/etc/apt/sources.list.d/kubernetes.list", K8S_LIST);
         h.write("/etc/apt/keyrings/kubernetes-apt-keyring.gpg", "key");
         h
+    }
+
+    #[test]
+    fn apt_3_prints_installing_and_a_summary() {
+        let h = FakeHost::new(Distro::Debian13, Arch::Amd64);
+        h.write("/etc/apt/sources.list.d/kubernetes.sources", "Types: deb\nURIs: https://pkgs.k8s.io/core:/stable:/v1.30/deb/\nSuites: /\nSigned-By: /etc/apt/keyrings/kubernetes-apt-keyring.gpg\n");
+        h.write("/etc/apt/keyrings/kubernetes-apt-keyring.gpg", "key");
+        let (s, _, e) = h.run("apt-get", &["update"]);
+        assert_eq!(s, 0, "{e}");
+        let (s, out, e) = h.run("apt-get", &["install", "-y", "kubelet=1.30.4-1.1"]);
+        assert_eq!(s, 0, "{e}");
+        assert!(out.contains("Installing:\n  kubelet\n\nInstalling dependencies:\n  conntrack  ebtables  ethtool  iptables  kubernetes-cni  socat\n\nSummary:\n  Upgrading: 0, Installing: 7, Removing: 0, Not Upgrading: 0\n"), "{out}");
+        assert!(!out.contains("newly installed"), "{out}");
+        assert!(out.contains("Setting up kubelet (1.30.4-1.1) ..."), "{out}");
+    }
+
+    #[test]
+    fn apt_3_suggests_modernizing_one_line_sources() {
+        let h = FakeHost::new(Distro::Debian13, Arch::Amd64);
+        let (s, _, e) = h.run("apt-get", &["update"]);
+        assert_eq!((s, e.as_str()), (0, ""));
+        h.write("/etc/apt/sources.list.d/kubernetes.list", K8S_LIST);
+        h.write("/etc/apt/keyrings/kubernetes-apt-keyring.gpg", "key");
+        let (s, _, e) = h.run("apt-get", &["update"]);
+        assert_eq!(s, 0, "{e}");
+        assert_eq!(
+            e,
+            "N: Some sources can be modernized. Run 'apt modernize-sources' to do so.\n"
+        );
+        // apt 2 says nothing of it.
+        let (_, _, e) = ubuntu_with_k8s_repo().run("apt-get", &["update"]);
+        assert_eq!(e, "");
     }
 
     #[test]

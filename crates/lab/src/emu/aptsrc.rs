@@ -266,7 +266,7 @@ pub fn save_fetched(inv: &Invocation, keys: &[String]) -> Result<(), String> {
 pub fn archive_entries(distro: Distro, arch: Arch) -> Vec<(String, String)> {
     let code = repos::codename(distro);
     match distro {
-        Distro::Debian12 => vec![
+        Distro::Debian12 | Distro::Debian13 => vec![
             ("http://deb.debian.org/debian".into(), code.into()),
             (
                 "http://deb.debian.org/debian".into(),

@@ -405,6 +405,24 @@ fn install(
         }
         i += 1;
     }
+    // A package built for a newer EL release needs that release's glibc symbols
+    // (rpm's automatic `libc.so.6(GLIBC_2.x)` requirements), which an older system,
+    // or one of another lineage, may not provide.
+    for (p, _) in &plan {
+        let Some(needed) = repos::el_glibc(&p.evr) else {
+            continue;
+        };
+        if ctx.distro.glibc() < needed {
+            let who = nvra(&p.name, &p.evr, &p.arch);
+            inv.errln("Error: ");
+            inv.errln(" Problem: conflicting requests");
+            inv.errln(&format!(
+                "  - nothing provides libc.so.6(GLIBC_{}.{})(64bit) needed by {who}",
+                needed.0, needed.1
+            ));
+            return 1;
+        }
+    }
     if plan.is_empty() {
         if !o.quiet {
             inv.outln("Dependencies resolved.");

@@ -59,10 +59,22 @@ const UPSTREAM_HOSTS: &[&str] = &[
     "dl.rockylinux.org",
     "mirror.centos.org",
     "vault.centos.org",
+    "repo.almalinux.org",
+    "repo.openeuler.org",
+    "update.cs2c.com.cn",
 ];
 
 /// Mirror-list services of the Red Hat family's own repositories.
-const MIRRORLIST_HOSTS: &[&str] = &["mirrors.rockylinux.org", "mirrorlist.centos.org"];
+const MIRRORLIST_HOSTS: &[&str] = &[
+    "mirrors.rockylinux.org",
+    "mirrorlist.centos.org",
+    "mirrors.almalinux.org",
+    "mirrors.openeuler.org",
+];
+
+/// The releases download.docker.com builds its CentOS and RHEL rpm repositories for
+/// (`linux/centos/<release>/`): any other `$releasever` is a 404.
+const DOCKER_RPM_RELEASES: &[&str] = &["7", "8", "9", "10"];
 
 /// One segment of a repository path pattern.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +86,8 @@ enum Seg {
     Any,
     /// The distribution name of a docker repository.
     DockerDistro,
+    /// The release of a docker rpm repository ([`DOCKER_RPM_RELEASES`]).
+    DockerRelease,
 }
 
 /// The URL layouts the lab serves, matched against the end of a URL's path (with `:`
@@ -110,7 +124,7 @@ const LAYOUTS: &[(Format, &[Seg], Kind)] = &[
         &[
             Seg::Lit("linux"),
             Seg::DockerDistro,
-            Seg::Any,
+            Seg::DockerRelease,
             Seg::Any,
             Seg::Lit("stable"),
         ],
@@ -138,6 +152,32 @@ const LAYOUTS: &[(Format, &[Seg], Kind)] = &[
     (
         Format::Rpm,
         &[Seg::Any, Seg::Lit("os"), Seg::Any],
+        Kind::Archive,
+    ),
+    // openEuler: `openEuler-24.03-LTS-SP1/{OS,everything,EPOL/main,update,debuginfo}/<arch>/`
+    // and `.../source/`, `.../update/source/`.
+    (Format::Rpm, &[Seg::Lit("OS"), Seg::Any], Kind::Archive),
+    (
+        Format::Rpm,
+        &[Seg::Lit("everything"), Seg::Any],
+        Kind::Archive,
+    ),
+    (
+        Format::Rpm,
+        &[Seg::Lit("EPOL"), Seg::Lit("main"), Seg::Any],
+        Kind::Archive,
+    ),
+    (Format::Rpm, &[Seg::Lit("update"), Seg::Any], Kind::Archive),
+    (
+        Format::Rpm,
+        &[Seg::Lit("debuginfo"), Seg::Any],
+        Kind::Archive,
+    ),
+    (Format::Rpm, &[Seg::Any, Seg::Lit("source")], Kind::Archive),
+    // Kylin V10: `NS/V10/V10SP3/os/adv/lic/{base,updates,addons}/<arch>/`.
+    (
+        Format::Rpm,
+        &[Seg::Lit("lic"), Seg::Any, Seg::Any],
         Kind::Archive,
     ),
 ];
@@ -196,6 +236,7 @@ pub fn identify(url: &str, format: Format) -> Identity {
                     .filter(|m| kube_release(*m).is_some());
                 minor.is_some()
             }
+            Seg::DockerRelease => DOCKER_RPM_RELEASES.contains(s),
             Seg::DockerDistro => {
                 let known = match format {
                     Format::Deb => ["ubuntu", "debian"].contains(s),
@@ -649,6 +690,563 @@ pub const RPM_ARCHIVE: &[(&str, [&str; 3], bool)] = &[
     ),
 ];
 
+/// The Debian family's newer archives: name, versions on (Ubuntu 24.04, Ubuntu 26.04,
+/// Debian 13, Ubuntu 16.04) (empty: not in that archive), preinstalled. Ubuntu 16.04 is
+/// here only to be refused: k8sup does not install on it.
+pub const DEB_ARCHIVE_NEWER: &[(&str, [&str; 4], bool)] = &[
+    ("apt", ["2.8.3", "3.1.6ubuntu2", "3.0.3", "1.2.35"], true),
+    (
+        "dpkg",
+        [
+            "1.22.6ubuntu6.5",
+            "1.22.21ubuntu3",
+            "1.22.21",
+            "1.18.4ubuntu1.7",
+        ],
+        true,
+    ),
+    (
+        "bash",
+        [
+            "5.2.21-2ubuntu4",
+            "5.3-1ubuntu1",
+            "5.2.37-2+b5",
+            "4.3-14ubuntu1.4",
+        ],
+        true,
+    ),
+    (
+        "coreutils",
+        [
+            "9.4-3ubuntu6.1",
+            "9.5-1ubuntu2",
+            "9.7-3",
+            "8.25-2ubuntu3~16.04",
+        ],
+        true,
+    ),
+    (
+        "ca-certificates",
+        ["20240203", "20250419", "20250419", "20210119~16.04.1"],
+        true,
+    ),
+    (
+        "curl",
+        [
+            "8.5.0-2ubuntu10.6",
+            "8.14.1-2ubuntu1",
+            "8.14.1-2+deb13u2",
+            "7.47.0-1ubuntu2.19",
+        ],
+        true,
+    ),
+    (
+        "gpg",
+        [
+            "2.4.4-2ubuntu17.3",
+            "2.4.8-2ubuntu2",
+            "2.4.7-21+deb13u1",
+            "",
+        ],
+        true,
+    ),
+    (
+        "gnupg",
+        [
+            "2.4.4-2ubuntu17.3",
+            "2.4.8-2ubuntu2",
+            "2.4.7-21+deb13u1",
+            "1.4.20-1ubuntu3.3",
+        ],
+        true,
+    ),
+    (
+        "openssh-server",
+        [
+            "1:9.6p1-3ubuntu13.14",
+            "1:10.0p1-5ubuntu5",
+            "1:10.0p1-7",
+            "1:7.2p2-4ubuntu2.10",
+        ],
+        true,
+    ),
+    (
+        "sudo",
+        [
+            "1.9.15p5-3ubuntu5.24.04.1",
+            "1.9.17p2-1ubuntu1",
+            "1.9.16p2-3",
+            "1.8.16-0ubuntu1.10",
+        ],
+        true,
+    ),
+    (
+        "python3",
+        ["3.12.3-0ubuntu2", "3.13.7-1", "3.13.5-1", "3.5.1-3"],
+        true,
+    ),
+    (
+        "systemd",
+        [
+            "255.4-1ubuntu8.11",
+            "258.1-2ubuntu1",
+            "257.9-1~deb13u1",
+            "229-4ubuntu21.31",
+        ],
+        true,
+    ),
+    (
+        "iproute2",
+        [
+            "6.1.0-1ubuntu6.2",
+            "6.16.0-1ubuntu1",
+            "6.15.0-1",
+            "4.3.0-1ubuntu3.16.04.5",
+        ],
+        true,
+    ),
+    (
+        "util-linux",
+        [
+            "2.39.3-9ubuntu6.3",
+            "2.41-4ubuntu4",
+            "2.41-5",
+            "2.27.1-6ubuntu3.10",
+        ],
+        true,
+    ),
+    (
+        "mount",
+        [
+            "2.39.3-9ubuntu6.3",
+            "2.41-4ubuntu4",
+            "2.41-5",
+            "2.27.1-6ubuntu3.10",
+        ],
+        true,
+    ),
+    (
+        "tar",
+        [
+            "1.35+dfsg-3build1",
+            "1.35+dfsg-3.1",
+            "1.35+dfsg-3.1",
+            "1.28-2.1ubuntu0.2",
+        ],
+        true,
+    ),
+    (
+        "lsb-release",
+        ["12.0-2", "12.1-1", "12.1-1", "9.20160110ubuntu0.2"],
+        true,
+    ),
+    (
+        "apt-transport-https",
+        ["2.8.3", "3.1.6ubuntu2", "3.0.3", "1.2.35"],
+        false,
+    ),
+    (
+        "gnupg2",
+        [
+            "2.4.4-2ubuntu17.3",
+            "2.4.8-2ubuntu2",
+            "2.4.7-21+deb13u1",
+            "2.1.11-6ubuntu2.1",
+        ],
+        false,
+    ),
+    (
+        "software-properties-common",
+        ["0.99.49.3", "0.114", "0.111-1", "0.96.20.10"],
+        false,
+    ),
+    (
+        "conntrack",
+        ["1:1.4.8-1ubuntu1", "1:1.4.8-2", "1:1.4.8-2", "1:1.4.3-3"],
+        false,
+    ),
+    (
+        "socat",
+        ["1.8.0.0-4build3", "1.8.0.3-1", "1.8.0.3-1", "1.7.3.1-1"],
+        false,
+    ),
+    (
+        "ebtables",
+        [
+            "2.0.11-6build1",
+            "2.0.11-6",
+            "2.0.11-6",
+            "2.0.10.4-3.4ubuntu2.16.04.2",
+        ],
+        false,
+    ),
+    (
+        "ethtool",
+        ["1:6.7-1build1", "1:6.15-3", "1:6.14.2-1", "1:4.5-1"],
+        false,
+    ),
+    (
+        "iptables",
+        [
+            "1.8.10-3ubuntu2",
+            "1.8.11-2ubuntu1",
+            "1.8.11-2",
+            "1.6.0-2ubuntu3",
+        ],
+        false,
+    ),
+    (
+        "ipset",
+        ["7.19-1ubuntu2", "7.23-1", "7.23-1", "6.29-1"],
+        false,
+    ),
+    (
+        "ipvsadm",
+        ["1:1.31-1build2", "1:1.31-1+b2", "1:1.31-1+b2", "1:1.28-3"],
+        false,
+    ),
+    (
+        "jq",
+        [
+            "1.7.1-3build1",
+            "1.8.1-3",
+            "1.7.1-6+deb13u1",
+            "1.5+dfsg-1ubuntu0.1",
+        ],
+        false,
+    ),
+    (
+        "containerd",
+        [
+            "1.7.28-0ubuntu1~24.04.1",
+            "2.1.4-0ubuntu1",
+            "1.7.24~ds1-6+b4",
+            "1.2.6-0ubuntu1~16.04.6",
+        ],
+        false,
+    ),
+    (
+        "runc",
+        [
+            "1.3.0-0ubuntu2~24.04.1",
+            "1.3.0-0ubuntu2",
+            "1.1.15+ds1-2+b4",
+            "1.0.0~rc7+git20190403.029124da-0ubuntu1~16.04.4",
+        ],
+        false,
+    ),
+];
+
+/// The newer RPM distributions' archives: name, versions on (EL10: Rocky and Alma 10,
+/// openEuler 22.03 LTS SP4, openEuler 24.03 LTS SP1, Kylin V10 SP3) (empty: not there),
+/// preinstalled. openEuler and Kylin have no `iptables-nft` split, EL10 no legacy
+/// `iptables`; openEuler and Kylin carry their own `containerd` (not `containerd.io`).
+pub const RPM_ARCHIVE_NEWER: &[(&str, [&str; 4], bool)] = &[
+    (
+        "rpm",
+        [
+            "4.19.1.1-13.el10",
+            "4.17.0-44.oe2203sp4",
+            "4.18.2-23.oe2403sp1",
+            "4.15.1-45.p22.ky10",
+        ],
+        true,
+    ),
+    (
+        "dnf",
+        [
+            "4.20.0-12.el10",
+            "4.14.0-27.oe2203sp4",
+            "4.16.2-14.oe2403sp1",
+            "4.2.23-18.ky10",
+        ],
+        true,
+    ),
+    (
+        "yum",
+        [
+            "4.20.0-12.el10",
+            "4.14.0-27.oe2203sp4",
+            "4.16.2-14.oe2403sp1",
+            "4.2.23-18.ky10",
+        ],
+        true,
+    ),
+    (
+        "bash",
+        [
+            "5.2.26-6.el10",
+            "5.1.8-10.oe2203sp4",
+            "5.2.15-13.oe2403sp1",
+            "5.0.17-3.ky10",
+        ],
+        true,
+    ),
+    (
+        "coreutils",
+        [
+            "9.5-6.el10",
+            "9.0-11.oe2203sp4",
+            "9.4-10.oe2403sp1",
+            "8.32-5.ky10",
+        ],
+        true,
+    ),
+    (
+        "ca-certificates",
+        [
+            "2024.2.69_v8.0.303-102.3.el10",
+            "2024.2.69-1.oe2203sp4",
+            "2024.2.69-1.oe2403sp1",
+            "2020.2.41-8.p04.ky10",
+        ],
+        true,
+    ),
+    (
+        "curl",
+        [
+            "8.9.1-5.el10",
+            "7.79.1-37.oe2203sp4",
+            "8.4.0-13.oe2403sp1",
+            "7.71.1-29.p40.ky10",
+        ],
+        true,
+    ),
+    (
+        "gnupg2",
+        [
+            "2.4.5-2.el10",
+            "2.3.4-7.oe2203sp4",
+            "2.4.3-6.oe2403sp1",
+            "2.2.20-8.ky10",
+        ],
+        true,
+    ),
+    (
+        "openssh-server",
+        [
+            "9.9p1-7.el10",
+            "8.8p1-34.oe2203sp4",
+            "9.6p1-3.oe2403sp1",
+            "8.2p1-9.p22.ky10",
+        ],
+        true,
+    ),
+    (
+        "sudo",
+        [
+            "1.9.15-8.p5.el10_0",
+            "1.9.8p2-16.oe2203sp4",
+            "1.9.15p5-6.oe2403sp1",
+            "1.9.2-11.p09.ky10",
+        ],
+        true,
+    ),
+    (
+        "python3",
+        [
+            "3.12.9-1.el10",
+            "3.9.9-35.oe2203sp4",
+            "3.11.6-10.oe2403sp1",
+            "3.7.9-23.p05.ky10",
+        ],
+        true,
+    ),
+    (
+        "systemd",
+        [
+            "257-9.el10_0.1",
+            "249-93.oe2203sp4",
+            "255-29.oe2403sp1",
+            "245-5.p48.ky10",
+        ],
+        true,
+    ),
+    (
+        "iproute",
+        [
+            "6.11.0-1.el10",
+            "5.15.0-20.oe2203sp4",
+            "6.6.0-4.oe2403sp1",
+            "5.5.0-15.p07.ky10",
+        ],
+        true,
+    ),
+    (
+        "util-linux",
+        [
+            "2.40.2-10.el10",
+            "2.37.2-37.oe2203sp4",
+            "2.39.1-16.oe2403sp1",
+            "2.35.2-8.p09.ky10",
+        ],
+        true,
+    ),
+    (
+        "tar",
+        [
+            "1.35-7.el10",
+            "1.34-6.oe2203sp4",
+            "1.35-2.oe2403sp1",
+            "1.32-3.ky10",
+        ],
+        true,
+    ),
+    (
+        "dnf-plugins-core",
+        [
+            "4.7.0-8.el10",
+            "4.3.1-4.oe2203sp4",
+            "4.4.4-4.oe2403sp1",
+            "4.0.17-8.ky10",
+        ],
+        true,
+    ),
+    ("yum-utils", ["4.7.0-8.el10", "", "", ""], false),
+    (
+        "python3-dnf-plugin-versionlock",
+        [
+            "4.7.0-8.el10",
+            "4.3.1-4.oe2203sp4",
+            "4.4.4-4.oe2403sp1",
+            "4.0.17-8.ky10",
+        ],
+        false,
+    ),
+    (
+        "conntrack-tools",
+        [
+            "1.4.8-3.el10",
+            "1.4.6-7.oe2203sp4",
+            "1.4.7-2.oe2403sp1",
+            "1.4.6-2.ky10",
+        ],
+        false,
+    ),
+    (
+        "socat",
+        [
+            "1.7.4.4-8.el10",
+            "1.7.4.1-2.oe2203sp4",
+            "1.7.4.4-2.oe2403sp1",
+            "1.7.3.2-8.ky10",
+        ],
+        false,
+    ),
+    (
+        "ethtool",
+        [
+            "2:6.11-1.el10",
+            "2:5.15-4.oe2203sp4",
+            "2:6.6-2.oe2403sp1",
+            "2:5.6-1.ky10",
+        ],
+        false,
+    ),
+    ("iptables-nft", ["1.8.11-9.el10", "", "", ""], false),
+    (
+        "iptables",
+        [
+            "",
+            "1.8.7-19.oe2203sp4",
+            "1.8.10-4.oe2403sp1",
+            "1.8.4-15.p04.ky10",
+        ],
+        false,
+    ),
+    (
+        "ebtables",
+        [
+            "",
+            "2.0.11-11.oe2203sp4",
+            "2.0.11-12.oe2403sp1",
+            "2.0.10-33.ky10",
+        ],
+        false,
+    ),
+    ("iproute-tc", ["6.11.0-1.el10", "", "", ""], false),
+    (
+        "ipset",
+        [
+            "7.21-4.el10",
+            "7.15-2.oe2203sp4",
+            "7.19-2.oe2403sp1",
+            "7.3-8.ky10",
+        ],
+        false,
+    ),
+    (
+        "ipvsadm",
+        [
+            "1.31-15.el10",
+            "1.31-5.oe2203sp4",
+            "1.31-6.oe2403sp1",
+            "1.31-2.ky10",
+        ],
+        false,
+    ),
+    (
+        "jq",
+        [
+            "1.7.1-8.el10",
+            "1.6-4.oe2203sp4",
+            "1.7.1-3.oe2403sp1",
+            "1.6-2.ky10",
+        ],
+        false,
+    ),
+    (
+        "container-selinux",
+        [
+            "4:2.235.0-2.el10_0",
+            "2:2.138.0-8.oe2203sp4",
+            "2:2.138.0-10.oe2403sp1",
+            "2:2.138.0-2.p01.ky10",
+        ],
+        false,
+    ),
+    (
+        "device-mapper-persistent-data",
+        [
+            "1.1.0-2.el10",
+            "0.10.0-2.oe2203sp4",
+            "1.0.12-1.oe2403sp1",
+            "0.8.5-4.ky10",
+        ],
+        false,
+    ),
+    (
+        "lvm2",
+        [
+            "9:2.03.28-6.el10",
+            "8:2.03.14-19.oe2203sp4",
+            "8:2.03.21-8.oe2403sp1",
+            "8:2.03.09-2.ky10",
+        ],
+        false,
+    ),
+    (
+        "containerd",
+        [
+            "",
+            "1.6.22-15.oe2203sp4",
+            "1.6.22-20.oe2403sp1",
+            "1.2.0-301.0.ky10",
+        ],
+        false,
+    ),
+    (
+        "runc",
+        [
+            "",
+            "1.1.8-21.oe2203sp4",
+            "1.1.8-22.oe2403sp1",
+            "1.0.0.rc3-311.ky10",
+        ],
+        false,
+    ),
+];
+
 /// Packages built for every architecture at once.
 const ARCH_INDEPENDENT: &[&str] = &[
     "ca-certificates",
@@ -684,29 +1282,53 @@ pub fn package_arch(name: &str, format: Format, arch: Arch) -> String {
     }
 }
 
-/// The column of a distro in [`DEB_ARCHIVE`] / [`RPM_ARCHIVE`].
-fn archive_column(distro: Distro) -> usize {
+/// Where a distro's archive is: the table of its release generation and its column.
+enum ArchiveColumn {
+    /// [`DEB_ARCHIVE`] / [`RPM_ARCHIVE`].
+    Older(usize),
+    /// [`DEB_ARCHIVE_NEWER`] / [`RPM_ARCHIVE_NEWER`].
+    Newer(usize),
+}
+
+fn archive_column(distro: Distro) -> ArchiveColumn {
+    use ArchiveColumn::{Newer, Older};
     match distro {
-        Distro::Ubuntu2204 | Distro::Rocky9 => 0,
-        Distro::Ubuntu2004 | Distro::Rocky8 => 1,
-        Distro::Debian12 | Distro::Centos7 => 2,
+        Distro::Ubuntu2204 | Distro::Rocky9 => Older(0),
+        Distro::Ubuntu2004 | Distro::Rocky8 => Older(1),
+        Distro::Debian12 | Distro::Centos7 => Older(2),
+        Distro::Ubuntu2404 | Distro::Rocky10 | Distro::Alma10 => Newer(0),
+        Distro::Ubuntu2604 | Distro::Openeuler2203 => Newer(1),
+        Distro::Debian13 | Distro::Openeuler2403 => Newer(2),
+        Distro::Ubuntu1604 | Distro::Kylinv10 => Newer(3),
     }
 }
 
-fn archive(format: Format) -> &'static [(&'static str, [&'static str; 3], bool)] {
-    match format {
-        Format::Deb => DEB_ARCHIVE,
-        Format::Rpm => RPM_ARCHIVE,
+/// Every package of the distribution archive of `distro`: (name, version, preinstalled).
+fn archive(distro: Distro, format: Format) -> Vec<(&'static str, &'static str, bool)> {
+    fn pick<const N: usize>(
+        table: &'static [(&'static str, [&'static str; N], bool)],
+        col: usize,
+    ) -> Vec<(&'static str, &'static str, bool)> {
+        table
+            .iter()
+            .filter(|(_, v, _)| !v[col].is_empty())
+            .map(|(n, v, pre)| (*n, v[col], *pre))
+            .collect()
+    }
+    match (archive_column(distro), format) {
+        (ArchiveColumn::Older(c), Format::Deb) => pick(DEB_ARCHIVE, c),
+        (ArchiveColumn::Older(c), Format::Rpm) => pick(RPM_ARCHIVE, c),
+        (ArchiveColumn::Newer(c), Format::Deb) => pick(DEB_ARCHIVE_NEWER, c),
+        (ArchiveColumn::Newer(c), Format::Rpm) => pick(RPM_ARCHIVE_NEWER, c),
     }
 }
 
 /// Packages a fresh host of `distro` has installed, with their versions.
 pub fn preinstalled(distro: Distro, format: Format) -> Vec<(String, String)> {
-    let col = archive_column(distro);
-    archive(format)
-        .iter()
-        .filter(|(_, v, pre)| *pre && !v[col].is_empty())
-        .map(|(n, v, _)| (n.to_string(), v[col].to_string()))
+    archive(distro, format)
+        .into_iter()
+        .filter(|(_, _, pre)| *pre)
+        .map(|(n, v, _)| (n.to_string(), v.to_string()))
         .collect()
 }
 
@@ -716,9 +1338,18 @@ pub fn releasever(distro: Distro) -> &'static str {
         Distro::Rocky9 => "9",
         Distro::Rocky8 => "8",
         Distro::Centos7 => "7",
+        Distro::Rocky10 | Distro::Alma10 => "10",
+        // openEuler's $releasever is its own release name, not a CentOS number.
+        Distro::Openeuler2203 => "22.03LTS_SP4",
+        Distro::Openeuler2403 => "24.03LTS_SP1",
+        Distro::Kylinv10 => "10",
         Distro::Ubuntu2204 => "22.04",
         Distro::Ubuntu2004 => "20.04",
         Distro::Debian12 => "12",
+        Distro::Ubuntu2404 => "24.04",
+        Distro::Ubuntu2604 => "26.04",
+        Distro::Debian13 => "13",
+        Distro::Ubuntu1604 => "16.04",
     }
 }
 
@@ -728,6 +1359,10 @@ pub fn codename(distro: Distro) -> &'static str {
         Distro::Ubuntu2204 => "jammy",
         Distro::Ubuntu2004 => "focal",
         Distro::Debian12 => "bookworm",
+        Distro::Ubuntu2404 => "noble",
+        Distro::Ubuntu2604 => "resolute",
+        Distro::Debian13 => "trixie",
+        Distro::Ubuntu1604 => "xenial",
         _ => "",
     }
 }
@@ -740,11 +1375,40 @@ fn docker_suite(docker_distro: &str, suite: &str) -> Option<&'static str> {
         ("ubuntu", "noble", "ubuntu.24.04~noble"),
         ("debian", "bullseye", "debian.11~bullseye"),
         ("debian", "bookworm", "debian.12~bookworm"),
+        ("debian", "trixie", "debian.13~trixie"),
+        ("ubuntu", "resolute", "ubuntu.26.04~resolute"),
     ];
     table
         .iter()
         .find(|(d, s, _)| *d == docker_distro && *s == suite)
         .map(|(_, _, tag)| *tag)
+}
+
+/// The release directory of a docker rpm repository URL (`.../linux/centos/8/x86_64/stable`
+/// gives `8`): what its packages are built for (`el8`), whatever the host's own release.
+pub fn docker_rpm_release(url: &str) -> Option<String> {
+    let (_, path) = split_url(url)?;
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let at = segs
+        .windows(2)
+        .position(|w| w[0] == "linux" && ["centos", "rhel"].contains(&w[1]))?;
+    segs.get(at + 2)
+        .filter(|r| DOCKER_RPM_RELEASES.contains(r))
+        .map(|r| r.to_string())
+}
+
+/// The glibc a package built for an EL release (`3:27.5.1-1.el9`: EL9) needs: the
+/// version that release ships. None: not an `.elN` build.
+pub fn el_glibc(evr: &str) -> Option<(u32, u32)> {
+    let el = evr.rsplit(".el").next().filter(|_| evr.contains(".el"))?;
+    let major: String = el.chars().take_while(|c| c.is_ascii_digit()).collect();
+    match major.as_str() {
+        "7" => Some((2, 17)),
+        "8" => Some((2, 28)),
+        "9" => Some((2, 34)),
+        "10" => Some((2, 39)),
+        _ => None,
+    }
 }
 
 /// Whether a docker deb repository publishes `suite` (a codename).
@@ -753,7 +1417,8 @@ pub fn docker_has_suite(docker_distro: &str, suite: &str) -> bool {
 }
 
 /// Every package version a repository offers to a host. `suite` is the apt suite (the
-/// codename for docker's deb repository) and ignored for rpm.
+/// codename for docker's deb repository); for rpm, docker's release directory (empty:
+/// the host's `$releasever`) and otherwise ignored.
 pub fn offers(
     origin: &Origin,
     format: Format,
@@ -771,11 +1436,8 @@ pub fn offers(
     };
     match origin {
         Origin::DistroArchive => {
-            let col = archive_column(distro);
-            for (name, versions, _) in archive(format) {
-                if !versions[col].is_empty() {
-                    add(name, versions[col].to_string());
-                }
+            for (name, version, _) in archive(distro, format) {
+                add(name, version.to_string());
             }
         }
         Origin::Kubernetes { minor } => {
@@ -802,7 +1464,12 @@ pub fn offers(
         Origin::Docker {
             distro: docker_distro,
         } => {
-            let el = releasever(distro);
+            // For rpm, `suite` is the repository's release directory when known.
+            let el = if format == Format::Rpm && !suite.is_empty() {
+                suite
+            } else {
+                releasever(distro)
+            };
             match format {
                 Format::Deb => {
                     let Some(tag) = docker_suite(docker_distro, suite) else {
@@ -863,11 +1530,13 @@ pub fn depends(name: &str, format: Format, distro: Distro) -> Vec<&'static str> 
         ],
         ("kubelet", Format::Rpm) => {
             let mut v = vec!["conntrack-tools", "ethtool", "socat", "kubernetes-cni"];
-            v.push(if distro == Distro::Rocky9 {
-                "iptables-nft"
-            } else {
-                "iptables"
-            });
+            v.push(
+                if matches!(distro, Distro::Rocky9 | Distro::Rocky10 | Distro::Alma10) {
+                    "iptables-nft"
+                } else {
+                    "iptables"
+                },
+            );
             v
         }
         ("kubeadm", _) => vec!["cri-tools"],
@@ -1071,6 +1740,66 @@ mod tests {
             "bookworm"
         )
         .is_empty());
+    }
+
+    #[test]
+    fn docker_rpm_repositories_exist_for_el_7_to_10_only() {
+        let docker = |release: &str| {
+            identify(
+                &format!("https://download.docker.com/linux/centos/{release}/aarch64/stable"),
+                Format::Rpm,
+            )
+        };
+        for release in ["7", "8", "9", "10"] {
+            assert!(matches!(docker(release), Identity::Known(_)), "{release}");
+        }
+        // openEuler's $releasever.
+        assert_eq!(
+            docker("24.03LTS_SP1"),
+            Identity::MissingPath {
+                host: "download.docker.com".into()
+            }
+        );
+        assert_eq!(
+            docker_rpm_release("https://mirrors.example.cn/docker-ce/linux/centos/8/x86_64/stable"),
+            Some("8".into())
+        );
+        let el8 = offers(
+            &Origin::Docker {
+                distro: "centos".into(),
+            },
+            Format::Rpm,
+            Distro::Kylinv10,
+            Arch::Arm64,
+            "8",
+        );
+        assert!(el8.iter().all(|o| o.version.contains(".el8")), "{el8:?}");
+        assert_eq!(el_glibc("3:27.5.1-1.el10"), Some((2, 39)));
+        assert_eq!(el_glibc("1.7.27-3.1.el9"), Some((2, 34)));
+        assert_eq!(el_glibc("1.30.4-150500.1.1"), None);
+    }
+
+    #[test]
+    fn domestic_archives_are_recognised() {
+        for url in [
+            "http://repo.openeuler.org/openEuler-24.03-LTS-SP1/OS/aarch64/",
+            "http://repo.openeuler.org/openEuler-24.03-LTS-SP1/EPOL/main/aarch64/",
+            "http://repo.openeuler.org/openEuler-24.03-LTS-SP1/source/",
+            "https://mirrors.huaweicloud.com/openeuler/openEuler-22.03-LTS-SP4/everything/x86_64/",
+            "https://update.cs2c.com.cn/NS/V10/V10SP3/os/adv/lic/base/aarch64/",
+            "https://mirrors.almalinux.org/mirrorlist/10/baseos",
+        ] {
+            assert_eq!(
+                identify(url, Format::Rpm),
+                Identity::Known(Origin::DistroArchive),
+                "{url}"
+            );
+        }
+        let pre: Vec<String> = preinstalled(Distro::Openeuler2403, Format::Rpm)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert!(pre.contains(&"dnf".to_string()) && !pre.contains(&"containerd".to_string()));
     }
 
     #[test]

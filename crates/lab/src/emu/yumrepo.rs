@@ -114,10 +114,11 @@ pub fn metadata_error(section: &RepoSection) -> Option<Vec<String>> {
 
 /// The id the distribution's own repository has.
 pub fn archive_repo(distro: Distro) -> &'static str {
-    if distro == Distro::Centos7 {
-        "base"
-    } else {
-        "baseos"
+    match distro {
+        Distro::Centos7 => "base",
+        Distro::Openeuler2203 | Distro::Openeuler2403 => "OS",
+        Distro::Kylinv10 => "ks10-adv-os",
+        _ => "baseos",
     }
 }
 
@@ -149,7 +150,8 @@ pub fn available(
         let excludes_apply = !disable_excludes
             .iter()
             .any(|d| d == "all" || d == "*" || *d == s.id);
-        for o in repos::offers(&origin, Format::Rpm, distro, arch, "") {
+        let release = repos::docker_rpm_release(&s.baseurl).unwrap_or_default();
+        for o in repos::offers(&origin, Format::Rpm, distro, arch, &release) {
             let excluded =
                 excludes_apply && s.exclude.iter().any(|g| super::dpkg::glob(g, &o.name));
             out.push(Available {
