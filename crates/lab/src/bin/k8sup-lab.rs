@@ -41,6 +41,10 @@ enum Command {
         /// With --wait: add this round-trip latency (ms) through a proxy on port 2223.
         #[arg(long, requires = "wait")]
         latency_ms: Option<u64>,
+        /// Emulated operations take what they take on a real host: `realistic` (built in)
+        /// or a durations file (TOML). Overrides the spec's `durations`.
+        #[arg(long, value_name = "realistic|FILE")]
+        durations: Option<String>,
     },
     /// Take a lab down (kill its sshds, unmount, remove its files).
     Down {
@@ -141,8 +145,12 @@ fn run(cli: Cli) -> Result<(), LabError> {
             hosts,
             wait,
             latency_ms,
+            durations,
         } => {
             let mut spec = LabSpec::load(&file)?;
+            if let Some(d) = durations {
+                spec = spec.durations(d);
+            }
             if let Some(n) = hosts {
                 spec = spec.scaled(n)?;
             }

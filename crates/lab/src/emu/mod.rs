@@ -23,6 +23,7 @@ mod curl;
 mod dnf;
 mod dpkg;
 mod hostname;
+pub mod images;
 mod iptables;
 mod kubeadm;
 mod kubectl;
@@ -230,6 +231,9 @@ pub fn main() -> i32 {
         stderr: String::new(),
     };
     log_invocation(&inv, &argv);
+    if let Ok(profile) = inv.profile() {
+        crate::durations::hooks::init(&inv.path(cluster::CLUSTER_DIR), &profile.name);
+    }
     if let Some(status) = apply_faults(&inv) {
         return status;
     }
