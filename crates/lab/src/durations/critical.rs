@@ -54,6 +54,8 @@ impl ClusterShape {
                 "cri-tools",
                 "kubernetes-cni",
                 "conntrack",
+                "ebtables",
+                "ethtool",
                 "socat",
                 "kubelet",
                 "kubeadm",
@@ -173,7 +175,7 @@ mod tests {
             c.chain_ms,
             c.prepare_ms + c.control_plane_pull_ms + c.init_ms + c.ready_after_cni_ms
         );
-        // Preparation is indexes, eight packages and one restart.
+        // Preparation is indexes, ten packages and one restart.
         let packages: u64 = shape(1, 0).packages.iter().map(|p| d.package_ms(p)).sum();
         assert_eq!(
             c.prepare_ms,

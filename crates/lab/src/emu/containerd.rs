@@ -174,6 +174,8 @@ pub fn run_crictl(inv: &mut Invocation) -> i32 {
                 || a == "--pod-config"
                 || a == "--annotation"
                 || a == "-a"
+                || a == "-o"
+                || a == "--output"
             {
                 it.next();
             } else if !a.starts_with('-') || a == "--version" {
@@ -248,6 +250,7 @@ pub fn run_crictl(inv: &mut Invocation) -> i32 {
             super::images::crictl_images(inv, words.get(1).map(String::as_str))
         }
         Some("pull") => super::images::crictl_pull(inv, &words),
+        Some("inspecti") => super::images::crictl_inspecti(inv, &words),
         Some("ps") => {
             inv.outln("CONTAINER           IMAGE               CREATED             STATE               NAME                ATTEMPT             POD ID              POD");
             0

@@ -165,6 +165,44 @@ pub fn crictl_pull(inv: &mut Invocation, words: &[String]) -> i32 {
     0
 }
 
+/// `crictl inspecti IMAGE...`: the status of each as JSON, or crictl's fatal error for
+/// the first one the runtime does not hold.
+pub fn crictl_inspecti(inv: &mut Invocation, words: &[String]) -> i32 {
+    if words.len() < 2 {
+        inv.errln(&format!(
+            "time=\"{}\" level=fatal msg=\"no image specified\"",
+            super::cluster::rfc3339(super::cluster::now())
+        ));
+        return 1;
+    }
+    let now = hooks::now_ms();
+    let store = held(&inv.path(CLUSTER_DIR), &host_name(inv));
+    for image in &words[1..] {
+        let name = normalize(image);
+        let Some(s) = store.get(&name).filter(|s| s.at_ms <= now) else {
+            inv.errln(&format!(
+                "time=\"{}\" level=fatal msg=\"no such image \\\"{image}\\\" present\"",
+                super::cluster::rfc3339(super::cluster::now())
+            ));
+            return 1;
+        };
+        let doc = serde_json::json!({
+            "status": {
+                "id": format!("sha256:{}", digest(&name)),
+                "repoTags": [name],
+                "repoDigests": [],
+                "size": s.bytes.to_string(),
+                "username": "",
+                "spec": null,
+                "pinned": false,
+            },
+            "info": {},
+        });
+        inv.outln(&serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    0
+}
+
 /// `crictl images [REPOSITORY]`: IMAGE, TAG, IMAGE ID, SIZE in tab-aligned columns.
 pub fn crictl_images(inv: &mut Invocation, filter: Option<&str>) -> i32 {
     let now = hooks::now_ms();
@@ -286,6 +324,40 @@ mod tests {
             lines[1]
         );
         assert!(lines[1].ends_with("31.5MB"), "{}", lines[1]);
+    }
+
+    #[test]
+    fn inspecti_answers_for_held_images_and_fails_for_others() {
+        let h = FakeHost::new(Distro::Ubuntu2204, Arch::Amd64);
+        let mut inv = Invocation::new(&h.root, "crictl", &[], 0);
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            crictl_inspecti(&mut inv, &words(&["inspecti", "registry.k8s.io/pause:3.9"])),
+            1
+        );
+        assert!(
+            inv.stderr.contains(
+                "level=fatal msg=\"no such image \\\"registry.k8s.io/pause:3.9\\\" present\""
+            ),
+            "{}",
+            inv.stderr
+        );
+        let mut inv = Invocation::new(&h.root, "crictl", &[], 0);
+        assert_eq!(
+            crictl_pull(&mut inv, &words(&["pull", "registry.k8s.io/pause:3.9"])),
+            0
+        );
+        let mut inv = Invocation::new(&h.root, "crictl", &[], 0);
+        assert_eq!(
+            crictl_inspecti(&mut inv, &words(&["inspecti", "registry.k8s.io/pause:3.9"])),
+            0
+        );
+        assert!(
+            inv.stdout
+                .contains("\"repoTags\": [\n      \"registry.k8s.io/pause:3.9\""),
+            "{}",
+            inv.stdout
+        );
     }
 
     #[test]
