@@ -216,15 +216,18 @@ fn images_are_pulled_ahead_on_every_host_before_it_waits_for_init() {
     );
     assert!(pull.contains("flannel"), "the CNI's images too: {pull}");
     assert!(m1.contains_key("init/image-list"));
-    // The other hosts take the first master's list: its pulls come first.
+    // The other masters do not wait for the first master's list (the nodes do): they
+    // queue before the nodes at the registry; the same version and repository as init.
     let m2 = render_host(&inv, inv.host("m2").unwrap(), "redhat", ("rocky", "9.4"));
     let pull = &m2["join-control-plane/images-pulled-ahead"][0];
     assert!(
-        pull.contains(
-            "for i in <control_plane_images from m1> docker.io/flannel/flannel-cni-plugin"
-        ),
+        pull.starts_with("kubeadm config images pull --kubernetes-version v1.30.4 --image-repository registry.aliyuncs.com/google_containers --cri-socket unix:///run/containerd/containerd.sock"),
         "{pull}"
     );
+    assert!(m1["init/kubeadm-config"][1].contains("kubernetesVersion: v1.30.4"));
+    assert!(m1["init/kubeadm-config"][1]
+        .contains("imageRepository: registry.aliyuncs.com/google_containers"));
+    assert!(pull.contains("flannel"), "{pull}");
     let w1 = render_host(&inv, inv.host("w1").unwrap(), "redhat", ("rocky", "9.4"));
     let pull = &w1["join-workers/images-pulled-ahead"][0];
     assert!(

@@ -8,7 +8,6 @@
 //! take N times as long as one, while a host's own pull never beats its NIC. Every
 //! duration applied is appended to [`super::APPLIED_LOG`] (one JSON line, one `write`).
 
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -242,18 +241,7 @@ impl Active {
             what: what.to_string(),
             ms,
         };
-        let Ok(mut line) = serde_json::to_string(&entry) else {
-            return;
-        };
-        line.push('\n');
-        // One write(2) of one line to an O_APPEND file: hosts do not interleave.
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(self.dir.join(APPLIED_LOG))
-        {
-            let _ = f.write_all(line.as_bytes());
-        }
+        crate::emu::append_json_line(&self.dir.join(APPLIED_LOG), &entry);
     }
 
     /// Runs `f` under the durations directory's lock; `None` if it cannot be taken.
