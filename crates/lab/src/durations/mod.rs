@@ -352,6 +352,23 @@ mod tests {
     }
 
     #[test]
+    fn a_lab_spec_names_a_durations_file_relative_to_itself() {
+        let dir = std::env::temp_dir().join(format!("k8sup-durations-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let spec = dir.join("lab.toml");
+        std::fs::write(&spec, "name = \"x\"\ndurations = \"slow.toml\"\n").expect("write");
+        let loaded = crate::LabSpec::load(&spec).expect("spec");
+        assert_eq!(
+            loaded.durations.as_deref(),
+            Some(dir.join("slow.toml").to_str().expect("utf-8"))
+        );
+        std::fs::write(&spec, "name = \"x\"\ndurations = \"realistic\"\n").expect("write");
+        let loaded = crate::LabSpec::load(&spec).expect("spec");
+        assert_eq!(loaded.durations.as_deref(), Some("realistic"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn bad_profiles_are_refused_with_the_field_named() {
         let text = REALISTIC.1.replace("mirror_mbps = 1000", "mirror_mbps = 0");
         let e = Durations::from_toml(&text, "x.toml")
