@@ -182,9 +182,12 @@ def write(_doc=None, _path=None) -> None:
     out.append("## Targets\n")
     out.extend(targets(best, sizes, rtt, latest, docs))
     out.append("")
-    notes = BENCH / "analysis.md"
-    if notes.exists():
-        out.append(notes.read_text().rstrip() + "\n")
+    # Hand-written sections, included as they are: the analysis of the slice runs and
+    # the whole-cluster benchmark (bench/cluster.py records its runs apart).
+    for name in ("analysis.md", "cluster.md"):
+        notes = BENCH / name
+        if notes.exists():
+            out.append(notes.read_text().rstrip() + "\n")
     out.append("## Time against N\n")
     out.append("![time against N](benchmarks.svg)\n")
     (DOCS / "benchmarks.md").write_text("\n".join(out) + "\n")

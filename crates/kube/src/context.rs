@@ -114,6 +114,20 @@ pub fn template_context(
                 .unwrap_or_default()
         }
     };
+    // The CNI images this host's kubelet will pull, to pull them ahead while init runs.
+    let cni_images = match cni_manifest {
+        Some(text) => Some(text.to_string()),
+        None => manifest::cni_manifest(inventory, None, &ManifestPatch::for_inventory(inventory))
+            .ok()
+            .flatten(),
+    }
+    .map(|text| manifest::daemonset_images(&text, arch.unwrap_or("amd64")))
+    .unwrap_or_default();
+    let cni_images_q = cni_images
+        .iter()
+        .map(|i| quote(i))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(" ");
     let runtime_packages: Vec<&str> = match c.runtime {
         k8sup_inventory::Runtime::Containerd => vec!["containerd.io"],
         k8sup_inventory::Runtime::Docker => vec!["docker-ce", "docker-ce-cli", "containerd.io"],
@@ -131,6 +145,7 @@ pub fn template_context(
             "dns_domain": c.dns_domain,
             "control_plane_endpoint": c.control_plane_endpoint.to_string(),
             "image_repository": inventory.image_repository(),
+            "image_repository_q": quote(&inventory.image_repository())?,
             "registry_mirrors": c.registry_mirrors,
         },
         "derived": {
@@ -213,6 +228,7 @@ pub fn template_context(
             "name": c.cni.as_str(),
             "manifest": manifest,
             "manifest_path": CNI_MANIFEST_PATH,
+            "images_q": cni_images_q,
         },
         "nodes": {
             "labels_script": if is_first_master { labels_script(inventory)? } else { String::new() },

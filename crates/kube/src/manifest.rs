@@ -252,6 +252,40 @@ fn containers_mut(doc: &mut Value) -> Vec<&mut Mapping> {
     out
 }
 
+/// The images the DaemonSets of a (patched) manifest run on a node of `arch`: those
+/// without a `kubernetes.io/arch` nodeSelector, or with this one. What a node's kubelet
+/// pulls for the CNI, so what can be pulled ahead. Text that does not parse has none.
+pub fn daemonset_images(manifest: &str, arch: &str) -> Vec<String> {
+    let mut images = Vec::new();
+    for doc in split_documents(manifest) {
+        let Ok(mut doc) = serde_norway::from_str::<Value>(doc) else {
+            continue;
+        };
+        if doc.get("kind").and_then(Value::as_str) != Some("DaemonSet") {
+            continue;
+        }
+        let pinned = doc
+            .get("spec")
+            .and_then(|s| s.get("template"))
+            .and_then(|t| t.get("spec"))
+            .and_then(|s| s.get("nodeSelector"))
+            .and_then(|n| n.get("kubernetes.io/arch"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if pinned.is_some_and(|p| p != arch) {
+            continue;
+        }
+        for c in containers_mut(&mut doc) {
+            if let Some(image) = container_image(c) {
+                if !images.iter().any(|i| i == image) {
+                    images.push(image.to_string());
+                }
+            }
+        }
+    }
+    images
+}
+
 fn container_name(c: &Mapping) -> &str {
     c.get("name").and_then(Value::as_str).unwrap_or("")
 }

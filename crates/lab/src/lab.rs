@@ -134,6 +134,11 @@ impl Lab {
     pub fn up(spec: &LabSpec) -> Result<Lab> {
         sshd::check_prerequisites()?;
         crate::spec::validate_name(&spec.name)?;
+        let durations = spec
+            .durations
+            .as_deref()
+            .map(crate::durations::Durations::resolve)
+            .transpose()?;
         let specs = spec.expanded_hosts()?;
         let emulator = emu::emulator_binary()?;
         let skeleton = skeleton::ensure_skeleton()?;
@@ -161,6 +166,9 @@ impl Lab {
         let emu_usr = dir.join("emu");
         emu::install_layer(&emulator, &emu_usr)?;
         layout::ensure_private_dir(&dir.join(CLUSTER_SUBDIR))?;
+        if let Some(d) = &durations {
+            d.install(&dir.join(CLUSTER_SUBDIR))?;
+        }
 
         let mut plans = Vec::with_capacity(total);
         let mut all_specs = specs;

@@ -26,6 +26,7 @@
 
 pub mod client;
 pub mod distro;
+pub mod durations;
 pub mod emu;
 pub mod error;
 pub mod faults;
@@ -44,6 +45,7 @@ pub mod sys;
 pub mod teardown;
 
 pub use distro::{Arch, CgroupVersion, Distro, PackageManager};
+pub use durations::Durations;
 pub use error::{LabError, Result};
 pub use faults::HostFaults;
 pub use inventory::InventoryOptions;

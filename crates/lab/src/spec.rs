@@ -34,6 +34,10 @@ pub struct LabSpec {
     /// Add one extra host, `bastion`, to be used as an SSH jump host.
     #[serde(default)]
     pub bastion: bool,
+    /// Realistic durations: `realistic` (built in) or a durations file (TOML, relative to
+    /// the spec's directory); none: every emulated operation is instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durations: Option<String>,
     #[serde(default)]
     pub hosts: Vec<HostSpec>,
 }
@@ -197,8 +201,15 @@ impl LabSpec {
             name: name.into(),
             k8sup_user: SudoMode::default(),
             bastion: false,
+            durations: None,
             hosts: Vec::new(),
         }
+    }
+
+    /// Durations for the emulated operations: `realistic` or a durations file's path.
+    pub fn durations(mut self, name_or_path: impl Into<String>) -> Self {
+        self.durations = Some(name_or_path.into());
+        self
     }
 
     pub fn host(mut self, host: HostSpec) -> Self {
@@ -222,10 +233,17 @@ impl LabSpec {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        toml::from_str(&text).map_err(|e| LabError::Spec {
+        let mut spec: LabSpec = toml::from_str(&text).map_err(|e| LabError::Spec {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })
+        })?;
+        // A durations file is named relative to the spec that names it.
+        if let (Some(d), Some(dir)) = (&spec.durations, path.parent()) {
+            if d != crate::durations::REALISTIC.0 && Path::new(d).is_relative() {
+                spec.durations = Some(dir.join(d).to_string_lossy().into_owned());
+            }
+        }
+        Ok(spec)
     }
 
     /// Grows (never shrinks) the lab to `n` hosts by cloning the non-master hosts in turn,

@@ -407,3 +407,26 @@ fn flannel_for_a_mixed_cluster() {
         .unwrap();
     insta::assert_snapshot!("flannel_mixed", text);
 }
+
+#[test]
+fn the_images_a_node_pulls_follow_its_architecture() {
+    let inv = inventory(MIXED);
+    let text = cni_manifest(&inv, None, &ManifestPatch::for_inventory(&inv))
+        .unwrap()
+        .unwrap();
+    // Mirrored through registry_mirrors: the arm64 flannel comes from its override.
+    let amd64 = daemonset_images(&text, "amd64");
+    let arm64 = daemonset_images(&text, "arm64");
+    assert!(
+        amd64.iter().any(|i| i.ends_with("flannel/flannel:v0.25.6")),
+        "{amd64:?}"
+    );
+    assert!(!amd64.iter().any(|i| i.contains("arm64")), "{amd64:?}");
+    assert!(
+        arm64.contains(&"registry.example.org/flannel:v0.25.6-arm64".to_string()),
+        "{arm64:?}"
+    );
+    // Each image once, the CNI plugin's included.
+    assert_eq!(arm64.len(), 2, "{arm64:?}");
+    assert!(daemonset_images("not yaml: [", "amd64").is_empty());
+}

@@ -104,6 +104,7 @@ fn render_host(inv: &Inventory, host: &Host, family: &str, os: (&str, &str)) -> 
     // Needed values are shown as placeholders, as in a plan.
     context["join_credentials"] = json!("<join_credentials from m1>");
     context["certificate_key"] = json!("<certificate_key from m1>");
+    context["control_plane_images"] = json!("<control_plane_images from m1>");
     let ctx = Value::from_serialize(&context);
     let mut out = Rendered::new();
     for play in &playbook().plays {
@@ -207,6 +208,43 @@ fn joins_are_guarded_and_hold_no_secret() {
     );
     assert!(join[0].contains("kubeadm join --config \"$f\""));
     assert!(!w1["join-workers/kubeadm-join-config"][1].contains("certificateKey"));
+}
+
+#[test]
+fn images_are_pulled_ahead_on_every_host_before_it_waits_for_init() {
+    let inv = inventory(HA);
+    let m1 = render_host(&inv, inv.first_master(), "debian", ("ubuntu", "22.04"));
+    let pull = &m1["init/images-pulled-ahead"][0];
+    assert!(
+        pull.starts_with("kubeadm config images pull --config /etc/k8sup/kubeadm.yaml"),
+        "{pull}"
+    );
+    assert!(pull.contains("flannel"), "the CNI's images too: {pull}");
+    assert!(m1.contains_key("init/image-list"));
+    // The other masters do not wait for the first master's list (the nodes do): they
+    // queue before the nodes at the registry; the same version and repository as init.
+    let m2 = render_host(&inv, inv.host("m2").unwrap(), "redhat", ("rocky", "9.4"));
+    let pull = &m2["join-control-plane/images-pulled-ahead"][0];
+    assert!(
+        pull.starts_with("kubeadm config images pull --kubernetes-version v1.30.4 --image-repository registry.aliyuncs.com/google_containers --cri-socket unix:///run/containerd/containerd.sock"),
+        "{pull}"
+    );
+    assert!(m1["init/kubeadm-config"][1].contains("kubernetesVersion: v1.30.4"));
+    assert!(m1["init/kubeadm-config"][1]
+        .contains("imageRepository: registry.aliyuncs.com/google_containers"));
+    assert!(pull.contains("flannel"), "{pull}");
+    let w1 = render_host(&inv, inv.host("w1").unwrap(), "redhat", ("rocky", "9.4"));
+    let pull = &w1["join-workers/images-pulled-ahead"][0];
+    assert!(
+        pull.contains("*/kube-proxy:*|*/pause:*) crictl pull \"$i\""),
+        "{pull}"
+    );
+    assert!(pull.contains("flannel"), "{pull}");
+    // Guarded like the join: a joined host does not pull again.
+    assert_eq!(
+        w1["join-workers/images-pulled-ahead"][1],
+        "/etc/kubernetes/kubelet.conf"
+    );
 }
 
 #[test]

@@ -41,6 +41,10 @@ enum Command {
         /// With --wait: add this round-trip latency (ms) through a proxy on port 2223.
         #[arg(long, requires = "wait")]
         latency_ms: Option<u64>,
+        /// Emulated operations take what they take on a real host: `realistic` (built in)
+        /// or a durations file (TOML). Overrides the spec's `durations`.
+        #[arg(long, value_name = "realistic|FILE")]
+        durations: Option<String>,
     },
     /// Take a lab down (kill its sshds, unmount, remove its files).
     Down {
@@ -78,6 +82,22 @@ enum Command {
         name: String,
         #[arg(long)]
         rtt_ms: u64,
+    },
+    /// The least wall time of a whole kubeadm cluster (containerd, flannel) under a
+    /// durations profile: the longest chain of dependent steps, or the shared mirror.
+    CriticalPath {
+        #[arg(long, value_name = "realistic|FILE", default_value = "realistic")]
+        durations: String,
+        /// Hosts in all, masters included.
+        #[arg(long)]
+        hosts: usize,
+        #[arg(long, default_value_t = 1)]
+        masters: usize,
+        /// The Kubernetes version (images' tags).
+        #[arg(long, default_value = "1.30.4")]
+        version: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -141,8 +161,12 @@ fn run(cli: Cli) -> Result<(), LabError> {
             hosts,
             wait,
             latency_ms,
+            durations,
         } => {
             let mut spec = LabSpec::load(&file)?;
+            if let Some(d) = durations {
+                spec = spec.durations(d);
+            }
             if let Some(n) = hosts {
                 spec = spec.scaled(n)?;
             }
@@ -270,6 +294,55 @@ fn run(cli: Cli) -> Result<(), LabError> {
             // The value opened from lab.json does not own the sshds: a restarted one keeps
             // running after we exit.
             lab.detach();
+            Ok(())
+        }
+        Command::CriticalPath {
+            durations,
+            hosts,
+            masters,
+            version,
+            json,
+        } => {
+            use k8sup_lab::durations::critical::{critical_path, ClusterShape};
+            if masters == 0 || masters > hosts {
+                return Err(LabError::InvalidSpec(format!(
+                    "--masters {masters} with --hosts {hosts}: need 1 <= masters <= hosts"
+                )));
+            }
+            let d = k8sup_lab::Durations::resolve(&durations)?;
+            let minor = version
+                .split('.')
+                .nth(1)
+                .and_then(|m| m.parse::<u32>().ok());
+            let pause = if minor.is_some_and(|m| m >= 31) {
+                "3.10"
+            } else {
+                "3.9"
+            };
+            let shape = ClusterShape::kubeadm_flannel(masters, hosts - masters, &version, pause);
+            let c = critical_path(&d, &shape);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
+            } else {
+                let s = |ms: u64| ms as f64 / 1000.0;
+                println!("prepare (packages, runtime)  {:>8.1} s", s(c.prepare_ms));
+                println!(
+                    "control-plane images         {:>8.1} s",
+                    s(c.control_plane_pull_ms)
+                );
+                println!("kubeadm init                 {:>8.1} s", s(c.init_ms));
+                println!("slowest join                 {:>8.1} s", s(c.join_ms));
+                println!(
+                    "Ready after the CNI          {:>8.1} s",
+                    s(c.ready_after_cni_ms)
+                );
+                println!("chain                        {:>8.1} s", s(c.chain_ms));
+                println!(
+                    "shared mirror bound          {:>8.1} s",
+                    s(c.mirror_bound_ms)
+                );
+                println!("critical path                {:>8.1} s", s(c.total_ms));
+            }
             Ok(())
         }
         Command::Proxy { name, rtt_ms } => {

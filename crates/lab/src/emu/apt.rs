@@ -325,6 +325,8 @@ fn update(inv: &mut Invocation, opts: &Opts, distro: Distro, arch: Arch) -> i32 
             }
         }
     }
+    // Fetching the indexes takes its time whatever they turn out to hold.
+    crate::durations::hooks::index_update();
     if opts.quiet < 2 {
         for l in &lines {
             inv.outln(l);
@@ -705,6 +707,7 @@ fn install(
             ));
         }
     }
+    crate::durations::hooks::packages(steps.iter().map(|s| s.name.as_str()));
     for r in &removals {
         if let Some(v) = db.installed(r).map(|x| x.version.clone()) {
             if let Err(e) = pkgdb::remove(inv, db, r, false, Format::Deb) {

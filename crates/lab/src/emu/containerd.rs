@@ -166,6 +166,16 @@ pub fn run_crictl(inv: &mut Invocation) -> i32 {
                 || a == "--image-endpoint"
                 || a == "-t"
                 || a == "--timeout"
+                || a == "--creds"
+                || a == "--auth"
+                || a == "--username"
+                || a == "-u"
+                || a == "-p"
+                || a == "--pod-config"
+                || a == "--annotation"
+                || a == "-a"
+                || a == "-o"
+                || a == "--output"
             {
                 it.next();
             } else if !a.starts_with('-') || a == "--version" {
@@ -237,9 +247,10 @@ pub fn run_crictl(inv: &mut Invocation) -> i32 {
             0
         }
         Some("images") | Some("image") | Some("img") => {
-            inv.outln("IMAGE                     TAG                 IMAGE ID            SIZE");
-            0
+            super::images::crictl_images(inv, words.get(1).map(String::as_str))
         }
+        Some("pull") => super::images::crictl_pull(inv, &words),
+        Some("inspecti") => super::images::crictl_inspecti(inv, &words),
         Some("ps") => {
             inv.outln("CONTAINER           IMAGE               CREATED             STATE               NAME                ATTEMPT             POD ID              POD");
             0

@@ -180,6 +180,7 @@ pub fn run(inv: &mut Invocation) -> i32 {
         }
         "remove" | "erase" => remove(inv, &ctx, &opts, &mut db, specs),
         "makecache" => {
+            crate::durations::hooks::index_update();
             inv.outln("Metadata cache created.");
             return 0;
         }
@@ -502,6 +503,7 @@ fn install(
         inv.outln("Running transaction");
     }
     let total = plan.len();
+    crate::durations::hooks::packages(plan.iter().map(|(a, _)| a.name.as_str()));
     for (n, (a, from)) in plan.iter().rev().enumerate() {
         if let Err(e) = pkgdb::install(inv, db, &a.name, &a.evr, &a.arch, &a.repo, Format::Rpm) {
             inv.errln(&format!("Error: Transaction failed: {e}"));

@@ -21,6 +21,10 @@ use super::runtime;
 use super::schema::{self, Field};
 use super::Invocation;
 
+mod config_images;
+
+pub(in crate::emu) use config_images::list as control_plane_images;
+
 const STACK_HINT: &str = "To see the stack trace of this error execute with --v=5 or higher";
 const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 const MANIFESTS: &str = "/etc/kubernetes/manifests";
@@ -497,6 +501,7 @@ pub fn run(inv: &mut Invocation) -> i32 {
         Some("init") => init(inv, &version, &rest),
         Some("join") => join(inv, &version, &rest),
         Some("token") => token(inv, &rest),
+        Some("config") => config_images::run(inv, &version, &rest),
         Some("reset") => reset(inv, &rest),
         Some("certs") => super::pki::run(inv, &rest).map_err(|(e, usage)| {
             if usage {
@@ -1816,6 +1821,17 @@ fn init(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcome
     let token = new_token(token_spec.as_ref(), now).map_err(Failure::Error)?;
 
     inv.outln("[preflight] Pulling images required for setting up a Kubernetes cluster\n[preflight] This might take a minute or two, depending on the speed of your internet connection\n[preflight] You can also perform this action beforehand using 'kubeadm config images pull'");
+    // Without a runtime (its preflight error ignored) nothing can be pulled; the kubelet
+    // fails further on.
+    if runtime::check_socket(inv, &socket).is_ok() {
+        config_images::pull_all(
+            inv,
+            &socket,
+            &config_images::list(&state.image_repository, &k8s_version),
+        )
+        .map_err(|e| Failure::Error(format!("error execution phase preflight: {e}")))?;
+    }
+    crate::durations::hooks::step("kubeadm-init", &node_name, |d| d.steps.kubeadm_init_ms);
     inv.outln("[certs] Using certificateDir folder \"/etc/kubernetes/pki\"");
     for c in [
         "ca",
@@ -2371,6 +2387,23 @@ fn join(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcome
         Failure::Error(format!("error execution phase preflight: couldn't validate the identity of the API Server: {e}"))
     };
     let resolved = resolve(inv, &endpoint).map_err(api_error)?;
+    // The join's own time (and a control plane's image pulls), outside the cluster's lock
+    // so that joins overlap as they do for real.
+    if control_plane {
+        let state = cluster::read(inv)?;
+        let repository = match state.image_repository.as_str() {
+            "" => "registry.k8s.io",
+            r => r,
+        };
+        let wanted = config_images::list(repository, &state.kubernetes_version);
+        config_images::pull_all(inv, &socket, &wanted)
+            .map_err(|e| Failure::Error(format!("error execution phase preflight: {e}")))?;
+        crate::durations::hooks::step("kubeadm-join-control-plane", &node_name, |d| {
+            d.steps.kubeadm_join_control_plane_ms
+        });
+    } else {
+        crate::durations::hooks::step("kubeadm-join", &node_name, |d| d.steps.kubeadm_join_ms);
+    }
     let mut locked = cluster::lock(inv)?;
     let state = &locked.state;
     let serves = state.initialized

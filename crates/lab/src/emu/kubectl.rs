@@ -21,6 +21,7 @@ use super::Invocation;
 
 mod jsonpath;
 mod output;
+mod readiness;
 mod validate;
 
 use output::Table;
@@ -441,12 +442,15 @@ struct Pod {
 }
 
 fn node_ready(state: &ClusterState, node: &Node) -> bool {
-    node.kubelet.running
-        && state.objects.iter().filter(|o| is_cni(o)).any(|ds| {
-            ds.body
-                .pointer("/spec/template/spec")
-                .is_some_and(|spec| schedulable(spec, node, true))
-        })
+    if !node.kubelet.running {
+        return false;
+    }
+    let cni = state.objects.iter().filter(|o| is_cni(o)).find(|ds| {
+        ds.body
+            .pointer("/spec/template/spec")
+            .is_some_and(|spec| schedulable(spec, node, true))
+    });
+    cni.is_some_and(|ds| readiness::over(state, node, ds.created))
 }
 
 fn pod_ip(node: &Node, name: &str, host_network: bool) -> Option<String> {

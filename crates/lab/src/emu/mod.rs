@@ -24,6 +24,7 @@ mod dnf;
 mod dpkg;
 pub mod etcd;
 mod hostname;
+pub mod images;
 mod iptables;
 mod kubeadm;
 mod kubectl;
@@ -236,6 +237,9 @@ pub fn main() -> i32 {
         stderr: String::new(),
     };
     log_invocation(&inv, &argv);
+    if let Ok(profile) = inv.profile() {
+        crate::durations::hooks::init(&inv.path(cluster::CLUSTER_DIR), &profile.name);
+    }
     if let Some(status) = apply_faults(&inv) {
         return status;
     }
@@ -268,15 +272,21 @@ fn log_invocation(inv: &Invocation, argv: &[String]) {
         uid: inv.uid,
         argv,
     };
-    let Ok(mut line) = serde_json::to_string(&record) else {
+    append_json_line(&inv.path(profile::COMMANDS_LOG), &record);
+}
+
+/// Appends `value` as one line of JSON: one write(2) of one line to an O_APPEND file, so
+/// that processes (and hosts, for a shared file) do not interleave. Best effort: a log
+/// that cannot be written does not fail the command.
+pub(crate) fn append_json_line(path: &Path, value: &impl serde::Serialize) {
+    let Ok(mut line) = serde_json::to_string(value) else {
         return;
     };
     line.push('\n');
-    // One write(2) of one line to an O_APPEND file: concurrent calls do not interleave.
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
-        .open(inv.path(profile::COMMANDS_LOG))
+        .open(path)
     {
         let _ = f.write_all(line.as_bytes());
     }

@@ -257,9 +257,13 @@ pub fn run(inv: &mut Invocation) -> i32 {
                     inv.errln(&format!("Job for {name} failed.\nSee \"systemctl status {name}\" and \"journalctl -xeu {name}\" for details."));
                     return 1;
                 }
+                let was_active = u.active(inv);
                 if let Err(e) = inv.write(&format!("{SYSTEMD_STATE_DIR}/{name}.active"), "") {
                     inv.errln(&format!("Failed to {verb} {name}: {e}"));
                     return 1;
+                }
+                if verb.contains("restart") || (verb == "start" && !was_active) {
+                    crate::durations::hooks::service(name);
                 }
             }
             0
