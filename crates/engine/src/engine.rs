@@ -551,7 +551,7 @@ fn plan_steps(steps: &[Step<'_>], probed: &Probed, redactor: &Redactor) -> Vec<T
                     match &judgement.verdict {
                         Ok(Verdict::Ok { reason }) => entry.reason = reason.clone(),
                         Ok(Verdict::Change(change)) => {
-                            entry.status = if probed.ledger.matches(&task.id, step.fingerprint()) {
+                            entry.status = if step.recorded_in(&probed.ledger) {
                                 TaskStatus::Drift
                             } else {
                                 TaskStatus::Change
@@ -900,6 +900,11 @@ impl<'s> HostRunner<'s, '_> {
                 .map_err(|e| self.stop_at("(plan)", e))?;
         }
         let mut ledger = probed.ledger;
+        // Entries an older k8sup wrote are rewritten in the current fingerprint version
+        // with the next write of the ledger.
+        for step in &steps {
+            step.upgrade_in(&mut ledger);
+        }
         let mut judged = probed.judged;
         let pending = judged
             .values()
@@ -1037,7 +1042,7 @@ impl<'s> HostRunner<'s, '_> {
                         });
                     }
                 }
-                let drift = ledger.matches(&task.id, fingerprint);
+                let drift = ledger.matches(&task.id, rendered, fingerprint);
                 if task.needs.is_empty() {
                     Decision::Apply {
                         change: change.clone(),

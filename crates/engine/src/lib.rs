@@ -18,7 +18,7 @@
 //! - `program`: one host's tasks, selected and rendered;
 //! - `script`: the shell prelude and the framing that batches many probes in a channel;
 //! - `kinds`: each task kind's probe, judgement and apply;
-//! - [`state`]: the ledger on the host;
+//! - [`state`]: the ledger on the host; [`fingerprint`]: what it records of each task;
 //! - `engine`: planning, the per-host runners and the value board between hosts;
 //! - [`plan`], [`report`], [`event`]: what comes out; [`redact`]: secrets kept out of it.
 
@@ -26,6 +26,7 @@ pub mod diff;
 mod engine;
 pub mod error;
 pub mod event;
+pub mod fingerprint;
 mod host;
 mod kinds;
 pub mod plan;
