@@ -148,13 +148,15 @@ k8sup_probe_rpm() {
 # What `is-enabled` and `is-active` say, from one `systemctl show` (empty when the
 # unit or systemd is missing).
 k8sup_probe_service() {
-  k8sup_e=; k8sup_a=
-  k8sup_r=$(systemctl show -p UnitFileState -p ActiveState "$1" 2>/dev/null)$k8sup_nl
+  k8sup_o=; k8sup_e=; k8sup_a=
+  k8sup_r=$(systemctl show -p LoadState -p UnitFileState -p ActiveState "$1" 2>/dev/null)$k8sup_nl
   while [ -n "$k8sup_r" ]; do
     k8sup_l=${k8sup_r%%"$k8sup_nl"*}; k8sup_r=${k8sup_r#*"$k8sup_nl"}
-    case $k8sup_l in UnitFileState=*) k8sup_e=${k8sup_l#*=};; ActiveState=*) k8sup_a=${k8sup_l#*=};; esac
+    case $k8sup_l in
+      LoadState=*) k8sup_o=${k8sup_l#*=};; UnitFileState=*) k8sup_e=${k8sup_l#*=};; ActiveState=*) k8sup_a=${k8sup_l#*=};;
+    esac
   done
-  printf 'enabled=%s\nactive=%s\n' "$k8sup_e" "$k8sup_a"
+  printf 'load=%s\nenabled=%s\nactive=%s\n' "$k8sup_o" "$k8sup_e" "$k8sup_a"
 }
 # A kernel file's text as `sysctl -n` or `cat` would print it (trailing newlines
 # dropped) in k8sup_v, read by the shell itself: no process.
@@ -237,37 +239,6 @@ k8sup_write() {
   if [ -n "$k8sup_has_text" ]; then k8sup_has_text=; printf '%s' "$k8sup_text" > "$k8sup_t"
   elif [ -n "$K8SUP_LEN" ]; then head -c "$K8SUP_LEN" > "$k8sup_t"; else cat > "$k8sup_t"; fi && { [ -z "$k8sup_cm" ] || chmod "$2" "$k8sup_t"; } && { [ -z "$3" ] || chown "$3" "$k8sup_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_t"; } && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
   k8sup_r=$?; rm -f -- "$k8sup_t"; return $k8sup_r
-}
-k8sup_apt_install() { apt-get install -y -q --allow-downgrades --allow-change-held-packages "$@"; }
-k8sup_apply_pkg() {
-  k8sup_reloaded=
-  k8sup_m=$1; k8sup_h=$2; shift 2; k8sup_n=$#
-  if [ "$k8sup_m" = dnf ] && ! command -v dnf >/dev/null 2>&1; then k8sup_m=yum; fi
-  for k8sup_s in "$@"; do
-    [ "$k8sup_m" = apt ] || $k8sup_m versionlock delete "${k8sup_s%%|*}" >/dev/null 2>&1
-    set -- "$@" "${k8sup_s#*|}"
-  done
-  if [ "$k8sup_m" = apt ]; then
-    # From the package lists the host has; only when they lack the package or the
-    # version (a repository added since, a pinned version newer than the lists) are
-    # they refreshed and the install tried again.
-    ( shift "$k8sup_n"; export DEBIAN_FRONTEND=noninteractive
-      k8sup_apt_install "$@" 2>/dev/null || { apt-get update -q && k8sup_apt_install "$@"; } ) || return
-  else
-    ( shift "$k8sup_n"; $k8sup_m install -y "$@" ) || return
-  fi
-  [ "$k8sup_h" = 1 ] || return 0
-  # dnf/yum hold packages with the versionlock plugin, which minimal installs lack.
-  if [ "$k8sup_m" = dnf ] && ! dnf versionlock list >/dev/null 2>&1; then
-    dnf install -y python3-dnf-plugin-versionlock || return
-  elif [ "$k8sup_m" = yum ] && ! yum versionlock list >/dev/null 2>&1; then
-    yum install -y yum-plugin-versionlock || return
-  fi
-  k8sup_i=0
-  for k8sup_s in "$@"; do
-    k8sup_i=$((k8sup_i + 1)); [ "$k8sup_i" -le "$k8sup_n" ] || break
-    if [ "$k8sup_m" = apt ]; then apt-mark hold "${k8sup_s%%|*}" || return; else $k8sup_m versionlock add "${k8sup_s%%|*}" || return; fi
-  done
 }
 # systemd reloads its units once per script, and again only after something else
 # was written, installed or run.

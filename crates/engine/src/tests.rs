@@ -18,8 +18,9 @@ d="$FAKE_ROOT/systemd"
 case $1 in
   is-enabled) if [ -e "$d/$2.enabled" ]; then echo enabled; else echo disabled; exit 1; fi ;;
   is-active) if [ -e "$d/$2.active" ]; then echo active; else echo inactive; exit 3; fi ;;
-  show) [ -e "$d/$6.enabled" ] && echo UnitFileState=enabled || echo UnitFileState=disabled
-        [ -e "$d/$6.active" ] && echo ActiveState=active || echo ActiveState=inactive ;;
+  show) eval "u=\${$#}"; echo LoadState=loaded
+        [ -e "$d/$u.enabled" ] && echo UnitFileState=enabled || echo UnitFileState=disabled
+        [ -e "$d/$u.active" ] && echo ActiveState=active || echo ActiveState=inactive ;;
   daemon-reload) ;;
   enable) if [ "$2" = --now ]; then mkdir -p "$d" && touch "$d/$3.enabled" "$d/$3.active" && echo start >> "$d/$3.log"; else mkdir -p "$d" && touch "$d/$2.enabled"; fi ;;
   start|restart) mkdir -p "$d" && touch "$d/$2.active" && echo "$1" >> "$d/$2.log" ;;
