@@ -25,41 +25,42 @@ fn is_running(state: &str) -> bool {
 
 pub(super) fn judge(spec: &ServiceSpec, section: &Section) -> Result<Verdict, String> {
     let fields = Fields::of(section);
+    let load = fields.get("load")?;
     let enabled = fields.get("enabled")?;
     let active = fields.get("active")?;
+    // A unit systemd does not have is one reason, however many of its states differ.
+    let absent = if load == "not-found" {
+        Some(format!("{} has no unit file", spec.service))
+    } else if load.is_empty() && enabled.is_empty() && active.is_empty() {
+        Some(format!("systemctl shows nothing of {}", spec.service))
+    } else {
+        None
+    };
+    let is = |state: &str| {
+        absent
+            .clone()
+            .unwrap_or_else(|| format!("{} is {state}", spec.service))
+    };
     let mut reasons = Vec::new();
     let mut want = spec.clone();
     match spec.enabled {
-        Some(true) if !is_enabled(enabled) => {
-            reasons.push(format!("{} is {}", spec.service, or_unknown(enabled)))
-        }
-        Some(false) if enabled == "enabled" => reasons.push(format!("{} is enabled", spec.service)),
+        Some(true) if !is_enabled(enabled) => reasons.push(is(enabled)),
+        Some(false) if enabled == "enabled" => reasons.push(is(enabled)),
         _ => want.enabled = None,
     }
     match spec.state {
-        Some(ServiceState::Started) if !is_running(active) => {
-            reasons.push(format!("{} is {}", spec.service, or_unknown(active)))
-        }
-        Some(ServiceState::Stopped) if is_running(active) => {
-            reasons.push(format!("{} is {active}", spec.service))
-        }
+        Some(ServiceState::Started) if !is_running(active) => reasons.push(is(active)),
+        Some(ServiceState::Stopped) if is_running(active) => reasons.push(is(active)),
         Some(ServiceState::Restarted) => reasons.push("notified".into()),
         _ => want.state = None,
     }
+    reasons.dedup();
     if reasons.is_empty() {
         return Ok(Verdict::Ok {
             reason: format!("{} is {enabled} and {active}", spec.service),
         });
     }
     Ok(Verdict::Change(change(&want, reasons.join("; "))?))
-}
-
-fn or_unknown(state: &str) -> &str {
-    if state.is_empty() {
-        "not found"
-    } else {
-        state
-    }
 }
 
 /// The apply that brings the unit to `spec` (fields left `None` are not touched).
@@ -113,32 +114,82 @@ mod tests {
     #[test]
     fn enabled_and_active_is_ok() {
         assert!(matches!(
-            judge(&spec(), &section("enabled=enabled\nactive=active")).unwrap(),
+            judge(
+                &spec(),
+                &section("load=loaded\nenabled=enabled\nactive=active")
+            )
+            .unwrap(),
             Verdict::Ok { .. }
         ));
         assert!(matches!(
-            judge(&spec(), &section("enabled=static\nactive=activating")).unwrap(),
+            judge(
+                &spec(),
+                &section("load=loaded\nenabled=static\nactive=activating")
+            )
+            .unwrap(),
             Verdict::Ok { .. }
         ));
     }
 
     #[test]
     fn only_what_differs_is_applied() {
-        let Verdict::Change(c) =
-            judge(&spec(), &section("enabled=enabled\nactive=inactive")).unwrap()
-        else {
+        let Verdict::Change(c) = judge(
+            &spec(),
+            &section("load=loaded\nenabled=enabled\nactive=inactive"),
+        )
+        .unwrap() else {
             panic!("expected a change")
         };
         assert_eq!(c.reason, "containerd is inactive");
         assert_eq!(c.apply.render(), "k8sup_apply_service containerd - start");
-        let Verdict::Change(c) = judge(&spec(), &section("enabled=\nactive=")).unwrap() else {
+        let Verdict::Change(c) = judge(
+            &spec(),
+            &section("load=loaded\nenabled=disabled\nactive=failed"),
+        )
+        .unwrap() else {
             panic!("expected a change")
         };
-        assert_eq!(c.reason, "containerd is not found; containerd is not found");
+        assert_eq!(c.reason, "containerd is disabled; containerd is failed");
         assert_eq!(c.apply.render(), "k8sup_apply_service containerd 1 start");
-        assert_eq!(
-            c.command.as_deref(),
-            Some("systemctl daemon-reload && systemctl enable containerd && systemctl start containerd")
-        );
+    }
+
+    /// What systemctl shows for a unit it has no file of (`LoadState=not-found`,
+    /// `ActiveState=inactive`, an empty `UnitFileState`), or nothing at all, is one reason.
+    #[test]
+    fn a_missing_unit_is_said_once() {
+        for (probed, reason) in [
+            (
+                "load=not-found\nenabled=\nactive=inactive",
+                "containerd has no unit file",
+            ),
+            (
+                "load=\nenabled=\nactive=",
+                "systemctl shows nothing of containerd",
+            ),
+        ] {
+            let Verdict::Change(c) = judge(&spec(), &section(probed)).unwrap() else {
+                panic!("expected a change")
+            };
+            assert_eq!(c.reason, reason);
+            assert_eq!(c.apply.render(), "k8sup_apply_service containerd 1 start");
+            assert_eq!(
+                c.command.as_deref(),
+                Some("systemctl daemon-reload && systemctl enable containerd && systemctl start containerd")
+            );
+        }
+        // Nothing to stop or disable in a unit that is not there.
+        let stopped = ServiceSpec {
+            enabled: Some(false),
+            state: Some(ServiceState::Stopped),
+            ..spec()
+        };
+        assert!(matches!(
+            judge(
+                &stopped,
+                &section("load=not-found\nenabled=\nactive=inactive")
+            )
+            .unwrap(),
+            Verdict::Ok { .. }
+        ));
     }
 }
