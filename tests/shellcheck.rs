@@ -32,7 +32,11 @@ fn every_shell_file_passes_shellcheck_as_sh() {
     let mut files = Vec::new();
     shell_files(&root.join("crates"), &mut files);
     files.sort();
-    for expected in ["crates/facts/src/gather.sh", "crates/ops/src/reset.sh"] {
+    for expected in [
+        "crates/engine/src/prelude.sh",
+        "crates/facts/src/gather.sh",
+        "crates/ops/src/reset.sh",
+    ] {
         assert!(
             files.contains(&root.join(expected)),
             "{expected}: {files:?}"

@@ -1250,16 +1250,17 @@ impl<'s> HostRunner<'s, '_> {
             });
             let write = ledger.batch_write(&pending);
             script = script
-                .if_going()
-                .apply_section(
-                    &format!("a{i}"),
-                    change.apply.clone(),
-                    change.stdin.as_ref().map(Vec::len),
-                )
-                .state_section(&format!("s{i}"), path_arg.clone(), &write)
-                .map_err(state_error)?
-                .stop_unless_applied(path_arg.clone())
-                .end_if_going();
+                .while_going(|script| {
+                    Ok(script
+                        .apply_section(
+                            &format!("a{i}"),
+                            change.apply.clone(),
+                            change.stdin.as_ref().map(Vec::len),
+                        )
+                        .state_section(&format!("s{i}"), path_arg.clone(), &write)?
+                        .stop_unless_applied(path_arg.clone()))
+                })
+                .map_err(state_error)?;
             if let Some(bytes) = &change.stdin {
                 stdin.extend_from_slice(bytes);
             }
