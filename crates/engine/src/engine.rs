@@ -29,6 +29,7 @@ use k8sup_ssh::{CommandOutput, RunOptions, Transport};
 use minijinja::Environment;
 use tokio::sync::{watch, OnceCell, Semaphore};
 
+use crate::encoding::{decode_b64, sha256_hex};
 use crate::error::{EngineError, TaskError};
 use crate::event::{EngineEvent, EventSink, TaskOutcome};
 use crate::host::HostSpec;
@@ -38,7 +39,7 @@ use crate::playbook::{Action, HostSelector, Playbook};
 use crate::program::{self, Selection, Step};
 use crate::redact::Redactor;
 use crate::report::{HostOutcome, HostReport, RunReport, TaskReport};
-use crate::script::{arg, decode_b64, guard_digest, FramedScript, Section};
+use crate::script::{arg, guard_digest, FramedScript, Section};
 use crate::state::{PendingEntry, StateLedger, DEFAULT_STATE_PATH};
 use crate::template::{self, TemplateSet};
 
@@ -198,15 +199,12 @@ impl Engine {
                 let Action::Fetch(fetch) = &task.action else {
                     continue;
                 };
-                let producer = hosts
-                    .iter()
-                    .filter(|h| h.selected_by(&play.hosts))
-                    .find(|h| {
-                        let context = minijinja::Value::from_serialize(program::host_context(h));
-                        task.when.iter().all(|expr| {
-                            template::evaluate(&self.env, expr, &context).unwrap_or(false)
-                        })
-                    });
+                let producer = hosts.iter().filter(|h| play.hosts.selects(h)).find(|h| {
+                    let context = minijinja::Value::from_serialize(program::host_context(h));
+                    task.when
+                        .iter()
+                        .all(|expr| template::evaluate(&self.env, expr, &context).unwrap_or(false))
+                });
                 if let Some(host) = producer {
                     producers.insert(fetch.provides.clone(), (host.name.clone(), task.id.clone()));
                 }
@@ -396,7 +394,7 @@ fn judge_sections(
         let Selection::Run { rendered, .. } = &steps[*i].selection else {
             continue;
         };
-        let digest = kinds::sha256_hex(format!("{}\n{}", section.status, section.body).as_bytes());
+        let digest = sha256_hex(format!("{}\n{}", section.status, section.body).as_bytes());
         judged.insert(
             *i,
             Judgement {

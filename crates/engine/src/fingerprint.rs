@@ -29,7 +29,7 @@ pub const PREFIX: &str = "v2:";
 pub fn fingerprint(task_id: &str, rendered: &Action) -> String {
     format!(
         "{PREFIX}{}",
-        crate::kinds::sha256_hex(canonical(task_id, rendered).as_bytes())
+        crate::encoding::sha256_hex(canonical(task_id, rendered).as_bytes())
     )
 }
 
@@ -189,7 +189,7 @@ pub(crate) fn legacy_v1(task_id: &str, rendered: &Action) -> String {
         rendered.kind(),
         legacy_v1_text(rendered)
     );
-    crate::kinds::sha256_hex(text.as_bytes())
+    crate::encoding::sha256_hex(text.as_bytes())
 }
 
 /// The text version 1 hashed: what `format!("{rendered:?}")` printed with the types

@@ -20,9 +20,11 @@
 //! - `kinds`: each task kind's probe, judgement and apply;
 //! - [`state`]: the ledger on the host; [`fingerprint`]: what it records of each task;
 //! - `engine`: planning, the per-host runners and the value board between hosts;
-//! - [`plan`], [`report`], [`event`]: what comes out; [`redact`]: secrets kept out of it.
+//! - [`plan`], [`report`], [`event`]: what comes out; [`redact`]: secrets kept out of it;
+//! - `encoding`: sha256, base64 and nonces, a leaf every other module may use.
 
 pub mod diff;
+mod encoding;
 mod engine;
 pub mod error;
 pub mod event;
@@ -54,3 +56,6 @@ pub use template::TemplateSet;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod layering;

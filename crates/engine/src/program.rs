@@ -117,7 +117,7 @@ pub(crate) fn build<'p>(
     let base_value = Value::from_serialize(&base);
     let mut steps = Vec::new();
     for play in &playbook.plays {
-        if !host.selected_by(&play.hosts) {
+        if !play.hosts.selects(host) {
             continue;
         }
         let tasks = play.tasks.iter().map(|t| (t, false));

@@ -20,31 +20,12 @@
 //! asked for, with matching names.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hasher};
 
 use k8sup_shell::{Script, ShellArg};
 
 /// Shell functions used by probes and applies. Probes (`k8sup_probe_*`,
 /// `k8sup_read_state`) only read: no temp file, no lock, no write.
 pub(crate) const PRELUDE: &str = include_str!("prelude.sh");
-
-/// A fresh nonce of 128 random bits, as 32 hex digits.
-pub(crate) fn nonce() -> String {
-    // RandomState is seeded from the OS's randomness per instance.
-    let mut out = String::new();
-    for salt in 0..2u64 {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(salt);
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        out.push_str(&format!("{:016x}", hasher.finish()));
-    }
-    out
-}
 
 /// Makes a [`ShellArg`] of text known to hold no NUL (checked by the caller, or
 /// built here from digits and names).
@@ -61,7 +42,7 @@ pub(crate) struct FramedScript {
 
 impl FramedScript {
     pub fn new() -> FramedScript {
-        FramedScript::with_nonce(nonce())
+        FramedScript::with_nonce(crate::encoding::nonce())
     }
 
     /// A script whose sections are framed with `nonce` (hex digits; tests fix it).
@@ -383,68 +364,14 @@ pub(crate) fn guard_digest(section: &Section) -> String {
     if text.len() <= 1024 && !text.contains('\0') {
         format!("t:{text}")
     } else {
-        format!("d:{}", crate::kinds::sha256_hex(text.as_bytes()))
+        format!("d:{}", crate::encoding::sha256_hex(text.as_bytes()))
     }
-}
-
-/// Decodes a base64 field written by `k8sup_b64`.
-pub(crate) fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut table = [255u8; 256];
-    for (i, c) in ALPHABET.iter().enumerate() {
-        table[*c as usize] = i as u8;
-    }
-    let clean: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let trimmed: Vec<u8> = clean.iter().copied().take_while(|b| *b != b'=').collect();
-    if clean.len() % 4 != 0 && !clean.is_empty() {
-        return Err("base64 text of a length that is not a multiple of 4".into());
-    }
-    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
-    let mut buffer = 0u32;
-    let mut bits = 0;
-    for b in trimmed {
-        let v = table[b as usize];
-        if v == 255 {
-            return Err(format!("not base64: byte {b:#x}"));
-        }
-        buffer = (buffer << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
-}
-
-/// Encodes bytes as base64.
-#[cfg(test)]
-pub(crate) fn encode_b64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk.len();
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= n {
-                out.push(ALPHABET[((v >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoding::decode_b64;
 
     /// A batch as the engine builds one (a guard, an apply with its ledger write, the
     /// re-probe), with a fixed nonce: what the host is sent after the prelude, one
@@ -528,22 +455,6 @@ mod tests {
         let out_of_frame = "hello\nREAL begin 0\n\nREAL end 0 0\n";
         assert!(f.parse(out_of_frame).is_err());
         assert!(f.parse("REAL begin 0\npartial").is_err());
-    }
-
-    #[test]
-    fn base64_round_trips() {
-        for data in [
-            &b""[..],
-            b"a",
-            b"ab",
-            b"abc",
-            b"abcd",
-            b"\x00\xff\x10 line\n",
-        ] {
-            assert_eq!(decode_b64(&encode_b64(data)).unwrap(), data);
-        }
-        assert_eq!(encode_b64(b"hello"), "aGVsbG8=");
-        assert!(decode_b64("a$==").is_err());
     }
 
     #[test]
