@@ -232,14 +232,10 @@ k8sup_write() {
   k8sup_wr_r=$?; rm -f -- "$k8sup_wr_t"; return $k8sup_wr_r
 }
 # systemd reloads its units once per script, and again only after something else
-# was written, installed or run.
-k8sup_apply_service() {
-  if [ -z "$k8sup_reloaded" ]; then systemctl daemon-reload || return; k8sup_reloaded=1; fi
-  case $2$3 in
-    1start) systemctl enable --now "$1" || return; return 0;;
-  esac
-  case $2 in 1) systemctl enable "$1" || return;; 0) systemctl disable "$1" || return;; esac
-  case $3 in -) ;; *) systemctl "$3" "$1" || return;; esac
+# was written, installed or run (which empties k8sup_reloaded).
+k8sup_reload_units() {
+  [ -z "$k8sup_reloaded" ] || return 0
+  systemctl daemon-reload && k8sup_reloaded=1
 }
 k8sup_apply_module() {
   modprobe "$1" || return

@@ -503,7 +503,7 @@ fn lab_with_secret_run(lab: &Lab, engine: &Engine) -> RunReport {
 fn handlers_owed_by_an_interrupted_run_still_run() {
     let lab = lab(&["m1"]);
     // The app config changes, then the service start fails: the handler is owed.
-    lab.transports["m1"].fail_calls_containing("k8sup_apply_service app");
+    lab.transports["m1"].fail_calls_containing("systemctl enable --now app");
     let engine = lab.engine(1);
     let rt = runtime();
     let first = rt

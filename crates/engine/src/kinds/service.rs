@@ -63,37 +63,52 @@ pub(super) fn judge(spec: &ServiceSpec, section: &Section) -> Result<Verdict, St
     Ok(Verdict::Change(change(&want, reasons.join("; "))?))
 }
 
-/// The apply that brings the unit to `spec` (fields left `None` are not touched).
+/// What an apply runs before its systemctl commands: systemd reloads its units once
+/// per script, and again only after something else was written, installed or run.
+const RELOAD_UNITS: &str = "k8sup_reload_units";
+
+/// The apply that brings the unit to `spec` (fields left `None` are not touched):
+/// the systemctl commands the plan shows, after the reload of the units.
 pub(super) fn change(spec: &ServiceSpec, reason: String) -> Result<Change, String> {
     check_word("service", &spec.service)?;
-    let enable = match spec.enabled {
-        Some(true) => "1",
-        Some(false) => "0",
-        None => "-",
-    };
-    let action = match spec.state {
-        Some(ServiceState::Started) => "start",
-        Some(ServiceState::Stopped) => "stop",
-        Some(ServiceState::Restarted) => "restart",
-        None => "-",
-    };
-    let mut words = vec!["systemctl daemon-reload".to_string()];
-    match spec.enabled {
-        Some(true) => words.push(format!("systemctl enable {}", spec.service)),
-        Some(false) => words.push(format!("systemctl disable {}", spec.service)),
-        None => {}
+    let unit = || arg(spec.service.clone());
+    let mut commands: Vec<Script> = Vec::new();
+    match (spec.enabled, spec.state) {
+        (Some(true), Some(ServiceState::Started)) => {
+            commands.push(Script::new("systemctl enable --now").arg(unit()?))
+        }
+        (enabled, state) => {
+            match enabled {
+                Some(true) => commands.push(Script::new("systemctl enable").arg(unit()?)),
+                Some(false) => commands.push(Script::new("systemctl disable").arg(unit()?)),
+                None => {}
+            }
+            let action = match state {
+                Some(ServiceState::Started) => Some("systemctl start"),
+                Some(ServiceState::Stopped) => Some("systemctl stop"),
+                Some(ServiceState::Restarted) => Some("systemctl restart"),
+                None => None,
+            };
+            if let Some(action) = action {
+                commands.push(Script::new(action).arg(unit()?));
+            }
+        }
     }
-    if action != "-" {
-        words.push(format!("systemctl {action} {}", spec.service));
+    let mut apply = Script::new(RELOAD_UNITS);
+    let mut shown: Option<Script> = None;
+    for command in commands {
+        apply = apply.then("&&", command.clone());
+        shown = Some(match shown {
+            None => command,
+            Some(shown) => shown.then("&&", command),
+        });
     }
+    let command = shown.ok_or("a service task that changes nothing")?;
     Ok(Change {
         reason,
         diff: None,
-        command: Some(words.join(" && ")),
-        apply: Script::new("k8sup_apply_service")
-            .arg(arg(spec.service.clone())?)
-            .arg(arg(enable)?)
-            .arg(arg(action)?),
+        command: Some(command.render()),
+        apply,
         stdin: None,
     })
 }
@@ -141,7 +156,11 @@ mod tests {
             panic!("expected a change")
         };
         assert_eq!(c.reason, "containerd is inactive");
-        assert_eq!(c.apply.render(), "k8sup_apply_service containerd - start");
+        assert_eq!(c.command.as_deref(), Some("systemctl start containerd"));
+        assert_eq!(
+            c.apply.render(),
+            format!("{RELOAD_UNITS} && systemctl start containerd")
+        );
         let Verdict::Change(c) = judge(
             &spec(),
             &section("load=loaded\nenabled=disabled\nactive=failed"),
@@ -150,7 +169,31 @@ mod tests {
             panic!("expected a change")
         };
         assert_eq!(c.reason, "containerd is disabled; containerd is failed");
-        assert_eq!(c.apply.render(), "k8sup_apply_service containerd 1 start");
+        assert_eq!(
+            c.command.as_deref(),
+            Some("systemctl enable --now containerd")
+        );
+        // The apply runs the very commands the plan shows.
+        assert_eq!(
+            c.apply.render(),
+            format!("{RELOAD_UNITS} && systemctl enable --now containerd")
+        );
+        let stop = ServiceSpec {
+            enabled: Some(false),
+            state: Some(ServiceState::Stopped),
+            ..spec()
+        };
+        let Verdict::Change(c) = judge(
+            &stop,
+            &section("load=loaded\nenabled=enabled\nactive=active"),
+        )
+        .unwrap() else {
+            panic!("expected a change")
+        };
+        assert_eq!(
+            c.apply.render(),
+            format!("{RELOAD_UNITS} && systemctl disable containerd && systemctl stop containerd")
+        );
     }
 
     /// What systemctl shows for a unit it has no file of (`LoadState=not-found`,
@@ -171,10 +214,9 @@ mod tests {
                 panic!("expected a change")
             };
             assert_eq!(c.reason, reason);
-            assert_eq!(c.apply.render(), "k8sup_apply_service containerd 1 start");
             assert_eq!(
                 c.command.as_deref(),
-                Some("systemctl daemon-reload && systemctl enable containerd && systemctl start containerd")
+                Some("systemctl enable --now containerd")
             );
         }
         // Nothing to stop or disable in a unit that is not there.
