@@ -163,3 +163,23 @@ fn completions_are_generated_for_each_shell() {
         );
     }
 }
+
+#[test]
+fn the_seed_style_docker_inventory_names_its_pinned_runtime() {
+    let out = k8sup(&[
+        "validate",
+        "-i",
+        "inventories/arm64-docker-flannel.toml",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let derived = &doc["derived"];
+    assert_eq!(derived["cri_dockerd_version"], "0.3.15");
+    assert_eq!(derived["containerd_version"], "1.7.23");
+    assert_eq!(derived["docker_version"], "27.3.1");
+}

@@ -93,6 +93,11 @@ pub struct ConvergeArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
 
+    /// Only these hosts change (comma-separated names); the first master, when
+    /// not named, is only read: the values joins need are fetched from it
+    #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
+    pub limit: Vec<String>,
+
     /// Use this playbook instead of the one built into k8sup
     #[arg(long, value_name = "FILE")]
     pub playbook: Option<PathBuf>,

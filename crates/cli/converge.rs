@@ -19,6 +19,18 @@ use crate::{exit, hosts, table};
 struct Setup {
     engine: Engine,
     prepared: Prepared,
+    /// Hosts only read in this run (`--limit` left them out).
+    read_only: std::collections::BTreeSet<String>,
+}
+
+impl Setup {
+    /// A line per read-only host, saying what happens to it.
+    fn read_only_note(&self) -> String {
+        self.read_only
+            .iter()
+            .map(|h| format!("{h}: only read (--limit): nothing on it changes; values joins need are fetched from it\n"))
+            .collect()
+    }
 }
 
 pub fn plan(args: &PlanArgs, output: &OutputArgs) -> u8 {
@@ -46,6 +58,7 @@ async fn plan_async(args: &PlanArgs, output: &OutputArgs) -> u8 {
     if output.json {
         print!("{}", plan.to_json());
     } else {
+        print!("{}", setup.read_only_note());
         print!("{}", render_plan(&plan, args.common.verbose, color(output)));
         if let Some(path) = &args.out {
             println!(
@@ -72,6 +85,7 @@ pub fn apply(args: &ApplyArgs, output: &OutputArgs) -> u8 {
                 inventory: crate::args::InventoryArg {
                     inventory: args.common.inventory.inventory.clone(),
                 },
+                limit: args.common.limit.clone(),
                 playbook: args.common.playbook.clone(),
                 templates: args.common.templates.clone(),
                 parallel: args.common.parallel,
@@ -102,7 +116,17 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
     let Some(setup) = setup(&args.common).await else {
         return exit::ERROR;
     };
-    let progress = Progress::new(output, &setup.prepared.hosts, args.common.verbose);
+    let changing: Vec<_> = setup
+        .prepared
+        .hosts
+        .iter()
+        .filter(|h| !setup.read_only.contains(&h.name))
+        .cloned()
+        .collect();
+    if !output.json {
+        print!("{}", setup.read_only_note());
+    }
+    let progress = Progress::new(output, &changing, args.common.verbose);
     let result = setup
         .engine
         .apply(&setup.prepared.hosts, saved.as_ref(), progress.sink())
@@ -187,12 +211,28 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
             return None;
         }
     }
+    let mut selected = match hosts::limited(&inventory, &args.limit) {
+        Ok(hosts) => hosts,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    // The hosts left out are not touched; the first master, which provides what
+    // joins need (join credentials, the certificate key), is read.
+    let mut read_only = std::collections::BTreeSet::new();
+    let first_master = inventory.first_master();
+    if !selected.iter().any(|h| h.name == first_master.name) {
+        read_only.insert(first_master.name.clone());
+        selected.push(first_master);
+    }
     let options = EngineOptions {
         parallelism: args
             .parallel
             .map(|n| n as usize)
             .unwrap_or(inventory.parallelism),
         history_dir: Some(history_dir(&inventory.cluster.name)),
+        read_only: read_only.clone(),
         ..EngineOptions::default()
     };
     let engine = Engine::new(playbook, &templates, options);
@@ -208,7 +248,6 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
         events: EventSink::new(hosts::print_event),
         parallel: args.parallel.map(|n| n as usize),
     };
-    let selected: Vec<_> = inventory.hosts.iter().collect();
     let prepared = prepare(&inventory, &selected, &connect).await;
     if !prepared.blocking.is_empty() {
         let width = prepared
@@ -228,7 +267,11 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
         eprintln!("error: nothing was changed on any host: fix the problems above first");
         return None;
     }
-    Some(Setup { engine, prepared })
+    Some(Setup {
+        engine,
+        prepared,
+        read_only,
+    })
 }
 
 fn load_playbook(args: &ConvergeArgs) -> Option<Playbook> {

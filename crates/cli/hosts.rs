@@ -23,11 +23,16 @@ pub fn load(args: &HostsArgs) -> Option<Inventory> {
 /// The hosts `--limit` names (all without it), in inventory order; an unknown
 /// name is an error that names it.
 pub fn selected<'a>(inv: &'a Inventory, args: &HostsArgs) -> Result<Vec<&'a Host>, String> {
-    if args.limit.is_empty() {
+    limited(inv, &args.limit)
+}
+
+/// The hosts `limit` names (all when it is empty), in inventory order; an
+/// unknown name is an error that names it.
+pub fn limited<'a>(inv: &'a Inventory, limit: &[String]) -> Result<Vec<&'a Host>, String> {
+    if limit.is_empty() {
         return Ok(inv.hosts.iter().collect());
     }
-    let unknown: Vec<&str> = args
-        .limit
+    let unknown: Vec<&str> = limit
         .iter()
         .map(String::as_str)
         .filter(|n| inv.host(n).is_none())
@@ -41,7 +46,7 @@ pub fn selected<'a>(inv: &'a Inventory, args: &HostsArgs) -> Result<Vec<&'a Host
     Ok(inv
         .hosts
         .iter()
-        .filter(|h| args.limit.contains(&h.name))
+        .filter(|h| limit.contains(&h.name))
         .collect())
 }
 

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use k8sup_inventory::{Arch, Inventory, InventoryError};
+use k8sup_kube::pins;
 use serde_json::json;
 
 use crate::args::{InventoryArg, OutputArgs};
@@ -51,7 +52,19 @@ pub fn summary_text(inv: &Inventory) -> String {
     let mut runtime = format!("{}, cgroup driver {}", c.runtime, c.cgroup_driver);
     if inv.needs_cri_dockerd() {
         runtime.push_str(", with cri-dockerd");
+        if inv.packages.cri_dockerd.is_none()
+            && inv.packages.source == k8sup_inventory::PackageSource::Repo
+        {
+            let pinned = pins::for_version(c.kubernetes_version);
+            let _ = write!(runtime, " {} (pinned, sha256 checked)", pinned.cri_dockerd);
+        }
     }
+    let versions = pins::versions(inv);
+    let _ = write!(runtime, "; containerd.io {}", versions.containerd_io);
+    if c.runtime == k8sup_inventory::Runtime::Docker {
+        let _ = write!(runtime, ", docker-ce {}", versions.docker_ce);
+    }
+    runtime.push_str(" (held)");
     let _ = writeln!(out, "runtime     {runtime}");
     let _ = writeln!(out, "cni         {}", c.cni);
     let _ = writeln!(
@@ -175,6 +188,15 @@ fn summary_json(inv: &Inventory) -> serde_json::Value {
             "pause_image": inv.pause_image(),
             "kubeadm_api": c.kubernetes_version.kubeadm_api(),
             "needs_cri_dockerd": inv.needs_cri_dockerd(),
+            // Pinned per Kubernetes minor unless the inventory names its own
+            // (CentOS/RHEL 7 hosts get containerd.io 1.6 and docker-ce 26.1).
+            "containerd_version": pins::versions(inv).containerd_io,
+            "docker_version": (c.runtime == k8sup_inventory::Runtime::Docker)
+                .then(|| pins::versions(inv).docker_ce),
+            "cri_dockerd_version": (inv.needs_cri_dockerd()
+                && inv.packages.cri_dockerd.is_none()
+                && inv.packages.source == k8sup_inventory::PackageSource::Repo)
+                .then(|| pins::for_version(c.kubernetes_version).cri_dockerd),
         },
         "hosts": inv.hosts.iter().map(|h| json!({
             "name": h.name,

@@ -14,7 +14,10 @@
 //!    `needs` a value, a fetch, a step that cannot be judged, and the size of the script;
 //! 4. a command that `needs` a value waits (without holding a parallelism slot) until
 //!    the producing host has reached its fetch task; the fetch then runs once, on the
-//!    producer, only because someone needs it.
+//!    producer, only because someone needs it;
+//! 5. a read-only host ([`EngineOptions::read_only`], what `--limit` leaves out) is
+//!    only probed: nothing is applied nor written to its ledger, and it provides its
+//!    values only if every task before their fetch is settled on it.
 //!
 //! A no-op apply of a host is therefore one round trip, and a converge without
 //! barriers two.
@@ -141,6 +144,10 @@ pub struct EngineOptions {
     pub state_path: String,
     /// Where to keep one JSON report per apply; `None` keeps no history.
     pub history_dir: Option<PathBuf>,
+    /// Hosts that are only read (`--limit` leaves them out): never planned nor
+    /// changed, but probed, and asked for the values they provide (join
+    /// credentials) when a changing host needs them and they are settled.
+    pub read_only: BTreeSet<String>,
 }
 
 impl Default for EngineOptions {
@@ -149,6 +156,7 @@ impl Default for EngineOptions {
             parallelism: 10,
             state_path: DEFAULT_STATE_PATH.to_string(),
             history_dir: None,
+            read_only: BTreeSet::new(),
         }
     }
 }
@@ -178,6 +186,12 @@ impl Engine {
 
     pub fn playbook(&self) -> &Playbook {
         &self.playbook
+    }
+
+    /// The hosts this run may change: all but the read-only ones.
+    fn changing<'a>(&'a self, hosts: &'a [HostSpec]) -> impl Iterator<Item = &'a HostSpec> + 'a {
+        let read_only = &self.options.read_only;
+        hosts.iter().filter(move |h| !read_only.contains(&h.name))
     }
 
     /// Checks that named selectors name hosts, and finds each value's producer: the
@@ -221,7 +235,7 @@ impl Engine {
             .map(|(k, (h, _))| (k.clone(), h.clone()))
             .collect();
         let semaphore = Semaphore::new(self.options.parallelism.max(1));
-        let futures = hosts.iter().map(|host| {
+        let futures = self.changing(hosts).map(|host| {
             let semaphore = &semaphore;
             let producer_names = &producer_names;
             async move {
@@ -270,7 +284,7 @@ impl Engine {
         let started = Instant::now();
         if let Some(plan) = plan {
             let planned: Vec<String> = plan.hosts.iter().map(|h| h.host.clone()).collect();
-            let now: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+            let now: Vec<String> = self.changing(hosts).map(|h| h.name.clone()).collect();
             if planned != now {
                 return Err(EngineError::PlanHostsDiffer { planned, now });
             }
@@ -303,12 +317,20 @@ impl Engine {
                 .map(|h| (h.name.clone(), h.transport.clone()))
                 .collect(),
         };
-        let futures = hosts.iter().map(|host| {
+        let futures = self.changing(hosts).map(|host| {
             let shared = &shared;
             let planned = plan.and_then(|p| p.host(&host.name));
             async move { shared.run_host(host, planned).await }
         });
-        let reports = futures::future::join_all(futures).await;
+        let readers = hosts
+            .iter()
+            .filter(|h| self.options.read_only.contains(&h.name))
+            .map(|host| shared.read_host(host));
+        let (reports, _) = futures::future::join(
+            futures::future::join_all(futures),
+            futures::future::join_all(readers),
+        )
+        .await;
         let report = RunReport {
             started_at,
             duration_ms: millis(started.elapsed()),
@@ -606,6 +628,11 @@ enum SlotState {
         host: String,
         task: String,
     },
+    /// The producer is read-only in this run and cannot provide it: why.
+    Unavailable {
+        host: String,
+        reason: String,
+    },
 }
 
 /// What all host runners of one apply share.
@@ -630,7 +657,10 @@ struct Stop {
 
 impl Stop {
     fn from(task: &str, error: TaskError) -> Stop {
-        let dependency = matches!(error, TaskError::DependencyFailed { .. });
+        let dependency = matches!(
+            error,
+            TaskError::DependencyFailed { .. } | TaskError::ReadOnlyProducer { .. }
+        );
         Stop {
             task: task.to_string(),
             command: None,
@@ -720,6 +750,80 @@ impl Shared<'_> {
         report
     }
 
+    /// A read-only host: probed (one round trip, nothing written), and each value it
+    /// provides made available when every task before its fetch is settled on it,
+    /// so that a value is never taken from a host that this run would have had to
+    /// change first. The fetch itself runs when a changing host needs the value.
+    async fn read_host(&self, host: &HostSpec) {
+        let engine = self.engine;
+        let result = async {
+            let steps = program::build(&engine.playbook, &engine.env, host, &self.producers)?;
+            let probed =
+                probe_all(host, &steps, &engine.options.state_path, &engine.redactor).await?;
+            Ok::<_, TaskError>((plan_steps(&steps, &probed, &engine.redactor), steps))
+        }
+        .await;
+        let unavailable = |reason: String| SlotState::Unavailable {
+            host: host.name.clone(),
+            reason,
+        };
+        let mine = || {
+            self.board
+                .slots
+                .values()
+                .filter(|slot| slot.producer_host == host.name)
+        };
+        let (planned, steps) = match result {
+            Ok(found) => found,
+            Err(e) => {
+                let reason = format!(
+                    "it could not be probed: {}",
+                    engine.redactor.redact(&e.to_string())
+                );
+                for slot in mine() {
+                    slot.state.send_replace(unavailable(reason.clone()));
+                }
+                return;
+            }
+        };
+        let mut pending: Option<&TaskPlan> = None;
+        for (entry, step) in planned.iter().zip(&steps) {
+            if let Selection::Run {
+                rendered: Action::Fetch(fetch),
+                ..
+            } = &step.selection
+            {
+                let Some(slot) = self.board.slots.get(&fetch.provides) else {
+                    continue;
+                };
+                if slot.producer_host != host.name {
+                    continue;
+                }
+                slot.state.send_replace(match pending {
+                    None => SlotState::Ready {
+                        cmd: fetch.cmd.clone(),
+                        secret: fetch.secret,
+                    },
+                    Some(task) => unavailable(format!(
+                        "its task {:?} would change first ({}): apply without --limit, or include it",
+                        task.name, task.reason
+                    )),
+                });
+            } else if pending.is_none()
+                && matches!(entry.status, TaskStatus::Change | TaskStatus::Drift)
+            {
+                pending = Some(entry);
+            }
+        }
+        for slot in mine() {
+            if matches!(*slot.state.borrow(), SlotState::Pending) {
+                slot.state.send_replace(unavailable(
+                    "it does not reach the task that provides the value".into(),
+                ));
+            }
+        }
+    }
+
     /// Waits for `value` (the permit is given back meanwhile) and fetches it once.
     async fn value<'a>(
         &'a self,
@@ -756,6 +860,9 @@ impl Shared<'_> {
             SlotState::Ready { cmd, secret } => (cmd, secret),
             SlotState::Failed { host, task } => {
                 return Err(TaskError::DependencyFailed { host, task })
+            }
+            SlotState::Unavailable { host, reason } => {
+                return Err(TaskError::ReadOnlyProducer { host, reason })
             }
             SlotState::Pending => {
                 return Err(TaskError::DependencyFailed {

@@ -128,6 +128,10 @@ pub enum TaskError {
     #[error("skipped: depends on {host}/{task} which failed")]
     DependencyFailed { host: String, task: String },
 
+    /// A value's producer is read-only in this run and not ready to provide it.
+    #[error("skipped: {host} is only read in this run (--limit), and {reason}")]
+    ReadOnlyProducer { host: String, reason: String },
+
     #[error("on {host}, {message}")]
     PlanMismatch { host: String, message: String },
 }

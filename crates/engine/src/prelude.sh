@@ -125,6 +125,8 @@ k8sup_probe_apt() {
   done
 }
 k8sup_probe_rpm() {
+  # The installer the apply will run: dnf, or yum where there is no dnf (release 7).
+  if command -v dnf >/dev/null 2>&1; then echo manager=dnf; else echo manager=yum; fi
   for k8sup_rpm_p in "$@"; do
     k8sup_rpm_v=$(rpm -q --qf '%{VERSION}-%{RELEASE}' "$k8sup_rpm_p" 2>/dev/null) || k8sup_rpm_v=
     printf 'installed.%s=%s\n' "$k8sup_rpm_p" "$k8sup_rpm_v"

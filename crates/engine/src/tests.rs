@@ -107,6 +107,11 @@ fn lab(names: &[&str]) -> Lab {
 
 impl Lab {
     fn engine(&self, parallelism: usize) -> Engine {
+        self.engine_reading(parallelism, &[])
+    }
+
+    /// [`Lab::engine`] for a run in which `read_only` hosts are only read.
+    fn engine_reading(&self, parallelism: usize, read_only: &[&str]) -> Engine {
         let text =
             std::fs::read_to_string(repo().join("playbooks/test/cluster.toml")).expect("playbook");
         let playbook = Playbook::parse("playbooks/test/cluster.toml", &text).expect("parses");
@@ -121,6 +126,7 @@ impl Lab {
                 parallelism,
                 state_path: STATE.into(),
                 history_dir: Some(self.history.clone()),
+                read_only: read_only.iter().map(|h| h.to_string()).collect(),
             },
         )
     }
@@ -405,6 +411,66 @@ fn a_failed_master_stops_its_dependents_but_not_the_others() {
 }
 
 #[test]
+fn a_read_only_master_is_never_changed_but_provides_its_values_once_settled() {
+    let lab = lab(&["m1", "n1", "n2"]);
+    let rt = runtime();
+    let (m1, n1, n2) = (&lab.hosts[0], &lab.hosts[1], &lab.hosts[2]);
+
+    // A master that was never applied would have to change before its fetch: the
+    // node is skipped with the reason, and nothing is written on the master.
+    let before = lab.snapshot();
+    let engine = lab.engine_reading(2, &["m1"]);
+    let hosts = vec![m1.clone(), n1.clone()];
+    let plan = rt.block_on(engine.plan(&hosts)).expect("plan");
+    assert_eq!(
+        plan.hosts
+            .iter()
+            .map(|h| h.host.as_str())
+            .collect::<Vec<_>>(),
+        ["n1"],
+        "a read-only host is not planned"
+    );
+    let report = rt
+        .block_on(engine.apply(&hosts, None, lab.sink()))
+        .expect("apply");
+    assert_eq!(report.hosts.len(), 1, "{}", report.to_json());
+    assert_eq!(report.hosts[0].outcome, HostOutcome::Skipped);
+    let error = report.hosts[0].error.as_deref().expect("error");
+    assert!(
+        error.starts_with("skipped: m1 is only read in this run (--limit), and its task \"app config\" would change first"),
+        "{error}"
+    );
+    let after = lab.snapshot();
+    let m1_files = |snap: &BTreeMap<PathBuf, Vec<u8>>| {
+        snap.iter()
+            .filter(|(p, _)| p.starts_with(lab.root("m1")))
+            .map(|(p, c)| (p.clone(), c.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(m1_files(&before), m1_files(&after));
+
+    // With the master and n1 applied, n2 is added with m1 read-only: n2 joins with
+    // the value fetched from m1, and m1's files and ledger are untouched.
+    let full = lab.engine(2);
+    let first = rt
+        .block_on(full.apply(&[m1.clone(), n1.clone()], None, lab.sink()))
+        .expect("apply");
+    assert!(first.success(), "{}", first.to_json());
+    let before = m1_files(&lab.snapshot());
+    let report = rt
+        .block_on(engine.apply(&[m1.clone(), n2.clone()], None, lab.sink()))
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
+    assert_eq!(report.hosts.len(), 1);
+    assert_eq!(report.hosts[0].host, "n2");
+    assert_eq!(
+        std::fs::read_to_string(lab.root("n2").join("joined")).expect("joined"),
+        format!("{SECRET_JOIN}\n")
+    );
+    assert_eq!(before, m1_files(&lab.snapshot()), "m1 was changed");
+}
+
+#[test]
 fn a_waiting_host_gives_its_slot_back() {
     // The node comes first and parallelism is 1: it must not hold the only slot while
     // it waits for the master's join command.
@@ -630,6 +696,7 @@ hold = true
         parallelism: 1,
         state_path: STATE.into(),
         history_dir: None,
+        ..EngineOptions::default()
     };
     let engine = Engine::new(playbook, &TemplateSet::new(), options);
     let rt = runtime();
@@ -695,6 +762,7 @@ mode = "0755"
         parallelism: 2,
         state_path: STATE.into(),
         history_dir: None,
+        ..EngineOptions::default()
     };
     let engine = Engine::new(playbook, &TemplateSet::new(), options);
     let rt = runtime();
@@ -751,6 +819,7 @@ fn engine_for(text: &str) -> Engine {
         parallelism: 1,
         state_path: STATE.into(),
         history_dir: None,
+        ..EngineOptions::default()
     };
     Engine::new(playbook, &TemplateSet::new(), options)
 }

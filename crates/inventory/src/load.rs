@@ -182,6 +182,10 @@ const PACKAGES_KEYS: &[&str] = &[
     "kubernetes_repo",
     "docker_repo",
     "cri_dockerd",
+    "cri_dockerd_sha256",
+    "containerd_version",
+    "docker_version",
+    "files_mirror",
     "binary_dir",
 ];
 const SSH_KEYS: &[&str] = &[
@@ -261,7 +265,7 @@ impl Loader<'_> {
         self.cross_checks(&cluster, &packages, &hosts, cluster_table.as_ref());
         let _ = defaults;
         Some(Inventory {
-            cluster: cluster.0,
+            cluster,
             packages,
             images,
             hosts: hosts.into_iter().map(|h| h.host).collect(),
@@ -271,12 +275,8 @@ impl Loader<'_> {
 
     // ----- [cluster] -----
 
-    /// Reads [cluster]; returns it with the span of `runtime` for later checks.
-    fn cluster_fields(
-        &mut self,
-        t: &Table<'_, '_>,
-        hosts: &[ReadHost],
-    ) -> Option<(Cluster, Option<Range<usize>>)> {
+    /// Reads [cluster].
+    fn cluster_fields(&mut self, t: &Table<'_, '_>, hosts: &[ReadHost]) -> Option<Cluster> {
         let name = self.r.required_str(t, "name").and_then(|n| {
             self.check(&n, syntax::rfc1123_label, "the cluster name")
                 .then_some(n.value)
@@ -305,7 +305,6 @@ impl Loader<'_> {
                 }
             }
         });
-        let runtime_at = t.get("runtime").map(|v| v.span());
         let runtime = self.keyword(t, "runtime", "runtime", Runtime::from_name, Runtime::NAMES);
         let cgroup_driver = self.keyword(
             t,
@@ -371,7 +370,7 @@ impl Loader<'_> {
                 "set cni_manifest to the manifest's URL (e.g. https://raw.githubusercontent.com/projectcalico/calico/v3.28.1/manifests/calico.yaml) or a file on this machine",
             );
         }
-        Some((cluster, runtime_at))
+        Some(cluster)
     }
 
     /// A keyword field: `None` when absent, `Some(None)` when refused.
@@ -570,6 +569,10 @@ impl Loader<'_> {
                 kubernetes_repo: None,
                 docker_repo: None,
                 cri_dockerd: None,
+                cri_dockerd_sha256: BTreeMap::new(),
+                containerd_version: None,
+                docker_version: None,
+                files_mirror: None,
                 binary_dir: None,
             });
         };
@@ -585,6 +588,20 @@ impl Loader<'_> {
         let docker_repo = self.optional(&t, "docker_repo", syntax::http_url, "docker_repo");
         let cri_dockerd = self.optional(&t, "cri_dockerd", syntax::printable, "cri_dockerd");
         let binary_dir = self.optional(&t, "binary_dir", syntax::printable, "binary_dir");
+        let cri_dockerd_sha256 = self.per_arch_sha256(&t, "cri_dockerd_sha256");
+        let containerd_version = self.optional(
+            &t,
+            "containerd_version",
+            syntax::release_version,
+            "packages.containerd_version",
+        );
+        let docker_version = self.optional(
+            &t,
+            "docker_version",
+            syntax::release_version,
+            "packages.docker_version",
+        );
+        let files_mirror = self.optional(&t, "files_mirror", syntax::http_url, "files_mirror");
         Some(Packages {
             source: source.unwrap_or(Some(PackageSource::Repo))?,
             kubernetes_repo: kubernetes_repo?,
@@ -597,8 +614,45 @@ impl Loader<'_> {
                     self.ctx.resolve(&c).to_string_lossy().into_owned()
                 }
             }),
+            cri_dockerd_sha256: cri_dockerd_sha256?,
+            containerd_version: containerd_version?,
+            docker_version: docker_version?,
+            files_mirror: files_mirror?.map(|m| m.trim_end_matches('/').to_string()),
             binary_dir: binary_dir?.map(|d| self.ctx.resolve(&d)),
         })
+    }
+
+    /// A sha256 for every architecture (a string) or per architecture (a table
+    /// `{ amd64 = "...", arm64 = "..." }`); empty when absent, `None` when refused.
+    fn per_arch_sha256(&mut self, t: &Table<'_, '_>, key: &str) -> Option<BTreeMap<Arch, String>> {
+        let Some(value) = t.get(key) else {
+            return Some(BTreeMap::new());
+        };
+        let mut out = BTreeMap::new();
+        if let toml::de::DeValue::String(_) = value.get_ref() {
+            let sha = self.r.str(t, key)?;
+            if !self.check(&sha, syntax::sha256_hex, key) {
+                return None;
+            }
+            for arch in Arch::NAMES.iter().filter_map(|n| Arch::from_name(n)) {
+                out.insert(arch, sha.value.to_ascii_lowercase());
+            }
+            return Some(out);
+        }
+        let what = format!("packages.{key}");
+        let table = self.r.table(value, what, Arch::NAMES)?;
+        let mut ok = true;
+        for arch_name in Arch::NAMES {
+            if let Some(sha) = self.r.str(&table, arch_name) {
+                ok &= self.check(&sha, syntax::sha256_hex, key);
+                if let Some(arch) = Arch::from_name(arch_name) {
+                    out.insert(arch, sha.value.to_ascii_lowercase());
+                }
+            } else if table.get(arch_name).is_some() {
+                ok = false;
+            }
+        }
+        ok.then_some(out)
     }
 
     fn images(&mut self, root: &Table<'_, '_>) -> Option<Images> {
@@ -1045,12 +1099,11 @@ impl Loader<'_> {
 
     fn cross_checks(
         &mut self,
-        cluster: &(Cluster, Option<Range<usize>>),
+        cluster: &Cluster,
         packages: &Packages,
         hosts: &[ReadHost],
         cluster_table: Option<&Table<'_, '_>>,
     ) {
-        let (cluster, runtime_span) = cluster;
         let pod_span = cluster_table
             .and_then(|t| t.get("pod_cidr"))
             .map(|v| v.span());
@@ -1097,13 +1150,7 @@ impl Loader<'_> {
             |h| h.internal_span.clone(),
             "internal_address",
         );
-        self.package_source(
-            cluster,
-            packages,
-            hosts,
-            runtime_span.clone(),
-            cluster_table,
-        );
+        self.package_source(cluster, packages, hosts);
     }
 
     fn duplicates(
@@ -1137,29 +1184,13 @@ impl Loader<'_> {
     }
 
     /// Refuses, before any host is touched, what the package source cannot install.
-    fn package_source(
-        &mut self,
-        cluster: &Cluster,
-        packages: &Packages,
-        hosts: &[ReadHost],
-        runtime_span: Option<Range<usize>>,
-        cluster_table: Option<&Table<'_, '_>>,
-    ) {
+    fn package_source(&mut self, cluster: &Cluster, packages: &Packages, hosts: &[ReadHost]) {
         let needs_cri_dockerd =
             cluster.runtime == Runtime::Docker && cluster.kubernetes_version.needs_cri_dockerd();
-        let span = runtime_span.or_else(|| cluster_table.map(|t| t.header_span()));
         match packages.source {
             PackageSource::Repo => {
-                if needs_cri_dockerd && packages.cri_dockerd.is_none() {
-                    self.r.error_help(
-                        format!(
-                            "runtime \"docker\" with Kubernetes {} needs cri-dockerd, and no distribution repository ships it",
-                            cluster.kubernetes_version
-                        ),
-                        span,
-                        "set packages.cri_dockerd to its release archive (a URL or a file on this machine; {arch} is filled in), or use runtime = \"containerd\"",
-                    );
-                }
+                // Without packages.cri_dockerd, k8sup downloads the release it pins
+                // for this Kubernetes minor (k8sup-kube's table) and checks its sha256.
                 if let Some(local) = packages
                     .cri_dockerd
                     .as_deref()

@@ -176,6 +176,17 @@ pub struct Packages {
     /// Where the cri-dockerd release archive comes from (a URL or a controller
     /// path; `{arch}` is replaced). Needed for Docker with Kubernetes >= 1.24.
     pub cri_dockerd: Option<String>,
+    /// The sha256 the cri-dockerd archive must have, per architecture (a single
+    /// value in the inventory applies to every one). Empty: k8sup's table for the
+    /// pinned release; a `cri_dockerd` of the user's own is then not verified.
+    pub cri_dockerd_sha256: BTreeMap<Arch, String>,
+    /// containerd.io's version (`1.7.22`); `None`: k8sup's table per Kubernetes minor.
+    pub containerd_version: Option<String>,
+    /// docker-ce and docker-ce-cli's version (`27.3.1`); `None`: k8sup's table.
+    pub docker_version: Option<String>,
+    /// A files mirror laid out like the upstream hosts (`<mirror>/github.com/...`),
+    /// from which the controller downloads release archives instead.
+    pub files_mirror: Option<String>,
     /// With `source = "binary"`: the controller directory holding `<arch>/kubelet`,
     /// `<arch>/kubeadm`, `<arch>/kubectl`.
     pub binary_dir: Option<PathBuf>,

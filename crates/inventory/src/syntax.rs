@@ -165,6 +165,30 @@ pub fn user_name(text: &str) -> Result<(), String> {
     }
 }
 
+/// A package release version as Docker's repositories name it: `27.3.1`
+/// (digits and dots, three numbers); the packaging release is found by k8sup.
+pub fn release_version(text: &str) -> Result<(), String> {
+    let parts: Vec<&str> = text.split('.').collect();
+    let ok = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 6 && p.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err("is not a release version like 27.3.1 (three numbers)".into())
+    }
+}
+
+/// A sha256 digest: 64 hexadecimal digits.
+pub fn sha256_hex(text: &str) -> Result<(), String> {
+    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err("is not a sha256 (64 hex digits)".into())
+    }
+}
+
 /// An http(s) URL, as repositories and registry mirrors take.
 pub fn http_url(text: &str) -> Result<(), String> {
     let rest = text

@@ -11,7 +11,7 @@
 //! pre-quoted, under keys ending in `_q`, or as whole scripts whose every value
 //! was quoted by `k8sup_shell`.
 
-use k8sup_inventory::{Host, Inventory, PackageSource};
+use k8sup_inventory::{Arch, Host, Inventory, PackageSource};
 use k8sup_shell::ShellArg;
 use serde_json::{json, Value};
 
@@ -20,7 +20,7 @@ use crate::kubeadm::{
 };
 use crate::manifest::{self, ManifestPatch};
 use crate::runtime;
-use crate::KubeError;
+use crate::{pins, KubeError};
 
 /// Where the default playbook writes kubeadm's configuration for `kubeadm init`.
 pub const KUBEADM_INIT_PATH: &str = "/etc/k8sup/kubeadm.yaml";
@@ -70,16 +70,30 @@ pub fn template_context(
         .arch
         .map(|a| a.as_str())
         .or_else(|| facts.get("arch").and_then(Value::as_str));
-    let cri_dockerd = match inventory.packages.cri_dockerd.as_deref() {
-        Some(source) if source.contains("{arch}") && inventory.needs_cri_dockerd() => {
-            let arch = arch.ok_or(KubeError::Facts {
-                host: host.name.clone(),
-                field: "arch",
-            })?;
-            Some(source.replace("{arch}", arch))
-        }
-        other => other.map(str::to_string),
+    let cri_dockerd = if inventory.needs_cri_dockerd() {
+        let missing_arch = || KubeError::Facts {
+            host: host.name.clone(),
+            field: "arch",
+        };
+        let arch = arch
+            .and_then(|a| Arch::from_name(a).or_else(|| Arch::from_uname_machine(a)))
+            .ok_or_else(missing_arch)?;
+        pins::cri_dockerd_source(inventory, arch).map_err(|message| KubeError::Pins {
+            host: host.name.clone(),
+            message,
+        })?
+    } else {
+        None
     };
+    // Docker's apt packages carry an epoch (`5:27.3.1-1~ubuntu.22.04~jammy`) that
+    // apt matches versions with; dnf matches `docker-ce-27.3.1-*` without it.
+    let apt = match facts.get("family").and_then(Value::as_str) {
+        Some(family) => family == "debian",
+        None => os.docker_distro() != "centos",
+    };
+    let el7 = !apt && os.version_id.split('.').next() == Some("7");
+    let versions = pins::versions_for(inventory, el7);
+    let docker_epoch = if apt { "5:" } else { "" };
 
     let init_config = if is_first_master {
         kubeadm::init_config(inventory, host)?
@@ -161,8 +175,15 @@ pub fn template_context(
             "docker_daemon_json": runtime::docker_daemon_json(inventory),
             "needs_cri_dockerd": inventory.needs_cri_dockerd(),
             // Where the controller reads cri-dockerd's release archive for this
-            // host's arch (k8sup-ops uploads the program as the `cri-dockerd` artifact).
-            "cri_dockerd_source": cri_dockerd.clone().unwrap_or_default(),
+            // host's arch (k8sup-ops uploads the program as the `cri-dockerd` artifact),
+            // and the sha256 it must have (empty: a source of the user's own, unchecked).
+            "cri_dockerd_source": cri_dockerd.as_ref().map(|c| c.location.clone()).unwrap_or_default(),
+            "cri_dockerd_sha256": cri_dockerd.as_ref().and_then(|c| c.sha256.clone()).unwrap_or_default(),
+            // Pinned (k8sup's table per Kubernetes minor, or the inventory's) and held.
+            "containerd_version": versions.containerd_io,
+            "containerd_version_glob": format!("{}-*", versions.containerd_io),
+            "docker_version": versions.docker_ce,
+            "docker_version_glob": format!("{docker_epoch}{}-*", versions.docker_ce),
         },
         "packages": {
             "source": inventory.packages.source.as_str(),

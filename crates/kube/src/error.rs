@@ -56,4 +56,8 @@ pub enum KubeError {
     /// Facts that do not have the shape k8sup's gather script produces.
     #[error("host {host}: facts lack {field}")]
     Facts { host: String, field: &'static str },
+
+    /// The pinned runtime bits do not cover this host (no checksum for its arch).
+    #[error("host {host}: {message}")]
+    Pins { host: String, message: String },
 }

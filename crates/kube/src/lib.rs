@@ -11,6 +11,7 @@
 //!   per-architecture images and DaemonSets;
 //! - [`runtime`]: the container runtime's configuration files (containerd's
 //!   config.toml and Docker Hub mirrors, Docker's daemon.json);
+//! - [`pins`]: containerd.io, docker-ce and cri-dockerd pinned per Kubernetes minor;
 //! - [`context`]: the one template context the playbook is rendered with;
 //! - [`playbook`]: the default playbook and templates, embedded.
 
@@ -18,6 +19,7 @@ pub mod context;
 mod error;
 pub mod kubeadm;
 pub mod manifest;
+pub mod pins;
 pub mod playbook;
 pub mod runtime;
 

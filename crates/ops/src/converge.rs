@@ -113,7 +113,7 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
     };
     let mut specs = Vec::new();
     // Binaries for the hosts, read (or downloaded) once per source, so once per arch.
-    let mut artifacts = Artifacts::default();
+    let mut artifacts = Artifacts::with_cache(download_cache_dir());
     for (host, facts, session) in ready {
         match host_spec(
             inventory,
@@ -191,7 +191,6 @@ fn host_spec(
 /// this cluster. `None` when the inventory names none.
 pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, String> {
     use k8sup_inventory::ManifestSource;
-    use sha2::{Digest, Sha256};
     let Some(source) = &inventory.cluster.cni_manifest else {
         return Ok(None);
     };
@@ -204,10 +203,7 @@ pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, String> {
         ),
         ManifestSource::Url { url, sha256 } => (url.clone(), download(url)?, sha256),
     };
-    let digest: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = sha256_hex(&bytes);
     if let Some(wanted) = wanted {
         if *wanted != digest {
             return Err(format!(
@@ -243,14 +239,35 @@ pub const CRI_DOCKERD_ARTIFACT: &str = "cri-dockerd";
 /// The largest cri-dockerd archive or program k8sup reads (releases are ~20 MiB).
 const CRI_DOCKERD_LIMIT: u64 = 256 * 1024 * 1024;
 
+/// Where downloads with a known sha256 are kept on the controller, by digest:
+/// `$K8SUP_CACHE_DIR`, else `$XDG_CACHE_HOME/k8sup`, else `~/.cache/k8sup`, then
+/// `downloads/`. `None` without any of these variables.
+pub fn download_cache_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let base = std::env::var_os("K8SUP_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("k8sup")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/k8sup")))?;
+    Some(base.join("downloads"))
+}
+
 /// The binaries hosts get from the controller, each read once per source (the
 /// source names the arch: `{arch}` is filled in per host).
 #[derive(Default)]
 struct Artifacts {
-    by_source: BTreeMap<String, Artifact>,
+    by_source: BTreeMap<String, Result<Artifact, String>>,
+    /// Downloads whose sha256 is known are kept here by digest, across runs.
+    cache: Option<std::path::PathBuf>,
 }
 
 impl Artifacts {
+    fn with_cache(cache: Option<std::path::PathBuf>) -> Artifacts {
+        Artifacts {
+            by_source: BTreeMap::new(),
+            cache,
+        }
+    }
+
     /// Registers the artifacts `spec`'s host needs: cri-dockerd when Docker needs
     /// it, from `packages.cri_dockerd` (a release archive, a URL or a file here)
     /// or, with `packages.source = "binary"`, `binary_dir/<arch>/cri-dockerd`.
@@ -260,36 +277,29 @@ impl Artifacts {
         }
         let runtime = &spec.context["runtime"];
         let source = runtime["cri_dockerd_source"].as_str().unwrap_or_default();
+        let sha256 = runtime["cri_dockerd_sha256"]
+            .as_str()
+            .filter(|s| !s.is_empty());
         let artifact = if !source.is_empty() {
-            let key = format!("archive:{source}");
-            match self.by_source.get(&key) {
-                Some(a) => a.clone(),
-                None => {
-                    let archive = read_source(source, "packages.cri_dockerd")?;
-                    let program = cri_dockerd_from_archive(&archive)
-                        .map_err(|e| format!("packages.cri_dockerd {source}: {e}"))?;
-                    let a = Artifact::new(program);
-                    self.by_source.insert(key, a.clone());
-                    a
-                }
-            }
+            let cache = self.cache.clone();
+            let key = format!("archive:{source} sha256:{}", sha256.unwrap_or("-"));
+            self.once(key, || {
+                let archive = match sha256 {
+                    Some(sha) => read_verified(cache.as_deref(), source, sha, "cri-dockerd")?,
+                    None => read_source(source, "packages.cri_dockerd")?,
+                };
+                cri_dockerd_from_archive(&archive)
+                    .map_err(|e| format!("packages.cri_dockerd {source}: {e}"))
+            })?
         } else if let Some(dir) = &inventory.packages.binary_dir {
             // The declared arch, else the facts' (as the template context says).
             let arch = spec.context["host"]["arch"]
                 .as_str()
                 .unwrap_or(&spec.platform.arch);
             let path = dir.join(arch).join("cri-dockerd");
-            let key = format!("binary:{}", path.display());
-            match self.by_source.get(&key) {
-                Some(a) => a.clone(),
-                None => {
-                    let program = std::fs::read(&path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                    let a = Artifact::new(program);
-                    self.by_source.insert(key, a.clone());
-                    a
-                }
-            }
+            self.once(format!("binary:{}", path.display()), || {
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            })?
         } else {
             return Err(
                 "cri-dockerd is needed (runtime \"docker\") but packages.cri_dockerd is not set"
@@ -300,6 +310,72 @@ impl Artifacts {
             .insert(CRI_DOCKERD_ARTIFACT.to_string(), artifact);
         Ok(())
     }
+}
+
+impl Artifacts {
+    /// The artifact under `key`, loaded the first time only: a source that failed
+    /// fails again for the next host without being read again.
+    fn once(
+        &mut self,
+        key: String,
+        load: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Artifact, String> {
+        self.by_source
+            .entry(key)
+            .or_insert_with(|| load().map(Artifact::new))
+            .clone()
+    }
+}
+
+/// The bytes of `source`, which must have sha256 `wanted`: from the cache (a
+/// directory of files named by their sha256) when it holds them, else read or
+/// downloaded, checked, and then cached. A file that does not match is refused,
+/// naming both digests; nothing is cached then.
+fn read_verified(
+    cache: Option<&std::path::Path>,
+    source: &str,
+    wanted: &str,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    let cached = cache.map(|dir| dir.join(wanted));
+    if let Some(bytes) = cached.as_ref().and_then(|path| std::fs::read(path).ok()) {
+        // A damaged cache entry is downloaded again, not trusted.
+        if sha256_hex(&bytes) == wanted {
+            return Ok(bytes);
+        }
+    }
+    let bytes = read_source(source, what)?;
+    let digest = sha256_hex(&bytes);
+    if digest != wanted {
+        return Err(format!(
+            "{what} {source} has sha256 {digest}, but {wanted} was expected: refusing it"
+        ));
+    }
+    if let Some(path) = cached {
+        // The cache only saves a download: a cache that cannot be written
+        // (read-only home, full disk) does not stop the run.
+        let _ = store_atomically(&path, &bytes);
+    }
+    Ok(bytes)
+}
+
+/// Lowercase hex sha256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so that a
+/// reader never sees half a file.
+fn store_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".partial-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The bytes of `source`: downloaded when it is an http(s) URL, else read from
@@ -427,6 +503,21 @@ mod tests {
 
     /// Serves `body` over HTTP on 127.0.0.1 for every request; counts them.
     fn serve(body: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let (url, hits, _) = serve_logged(body);
+        (url, hits)
+    }
+
+    /// Requested paths, in order.
+    type Paths = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+    /// [`serve`], keeping the path of every request.
+    fn serve_logged(
+        body: Vec<u8>,
+    ) -> (
+        String,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        Paths,
+    ) {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!(
@@ -435,11 +526,16 @@ mod tests {
         );
         let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = hits.clone();
+        let paths = Paths::default();
+        let log = paths.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
                 let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request);
+                let n = stream.read(&mut request).unwrap_or(0);
+                let line = String::from_utf8_lossy(&request[..n]).into_owned();
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                log.lock().expect("log").push(path);
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let _ = write!(
                     stream,
@@ -449,7 +545,7 @@ mod tests {
                 let _ = stream.write_all(&body);
             }
         });
-        (url, hits)
+        (url, hits, paths)
     }
 
     #[test]
@@ -461,6 +557,11 @@ mod tests {
     }
 
     fn docker_inventory(cri_dockerd: &str) -> Inventory {
+        docker_inventory_with(&format!("cri_dockerd = \"{cri_dockerd}\""))
+    }
+
+    /// A Docker inventory of three hosts (amd64, amd64, arm64) with `packages`.
+    fn docker_inventory_with(packages: &str) -> Inventory {
         let text = format!(
             r#"
 [cluster]
@@ -469,7 +570,7 @@ kubernetes_version = "1.30.4"
 runtime = "docker"
 
 [packages]
-cri_dockerd = "{cri_dockerd}"
+{packages}
 
 [[hosts]]
 name = "m1"
@@ -563,5 +664,60 @@ arch = "arm64"
             e,
             format!("packages.cri_dockerd {bad_url}: the archive holds no cri-dockerd/cri-dockerd")
         );
+    }
+
+    #[test]
+    fn the_pinned_release_is_fetched_from_the_files_mirror_checked_and_cached() {
+        use std::sync::atomic::Ordering;
+        let archive = tgz(&[("cri-dockerd/cri-dockerd", b"pinned program")]);
+        let digest = sha256_hex(&archive);
+        let (url, hits, paths) = serve_logged(archive);
+        let mirror = url.trim_end_matches("/cri-dockerd-0.3.15.amd64.tgz");
+        let cache = tempfile::tempdir().expect("temp");
+
+        // Nothing about cri-dockerd: the release pinned for 1.30, whose real sha256
+        // the served archive does not have. Refused, naming both digests.
+        let plain = docker_inventory_with(&format!("files_mirror = \"{mirror}\""));
+        let mut artifacts = Artifacts::with_cache(Some(cache.path().to_path_buf()));
+        let mut spec = spec_for(&plain, plain.first_master());
+        let e = artifacts.add_to(&plain, &mut spec).unwrap_err();
+        let pinned = "4779b7c3663f002871e79ecf6aa8eb48d0bb74df035baecf56b816deb21d12c4";
+        assert!(
+            e.contains(&format!("has sha256 {digest}, but {pinned} was expected")),
+            "{e}"
+        );
+        assert_eq!(
+            paths.lock().unwrap().as_slice(),
+            ["/github.com/Mirantis/cri-dockerd/releases/download/v0.3.15/cri-dockerd-0.3.15.amd64.tgz"]
+        );
+        assert!(spec.artifacts.is_empty());
+        assert_eq!(std::fs::read_dir(cache.path()).map_or(0, |d| d.count()), 0);
+
+        // The inventory's checksum for the pinned release: accepted, and kept by digest.
+        let own = docker_inventory_with(&format!(
+            "files_mirror = \"{mirror}\"\ncri_dockerd_sha256 = {{ amd64 = \"{digest}\" }}"
+        ));
+        let mut spec = spec_for(&own, own.first_master());
+        artifacts.add_to(&own, &mut spec).expect("verified");
+        assert_eq!(
+            spec.artifacts[CRI_DOCKERD_ARTIFACT].bytes(),
+            b"pinned program"
+        );
+        assert!(cache.path().join(&digest).is_file());
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+        // A later run takes it from the cache: no download.
+        let mut next_run = Artifacts::with_cache(Some(cache.path().to_path_buf()));
+        let mut spec = spec_for(&own, own.first_master());
+        next_run.add_to(&own, &mut spec).expect("cached");
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+        // A damaged cache entry is not trusted: downloaded again.
+        std::fs::write(cache.path().join(&digest), b"rotten").unwrap();
+        let mut spec = spec_for(&own, own.first_master());
+        Artifacts::with_cache(Some(cache.path().to_path_buf()))
+            .add_to(&own, &mut spec)
+            .expect("downloaded again");
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
     }
 }

@@ -52,10 +52,16 @@ pub(super) fn probe(spec: &PackageSpec, platform: &Platform) -> Result<Script, S
 }
 
 /// Whether `installed` satisfies the wanted `pattern` (`*` matches any text); the
-/// epoch (`1:`) is ignored, and a pattern without release matches any release.
+/// epoch (`1:`) is ignored unless the pattern names one (as apt needs for
+/// Docker's `5:27.3.1-*`), and a pattern without release matches any release.
 pub(crate) fn version_matches(pattern: &str, installed: &str) -> bool {
+    let has_epoch = |v: &str| {
+        v.split_once(':').is_some_and(|(epoch, _)| {
+            !epoch.is_empty() && epoch.chars().all(|c| c.is_ascii_digit())
+        })
+    };
     let installed = match installed.split_once(':') {
-        Some((epoch, rest)) if epoch.chars().all(|c| c.is_ascii_digit()) => rest,
+        Some((_, rest)) if has_epoch(installed) && !has_epoch(pattern) => rest,
         _ => installed,
     };
     glob(pattern, installed) || glob(&format!("{pattern}-*"), installed)
@@ -114,7 +120,11 @@ pub(super) fn judge(
             None => name.clone(),
         })
         .collect();
-    let commands = install_commands(manager, platform, spec, &specs)?;
+    let rpm_tool = match fields.get("manager") {
+        Ok("yum") => &YUM,
+        _ => &DNF,
+    };
+    let commands = install_commands(manager, rpm_tool, spec, &specs)?;
     Ok(Verdict::Change(Change {
         reason: reasons.join("; "),
         diff: None,
@@ -145,7 +155,7 @@ const DNF: RpmTool = RpmTool {
     plugin: "{ dnf versionlock list >/dev/null 2>&1 || dnf install -y python3-dnf-plugin-versionlock ; }",
 };
 
-/// Red Hat 7 and its rebuilds (CentOS 7) have yum only.
+/// Red Hat 7 and its rebuilds (CentOS 7) have yum only: the probe says which the host has.
 const YUM: RpmTool = RpmTool {
     install: "yum install -y",
     unlock: "yum versionlock delete",
@@ -157,7 +167,7 @@ const YUM: RpmTool = RpmTool {
 /// apply runs exactly these and the plan shows exactly these.
 fn install_commands(
     manager: Manager,
-    platform: &Platform,
+    tool: &RpmTool,
     spec: &PackageSpec,
     specs: &[String],
 ) -> Result<Script, String> {
@@ -194,11 +204,6 @@ fn install_commands(
             script
         }
         Manager::Dnf => {
-            let major = platform.distro_version.split('.').next().unwrap_or("");
-            let tool = match major.parse::<u32>() {
-                Ok(major) if major < 8 => &YUM,
-                _ => &DNF,
-            };
             // A package held before is released first, or the install could not
             // change its version (failures ignored: it may not be locked).
             let mut script = Script::new("{");
@@ -252,6 +257,15 @@ mod tests {
         assert!(version_matches("1.30.*", "1:1.30.9-1"));
         assert!(!version_matches("1.30.1", "1.30.10-1.1"));
         assert!(!version_matches("1.30.1-*", "1.29.1-1.1"));
+        assert!(version_matches(
+            "5:27.3.1-*",
+            "5:27.3.1-1~ubuntu.22.04~jammy"
+        ));
+        assert!(!version_matches(
+            "5:27.3.1-*",
+            "5:27.2.1-1~ubuntu.22.04~jammy"
+        ));
+        assert!(!version_matches("5:27.3.1-*", "27.3.1-1"));
     }
 
     #[test]
@@ -300,9 +314,10 @@ mod tests {
             rpm.apply.render(),
             format!("{UNITS_MAY_CHANGE} ; {command}")
         );
-        let mut centos7 = platform(Family::Redhat);
-        centos7.distro_version = "7".into();
-        let Verdict::Change(yum) = judge(&spec(), &centos7, &section(body)).unwrap() else {
+        let yum_host = format!("manager=yum\n{body}");
+        let Verdict::Change(yum) =
+            judge(&spec(), &platform(Family::Redhat), &section(&yum_host)).unwrap()
+        else {
             panic!("expected a change")
         };
         let command = yum.command.unwrap();

@@ -116,3 +116,86 @@ fn cri_dockerd_takes_the_arch_from_the_facts_when_undeclared() {
     let e = template_context(&inv, inv.first_master(), &no_arch, None).unwrap_err();
     assert_eq!(e.to_string(), "host solo: facts lack arch");
 }
+
+#[test]
+fn without_a_cri_dockerd_source_the_pinned_release_and_its_checksum_are_used() {
+    let inv = inventory(&SOLO_DOCKER.replace(
+        "cri_dockerd = \"https://example.org/cri-dockerd-0.3.15.{arch}.tgz\"",
+        "",
+    ));
+    let arm = json!({ "arch": "aarch64", "os": { "id": "ubuntu", "version_id": "22.04" } });
+    let solo = inventory(
+        &SOLO_DOCKER
+            .replace(
+                "cri_dockerd = \"https://example.org/cri-dockerd-0.3.15.{arch}.tgz\"",
+                "",
+            )
+            .replace("arch = \"amd64\"\n", ""),
+    );
+    let c = template_context(&solo, solo.first_master(), &arm, None).unwrap();
+    // 1.31 pins cri-dockerd 0.3.16; the arm64 archive's published sha256.
+    assert_eq!(
+        c["runtime"]["cri_dockerd_source"],
+        "https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.16/cri-dockerd-0.3.16.arm64.tgz"
+    );
+    assert_eq!(
+        c["runtime"]["cri_dockerd_sha256"],
+        "0ab930b6f7ab87697cd94c954d01e19fdd5b5d65810662effb957c5db49a55d4"
+    );
+    let c = template_context(&inv, inv.first_master(), &ubuntu(), None).unwrap();
+    assert_eq!(
+        c["runtime"]["cri_dockerd_sha256"],
+        "cc7f181ce850130dc375515c54cd8a27e1e862252abc5b7eade7b4a03ddabd8e"
+    );
+
+    // A files mirror serves the same path under <mirror>/github.com.
+    let mirrored = inventory(&SOLO_DOCKER.replace(
+        "cri_dockerd = \"https://example.org/cri-dockerd-0.3.15.{arch}.tgz\"",
+        "files_mirror = \"http://files.example.org/k8s/\"",
+    ));
+    let c = template_context(&mirrored, mirrored.first_master(), &ubuntu(), None).unwrap();
+    assert_eq!(
+        c["runtime"]["cri_dockerd_source"],
+        "http://files.example.org/k8s/github.com/Mirantis/cri-dockerd/releases/download/v0.3.16/cri-dockerd-0.3.16.amd64.tgz"
+    );
+
+    // A source of the user's own is checked only against the user's checksum.
+    let own = inventory(&SOLO_DOCKER.replace(
+        "[packages]\n",
+        &format!(
+            "[packages]\ncri_dockerd_sha256 = {{ amd64 = \"{}\" }}\n",
+            "AB".repeat(32)
+        ),
+    ));
+    let c = template_context(&own, own.first_master(), &ubuntu(), None).unwrap();
+    assert_eq!(c["runtime"]["cri_dockerd_sha256"], "ab".repeat(32));
+    let unchecked =
+        template_context(&inventory(SOLO_DOCKER), own.first_master(), &ubuntu(), None).unwrap();
+    assert_eq!(unchecked["runtime"]["cri_dockerd_sha256"], "");
+}
+
+#[test]
+fn runtime_packages_are_pinned_per_minor_with_the_family_s_version_form() {
+    let inv = inventory(SOLO_DOCKER);
+    let apt = template_context(&inv, inv.first_master(), &ubuntu(), None).unwrap();
+    assert_eq!(apt["runtime"]["docker_version_glob"], "5:27.4.1-*");
+    assert_eq!(apt["runtime"]["containerd_version_glob"], "1.7.24-*");
+    let rocky = json!({ "family": "redhat", "os": { "id": "rocky", "version_id": "9.4" } });
+    let dnf = template_context(&inv, inv.first_master(), &rocky, None).unwrap();
+    assert_eq!(dnf["runtime"]["docker_version_glob"], "27.4.1-*");
+    assert_eq!(dnf["runtime"]["containerd_version_glob"], "1.7.24-*");
+
+    // CentOS 7: Docker's packages for it stop at docker-ce 26.1 and containerd.io 1.6.
+    let centos7 = json!({ "family": "redhat", "os": { "id": "centos", "version_id": "7" } });
+    let el7 = template_context(&inv, inv.first_master(), &centos7, None).unwrap();
+    assert_eq!(el7["runtime"]["docker_version_glob"], "26.1.4-*");
+    assert_eq!(el7["runtime"]["containerd_version_glob"], "1.6.33-*");
+
+    let own = inventory(&SOLO_DOCKER.replace(
+        "[packages]\n",
+        "[packages]\ncontainerd_version = \"1.7.20\"\ndocker_version = \"27.0.3\"\n",
+    ));
+    let c = template_context(&own, own.first_master(), &ubuntu(), None).unwrap();
+    assert_eq!(c["runtime"]["docker_version"], "27.0.3");
+    assert_eq!(c["runtime"]["containerd_version_glob"], "1.7.20-*");
+}

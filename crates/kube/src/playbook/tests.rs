@@ -279,4 +279,39 @@ fn repositories_follow_the_minor_version_and_the_mirror() {
     assert!(!ubuntu.contains_key("prepare/selinux-permissive-now"));
 }
 
+#[test]
+fn runtime_packages_are_installed_at_their_pins() {
+    let inv = inventory(SOLO_DOCKER);
+    let solo = inv.first_master();
+    let ubuntu = render_host(&inv, solo, "debian", ("ubuntu", "22.04"));
+    assert_eq!(
+        ubuntu["prepare/containerd-package"],
+        ["containerd.io", "1.7.24-*"]
+    );
+    assert_eq!(
+        ubuntu["prepare/docker-packages"],
+        ["docker-ce", "docker-ce-cli", "5:27.4.1-*"]
+    );
+    let rocky = render_host(&inv, solo, "redhat", ("rocky", "9.4"));
+    assert_eq!(
+        rocky["prepare/docker-packages"],
+        ["docker-ce", "docker-ce-cli", "27.4.1-*"]
+    );
+    // containerd alone: containerd.io, pinned; no Docker.
+    let ha = inventory(HA);
+    let m1 = render_host(&ha, ha.first_master(), "debian", ("ubuntu", "22.04"));
+    assert_eq!(
+        m1["prepare/containerd-package"],
+        ["containerd.io", "1.7.23-*"]
+    );
+    assert!(!m1.contains_key("prepare/docker-packages"));
+    let held = playbook()
+        .plays
+        .iter()
+        .flat_map(|p| &p.tasks)
+        .filter(|t| matches!(&t.action, Action::Package(p) if p.packages.iter().any(|n| n.starts_with("docker-ce") || n == "containerd.io")))
+        .all(|t| matches!(&t.action, Action::Package(p) if p.hold));
+    assert!(held, "the runtime packages are held");
+}
+
 mod real_tools;

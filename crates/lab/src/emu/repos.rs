@@ -319,8 +319,21 @@ pub const DOCKER_VERSIONS: &[&str] = &[
 ];
 /// containerd.io versions on download.docker.com.
 pub const CONTAINERD_IO_VERSIONS: &[&str] = &[
-    "1.7.19", "1.7.20", "1.7.21", "1.7.22", "1.7.23", "1.7.24", "1.7.25", "1.7.27",
+    "1.6.33", "1.7.19", "1.7.20", "1.7.21", "1.7.22", "1.7.23", "1.7.24", "1.7.25", "1.7.27",
 ];
+
+/// Whether Docker built `version` of `package` for EL `el`: CentOS/RHEL 7 reached
+/// its end of life in June 2024, and Docker's packaging stopped there: no
+/// docker-ce 27 and no containerd.io 1.7 for el7 (docker/docker-ce-packaging#1028,
+/// docker/containerd-packaging#372).
+fn built_for_el(package: &str, version: &str, el: &str) -> bool {
+    el != "7"
+        || match package {
+            "docker-ce" => version.starts_with("26."),
+            "containerd.io" => version.starts_with("1.6."),
+            _ => true,
+        }
+}
 const BUILDX_VERSIONS: &[&str] = &["0.16.2", "0.17.1", "0.19.3"];
 const COMPOSE_VERSIONS: &[&str] = &["2.29.1", "2.29.7", "2.32.4"];
 
@@ -810,11 +823,17 @@ pub fn offers(
                     }
                 }
                 Format::Rpm => {
-                    for v in DOCKER_VERSIONS {
+                    for v in DOCKER_VERSIONS
+                        .iter()
+                        .filter(|v| built_for_el("docker-ce", v, el))
+                    {
                         add("docker-ce", format!("3:{v}-1.el{el}"));
                         add("docker-ce-cli", format!("1:{v}-1.el{el}"));
                     }
-                    for v in CONTAINERD_IO_VERSIONS {
+                    let containerd = CONTAINERD_IO_VERSIONS
+                        .iter()
+                        .filter(|v| built_for_el("containerd.io", v, el));
+                    for v in containerd {
                         add("containerd.io", format!("{v}-3.1.el{el}"));
                     }
                     for v in BUILDX_VERSIONS {
@@ -1052,5 +1071,25 @@ mod tests {
             "bookworm"
         )
         .is_empty());
+    }
+
+    #[test]
+    fn el7_gets_only_what_docker_built_for_it() {
+        let docker = Origin::Docker {
+            distro: "centos".into(),
+        };
+        let el7 = offers(&docker, Format::Rpm, Distro::Centos7, Arch::Amd64, "");
+        let versions = |name: &str| -> Vec<String> {
+            el7.iter()
+                .filter(|o| o.name == name)
+                .map(|o| o.version.clone())
+                .collect()
+        };
+        assert_eq!(versions("docker-ce"), ["3:26.1.4-1.el7"]);
+        assert_eq!(versions("containerd.io"), ["1.6.33-3.1.el7"]);
+        let el9 = offers(&docker, Format::Rpm, Distro::Rocky9, Arch::Amd64, "");
+        assert!(el9
+            .iter()
+            .any(|o| o.name == "containerd.io" && o.version == "1.7.23-3.1.el9"));
     }
 }
