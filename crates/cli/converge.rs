@@ -21,6 +21,8 @@ struct Setup {
     prepared: Prepared,
     /// Hosts only read in this run (`--limit` left them out).
     read_only: std::collections::BTreeSet<String>,
+    /// Where this cluster's runs are recorded.
+    history: PathBuf,
 }
 
 impl Setup {
@@ -145,6 +147,15 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
             return exit::ERROR;
         }
     }
+    if let Some(path) = &args.report_html {
+        // The history holds this run too: the trends are of the runs before it.
+        let runs = crate::history::load_runs(&setup.history).unwrap_or_default();
+        let earlier = crate::report::earlier_runs(runs, &report, crate::report::TREND_RUNS);
+        if let Err(e) = crate::report::write(path, &report, &earlier) {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    }
     if !output.json {
         let mut rows = vec![["HOST", "OK", "CHANGED", "FAILED", "SKIPPED", "TIME"]
             .map(String::from)
@@ -179,12 +190,13 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs, saved: Option<Plan>)
                 .collect();
             println!("FAILED on {}: see the errors above", failed.join(", "));
         }
-        if let Some(path) = &args.report {
+        for path in args.report.iter().chain(&args.report_html) {
             println!("report: {}", path.display());
         }
     }
     if report.success() {
-        exit::OK
+        // `[certificates] renew_before`: a converged cluster also renews what is due.
+        crate::certs::renew_when_due(&args.common.inventory.inventory, output).await
     } else {
         exit::ERROR
     }
@@ -267,10 +279,12 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
         eprintln!("error: nothing was changed on any host: fix the problems above first");
         return None;
     }
+    let history = history_dir(&inventory.cluster.name);
     Some(Setup {
         engine,
         prepared,
         read_only,
+        history,
     })
 }
 

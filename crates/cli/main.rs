@@ -3,13 +3,17 @@
 //! turns errors into an exit status.
 
 mod args;
+mod certs;
 mod check;
 mod cluster;
 mod converge;
+mod etcd;
 mod facts;
 mod history;
 mod hosts;
+mod import;
 mod progress;
+mod report;
 mod table;
 mod validate;
 
@@ -37,7 +41,11 @@ fn main() -> ExitCode {
         Command::Apply(cmd) => converge::apply(cmd, &cli.output),
         Command::History(cmd) => history::run(cmd, &cli.output),
         Command::Kubeconfig(cmd) => cluster::kubeconfig(cmd, &cli.output),
+        Command::Report(cmd) => report::run(cmd, &cli.output),
+        Command::Import(args::ImportCommand::Kubespray(cmd)) => import::kubespray(cmd, &cli.output),
         Command::Reset(cmd) => cluster::reset(cmd, &cli.output),
+        Command::Certs(cmd) => certs::run(cmd, &cli.output),
+        Command::Etcd(cmd) => etcd::run(cmd, &cli.output),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "k8sup", &mut std::io::stdout());
             exit::OK

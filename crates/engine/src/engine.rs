@@ -128,6 +128,9 @@ struct BatchRun {
     judged: Judged,
     /// How long each apply took, by the host's clock.
     durations: BTreeMap<usize, Duration>,
+    /// When each apply started, from the start of the run: the controller's time the
+    /// batch was sent plus the host's time since the batch's first apply started.
+    starts: BTreeMap<usize, Duration>,
     /// The apply that failed.
     failed: Option<Stop>,
 }
@@ -316,6 +319,7 @@ impl Engine {
                 .iter()
                 .map(|h| (h.name.clone(), h.transport.clone()))
                 .collect(),
+            started,
         };
         let futures = self.changing(hosts).map(|host| {
             let shared = &shared;
@@ -643,6 +647,8 @@ struct Shared<'e> {
     sink: EventSink,
     producers: BTreeMap<String, String>,
     transports: HashMap<String, Arc<dyn Transport>>,
+    /// When the run started: task start times in the report count from it.
+    started: Instant,
 }
 
 /// Why a host stopped.
@@ -930,6 +936,17 @@ impl Shared<'_> {
     }
 }
 
+/// What the run report keeps of a finished task besides its outcome (each text is
+/// redacted on its way into the report).
+#[derive(Debug, Default)]
+struct TaskDetail {
+    /// When it started, from the start of the run; `None`: its end minus its duration.
+    started: Option<Duration>,
+    diff: Option<String>,
+    command: Option<String>,
+    stderr: Option<String>,
+}
+
 /// One host's walk through its program during an apply.
 struct HostRunner<'s, 'e> {
     shared: &'s Shared<'e>,
@@ -955,7 +972,7 @@ impl<'s> HostRunner<'s, '_> {
         drift: bool,
         duration: Duration,
         reason: &str,
-        diff: Option<String>,
+        detail: TaskDetail,
     ) {
         let name = match outcome {
             TaskOutcome::Ok => "ok",
@@ -971,6 +988,12 @@ impl<'s> HostRunner<'s, '_> {
             drift,
             duration_ms: millis(duration),
             error: (outcome == TaskOutcome::Failed).then(|| self.redact(reason)),
+            started_ms: Some(millis(detail.started.unwrap_or_else(|| {
+                self.shared.started.elapsed().saturating_sub(duration)
+            }))),
+            diff: detail.diff.as_deref().map(|d| self.redact(d)),
+            command: detail.command.as_deref().map(|c| self.redact(c)),
+            stderr: detail.stderr.as_deref().map(|e| self.redact(e)),
         });
         self.emit(EngineEvent::TaskFinished {
             host: self.host.name.clone(),
@@ -981,7 +1004,7 @@ impl<'s> HostRunner<'s, '_> {
             drift,
             duration,
             reason: self.redact(reason),
-            diff: diff.map(|d| self.redact(&d)),
+            diff: detail.diff.map(|d| self.redact(&d)),
         });
     }
 
@@ -1033,12 +1056,25 @@ impl<'s> HostRunner<'s, '_> {
             }
             let ran = self.run_batch(&steps, &batch, end, &mut ledger).await?;
             judged.extend(ran.judged);
+            // A step settled inside the batch was judged on the host where the apply
+            // before it ended: that is its place in the run's timeline.
+            let mut last_end: Option<Duration> = None;
             for item in batch.iter().take_while(|item| item.step() < ran.from) {
                 let step = &steps[item.step()];
                 match item {
                     Item::Settled {
                         outcome, reason, ..
-                    } => self.finish_task(step, *outcome, false, Duration::ZERO, reason, None),
+                    } => self.finish_task(
+                        step,
+                        *outcome,
+                        false,
+                        Duration::ZERO,
+                        reason,
+                        TaskDetail {
+                            started: last_end,
+                            ..TaskDetail::default()
+                        },
+                    ),
                     Item::Apply { change, drift, .. } => {
                         notified.extend(step.task.notify.iter().cloned());
                         if step.handler {
@@ -1050,13 +1086,22 @@ impl<'s> HostRunner<'s, '_> {
                             change.reason.clone()
                         };
                         let duration = ran.durations.get(&item.step()).copied();
+                        let started = ran.starts.get(&item.step()).copied();
+                        if let Some(start) = started {
+                            last_end = Some(start + duration.unwrap_or_default());
+                        }
                         self.finish_task(
                             step,
                             TaskOutcome::Changed,
                             *drift,
                             duration.unwrap_or_default(),
                             &reason,
-                            change.diff.clone(),
+                            TaskDetail {
+                                started,
+                                diff: change.diff.clone(),
+                                command: change.command.clone(),
+                                stderr: None,
+                            },
                         );
                     }
                 }
@@ -1073,7 +1118,12 @@ impl<'s> HostRunner<'s, '_> {
                     drift,
                     duration.unwrap_or_default(),
                     &stop.error.to_string(),
-                    None,
+                    TaskDetail {
+                        started: ran.starts.get(&ran.from).copied(),
+                        diff: None,
+                        command: stop.command.clone(),
+                        stderr: Some(stop.stderr_tail.clone()),
+                    },
                 );
                 self.failed_task = Some(stop.task.clone());
                 return Err(stop);
@@ -1197,7 +1247,14 @@ impl<'s> HostRunner<'s, '_> {
             let guard = || judged.get(&i).map(|j| j.guard.clone());
             let (change, drift) = match decision {
                 Decision::Settled { outcome, reason } if batch.is_empty() => {
-                    self.finish_task(step, outcome, false, started.elapsed(), &reason, None);
+                    self.finish_task(
+                        step,
+                        outcome,
+                        false,
+                        started.elapsed(),
+                        &reason,
+                        TaskDetail::default(),
+                    );
                     continue;
                 }
                 Decision::Settled { outcome, reason } => {
@@ -1237,7 +1294,7 @@ impl<'s> HostRunner<'s, '_> {
                         false,
                         started.elapsed(),
                         &format!("{} available on demand", fetch.provides),
-                        None,
+                        TaskDetail::default(),
                     );
                     continue;
                 }
@@ -1390,6 +1447,7 @@ impl<'s> HostRunner<'s, '_> {
             on_output: Some(self.started_when_seen(starts)),
             ..RunOptions::default()
         };
+        let sent = self.shared.started.elapsed();
         let output = host
             .transport
             .run_with(&script, options)
@@ -1414,8 +1472,11 @@ impl<'s> HostRunner<'s, '_> {
             from: end,
             judged: Judged::new(),
             durations: BTreeMap::new(),
+            starts: BTreeMap::new(),
             failed: None,
         };
+        // The host's clock, anchored at the controller's time the batch was sent.
+        let mut first_start: Option<u64> = None;
         for item in batch {
             let Item::Apply {
                 step: i, change, ..
@@ -1453,6 +1514,13 @@ impl<'s> HostRunner<'s, '_> {
                 *i,
                 Duration::from_millis(time("end").saturating_sub(time("start"))),
             );
+            if state.is_some() {
+                let first = *first_start.get_or_insert(time("start"));
+                ran.starts.insert(
+                    *i,
+                    sent + Duration::from_millis(time("start").saturating_sub(first)),
+                );
+            }
             if !success {
                 let command = change
                     .command
@@ -1554,7 +1622,7 @@ impl<'s> HostRunner<'s, '_> {
             false,
             started.elapsed(),
             &error.to_string(),
-            None,
+            TaskDetail::default(),
         );
         self.stop_at(&step.task.id, error)
     }

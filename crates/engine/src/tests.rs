@@ -1033,3 +1033,82 @@ content = "two\n"
     assert!(state.tasks.contains_key("p/one") && state.tasks.contains_key("p/two"));
     assert_eq!(std::fs::read_to_string(&journal).expect("journal"), "");
 }
+
+#[test]
+fn the_report_keeps_each_change_diff_start_and_each_failure_stderr() {
+    let lab = lab(&["m1"]);
+    // Already as wanted: settled in the middle of the batch of changes.
+    std::fs::write(lab.root("m1").join("etc/kept"), "kept\n").expect("kept");
+    let text = r#"
+[[play]]
+name = "r"
+hosts = "all"
+
+[[play.task]]
+name = "conf"
+kind = "file"
+path = "{{ root }}/etc/conf"
+content = "a=1\n"
+
+[[play.task]]
+name = "kept"
+kind = "file"
+path = "{{ root }}/etc/kept"
+content = "kept\n"
+
+[[play.task]]
+name = "mark"
+kind = "command"
+cmd = "printf done > {{ root }}/mark"
+creates = "{{ root }}/mark"
+
+[[play.task]]
+name = "broken"
+kind = "command"
+cmd = "echo 'cannot open the frobnicator' >&2; exit 3"
+"#;
+    let engine = engine_for(text);
+    let report = runtime()
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(!report.success());
+    let conf = task(&report, "r/conf");
+    assert_eq!(conf.outcome, "changed");
+    let diff = conf.diff.as_deref().expect("a changed file keeps its diff");
+    assert!(diff.contains("+a=1"), "{diff}");
+    let mark = task(&report, "r/mark");
+    assert!(
+        mark.command
+            .as_deref()
+            .is_some_and(|c| c.contains("printf done")),
+        "{mark:?}"
+    );
+    let broken = task(&report, "r/broken");
+    assert_eq!(broken.outcome, "failed");
+    let stderr = broken
+        .stderr
+        .as_deref()
+        .expect("a failure keeps its stderr");
+    assert!(stderr.contains("cannot open the frobnicator"), "{stderr}");
+    assert!(
+        broken
+            .command
+            .as_deref()
+            .is_some_and(|c| c.contains("exit 3")),
+        "{broken:?}"
+    );
+    // Each task has a start within the run, and the host ran them in order.
+    let starts: Vec<u64> = ["r/conf", "r/kept", "r/mark", "r/broken"]
+        .iter()
+        .map(|id| task(&report, id).started_ms.expect("a start"))
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+    assert!(
+        starts.iter().all(|s| *s <= report.duration_ms),
+        "{starts:?} in {}ms",
+        report.duration_ms
+    );
+    // What is recorded reads back from JSON the same.
+    let back: RunReport = serde_json::from_str(&report.to_json()).expect("parses");
+    assert_eq!(back, report);
+}

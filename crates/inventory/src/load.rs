@@ -159,7 +159,14 @@ impl Inventory {
     }
 }
 
-const ROOT_KEYS: &[&str] = &["cluster", "packages", "images", "ssh", "hosts"];
+const ROOT_KEYS: &[&str] = &[
+    "cluster",
+    "packages",
+    "images",
+    "ssh",
+    "hosts",
+    "certificates",
+];
 const CLUSTER_KEYS: &[&str] = &[
     "name",
     "kubernetes_version",
@@ -256,12 +263,19 @@ impl Loader<'_> {
         let hosts = self.hosts(&root, defaults.as_ref());
         let packages = self.packages(&root);
         let images = self.images(&root);
+        let certificates = self.certificates(&root);
         let cluster = cluster_table
             .as_ref()
             .and_then(|t| self.cluster_fields(t, &hosts));
 
-        let (cluster, packages, images, defaults, parallelism) =
-            (cluster?, packages?, images?, defaults?, parallelism?);
+        let (cluster, packages, images, defaults, parallelism, certificates) = (
+            cluster?,
+            packages?,
+            images?,
+            defaults?,
+            parallelism?,
+            certificates?,
+        );
         self.cross_checks(&cluster, &packages, &hosts, cluster_table.as_ref());
         let _ = defaults;
         Some(Inventory {
@@ -270,6 +284,7 @@ impl Loader<'_> {
             images,
             hosts: hosts.into_iter().map(|h| h.host).collect(),
             parallelism,
+            certificates,
         })
     }
 
@@ -653,6 +668,46 @@ impl Loader<'_> {
             }
         }
         ok.then_some(out)
+    }
+
+    // ----- [certificates] -----
+
+    fn certificates(&mut self, root: &Table<'_, '_>) -> Option<Certificates> {
+        let Some(value) = root.get("certificates") else {
+            return Some(Certificates::default());
+        };
+        let table = self.r.table(value, "[certificates]", &["renew_before"])?;
+        let Some(text) = self.r.str(&table, "renew_before") else {
+            return table
+                .get("renew_before")
+                .is_none()
+                .then(Certificates::default);
+        };
+        match humantime::parse_duration(&text.value) {
+            // kubeadm's certificates live a year: renewing earlier than that renews every time.
+            Ok(d) if d.is_zero() || d >= Duration::from_secs(365 * 86_400) => {
+                self.r.error_help(
+                    format!(
+                        "renew_before {:?} is not between zero and a year",
+                        text.value
+                    ),
+                    Some(text.span),
+                    "kubeadm's certificates are valid for a year; write e.g. \"30d\"",
+                );
+                None
+            }
+            Ok(d) => Some(Certificates {
+                renew_before: Some(d),
+            }),
+            Err(_) => {
+                self.r.error_help(
+                    format!("renew_before {:?} is not a duration", text.value),
+                    Some(text.span),
+                    "write a number and a unit, like \"30d\" or \"2w\"",
+                );
+                None
+            }
+        }
     }
 
     fn images(&mut self, root: &Table<'_, '_>) -> Option<Images> {

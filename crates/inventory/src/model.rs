@@ -25,6 +25,14 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     /// How many hosts are worked on at once (`ssh.parallelism`).
     pub parallelism: usize,
+    pub certificates: Certificates,
+}
+
+/// `[certificates]`: when `apply` renews the control plane's certificates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Certificates {
+    /// Renew when one expires within this long; `None`: apply never renews.
+    pub renew_before: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]

@@ -80,6 +80,24 @@ impl HostFaults<'_> {
         self.set("delay-ms", &delay.as_millis().to_string())
     }
 
+    /// Makes one of the host's certificates expire in `days` days: a kubeadm certificate
+    /// or CA by its check-expiration name (`apiserver`, `admin.conf`, `ca`...), or
+    /// `kubelet-client` (the kubelet's client certificate, rewritten for real).
+    pub fn age_certificate(&self, certificate: &str, days: u32) -> Result<()> {
+        crate::emu::pki::age(
+            &self.lab.cluster_dir(),
+            &self.host.root_dir(),
+            &self.host.name,
+            certificate,
+            days,
+        )
+        .map_err(|message| LabError::Host {
+            host: self.host.name.clone(),
+            step: "age a certificate",
+            message,
+        })
+    }
+
     /// Removes every command fault of the host.
     pub fn clear(&self) -> Result<()> {
         let Ok(entries) = std::fs::read_dir(self.dir()) else {

@@ -6,11 +6,15 @@
 //! - [`facts`]: gather [`k8sup_facts::HostFacts`] from every host.
 //! - [`check`]: facts plus preflight findings, for `k8sup check`.
 //! - [`cluster`]: the admin kubeconfig, and `reset` for the nightly reprovision.
+//! - [`certs`]: when every certificate expires; renewal one master at a time.
+//! - [`etcd`]: etcd snapshots (backup) and disaster recovery (restore).
 //! - [`converge`]: connect, gather facts, and hand every host to the engine,
 //!   for `k8sup plan` and `k8sup apply`.
 
+pub mod certs;
 pub mod check;
 pub mod cluster;
 pub mod connect;
 pub mod converge;
+pub mod etcd;
 pub mod facts;

@@ -498,6 +498,13 @@ pub fn run(inv: &mut Invocation) -> i32 {
         Some("join") => join(inv, &version, &rest),
         Some("token") => token(inv, &rest),
         Some("reset") => reset(inv, &rest),
+        Some("certs") => super::pki::run(inv, &rest).map_err(|(e, usage)| {
+            if usage {
+                Failure::Usage(e)
+            } else {
+                Failure::Error(e)
+            }
+        }),
         None | Some("-h") | Some("--help") | Some("help") => {
             inv.outln("Usage:\n  kubeadm [command]\n\nAvailable Commands:\n  certs       Commands related to handling kubernetes certificates\n  completion  Output shell completion code for the specified shell (bash or zsh)\n  config      Manage configuration for a kubeadm cluster persisted in a ConfigMap in the cluster\n  help        Help about any command\n  init        Run this command in order to set up the Kubernetes control plane\n  join        Run this on any machine you wish to join an existing cluster\n  kubeconfig  Kubeconfig file utilities\n  reset       Performs a best effort revert of changes made to this host by 'kubeadm init' or 'kubeadm join'\n  token       Manage bootstrap tokens\n  upgrade     Upgrade your cluster smoothly to a newer version with this command\n  version     Print the version of kubeadm");
             Ok(())
@@ -954,6 +961,11 @@ fn common_checks(
 
 // ---- files kubeadm writes ----
 
+/// `text` in base64, as kubeconfigs embed data.
+pub(super) fn base64_text(text: &str) -> String {
+    base64(text.as_bytes())
+}
+
 fn base64(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
@@ -1060,6 +1072,43 @@ fn images_for(minor: u32) -> Images {
     }
 }
 
+/// etcd's command line as kubeadm writes it: a member joining names the members
+/// already there in `--initial-cluster` and says `existing`.
+fn etcd_command(state: &ClusterState, address: &str, node: &str) -> Vec<String> {
+    let mut members: Vec<String> = state
+        .nodes
+        .values()
+        .filter(|n| n.control_plane && n.name != node)
+        .map(|n| format!("{}=https://{}:2380", n.name, n.address))
+        .collect();
+    let joining = !members.is_empty();
+    members.insert(0, format!("{node}=https://{address}:2380"));
+    let mut cmd = vec![
+        "etcd".to_string(),
+        format!("--advertise-client-urls=https://{address}:2379"),
+        "--cert-file=/etc/kubernetes/pki/etcd/server.crt".into(),
+        "--client-cert-auth=true".into(),
+        "--data-dir=/var/lib/etcd".into(),
+        format!("--initial-advertise-peer-urls=https://{address}:2380"),
+        format!("--initial-cluster={}", members.join(",")),
+    ];
+    if joining {
+        cmd.push("--initial-cluster-state=existing".into());
+    }
+    cmd.extend([
+        "--key-file=/etc/kubernetes/pki/etcd/server.key".into(),
+        format!("--listen-client-urls=https://127.0.0.1:2379,https://{address}:2379"),
+        format!("--listen-peer-urls=https://{address}:2380"),
+        format!("--name={node}"),
+        "--peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt".into(),
+        "--peer-client-cert-auth=true".into(),
+        "--peer-key-file=/etc/kubernetes/pki/etcd/peer.key".into(),
+        "--peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt".into(),
+        "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt".into(),
+    ]);
+    cmd
+}
+
 fn static_pod(name: &str, image: &str, command: &[String], address: &str) -> String {
     let cmd: String = command.iter().map(|c| format!("    - {c}\n")).collect();
     format!(
@@ -1080,13 +1129,7 @@ fn control_plane_manifests(
     let mut pods = vec![(
         "etcd".to_string(),
         etcd_image,
-        vec![
-            "etcd".to_string(),
-            format!("--advertise-client-urls=https://{address}:2379"),
-            "--data-dir=/var/lib/etcd".into(),
-            format!("--listen-client-urls=https://127.0.0.1:2379,https://{address}:2379"),
-            format!("--name={node}"),
-        ],
+        etcd_command(state, address, node),
     )];
     let mut apiserver = vec![
         "kube-apiserver".to_string(),

@@ -270,7 +270,7 @@ fn connect(inv: &Invocation, args: &Args) -> Result<Conn, String> {
         && (host_port == state.endpoint
             || super::kubeadm::resolve(inv, &host_port).ok()
                 == super::kubeadm::resolve(inv, &state.endpoint).ok());
-    if !reaches {
+    if !reaches || !super::etcd::api_available(inv, &state) {
         return Err(refused(&host_port));
     }
     let ca = first

@@ -22,6 +22,7 @@ mod containerd;
 mod curl;
 mod dnf;
 mod dpkg;
+pub mod etcd;
 mod hostname;
 mod iptables;
 mod kubeadm;
@@ -32,6 +33,7 @@ mod nproc;
 pub mod payload;
 mod pending;
 pub mod pkgdb;
+pub mod pki;
 pub mod repos;
 mod rpm;
 mod runtime;
@@ -76,6 +78,8 @@ pub const TOOLS: &[&str] = &[
     "bin/dnf",
     "bin/yum",
     "bin/rpm",
+    "bin/etcdctl",
+    "bin/etcdutl",
 ];
 
 /// Where the emulator binary sits inside a host.
@@ -181,6 +185,8 @@ pub fn dispatch(inv: &mut Invocation) -> i32 {
         "dnf" | "yum" => dnf::run(inv),
         "rpm" => rpm::run(inv),
         "kubeadm" => kubeadm::run(inv),
+        "etcdctl" => etcd::run_etcdctl(inv),
+        "etcdutl" => etcd::run_etcdutl(inv),
         "kubelet" => kubelet::run(inv),
         "kubectl" => kubectl::run(inv),
         "containerd" => containerd::run_containerd(inv),
@@ -236,6 +242,9 @@ pub fn main() -> i32 {
     let status = dispatch(&mut inv);
     // A command may have started or reconfigured what the kubelet depends on.
     kubelet::sync(&inv);
+    // ...and the kubelet's certificates and static pods.
+    pki::sync(&inv);
+    etcd::sync(&inv);
     let _ = std::io::stdout().write_all(inv.stdout.as_bytes());
     let _ = std::io::stderr().write_all(inv.stderr.as_bytes());
     status

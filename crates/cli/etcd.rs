@@ -1,0 +1,156 @@
+//! `k8sup etcd backup` and `k8sup etcd restore`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use k8sup_ops::etcd::{self, BackupOptions, RestoreStep};
+
+use crate::args::{EtcdAction, EtcdArgs, EtcdBackupArgs, EtcdRestoreArgs, OutputArgs};
+use crate::certs::{connect_options, load};
+use crate::{exit, hosts};
+
+pub fn run(args: &EtcdArgs, output: &OutputArgs) -> u8 {
+    match &args.action {
+        EtcdAction::Backup(b) => backup(b, output),
+        EtcdAction::Restore(r) => restore(r, output),
+    }
+}
+
+fn backup(args: &EtcdBackupArgs, output: &OutputArgs) -> u8 {
+    let Some(inventory) = load(&args.inventory.inventory) else {
+        return exit::ERROR;
+    };
+    let options = BackupOptions {
+        dir: args.out.clone(),
+        keep: args.keep as usize,
+    };
+    match hosts::block_on(etcd::backup(&inventory, &connect_options(), &options)) {
+        Ok(b) => {
+            if output.json {
+                println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
+            } else {
+                println!(
+                    "etcd snapshot of cluster {} from {}: {}",
+                    inventory.cluster.name,
+                    b.master,
+                    b.file.display()
+                );
+                println!(
+                    "  sha256 {}  revision {}  keys {}  size {} bytes  hash {:x}",
+                    b.sha256,
+                    b.status.revision,
+                    b.status.total_key,
+                    b.status.total_size,
+                    b.status.hash
+                );
+                for p in &b.pruned {
+                    println!("  pruned {}", p.display());
+                }
+            }
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::ERROR
+        }
+    }
+}
+
+/// Asks before a destructive step. On a terminal the user types the cluster's name; when
+/// stdin is not a terminal only `--yes` goes on. Self-contained on purpose: the shared
+/// confirmation of `reset` and `apply` can replace it whole.
+fn confirm(what: &str, cluster: &str, yes: bool) -> Result<(), String> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "{what}: refusing without --yes, as stdin is not a terminal: nothing was changed"
+        ));
+    }
+    print!("{what}.\nType the cluster name ({cluster}) to go on: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if answer.trim() == cluster {
+        Ok(())
+    } else {
+        Err("not confirmed: nothing was changed".into())
+    }
+}
+
+fn restore(args: &EtcdRestoreArgs, output: &OutputArgs) -> u8 {
+    let Some(inventory) = load(&args.inventory.inventory) else {
+        return exit::ERROR;
+    };
+    let options = connect_options();
+    let plan = match hosts::block_on(etcd::prepare_restore(&inventory, &options, &args.from)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    };
+    let names: Vec<&str> = plan.members.iter().map(|m| m.host.as_str()).collect();
+    println!(
+        "restore of cluster {} from {}",
+        inventory.cluster.name,
+        plan.file.display()
+    );
+    println!(
+        "  checked: sha256 {} matches; snapshot revision {}, {} keys, hash {:x}",
+        plan.sha256, plan.status.revision, plan.status.total_key, plan.status.hash
+    );
+    println!(
+        "  1. stop the control plane on every master ({}): the API is down until step 3",
+        names.join(", ")
+    );
+    println!("  2. on each master, move its etcd data dir aside and restore the snapshot into it:");
+    for m in &plan.members {
+        println!(
+            "       {}: {} -> {}{}; --name {} --initial-advertise-peer-urls {}",
+            m.host, m.data_dir, m.data_dir, plan.old_data_suffix, m.name, m.peer_url
+        );
+    }
+    println!(
+        "     --initial-cluster {} --initial-cluster-token {}",
+        plan.initial_cluster, plan.token
+    );
+    println!("  3. start every control plane and wait until each API server answers");
+    if let Err(e) = confirm(
+        &format!(
+            "This replaces all of cluster {}'s data with the snapshot",
+            inventory.cluster.name
+        ),
+        &inventory.cluster.name,
+        args.yes,
+    ) {
+        eprintln!("{e}");
+        return exit::ERROR;
+    }
+    let quiet = output.quiet;
+    let result = hosts::block_on(etcd::restore(&inventory, &options, &plan, |step| {
+        if quiet {
+            return;
+        }
+        match step {
+            RestoreStep::Uploaded => println!("snapshot uploaded to every master"),
+            RestoreStep::Stopped => println!("control plane stopped on every master"),
+            RestoreStep::Restored => println!("etcd restored on every master"),
+            RestoreStep::Started => println!("control plane started; every API server answers"),
+        }
+    }));
+    match result {
+        Ok(()) => {
+            println!(
+                "cluster {} restored from {}",
+                inventory.cluster.name,
+                plan.file.display()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::ERROR
+        }
+    }
+}
