@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn skip(reason: &str) {
-    eprintln!("SKIPPED: {reason}");
+    k8sup_lab::client::skip(reason);
 }
 
 /// `target/<profile>/k8sup-lab` next to the k8sup binary under test, built if missing.

@@ -35,10 +35,11 @@ pub fn stderr(out: &Output) -> String {
 }
 
 /// Brings up `spec`, or returns `None` (printing why) where a lab cannot run:
-/// not root, or no OpenSSH server. CI runs as root with sshd installed.
+/// not root, or no OpenSSH server. Under CI (`CI=true`) or `tests/run`
+/// (`K8SUP_REQUIRE_LAB=1`) a lab that cannot run fails the test instead.
 pub fn lab(spec: &LabSpec) -> Option<Lab> {
     if let Some(why) = k8sup_lab::client::unavailable() {
-        eprintln!("SKIPPED: {why}");
+        k8sup_lab::client::skip(why);
         return None;
     }
     Some(Lab::up(spec).unwrap_or_else(|e| panic!("lab {} did not come up: {e}", spec.name)))

@@ -32,6 +32,7 @@ use k8sup_ssh::{CommandOutput, RunOptions, Transport};
 use minijinja::Environment;
 use tokio::sync::{watch, OnceCell, Semaphore};
 
+use crate::encoding::{decode_b64, sha256_hex};
 use crate::error::{EngineError, TaskError};
 use crate::event::{EngineEvent, EventSink, TaskOutcome};
 use crate::host::HostSpec;
@@ -41,7 +42,7 @@ use crate::playbook::{Action, HostSelector, Playbook};
 use crate::program::{self, Selection, Step};
 use crate::redact::Redactor;
 use crate::report::{read_history, HostOutcome, HostReport, RunReport, RunStatus, TaskReport};
-use crate::script::{arg, decode_b64, guard_digest, FramedScript, Section};
+use crate::script::{arg, guard_digest, FramedScript, Section};
 use crate::state::{PendingEntry, StateLedger, DEFAULT_STATE_PATH};
 use crate::template::{self, TemplateSet};
 
@@ -254,15 +255,12 @@ impl Engine {
                 let Action::Fetch(fetch) = &task.action else {
                     continue;
                 };
-                let producer = hosts
-                    .iter()
-                    .filter(|h| h.selected_by(&play.hosts))
-                    .find(|h| {
-                        let context = minijinja::Value::from_serialize(program::host_context(h));
-                        task.when.iter().all(|expr| {
-                            template::evaluate(&self.env, expr, &context).unwrap_or(false)
-                        })
-                    });
+                let producer = hosts.iter().filter(|h| play.hosts.selects(h)).find(|h| {
+                    let context = minijinja::Value::from_serialize(program::host_context(h));
+                    task.when
+                        .iter()
+                        .all(|expr| template::evaluate(&self.env, expr, &context).unwrap_or(false))
+                });
                 if let Some(host) = producer {
                     producers.insert(fetch.provides.clone(), (host.name.clone(), task.id.clone()));
                 }
@@ -586,7 +584,7 @@ fn judge_sections(
         let Selection::Run { rendered, .. } = &steps[*i].selection else {
             continue;
         };
-        let digest = kinds::sha256_hex(format!("{}\n{}", section.status, section.body).as_bytes());
+        let digest = sha256_hex(format!("{}\n{}", section.status, section.body).as_bytes());
         judged.insert(
             *i,
             Judgement {
@@ -741,7 +739,7 @@ fn plan_steps(steps: &[Step<'_>], probed: &Probed, redactor: &Redactor) -> Vec<T
                     match &judgement.verdict {
                         Ok(Verdict::Ok { reason }) => entry.reason = reason.clone(),
                         Ok(Verdict::Change(change)) => {
-                            entry.status = if probed.ledger.matches(&task.id, step.fingerprint()) {
+                            entry.status = if step.recorded_in(&probed.ledger) {
                                 TaskStatus::Drift
                             } else {
                                 TaskStatus::Change
@@ -1319,6 +1317,11 @@ impl<'s> HostRunner<'s, '_> {
         };
         self.first_ledger = Some(probed.ledger.clone());
         let mut ledger = probed.ledger;
+        // Entries an older k8sup wrote are rewritten in the current fingerprint version
+        // with the next write of the ledger.
+        for step in &steps {
+            step.upgrade_in(&mut ledger);
+        }
         let mut judged = probed.judged;
         let pending = judged
             .values()
@@ -1486,7 +1489,7 @@ impl<'s> HostRunner<'s, '_> {
                         });
                     }
                 }
-                let drift = ledger.matches(&task.id, fingerprint);
+                let drift = ledger.matches(&task.id, rendered, fingerprint);
                 if task.needs.is_empty() {
                     Decision::Apply {
                         change: change.clone(),
@@ -1701,16 +1704,17 @@ impl<'s> HostRunner<'s, '_> {
             });
             let write = ledger.batch_write(&pending);
             script = script
-                .if_going()
-                .apply_section(
-                    &format!("a{i}"),
-                    change.apply.clone(),
-                    change.stdin.as_ref().map(Vec::len),
-                )
-                .state_section(&format!("s{i}"), path_arg.clone(), &write)
-                .map_err(state_error)?
-                .stop_unless_applied(path_arg.clone())
-                .end_if_going();
+                .while_going(|script| {
+                    Ok(script
+                        .apply_section(
+                            &format!("a{i}"),
+                            change.apply.clone(),
+                            change.stdin.as_ref().map(Vec::len),
+                        )
+                        .state_section(&format!("s{i}"), path_arg.clone(), &write)?
+                        .stop_unless_applied(path_arg.clone()))
+                })
+                .map_err(state_error)?;
             if let Some(bytes) = &change.stdin {
                 stdin.extend_from_slice(bytes);
             }
@@ -1755,8 +1759,7 @@ impl<'s> HostRunner<'s, '_> {
                 let recorded = |i: usize| match &journal {
                     Some(now) => {
                         let id = &steps[i].task.id;
-                        now.matches(id, steps[i].fingerprint())
-                            && now.tasks.get(id) != ledger.tasks.get(id)
+                        steps[i].recorded_in(now) && now.tasks.get(id) != ledger.tasks.get(id)
                     }
                     None => progress.done(i),
                 };

@@ -40,7 +40,7 @@ pub struct Artifact {
 impl Artifact {
     pub fn new(bytes: impl Into<Arc<[u8]>>) -> Artifact {
         let bytes = bytes.into();
-        let sha256 = crate::kinds::sha256_hex(&bytes);
+        let sha256 = crate::encoding::sha256_hex(&bytes);
         Artifact { bytes, sha256 }
     }
 
@@ -106,20 +106,5 @@ impl std::fmt::Debug for HostSpec {
             .field("platform", &self.platform)
             .field("artifacts", &self.artifacts)
             .finish_non_exhaustive()
-    }
-}
-
-impl HostSpec {
-    /// Whether a play with `selector` runs on this host.
-    pub fn selected_by(&self, selector: &crate::HostSelector) -> bool {
-        use crate::HostSelector::*;
-        match selector {
-            All => true,
-            Role(role) => self.roles.contains(role),
-            FirstMaster => self.first_master,
-            OtherMasters => self.roles.contains("master") && !self.first_master,
-            Label { key, value } => self.labels.get(key) == Some(value),
-            Name(name) => self.name == *name,
-        }
     }
 }

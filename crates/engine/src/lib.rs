@@ -18,14 +18,17 @@
 //! - `program`: one host's tasks, selected and rendered;
 //! - `script`: the shell prelude and the framing that batches many probes in a channel;
 //! - `kinds`: each task kind's probe, judgement and apply;
-//! - [`state`]: the ledger on the host;
+//! - [`state`]: the ledger on the host; [`fingerprint`]: what it records of each task;
 //! - `engine`: planning, the per-host runners and the value board between hosts;
-//! - [`plan`], [`report`], [`event`]: what comes out; [`redact`]: secrets kept out of it.
+//! - [`plan`], [`report`], [`event`]: what comes out; [`redact`]: secrets kept out of it;
+//! - `encoding`: sha256, base64 and nonces, a leaf every other module may use.
 
 pub mod diff;
+mod encoding;
 mod engine;
 pub mod error;
 pub mod event;
+pub mod fingerprint;
 mod host;
 pub mod input;
 mod kinds;
@@ -54,3 +57,6 @@ pub use template::TemplateSet;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod layering;

@@ -81,7 +81,7 @@ impl Plan {
 
     /// The sha256 of an input (the inventory file's bytes), as plans record it.
     pub fn input_digest(bytes: &[u8]) -> String {
-        crate::kinds::sha256_hex(bytes)
+        crate::encoding::sha256_hex(bytes)
     }
 
     /// Whether apply would change anything (for `--detailed-exitcode`).

@@ -78,6 +78,20 @@ impl HostSelector {
     }
 }
 
+impl HostSelector {
+    /// Whether a play with this selector runs on `host`.
+    pub fn selects(&self, host: &crate::host::HostSpec) -> bool {
+        match self {
+            HostSelector::All => true,
+            HostSelector::Role(role) => host.roles.contains(role),
+            HostSelector::FirstMaster => host.first_master,
+            HostSelector::OtherMasters => host.roles.contains("master") && !host.first_master,
+            HostSelector::Label { key, value } => host.labels.get(key) == Some(value),
+            HostSelector::Name(name) => host.name == *name,
+        }
+    }
+}
+
 impl std::fmt::Display for HostSelector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

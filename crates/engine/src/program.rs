@@ -13,7 +13,8 @@ use crate::host::HostSpec;
 use crate::playbook::{
     Action, CommandSpec, FileSource, FileSpec, LineEdit, LineSpec, Playbook, Task,
 };
-use crate::{kinds, state, template};
+use crate::state::StateLedger;
+use crate::{fingerprint, kinds, template};
 
 /// A task as it applies to one host.
 pub(crate) struct Step<'p> {
@@ -59,6 +60,31 @@ impl Step<'_> {
             Selection::Skip(_) => "",
         }
     }
+
+    /// Whether `ledger` records a successful run of this step as it is rendered now.
+    pub fn recorded_in(&self, ledger: &StateLedger) -> bool {
+        match &self.selection {
+            Selection::Run {
+                rendered,
+                fingerprint,
+                ..
+            } => ledger.matches(&self.task.id, rendered, fingerprint),
+            Selection::Skip(_) => false,
+        }
+    }
+
+    /// Upgrades this step's ledger entry to the current fingerprint version when an
+    /// older k8sup recorded this very task (see [`StateLedger::upgrade`]).
+    pub fn upgrade_in(&self, ledger: &mut StateLedger) {
+        if let Selection::Run {
+            rendered,
+            fingerprint,
+            ..
+        } = &self.selection
+        {
+            ledger.upgrade(&self.task.id, rendered, fingerprint);
+        }
+    }
 }
 
 /// The context object for a host: the caller's context plus `platform`.
@@ -91,7 +117,7 @@ pub(crate) fn build<'p>(
     let base_value = Value::from_serialize(&base);
     let mut steps = Vec::new();
     for play in &playbook.plays {
-        if !host.selected_by(&play.hosts) {
+        if !play.hosts.selects(host) {
             continue;
         }
         let tasks = play.tasks.iter().map(|t| (t, false));
@@ -139,7 +165,7 @@ fn select(
         base_value,
         &Value::from_serialize(&with_placeholders),
     )?;
-    let fingerprint = state::fingerprint(&task.id, &rendered);
+    let fingerprint = fingerprint::fingerprint(&task.id, &rendered);
     let probe = if handler {
         None
     } else {

@@ -20,349 +20,12 @@
 //! asked for, with matching names.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hasher};
 
 use k8sup_shell::{Script, ShellArg};
 
 /// Shell functions used by probes and applies. Probes (`k8sup_probe_*`,
 /// `k8sup_read_state`) only read: no temp file, no lock, no write.
-pub(crate) const PRELUDE: &str = r#"
-k8sup_nl='
-'
-# Where the kernel's files are (tests point it elsewhere).
-k8sup_proc=${K8SUP_PROC:-/proc}
-k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_has_text=; k8sup_clock_ms=; }
-k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
-k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
-k8sup_b64() { base64 -w 0; }
-# k8sup_v as "$1=text" when it is plain, else as "$2=base64" (tabs, several lines...).
-k8sup_put() {
-  case $k8sup_v in
-    *[!A-Za-z0-9\ ._:/-]*) printf '%s=' "$2"; printf '%s' "$k8sup_v" | k8sup_b64; echo;;
-    *) printf '%s=%s\n' "$1" "$k8sup_v";;
-  esac
-}
-k8sup_ms() { k8sup_m=$(date +%s%3N 2>/dev/null); case $k8sup_m in ''|*[!0-9]*) k8sup_m=$(( $(date +%s) * 1000 ));; esac; echo "$k8sup_m"; }
-# The time in ms since the epoch in k8sup_now: from bash's EPOCHREALTIME when the
-# shell has it, else from one `date` per script plus the hundredths of a second that
-# /proc/uptime moved since (no process), else from `date`.
-k8sup_now() {
-  case ${EPOCHREALTIME:-} in
-    [0-9]*[.,][0-9][0-9][0-9]*)
-      k8sup_now=${EPOCHREALTIME%[.,]*}${EPOCHREALTIME#*[.,]}
-      k8sup_now=${k8sup_now%???}
-      case $k8sup_now in *[!0-9]*) ;; *) return 0;; esac;;
-  esac
-  if k8sup_uptime; then
-    if [ -z "$k8sup_clock_ms" ]; then k8sup_clock_ms=$(k8sup_ms); k8sup_clock_cs=$k8sup_up; fi
-    k8sup_now=$(( k8sup_clock_ms + (k8sup_up - k8sup_clock_cs) * 10 ))
-  else
-    k8sup_now=$(k8sup_ms)
-  fi
-}
-# /proc/uptime in hundredths of a second, in k8sup_up.
-k8sup_uptime() {
-  read -r k8sup_up k8sup_rest < "$k8sup_proc/uptime" 2>/dev/null || return 1
-  case $k8sup_up in [0-9]*.[0-9][0-9]) k8sup_up=${k8sup_up%.*}${k8sup_up#*.};; *) return 1;; esac
-  case $k8sup_up in *[!0-9]*) return 1;; esac
-  # No leading zero: $(( )) would read octal.
-  k8sup_up=${k8sup_up#"${k8sup_up%%[!0]*}"}; k8sup_up=${k8sup_up:-0}
-}
-k8sup_read_state() {
-  if [ -e "$1" ]; then printf 'state='; k8sup_b64 < "$1" || return; echo; else echo state=absent; fi
-  if [ -s "$1.journal" ]; then printf 'journal='; k8sup_b64 < "$1.journal" || return; echo; fi
-}
-# One stat and one sha256sum for all the files that the probes after it read, kept
-# by position (names with a newline or backslash are left to the probes). Only for
-# read-only scripts: nothing may change the files between this and their probes.
-k8sup_prefetch() {
-  for k8sup_f; do
-    shift
-    case $k8sup_f in *"$k8sup_nl"*|*\\*) continue;; esac
-    if [ -f "$k8sup_f" ] && [ -r "$k8sup_f" ]; then set -- "$@" "$k8sup_f"; fi
-  done
-  [ $# -gt 0 ] || return 0
-  k8sup_pst=$(stat -L -c '%a %U %G' -- "$@") || return 0
-  k8sup_psum=$(sha256sum -- "$@") || return 0
-  k8sup_i=0
-  for k8sup_f; do k8sup_i=$((k8sup_i + 1)); eval "k8sup_pfp_$k8sup_i=\$k8sup_f"; done
-  k8sup_index k8sup_pfs_ "$k8sup_pst" ''
-  [ "$k8sup_i" = $# ] || return 0
-  k8sup_index k8sup_pfh_ "$k8sup_psum" first-word
-  [ "$k8sup_i" = $# ] || return 0
-  k8sup_pfn=$#
-}
-# The lines of $2 as variables $1 1, $1 2, ... (with $3, each line's first word only);
-# their count in k8sup_i.
-k8sup_index() {
-  k8sup_i=0; k8sup_r=$2$k8sup_nl
-  while [ -n "$k8sup_r" ]; do
-    k8sup_i=$((k8sup_i + 1)); k8sup_l=${k8sup_r%%"$k8sup_nl"*}; k8sup_r=${k8sup_r#*"$k8sup_nl"}
-    [ -z "$3" ] || k8sup_l=${k8sup_l%% *}
-    eval "$1$k8sup_i=\$k8sup_l"
-  done
-}
-k8sup_probe_file() {
-  if [ -d "$1" ]; then echo kind=dir; return 0; fi
-  if [ ! -e "$1" ]; then echo kind=absent; return 0; fi
-  echo kind=file
-  k8sup_s=; k8sup_j=1
-  while [ "$k8sup_j" -le "$k8sup_pfn" ]; do
-    eval "k8sup_x=\$k8sup_pfp_$k8sup_j"
-    if [ "$k8sup_x" = "$1" ]; then eval "k8sup_x=\$k8sup_pfs_$k8sup_j; k8sup_s=\$k8sup_pfh_$k8sup_j"; break; fi
-    k8sup_j=$((k8sup_j + 1))
-  done
-  if [ -n "$k8sup_s" ]; then
-    echo "stat=$k8sup_x"
-  else
-    echo "stat=$(stat -L -c '%a %U %G' -- "$1")"
-    k8sup_s=$(sha256sum < "$1") || return 1
-    k8sup_s=${k8sup_s%% *}
-  fi
-  echo "sha256=$k8sup_s"
-  [ "$k8sup_s" = "$2" ] && return 0
-  [ -n "$3" ] && return 0
-  k8sup_n=$(wc -c < "$1")
-  if [ "$k8sup_n" -gt 1048576 ]; then echo "content_too_large=$k8sup_n"; return 0; fi
-  printf 'content='; k8sup_b64 < "$1"; echo
-}
-k8sup_probe_apt() {
-  for k8sup_p in "$@"; do
-    k8sup_v=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$k8sup_p" 2>/dev/null) || k8sup_v=
-    case $k8sup_v in ?i*) printf 'installed.%s=%s\n' "$k8sup_p" "${k8sup_v#*|}";; *) printf 'installed.%s=\n' "$k8sup_p";; esac
-    case $k8sup_v in h*) printf 'held.%s=1\n' "$k8sup_p";; *) printf 'held.%s=0\n' "$k8sup_p";; esac
-  done
-}
-k8sup_probe_rpm() {
-  for k8sup_p in "$@"; do
-    k8sup_v=$(rpm -q --qf '%{VERSION}-%{RELEASE}' "$k8sup_p" 2>/dev/null) || k8sup_v=
-    printf 'installed.%s=%s\n' "$k8sup_p" "$k8sup_v"
-    k8sup_re=$(printf '%s' "$k8sup_p" | sed 's/[.+]/\\&/g')
-    k8sup_h=0
-    for k8sup_f in /etc/dnf/plugins/versionlock.list /etc/yum/pluginconf.d/versionlock.list; do
-      [ -r "$k8sup_f" ] && grep -Eq "^([0-9]+:)?$k8sup_re-([0-9]+:)?[0-9]" "$k8sup_f" && k8sup_h=1
-    done
-    printf 'held.%s=%s\n' "$k8sup_p" "$k8sup_h"
-  done
-}
-# What `is-enabled` and `is-active` say, from one `systemctl show` (empty when the
-# unit or systemd is missing).
-k8sup_probe_service() {
-  k8sup_e=; k8sup_a=
-  k8sup_r=$(systemctl show -p UnitFileState -p ActiveState "$1" 2>/dev/null)$k8sup_nl
-  while [ -n "$k8sup_r" ]; do
-    k8sup_l=${k8sup_r%%"$k8sup_nl"*}; k8sup_r=${k8sup_r#*"$k8sup_nl"}
-    case $k8sup_l in UnitFileState=*) k8sup_e=${k8sup_l#*=};; ActiveState=*) k8sup_a=${k8sup_l#*=};; esac
-  done
-  printf 'enabled=%s\nactive=%s\n' "$k8sup_e" "$k8sup_a"
-}
-# A kernel file's text as `sysctl -n` or `cat` would print it (trailing newlines
-# dropped) in k8sup_v, read by the shell itself: no process.
-k8sup_read_text() {
-  k8sup_v=; k8sup_first=1
-  while IFS= read -r k8sup_l || [ -n "$k8sup_l" ]; do
-    if [ -n "$k8sup_first" ]; then k8sup_v=$k8sup_l; k8sup_first=; else k8sup_v="$k8sup_v$k8sup_nl$k8sup_l"; fi
-  done < "$1" || return
-  while :; do case $k8sup_v in *"$k8sup_nl") k8sup_v=${k8sup_v%"$k8sup_nl"};; *) return 0;; esac; done
-}
-# Loaded modules are /proc/modules' first words (what lsmod lists); built-in ones
-# show only in /sys/module.
-k8sup_probe_module() {
-  k8sup_v=0
-  if [ -r "$k8sup_proc/modules" ]; then
-    while read -r k8sup_l k8sup_rest; do
-      if [ "$k8sup_l" = "$1" ]; then k8sup_v=1; break; fi
-    done < "$k8sup_proc/modules"
-  else
-    case "$k8sup_nl$(lsmod 2>/dev/null)" in *"$k8sup_nl$1 "*) k8sup_v=1;; esac
-  fi
-  if [ "$k8sup_v" = 0 ] && [ -d "/sys/module/$1" ]; then k8sup_v=1; fi
-  echo "loaded=$k8sup_v"
-  if [ -n "$2" ]; then k8sup_probe_file "$2" "$3"; fi
-}
-# A key's value from its file under /proc/sys (dots are slashes unless the key has
-# slashes already, as sysctl reads it), else from sysctl itself.
-k8sup_sysctl_path() {
-  case $1 in
-    */*) k8sup_p=$1;;
-    *) k8sup_p=; k8sup_r=$1
-       while :; do case $k8sup_r in *.*) k8sup_p="$k8sup_p${k8sup_r%%.*}/"; k8sup_r=${k8sup_r#*.};; *) k8sup_p=$k8sup_p$k8sup_r; break;; esac; done;;
-  esac
-}
-k8sup_sysctl_value() {
-  k8sup_sysctl_path "$1"
-  if [ -f "$k8sup_proc/sys/$k8sup_p" ] && k8sup_read_text "$k8sup_proc/sys/$k8sup_p" 2>/dev/null; then return 0; fi
-  k8sup_v=$(sysctl -n "$1" 2>/dev/null) || k8sup_v=
-}
-k8sup_probe_sysctl() {
-  k8sup_f=$1; k8sup_e=$2; shift 2
-  for k8sup_k in "$@"; do
-    k8sup_sysctl_value "$k8sup_k"
-    k8sup_put "text.$k8sup_k" "value.$k8sup_k"
-  done
-  k8sup_probe_file "$k8sup_f" "$k8sup_e"
-}
-k8sup_probe_command() {
-  if [ -n "$1" ]; then if [ -e "$1" ]; then echo creates=1; else echo creates=0; fi; fi
-  if [ -n "$2" ]; then sh -c "$2" </dev/null >/dev/null 2>&1 3>&-; echo "unless=$?"; fi
-  return 0
-}
-k8sup_probe_hostname() {
-  if [ -r "$k8sup_proc/sys/kernel/hostname" ] && k8sup_read_text "$k8sup_proc/sys/kernel/hostname" 2>/dev/null; then :; else k8sup_v=$(hostname); fi
-  k8sup_put current_text current
-}
-k8sup_write() {
-  k8sup_reloaded=
-  if [ -n "$5" ]; then
-    if [ -e "$1" ]; then k8sup_c=$(sha256sum < "$1") || return; k8sup_c=${k8sup_c%% *}; else k8sup_c=absent; fi
-    if [ "$k8sup_c" != "$5" ]; then echo "k8sup: $1 changed since it was probed" >&2; return 3; fi
-  fi
-  k8sup_d=${1%/*}; [ -n "$k8sup_d" ] || k8sup_d=/
-  [ -d "$k8sup_d" ] || mkdir -p -- "$k8sup_d" || return
-  # A new temp file beside the target, created exclusively (noclobber is O_EXCL) and,
-  # for the usual modes, with its mode from the umask: no mktemp, no chmod.
-  case $2 in
-    0644|644) k8sup_um=022; k8sup_cm=;; 0640|640) k8sup_um=027; k8sup_cm=;;
-    0600|600) k8sup_um=077; k8sup_cm=;; *) k8sup_um=077; k8sup_cm=1;;
-  esac
-  k8sup_w=0
-  while :; do
-    k8sup_w=$((k8sup_w + 1)); k8sup_t="$k8sup_d/.k8sup.$$.$k8sup_w"
-    ( umask "$k8sup_um"; set -C; : > "$k8sup_t" ) 2>/dev/null && break
-    if [ ! -e "$k8sup_t" ] && [ ! -L "$k8sup_t" ] || [ "$k8sup_w" -ge 100 ]; then
-      echo "k8sup: cannot create a file in $k8sup_d" >&2; return 1
-    fi
-  done
-  # The content: k8sup_text when set; in a batch the next K8SUP_LEN bytes of stdin.
-  if [ -n "$k8sup_has_text" ]; then k8sup_has_text=; printf '%s' "$k8sup_text" > "$k8sup_t"
-  elif [ -n "$K8SUP_LEN" ]; then head -c "$K8SUP_LEN" > "$k8sup_t"; else cat > "$k8sup_t"; fi && { [ -z "$k8sup_cm" ] || chmod "$2" "$k8sup_t"; } && { [ -z "$3" ] || chown "$3" "$k8sup_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_t"; } && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && return 0
-  k8sup_r=$?; rm -f -- "$k8sup_t"; return $k8sup_r
-}
-k8sup_apt_install() { apt-get install -y -q --allow-downgrades --allow-change-held-packages "$@"; }
-k8sup_apply_pkg() {
-  k8sup_reloaded=
-  k8sup_m=$1; k8sup_h=$2; shift 2; k8sup_n=$#
-  if [ "$k8sup_m" = dnf ] && ! command -v dnf >/dev/null 2>&1; then k8sup_m=yum; fi
-  for k8sup_s in "$@"; do
-    [ "$k8sup_m" = apt ] || $k8sup_m versionlock delete "${k8sup_s%%|*}" >/dev/null 2>&1
-    set -- "$@" "${k8sup_s#*|}"
-  done
-  if [ "$k8sup_m" = apt ]; then
-    # From the package lists the host has; only when they lack the package or the
-    # version (a repository added since, a pinned version newer than the lists) are
-    # they refreshed and the install tried again.
-    ( shift "$k8sup_n"; export DEBIAN_FRONTEND=noninteractive
-      k8sup_apt_install "$@" 2>/dev/null || { apt-get update -q && k8sup_apt_install "$@"; } ) || return
-  else
-    ( shift "$k8sup_n"; $k8sup_m install -y "$@" ) || return
-  fi
-  [ "$k8sup_h" = 1 ] || return 0
-  # dnf/yum hold packages with the versionlock plugin, which minimal installs lack.
-  if [ "$k8sup_m" = dnf ] && ! dnf versionlock list >/dev/null 2>&1; then
-    dnf install -y python3-dnf-plugin-versionlock || return
-  elif [ "$k8sup_m" = yum ] && ! yum versionlock list >/dev/null 2>&1; then
-    yum install -y yum-plugin-versionlock || return
-  fi
-  k8sup_i=0
-  for k8sup_s in "$@"; do
-    k8sup_i=$((k8sup_i + 1)); [ "$k8sup_i" -le "$k8sup_n" ] || break
-    if [ "$k8sup_m" = apt ]; then apt-mark hold "${k8sup_s%%|*}" || return; else $k8sup_m versionlock add "${k8sup_s%%|*}" || return; fi
-  done
-}
-# systemd reloads its units once per script, and again only after something else
-# was written, installed or run.
-k8sup_apply_service() {
-  if [ -z "$k8sup_reloaded" ]; then systemctl daemon-reload || return; k8sup_reloaded=1; fi
-  case $2$3 in
-    1start) systemctl enable --now "$1" || return; return 0;;
-  esac
-  case $2 in 1) systemctl enable "$1" || return;; 0) systemctl disable "$1" || return;; esac
-  case $3 in -) ;; *) systemctl "$3" "$1" || return;; esac
-}
-k8sup_apply_module() {
-  modprobe "$1" || return
-  if [ -n "$2" ]; then k8sup_text=$1$k8sup_nl; k8sup_has_text=1; k8sup_write "$2" 0644 '' '' ''; fi
-}
-k8sup_apply_sysctl() {
-  k8sup_f=$1; shift
-  k8sup_write "$k8sup_f" 0644 '' '' '' || return
-  # Each value written to its file under /proc/sys, as sysctl -w does.
-  for k8sup_kv in "$@"; do
-    k8sup_sysctl_path "${k8sup_kv%%=*}"
-    if [ -f "$k8sup_proc/sys/$k8sup_p" ]; then
-      printf '%s\n' "${k8sup_kv#*=}" > "$k8sup_proc/sys/$k8sup_p" || return
-    else
-      sysctl -w "$k8sup_kv" || return
-    fi
-  done
-}
-k8sup_apply_command() { k8sup_reloaded=; sh -c "$1" </dev/null 3>&-; }
-k8sup_fetch() {
-  k8sup_reloaded=
-  k8sup_v=$(sh -c "$1" </dev/null 3>&-) || return
-  { printf 'value='; printf '%s' "$k8sup_v" | k8sup_b64; echo; } >&3
-}
-k8sup_apply_hostname() {
-  if command -v hostnamectl >/dev/null 2>&1 && hostnamectl set-hostname "$1"; then return 0; fi
-  hostname "$1" && printf '%s\n' "$1" > /etc/hostname
-}
-k8sup_state() {
-  # $1 path, $2 head, $3 tail, $4 entry prefix, $5 1 if head has entries, $6 journal
-  # line prefix, $7 apply status, $8 $9 start and end. The times land in JSON: digits.
-  for k8sup_n in "$8" "$9"; do
-    case $k8sup_n in ''|*[!0-9]*) echo "k8sup: bad task times '$8' '$9'" >&2; return 1;; esac
-  done
-  k8sup_d=${1%/*}; [ -n "$k8sup_d" ] || k8sup_d=/
-  [ -d "$k8sup_d" ] || mkdir -p -- "$k8sup_d" || return
-  if [ "$7" = 0 ]; then k8sup_res=changed; else k8sup_res=failed; fi
-  echo "start=$8"; echo "end=$9"
-  k8sup_v="$k8sup_res\",\"started_ms\":$8,\"finished_ms\":$9,\"duration_ms\":$(( $9 - $8 ))}"
-  # The entries this script recorded, for the ledger rewritten at its end...
-  if [ -n "$k8sup_entries" ] || [ "$5" = 1 ]; then k8sup_entries="$k8sup_entries,"; fi
-  k8sup_entries="$k8sup_entries$4$k8sup_v"
-  k8sup_head=$2; k8sup_tail=$3
-  # ...and this one in the journal now: one line appended, no process.
-  printf '%s\n' "$6$k8sup_v}" >> "$1.journal"
-}
-# Rewrites the ledger with the entries of this script (atomically, made durable),
-# then empties the journal that held them meanwhile.
-k8sup_compact() {
-  [ -n "$k8sup_entries" ] || return 0
-  # The directory is root's (/var/lib/k8sup): a fixed temp name is safe.
-  k8sup_t=$1.k8sup-tmp
-  printf '%s%s%s' "$k8sup_head" "$k8sup_entries" "$k8sup_tail" > "$k8sup_t" && { sync "$k8sup_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_t" "$1" && : > "$1.journal" && return 0
-  k8sup_r=$?; rm -f -- "$k8sup_t"; return $k8sup_r
-}
-k8sup_batch() { k8sup_go=1; k8sup_from=$1; }
-k8sup_guard() {
-  # $1: the output judged, as text (t:...) or as its digest (d:...).
-  case $1 in
-    t:*) [ "t:$k8sup_o|$2" = "$1" ];;
-    *) k8sup_s=$(printf '%s|%s' "$k8sup_o" "$2" | sha256sum) || k8sup_s=; [ "d:${k8sup_s%% *}" = "$1" ];;
-  esac
-  if [ $? = 0 ]; then k8sup_r=0; else k8sup_r=1; k8sup_go=0; k8sup_from=$3; fi
-}
-k8sup_len() { K8SUP_LEN=$1; }
-k8sup_reach() { [ "$k8sup_from" -le "$1" ]; }
-"#;
-
-/// A fresh nonce of 128 random bits, as 32 hex digits.
-pub(crate) fn nonce() -> String {
-    // RandomState is seeded from the OS's randomness per instance.
-    let mut out = String::new();
-    for salt in 0..2u64 {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(salt);
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        out.push_str(&format!("{:016x}", hasher.finish()));
-    }
-    out
-}
+pub(crate) const PRELUDE: &str = include_str!("prelude.sh");
 
 /// Makes a [`ShellArg`] of text known to hold no NUL (checked by the caller, or
 /// built here from digits and names).
@@ -379,7 +42,11 @@ pub(crate) struct FramedScript {
 
 impl FramedScript {
     pub fn new() -> FramedScript {
-        let nonce = nonce();
+        FramedScript::with_nonce(crate::encoding::nonce())
+    }
+
+    /// A script whose sections are framed with `nonce` (hex digits; tests fix it).
+    fn with_nonce(nonce: String) -> FramedScript {
         let script = Script::new(PRELUDE)
             .code("k8sup_init")
             .arg(ShellArg::new(nonce.clone()).expect("hex digits"));
@@ -522,31 +189,31 @@ impl FramedScript {
         let name_arg = ShellArg::new(name.clone()).expect("section names are ours");
         self.script = self
             .script
-            .code(r#"; if [ "$k8sup_go" = 1 ]; then k8sup_begin"#)
+            .code("; if k8sup_going; then k8sup_begin")
             .arg(name_arg.clone())
             .code("; k8sup_o=$(")
             .then("", probe)
             .code("</dev/null); k8sup_guard")
             .arg(ShellArg::new(digest).expect("guard_digest has no NUL"))
-            .code(r#""$?""#)
+            .code(r#""$k8sup_o" "$?""#)
             .arg(ShellArg::new(step.to_string()).expect("digits"))
             .code("; k8sup_end")
             .arg(name_arg)
-            .code(r#""$k8sup_r"; fi"#);
+            .code("$?; fi");
         self.expected.push(name);
         self
     }
 
-    /// What follows, up to [`FramedScript::end_if_going`], runs only while every guard
-    /// of the batch held.
-    pub fn if_going(mut self) -> Self {
-        self.script = self.script.code(r#"; if [ "$k8sup_go" = 1 ]; then :"#);
-        self
-    }
-
-    pub fn end_if_going(mut self) -> Self {
-        self.script = self.script.code("; fi");
-        self
+    /// Adds what `body` adds, run only while every guard of the batch held so far.
+    /// The condition opens and closes here, around `body`: it cannot be left open.
+    pub fn while_going<E>(
+        mut self,
+        body: impl FnOnce(FramedScript) -> Result<FramedScript, E>,
+    ) -> Result<Self, E> {
+        self.script = self.script.code("; if k8sup_going; then :");
+        let mut inner = body(self)?;
+        inner.script = inner.script.code("; fi");
+        Ok(inner)
     }
 
     /// Rewrites the ledger at `state_path` with what this script recorded in its journal.
@@ -697,68 +364,56 @@ pub(crate) fn guard_digest(section: &Section) -> String {
     if text.len() <= 1024 && !text.contains('\0') {
         format!("t:{text}")
     } else {
-        format!("d:{}", crate::kinds::sha256_hex(text.as_bytes()))
+        format!("d:{}", crate::encoding::sha256_hex(text.as_bytes()))
     }
-}
-
-/// Decodes a base64 field written by `k8sup_b64`.
-pub(crate) fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut table = [255u8; 256];
-    for (i, c) in ALPHABET.iter().enumerate() {
-        table[*c as usize] = i as u8;
-    }
-    let clean: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let trimmed: Vec<u8> = clean.iter().copied().take_while(|b| *b != b'=').collect();
-    if clean.len() % 4 != 0 && !clean.is_empty() {
-        return Err("base64 text of a length that is not a multiple of 4".into());
-    }
-    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
-    let mut buffer = 0u32;
-    let mut bits = 0;
-    for b in trimmed {
-        let v = table[b as usize];
-        if v == 255 {
-            return Err(format!("not base64: byte {b:#x}"));
-        }
-        buffer = (buffer << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
-}
-
-/// Encodes bytes as base64.
-#[cfg(test)]
-pub(crate) fn encode_b64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk.len();
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= n {
-                out.push(ALPHABET[((v >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoding::decode_b64;
+
+    /// A batch as the engine builds one (a guard, an apply with its ledger write, the
+    /// re-probe), with a fixed nonce: what the host is sent after the prelude, one
+    /// statement per line for reading.
+    #[test]
+    fn a_batch_script_is_as_pinned() {
+        let pending = [crate::state::PendingEntry {
+            task_id: "prepare/app-config",
+            fingerprint: "v2:0123",
+            notify: &[],
+            handler_ran: None,
+        }];
+        let write = crate::state::StateLedger::default().batch_write(&pending);
+        let path = arg("/var/lib/k8sup/state.json").unwrap();
+        let probe = Script::new("k8sup_probe_file").arg(arg("/etc/app.conf").unwrap());
+        let (script, framing) = FramedScript::with_nonce("00112233445566778899aabbccddeeff".into())
+            .begin_batch(3)
+            .guard(1, probe.clone(), "t:kind=absent|0")
+            .while_going(|script| {
+                Ok::<_, String>(
+                    script
+                        .apply_section(
+                            "a1",
+                            Script::new("k8sup_write")
+                                .arg(arg("/etc/app.conf").unwrap())
+                                .arg(arg("0644").unwrap()),
+                            Some(12),
+                        )
+                        .state_section("s1", path.clone(), &write)?
+                        .stop_unless_applied(path.clone()),
+                )
+            })
+            .unwrap()
+            .compact_state(path)
+            .restart_section()
+            .reprobe_section(2, probe)
+            .finish();
+        let text = script.render();
+        let calls = text.strip_prefix(PRELUDE).expect("the prelude first");
+        insta::assert_snapshot!(calls.replace("; ", ";\n"));
+        assert_eq!(framing.expected, ["g1", "a1", "s1", "from", "2"]);
+    }
 
     fn framing(nonce: &str, expected: &[&str]) -> Framing {
         Framing {
@@ -800,22 +455,6 @@ mod tests {
         let out_of_frame = "hello\nREAL begin 0\n\nREAL end 0 0\n";
         assert!(f.parse(out_of_frame).is_err());
         assert!(f.parse("REAL begin 0\npartial").is_err());
-    }
-
-    #[test]
-    fn base64_round_trips() {
-        for data in [
-            &b""[..],
-            b"a",
-            b"ab",
-            b"abc",
-            b"abcd",
-            b"\x00\xff\x10 line\n",
-        ] {
-            assert_eq!(decode_b64(&encode_b64(data)).unwrap(), data);
-        }
-        assert_eq!(encode_b64(b"hello"), "aGVsbG8=");
-        assert!(decode_b64("a$==").is_err());
     }
 
     #[test]

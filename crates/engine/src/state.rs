@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fingerprint;
+use crate::playbook::Action;
+
 /// The default place of the ledger on a host.
 pub const DEFAULT_STATE_PATH: &str = "/var/lib/k8sup/state.json";
 
@@ -170,11 +173,35 @@ impl StateLedger {
         }
     }
 
-    /// Whether the last recorded successful run of `task_id` had `fingerprint`.
-    pub fn matches(&self, task_id: &str, fingerprint: &str) -> bool {
-        self.tasks
-            .get(task_id)
-            .is_some_and(|e| e.fingerprint == fingerprint && e.result == "changed")
+    /// Whether the last recorded run of `task_id` succeeded with the task as it is
+    /// rendered now: `rendered`, whose fingerprint is `current`. An entry written by an
+    /// older k8sup (a version 1 fingerprint) is judged by recomputing that version.
+    pub fn matches(&self, task_id: &str, rendered: &Action, current: &str) -> bool {
+        self.tasks.get(task_id).is_some_and(|e| {
+            e.result == "changed"
+                && fingerprint::recorded_matches(&e.fingerprint, task_id, rendered, current)
+        })
+    }
+
+    /// Replaces an older version's fingerprint of `task_id` by `current` when it is
+    /// the fingerprint of `rendered`, so that the next write of the ledger records it
+    /// in the current version. Returns whether it did.
+    pub(crate) fn upgrade(&mut self, task_id: &str, rendered: &Action, current: &str) -> bool {
+        match self.tasks.get_mut(task_id) {
+            Some(entry)
+                if !entry.fingerprint.starts_with(fingerprint::PREFIX)
+                    && fingerprint::recorded_matches(
+                        &entry.fingerprint,
+                        task_id,
+                        rendered,
+                        current,
+                    ) =>
+            {
+                entry.fingerprint = current.to_string();
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -183,19 +210,10 @@ fn json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// The fingerprint of a task: sha256 over its id, kind and rendered inputs. Values a
-/// task needs from other hosts are not in it (they are rendered as placeholders), so
-/// a secret can never be recovered from it, and a join token that changes every run
-/// does not make the task look new.
-pub fn fingerprint(task_id: &str, rendered: &crate::playbook::Action) -> String {
-    let text = format!("{task_id}\0{}\0{rendered:?}", rendered.kind());
-    crate::kinds::sha256_hex(text.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::playbook::{Action, CommandSpec};
+    use crate::playbook::CommandSpec;
 
     /// What `k8sup_state` writes after each apply of a script.
     fn host_writes(ledger: &StateLedger, pending: &[PendingEntry<'_>]) -> Vec<String> {
@@ -246,13 +264,13 @@ mod tests {
         let pending = [
             PendingEntry {
                 task_id: "p/t",
-                fingerprint: "abc",
+                fingerprint: "v2:abc",
                 notify: &notify,
                 handler_ran: None,
             },
             PendingEntry {
                 task_id: "p/handler/h",
-                fingerprint: "def",
+                fingerprint: "v2:def",
                 notify: &[],
                 handler_ran: Some("p/handler/h"),
             },
@@ -266,13 +284,13 @@ mod tests {
             let files = host_writes(&old, &pending);
             let first = StateLedger::parse(&files[0]).expect(&files[0]);
             let mut expected = old.clone();
-            expected.record("p/t", "abc", true, 1000, 1050, &notify, None);
+            expected.record("p/t", "v2:abc", true, 1000, 1050, &notify, None);
             assert_eq!(first, expected, "{}", files[0]);
             assert!(first.pending_handlers.contains("p/handler/h"));
             let second = StateLedger::parse(&files[1]).expect(&files[1]);
             expected.record(
                 "p/handler/h",
-                "def",
+                "v2:def",
                 true,
                 1100,
                 1150,
@@ -281,27 +299,58 @@ mod tests {
             );
             assert_eq!(second, expected, "{}", files[1]);
             assert!(second.pending_handlers.is_empty());
-            assert!(second.matches("p/t", "abc"));
+            assert!(second.matches("p/t", &command("echo 1"), "v2:abc"));
+            assert!(!second.matches("p/t", &command("echo 1"), "v2:abd"));
             // Each task once in the file: no key is written twice.
             assert_eq!(files[1].matches("\"p/t\"").count(), 1, "{}", files[1]);
         }
     }
 
+    fn command(cmd: &str) -> Action {
+        Action::Command(CommandSpec {
+            cmd: cmd.into(),
+            creates: None,
+            unless: None,
+        })
+    }
+
     #[test]
-    fn fingerprints_follow_rendered_inputs() {
-        let a = Action::Command(CommandSpec {
-            cmd: "echo 1".into(),
-            creates: None,
-            unless: None,
-        });
-        let b = Action::Command(CommandSpec {
-            cmd: "echo 2".into(),
-            creates: None,
-            unless: None,
-        });
-        assert_eq!(fingerprint("t", &a), fingerprint("t", &a));
-        assert_ne!(fingerprint("t", &a), fingerprint("t", &b));
-        assert_ne!(fingerprint("t", &a), fingerprint("u", &a));
-        assert_eq!(fingerprint("t", &a).len(), 64);
+    fn an_entry_of_an_older_k8sup_matches_and_is_upgraded_once() {
+        let task = command("echo 1");
+        let current = fingerprint::fingerprint("p/t", &task);
+        // What k8sup 3c7da93 recorded for this task (sha256 of its Debug text).
+        let old = "3a5ac6cd9eb2b0d4a9e1e7c06c2b2bc5f0e3cbf0ab2bfa0f4b1d8d6e4e0b0f3d";
+        let mut ledger = StateLedger::default();
+        ledger.record(
+            "p/t",
+            &fingerprint::legacy_v1("p/t", &task),
+            true,
+            1,
+            2,
+            &[],
+            None,
+        );
+        ledger.record(
+            "p/failed",
+            &fingerprint::legacy_v1("p/failed", &task),
+            false,
+            1,
+            2,
+            &[],
+            None,
+        );
+        ledger.record("p/other", old, true, 1, 2, &[], None);
+        assert!(ledger.matches("p/t", &task, &current));
+        assert!(!ledger.matches("p/t", &command("echo 2"), "v2:x"));
+        assert!(!ledger.matches("p/failed", &task, &current));
+        assert!(!ledger.matches("p/other", &task, &current));
+        // Upgraded only where the old fingerprint is this task's.
+        assert!(!ledger.upgrade("p/t", &command("echo 2"), "v2:x"));
+        assert!(ledger.upgrade("p/t", &task, &current));
+        assert!(!ledger.upgrade("p/other", &task, &current));
+        assert_eq!(ledger.tasks["p/t"].fingerprint, current);
+        assert_eq!(ledger.tasks["p/other"].fingerprint, old);
+        assert!(ledger.matches("p/t", &task, &current));
+        assert!(!ledger.upgrade("p/t", &task, &current), "already current");
     }
 }

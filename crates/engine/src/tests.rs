@@ -18,8 +18,9 @@ d="$FAKE_ROOT/systemd"
 case $1 in
   is-enabled) if [ -e "$d/$2.enabled" ]; then echo enabled; else echo disabled; exit 1; fi ;;
   is-active) if [ -e "$d/$2.active" ]; then echo active; else echo inactive; exit 3; fi ;;
-  show) [ -e "$d/$6.enabled" ] && echo UnitFileState=enabled || echo UnitFileState=disabled
-        [ -e "$d/$6.active" ] && echo ActiveState=active || echo ActiveState=inactive ;;
+  show) eval "u=\${$#}"; echo LoadState=loaded
+        [ -e "$d/$u.enabled" ] && echo UnitFileState=enabled || echo UnitFileState=disabled
+        [ -e "$d/$u.active" ] && echo ActiveState=active || echo ActiveState=inactive ;;
   daemon-reload) ;;
   enable) if [ "$2" = --now ]; then mkdir -p "$d" && touch "$d/$3.enabled" "$d/$3.active" && echo start >> "$d/$3.log"; else mkdir -p "$d" && touch "$d/$2.enabled"; fi ;;
   start|restart) mkdir -p "$d" && touch "$d/$2.active" && echo "$1" >> "$d/$2.log" ;;
@@ -568,7 +569,7 @@ fn lab_with_secret_run(lab: &Lab, engine: &Engine) -> RunReport {
 fn handlers_owed_by_an_interrupted_run_still_run() {
     let lab = lab(&["m1"]);
     // The app config changes, then the service start fails: the handler is owed.
-    lab.transports["m1"].fail_calls_containing("k8sup_apply_service app");
+    lab.transports["m1"].fail_calls_containing("systemctl enable --now app");
     let engine = lab.engine(1);
     let rt = runtime();
     let first = rt

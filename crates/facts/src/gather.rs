@@ -7,64 +7,7 @@ use k8sup_inventory::Arch;
 /// Prints every fact as `key=value`, one per line; repeated keys (mac, port)
 /// list several values. Written for any POSIX sh; a missing tool leaves its
 /// key out rather than failing the script.
-pub const GATHER_SCRIPT: &str = r#"LC_ALL=C; export LC_ALL
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-# Files are read with the shell's `read` where one line is enough: a process less.
-k8sup_line() { k8sup_v=; read -r k8sup_v 2>/dev/null < "$1"; }
-set -- $(uname -r -m)
-echo "machine=$2"
-echo "kernel=$1"
-k8sup_line /proc/sys/kernel/hostname
-[ -n "$k8sup_v" ] || k8sup_v=$(hostname 2>/dev/null || cat /etc/hostname 2>/dev/null)
-echo "hostname=$k8sup_v"
-if [ -r /etc/os-release ]; then
-  ( . /etc/os-release; echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"; echo "os_name=$PRETTY_NAME" )
-fi
-echo "cpus=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
-k8sup_t=; k8sup_a=
-while read -r k8sup_k k8sup_n k8sup_rest; do
-  case $k8sup_k in MemTotal:) k8sup_t=$k8sup_n;; MemAvailable:) k8sup_a=$k8sup_n; break;; esac
-done < /proc/meminfo 2>/dev/null
-[ -n "$k8sup_t" ] && echo "memory_kib=$k8sup_t"
-[ -n "$k8sup_a" ] && echo "memory_available_kib=$k8sup_a"
-k8sup_t=0; k8sup_u=0
-{ read -r k8sup_rest; while read -r k8sup_f k8sup_k k8sup_n k8sup_m k8sup_rest; do
-  case $k8sup_n$k8sup_m in *[!0-9]*|'') continue;; esac
-  k8sup_t=$((k8sup_t + k8sup_n)); k8sup_u=$((k8sup_u + k8sup_m))
-done; } < /proc/swaps 2>/dev/null
-echo "swap_kib=$k8sup_t"; echo "swap_used_kib=$k8sup_u"
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo cgroup=2; else echo cgroup=1; fi
-k8sup_line /sys/class/dmi/id/product_uuid; echo "product_uuid=$k8sup_v"
-for dev in /sys/class/net/*; do
-  [ -e "$dev/address" ] || continue
-  name=${dev##*/}; [ "$name" = lo ] && continue
-  k8sup_line "$dev/address"; echo "mac=$name $k8sup_v"
-done
-k8sup_line /proc/1/comm; echo "init=$k8sup_v"
-for pm in apt-get dnf yum; do command -v $pm >/dev/null 2>&1 && { echo "package_manager=$pm"; break; }; done
-if command -v ss >/dev/null 2>&1; then
-  ss -ltnH 2>/dev/null | while read -r k8sup_f k8sup_k k8sup_n k8sup_a k8sup_rest; do echo "port=${k8sup_a##*:}"; done
-fi
-command -v kubelet >/dev/null 2>&1 && echo "kubelet=$(kubelet --version 2>/dev/null | awk '{ print $2 }')"
-command -v kubeadm >/dev/null 2>&1 && echo "kubeadm=$(kubeadm version -o short 2>/dev/null)"
-command -v kubectl >/dev/null 2>&1 && echo "kubectl=$(kubectl version --client -o yaml 2>/dev/null | awk '/gitVersion/ { print $2 }')"
-command -v containerd >/dev/null 2>&1 && echo "containerd=$(containerd --version 2>/dev/null | awk '{ print $3 }')"
-command -v docker >/dev/null 2>&1 && echo "docker=$(docker version --format '{{.Server.Version}}' 2>/dev/null)"
-command -v cri-dockerd >/dev/null 2>&1 && echo "cri_dockerd=$(cri-dockerd --version 2>&1 | awk '{ print $2 }')"
-if [ -r /etc/docker/daemon.json ]; then
-  if grep -q 'native.cgroupdriver=systemd' /etc/docker/daemon.json; then echo docker_cgroup=systemd; else echo docker_cgroup=cgroupfs; fi
-fi
-if [ -r /etc/containerd/config.toml ]; then
-  if grep -Eq '^[[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*true' /etc/containerd/config.toml; then echo containerd_cgroup=systemd; else echo containerd_cgroup=cgroupfs; fi
-fi
-if [ -r /var/lib/kubelet/config.yaml ]; then
-  echo "kubelet_cgroup=$(awk '/^cgroupDriver:/ { print $2 }' /var/lib/kubelet/config.yaml)"
-fi
-[ -f /var/lib/k8sup/state.json ] && echo "k8sup_state=$(wc -c < /var/lib/k8sup/state.json)"
-# bash knows its user (no process); other shells ask id.
-echo "uid=${EUID:-$(id -u)}"
-echo end=1
-"#;
+pub const GATHER_SCRIPT: &str = include_str!("gather.sh");
 
 /// `/etc/os-release`, the fields k8sup reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

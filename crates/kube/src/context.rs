@@ -145,7 +145,7 @@ pub fn template_context(
             "dns_domain": c.dns_domain,
             "control_plane_endpoint": c.control_plane_endpoint.to_string(),
             "image_repository": inventory.image_repository(),
-            "image_repository_q": quote(&inventory.image_repository())?,
+            "image_repository_q": quote(inventory.image_repository())?,
             "registry_mirrors": c.registry_mirrors,
         },
         "derived": {

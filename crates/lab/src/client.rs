@@ -19,6 +19,24 @@ pub fn unavailable() -> Option<&'static str> {
     None
 }
 
+/// Whether a test that cannot start must fail instead of skipping: under CI
+/// (`CI=true`) or when `tests/run` runs the whole suite (`K8SUP_REQUIRE_LAB=1`).
+pub fn required() -> bool {
+    ["CI", "K8SUP_REQUIRE_LAB"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")))
+}
+
+/// Says why a test does not run (`SKIPPED: why`), or fails it where a skip would
+/// hide that it never ran ([`required`]).
+pub fn skip(why: &str) {
+    assert!(
+        !required(),
+        "this test cannot run ({why}), and CI=true or K8SUP_REQUIRE_LAB=1 requires it"
+    );
+    eprintln!("SKIPPED: {why}");
+}
+
 impl Lab {
     /// Runs `command` on host `host` as `user` through `ssh` to `address`
     /// (the host's own sshd, or its latency proxy).

@@ -10,7 +10,7 @@ use k8sup_lab::{Arch, Distro, Host, HostSpec, Lab, LabSpec, SudoMode, K8SUP_PASS
 fn lab_available() -> bool {
     match k8sup_lab::client::unavailable() {
         Some(why) => {
-            eprintln!("SKIPPED: {why}");
+            k8sup_lab::client::skip(why);
             false
         }
         None => true,

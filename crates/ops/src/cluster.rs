@@ -58,23 +58,7 @@ pub fn rewrite_server(kubeconfig: &str, server: &str) -> Result<String, String> 
 
 /// What `reset` does on each host, in order. Every step tolerates what is
 /// already gone, so a reset of a half-installed or reset host succeeds.
-const RESET_SCRIPT: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-set -u
-if command -v kubeadm >/dev/null 2>&1; then
-  kubeadm reset -f || exit 1
-fi
-for unit in kubelet; do systemctl stop "$unit" >/dev/null 2>&1 || true; done
-rm -rf /etc/cni/net.d /var/lib/cni /var/lib/kubelet/pki /etc/kubernetes/manifests /var/lib/etcd /etc/k8sup
-if command -v ip >/dev/null 2>&1; then
-  for link in cni0 flannel.1 tunl0 vxlan.calico; do ip link delete "$link" >/dev/null 2>&1 || true; done
-fi
-if command -v iptables >/dev/null 2>&1; then
-  for table in filter nat mangle; do iptables -t "$table" -F && iptables -t "$table" -X || exit 1; done
-fi
-if command -v ipvsadm >/dev/null 2>&1; then ipvsadm --clear || true; fi
-rm -rf /var/lib/k8sup
-echo reset-done
-"#;
+const RESET_SCRIPT: &str = include_str!("reset.sh");
 
 /// How one host's reset went.
 #[derive(Debug)]

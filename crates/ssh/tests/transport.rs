@@ -279,13 +279,28 @@ async fn hostile_paths_and_content_stay_inert() {
     assert!(!canary.exists(), "nothing hostile ran");
 }
 
+/// `close` says goodbye with SSH's disconnect message (sshd logs the reason it was
+/// given), and the server's side of the connection ends.
 #[tokio::test]
 async fn session_close_ends_the_connection() {
     require_sshd!();
     let sshd = Sshd::start();
     let session = connect(&sshd.target()).await.expect("connects");
     session.run(&Script::new("true")).await.expect("runs");
+    let log = || std::fs::read_to_string(sshd.dir.join("sshd.log")).unwrap_or_default();
+    assert!(!log().contains("Received disconnect"), "{}", log());
     session.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !log().contains("Disconnected from user root") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let log = log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Received disconnect") && l.contains("k8sup is done")),
+        "{log}"
+    );
+    assert!(log.contains("Disconnected from user root"), "{log}");
 }
 
 /// As root, sudo runs without asking: this checks the wrapping, the marker handling
@@ -294,7 +309,7 @@ async fn session_close_ends_the_connection() {
 async fn become_runs_through_sudo_and_never_leaks_the_password() {
     require_sshd!();
     if !std::path::Path::new("/usr/bin/sudo").exists() {
-        eprintln!("skipping: sudo is not installed");
+        common::skip("sudo is not installed");
         return;
     }
     let sshd = Sshd::start();

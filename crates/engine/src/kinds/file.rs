@@ -8,7 +8,8 @@
 
 use k8sup_shell::Script;
 
-use super::{check_path, file_diff, sha256_hex, Change, Fields, FileState, Verdict};
+use super::{check_path, file_diff, Change, Fields, FileState, Verdict};
+use crate::encoding::sha256_hex;
 use crate::host::Artifact;
 use crate::playbook::{FileSource, FileSpec};
 use crate::script::{arg, Section};
@@ -165,7 +166,7 @@ pub(super) fn write_call(
 mod tests {
     use super::super::section;
     use super::*;
-    use crate::script::encode_b64;
+    use crate::encoding::encode_b64;
 
     fn spec(content: &str) -> FileSpec {
         FileSpec {

@@ -4,8 +4,9 @@
 use k8sup_shell::Script;
 
 use super::{Change, Fields, Verdict};
+use crate::encoding::decode_b64;
 use crate::playbook::HostnameSpec;
-use crate::script::{arg, decode_b64, Section};
+use crate::script::{arg, Section};
 
 pub(super) fn probe() -> Script {
     Script::new("k8sup_probe_hostname")
@@ -38,7 +39,7 @@ pub(super) fn judge(spec: &HostnameSpec, section: &Section) -> Result<Verdict, S
 mod tests {
     use super::super::section;
     use super::*;
-    use crate::script::encode_b64;
+    use crate::encoding::encode_b64;
 
     #[test]
     fn compares_the_current_name() {

@@ -136,7 +136,7 @@ pub(super) fn judge(spec: &LineSpec, section: &Section) -> Result<Verdict, Strin
 mod tests {
     use super::super::section;
     use super::*;
-    use crate::script::encode_b64;
+    use crate::encoding::encode_b64;
 
     fn present(line: &str, regexp: Option<&str>) -> LineEdit {
         LineEdit::Present {

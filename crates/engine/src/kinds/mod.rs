@@ -200,7 +200,7 @@ impl FileState {
                 let mode =
                     u32::from_str_radix(mode, 8).map_err(|_| format!("bad mode {mode:?}"))?;
                 let content = match fields.opt("content") {
-                    Some(b64) => Some(crate::script::decode_b64(b64)?),
+                    Some(b64) => Some(crate::encoding::decode_b64(b64)?),
                     None => None,
                 };
                 Ok(FileState::Present {
@@ -223,13 +223,6 @@ impl FileState {
             FileState::Present { sha256, .. } => sha256,
         }
     }
-}
-
-/// Lowercase hex sha256 of `data`.
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(data);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a person reads for a diff of `path` from `state` to `wanted`, or a reason

@@ -3,7 +3,8 @@
 
 use k8sup_shell::Script;
 
-use super::{check_path, check_word, file_diff, sha256_hex, Change, Fields, FileState, Verdict};
+use super::{check_path, check_word, file_diff, Change, Fields, FileState, Verdict};
+use crate::encoding::sha256_hex;
 use crate::playbook::ModuleSpec;
 use crate::script::{arg, Section};
 

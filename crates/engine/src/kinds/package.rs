@@ -108,9 +108,9 @@ pub(super) fn judge(
             reason: format!("{} installed as wanted", spec.packages.join(", ")),
         });
     }
-    let (tool, sep) = match manager {
-        Manager::Apt => ("apt", "="),
-        Manager::Dnf => ("dnf", "-"),
+    let sep = match manager {
+        Manager::Apt => "=",
+        Manager::Dnf => "-",
     };
     let specs: Vec<String> = spec
         .packages
@@ -120,35 +120,111 @@ pub(super) fn judge(
             None => name.clone(),
         })
         .collect();
-    let mut apply = Script::new("k8sup_apply_pkg")
-        .arg(arg(tool)?)
-        .arg(arg(if spec.hold { "1" } else { "0" })?);
-    for (name, install) in spec.packages.iter().zip(&specs) {
-        apply = apply.arg(arg(format!("{name}|{install}"))?);
-    }
-    let mut command = match manager {
-        Manager::Apt => format!(
-            "apt-get install -y {0} || (apt-get update && apt-get install -y {0})",
-            specs.join(" ")
-        ),
-        Manager::Dnf => format!("dnf install -y {}", specs.join(" ")),
+    let rpm_tool = match fields.get("manager") {
+        Ok("yum") => &YUM,
+        _ => &DNF,
     };
-    if spec.hold {
-        command.push_str(&match manager {
-            Manager::Apt => format!(" && apt-mark hold {}", spec.packages.join(" ")),
-            Manager::Dnf => format!(
-                " && (the versionlock plugin, when missing) && dnf versionlock add {}",
-                spec.packages.join(" ")
-            ),
-        });
-    }
+    let commands = install_commands(manager, rpm_tool, spec, &specs)?;
     Ok(Verdict::Change(Change {
         reason: reasons.join("; "),
         diff: None,
-        command: Some(command),
-        apply,
+        command: Some(commands.render()),
+        // An install may bring units: the next service task reloads systemd again.
+        apply: Script::new(UNITS_MAY_CHANGE).then(";", commands),
         stdin: None,
     }))
+}
+
+/// What an apply runs before its package commands (script bookkeeping, not a command
+/// on the host): systemd's units may change, so the next service task reloads them.
+const UNITS_MAY_CHANGE: &str = "k8sup_reloaded=";
+
+/// The commands of a dnf or yum host.
+struct RpmTool {
+    install: &'static str,
+    unlock: &'static str,
+    lock: &'static str,
+    /// Installs the versionlock plugin, which minimal installs lack, when it is missing.
+    plugin: &'static str,
+}
+
+const DNF: RpmTool = RpmTool {
+    install: "dnf install -y",
+    unlock: "dnf versionlock delete",
+    lock: "dnf versionlock add",
+    plugin: "{ dnf versionlock list >/dev/null 2>&1 || dnf install -y python3-dnf-plugin-versionlock ; }",
+};
+
+/// Red Hat 7 and its rebuilds (CentOS 7) have yum only: the probe says which the host has.
+const YUM: RpmTool = RpmTool {
+    install: "yum install -y",
+    unlock: "yum versionlock delete",
+    lock: "yum versionlock add",
+    plugin: "{ yum versionlock list >/dev/null 2>&1 || yum install -y yum-plugin-versionlock ; }",
+};
+
+/// The command lines that install `specs` (and hold the packages when asked): the
+/// apply runs exactly these and the plan shows exactly these.
+fn install_commands(
+    manager: Manager,
+    tool: &RpmTool,
+    spec: &PackageSpec,
+    specs: &[String],
+) -> Result<Script, String> {
+    let specs: Vec<_> = specs
+        .iter()
+        .map(|s| arg(s.clone()))
+        .collect::<Result<_, _>>()?;
+    let names: Vec<_> = spec
+        .packages
+        .iter()
+        .map(|n| arg(n.clone()))
+        .collect::<Result<_, _>>()?;
+    Ok(match manager {
+        Manager::Apt => {
+            let install = || {
+                Script::new("DEBIAN_FRONTEND=noninteractive apt-get install -y -q")
+                    .code("--allow-downgrades --allow-change-held-packages")
+                    .args(specs.iter().cloned())
+            };
+            // From the package lists the host has; only when they lack the package or
+            // the version (a repository added since, a pinned version newer than the
+            // lists) are they refreshed and the install tried again.
+            let mut script = install().code("2>/dev/null").then(
+                "||",
+                Script::new("{ apt-get update -q")
+                    .then("&&", install())
+                    .code("; }"),
+            );
+            if spec.hold {
+                for name in &names {
+                    script = script.then("&&", Script::new("apt-mark hold").arg(name.clone()));
+                }
+            }
+            script
+        }
+        Manager::Dnf => {
+            // A package held before is released first, or the install could not
+            // change its version (failures ignored: it may not be locked).
+            let mut script = Script::new("{");
+            for name in &names {
+                script = script
+                    .code(tool.unlock)
+                    .arg(name.clone())
+                    .code(">/dev/null 2>&1 ;");
+            }
+            let mut script = script
+                .code("true ; }")
+                .then(";", Script::new(tool.install).args(specs.iter().cloned()));
+            if spec.hold {
+                script = script.then("&&", Script::new(tool.plugin));
+                for name in &names {
+                    script = script.then("&&", Script::new(tool.lock).arg(name.clone()));
+                }
+            }
+            script
+        }
+    })
 }
 
 #[cfg(test)]
@@ -161,7 +237,7 @@ mod tests {
             arch: "amd64".into(),
             family,
             distro: "x".into(),
-            distro_version: "1".into(),
+            distro_version: "9".into(),
         }
     }
 
@@ -212,20 +288,89 @@ mod tests {
             change.reason,
             "kubelet is 1.29.0-1.1, wanted 1.30.1; kubeadm is not installed; kubeadm is not held"
         );
-        assert_eq!(
-            change.command.as_deref(),
-            Some("apt-get install -y kubelet=1.30.1 kubeadm=1.30.1 || (apt-get update && apt-get install -y kubelet=1.30.1 kubeadm=1.30.1) && apt-mark hold kubelet kubeadm")
-        );
+        let command = "DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+             --allow-downgrades --allow-change-held-packages kubelet=1.30.1 kubeadm=1.30.1 \
+             2>/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get \
+             install -y -q --allow-downgrades --allow-change-held-packages kubelet=1.30.1 \
+             kubeadm=1.30.1 ; } && apt-mark hold kubelet && apt-mark hold kubeadm";
+        assert_eq!(change.command.as_deref(), Some(command));
+        // The apply runs the very command the plan shows.
         assert_eq!(
             change.apply.render(),
-            "k8sup_apply_pkg apt 1 'kubelet|kubelet=1.30.1' 'kubeadm|kubeadm=1.30.1'"
+            format!("{UNITS_MAY_CHANGE} ; {command}")
         );
         let Verdict::Change(rpm) =
             judge(&spec(), &platform(Family::Redhat), &section(body)).unwrap()
         else {
             panic!("expected a change")
         };
-        assert!(rpm.apply.render().contains("'kubelet|kubelet-1.30.1'"));
+        let command = "{ dnf versionlock delete kubelet >/dev/null 2>&1 ; \
+             dnf versionlock delete kubeadm >/dev/null 2>&1 ; true ; } ; \
+             dnf install -y kubelet-1.30.1 kubeadm-1.30.1 && { dnf versionlock list >/dev/null 2>&1 \
+             || dnf install -y python3-dnf-plugin-versionlock ; } && dnf versionlock add kubelet \
+             && dnf versionlock add kubeadm";
+        assert_eq!(rpm.command.as_deref(), Some(command));
+        assert_eq!(
+            rpm.apply.render(),
+            format!("{UNITS_MAY_CHANGE} ; {command}")
+        );
+        let yum_host = format!("manager=yum\n{body}");
+        let Verdict::Change(yum) =
+            judge(&spec(), &platform(Family::Redhat), &section(&yum_host)).unwrap()
+        else {
+            panic!("expected a change")
+        };
+        let command = yum.command.unwrap();
+        assert!(
+            command.contains("yum install -y kubelet-1.30.1"),
+            "{command}"
+        );
+        assert!(!command.contains("dnf"), "{command}");
+    }
+
+    /// The commands a package change runs, run by a real sh against stand-ins that
+    /// log their arguments: what the plan shows is what the host is asked to do.
+    #[test]
+    fn the_commands_run_as_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        for tool in ["apt-get", "apt-mark"] {
+            let path = dir.path().join(tool);
+            std::fs::write(
+                &path,
+                format!(
+                    "#!/bin/sh\necho \"{tool} $*\" >> {}\n[ \"$1 $6\" != 'install kubelet=1.30.1' ] || [ -e {}.updated ] || exit 100\n[ \"$1\" != update ] || touch {}.updated\n",
+                    log.display(),
+                    log.display(),
+                    log.display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let body = "installed.kubelet=\nheld.kubelet=0\ninstalled.kubeadm=\nheld.kubeadm=0";
+        let Verdict::Change(change) =
+            judge(&spec(), &platform(Family::Debian), &section(body)).unwrap()
+        else {
+            panic!("expected a change")
+        };
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(change.apply.render())
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let flags =
+            "-y -q --allow-downgrades --allow-change-held-packages kubelet=1.30.1 kubeadm=1.30.1";
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            format!(
+                "apt-get install {flags}\napt-get update -q\napt-get install {flags}\n\
+                 apt-mark hold kubelet\napt-mark hold kubeadm\n"
+            )
+        );
     }
 
     #[test]

@@ -25,27 +25,36 @@ fn is_running(state: &str) -> bool {
 
 pub(super) fn judge(spec: &ServiceSpec, section: &Section) -> Result<Verdict, String> {
     let fields = Fields::of(section);
+    let load = fields.get("load")?;
     let enabled = fields.get("enabled")?;
     let active = fields.get("active")?;
+    // A unit systemd does not have is one reason, however many of its states differ.
+    let absent = if load == "not-found" {
+        Some(format!("{} has no unit file", spec.service))
+    } else if load.is_empty() && enabled.is_empty() && active.is_empty() {
+        Some(format!("systemctl shows nothing of {}", spec.service))
+    } else {
+        None
+    };
+    let is = |state: &str| {
+        absent
+            .clone()
+            .unwrap_or_else(|| format!("{} is {state}", spec.service))
+    };
     let mut reasons = Vec::new();
     let mut want = spec.clone();
     match spec.enabled {
-        Some(true) if !is_enabled(enabled) => {
-            reasons.push(format!("{} is {}", spec.service, or_unknown(enabled)))
-        }
-        Some(false) if enabled == "enabled" => reasons.push(format!("{} is enabled", spec.service)),
+        Some(true) if !is_enabled(enabled) => reasons.push(is(enabled)),
+        Some(false) if enabled == "enabled" => reasons.push(is(enabled)),
         _ => want.enabled = None,
     }
     match spec.state {
-        Some(ServiceState::Started) if !is_running(active) => {
-            reasons.push(format!("{} is {}", spec.service, or_unknown(active)))
-        }
-        Some(ServiceState::Stopped) if is_running(active) => {
-            reasons.push(format!("{} is {active}", spec.service))
-        }
+        Some(ServiceState::Started) if !is_running(active) => reasons.push(is(active)),
+        Some(ServiceState::Stopped) if is_running(active) => reasons.push(is(active)),
         Some(ServiceState::Restarted) => reasons.push("notified".into()),
         _ => want.state = None,
     }
+    reasons.dedup();
     if reasons.is_empty() {
         return Ok(Verdict::Ok {
             reason: format!("{} is {enabled} and {active}", spec.service),
@@ -54,45 +63,52 @@ pub(super) fn judge(spec: &ServiceSpec, section: &Section) -> Result<Verdict, St
     Ok(Verdict::Change(change(&want, reasons.join("; "))?))
 }
 
-fn or_unknown(state: &str) -> &str {
-    if state.is_empty() {
-        "not found"
-    } else {
-        state
-    }
-}
+/// What an apply runs before its systemctl commands: systemd reloads its units once
+/// per script, and again only after something else was written, installed or run.
+const RELOAD_UNITS: &str = "k8sup_reload_units";
 
-/// The apply that brings the unit to `spec` (fields left `None` are not touched).
+/// The apply that brings the unit to `spec` (fields left `None` are not touched):
+/// the systemctl commands the plan shows, after the reload of the units.
 pub(super) fn change(spec: &ServiceSpec, reason: String) -> Result<Change, String> {
     check_word("service", &spec.service)?;
-    let enable = match spec.enabled {
-        Some(true) => "1",
-        Some(false) => "0",
-        None => "-",
-    };
-    let action = match spec.state {
-        Some(ServiceState::Started) => "start",
-        Some(ServiceState::Stopped) => "stop",
-        Some(ServiceState::Restarted) => "restart",
-        None => "-",
-    };
-    let mut words = vec!["systemctl daemon-reload".to_string()];
-    match spec.enabled {
-        Some(true) => words.push(format!("systemctl enable {}", spec.service)),
-        Some(false) => words.push(format!("systemctl disable {}", spec.service)),
-        None => {}
+    let unit = || arg(spec.service.clone());
+    let mut commands: Vec<Script> = Vec::new();
+    match (spec.enabled, spec.state) {
+        (Some(true), Some(ServiceState::Started)) => {
+            commands.push(Script::new("systemctl enable --now").arg(unit()?))
+        }
+        (enabled, state) => {
+            match enabled {
+                Some(true) => commands.push(Script::new("systemctl enable").arg(unit()?)),
+                Some(false) => commands.push(Script::new("systemctl disable").arg(unit()?)),
+                None => {}
+            }
+            let action = match state {
+                Some(ServiceState::Started) => Some("systemctl start"),
+                Some(ServiceState::Stopped) => Some("systemctl stop"),
+                Some(ServiceState::Restarted) => Some("systemctl restart"),
+                None => None,
+            };
+            if let Some(action) = action {
+                commands.push(Script::new(action).arg(unit()?));
+            }
+        }
     }
-    if action != "-" {
-        words.push(format!("systemctl {action} {}", spec.service));
+    let mut apply = Script::new(RELOAD_UNITS);
+    let mut shown: Option<Script> = None;
+    for command in commands {
+        apply = apply.then("&&", command.clone());
+        shown = Some(match shown {
+            None => command,
+            Some(shown) => shown.then("&&", command),
+        });
     }
+    let command = shown.ok_or("a service task that changes nothing")?;
     Ok(Change {
         reason,
         diff: None,
-        command: Some(words.join(" && ")),
-        apply: Script::new("k8sup_apply_service")
-            .arg(arg(spec.service.clone())?)
-            .arg(arg(enable)?)
-            .arg(arg(action)?),
+        command: Some(command.render()),
+        apply,
         stdin: None,
     })
 }
@@ -113,32 +129,109 @@ mod tests {
     #[test]
     fn enabled_and_active_is_ok() {
         assert!(matches!(
-            judge(&spec(), &section("enabled=enabled\nactive=active")).unwrap(),
+            judge(
+                &spec(),
+                &section("load=loaded\nenabled=enabled\nactive=active")
+            )
+            .unwrap(),
             Verdict::Ok { .. }
         ));
         assert!(matches!(
-            judge(&spec(), &section("enabled=static\nactive=activating")).unwrap(),
+            judge(
+                &spec(),
+                &section("load=loaded\nenabled=static\nactive=activating")
+            )
+            .unwrap(),
             Verdict::Ok { .. }
         ));
     }
 
     #[test]
     fn only_what_differs_is_applied() {
-        let Verdict::Change(c) =
-            judge(&spec(), &section("enabled=enabled\nactive=inactive")).unwrap()
-        else {
+        let Verdict::Change(c) = judge(
+            &spec(),
+            &section("load=loaded\nenabled=enabled\nactive=inactive"),
+        )
+        .unwrap() else {
             panic!("expected a change")
         };
         assert_eq!(c.reason, "containerd is inactive");
-        assert_eq!(c.apply.render(), "k8sup_apply_service containerd - start");
-        let Verdict::Change(c) = judge(&spec(), &section("enabled=\nactive=")).unwrap() else {
+        assert_eq!(c.command.as_deref(), Some("systemctl start containerd"));
+        assert_eq!(
+            c.apply.render(),
+            format!("{RELOAD_UNITS} && systemctl start containerd")
+        );
+        let Verdict::Change(c) = judge(
+            &spec(),
+            &section("load=loaded\nenabled=disabled\nactive=failed"),
+        )
+        .unwrap() else {
             panic!("expected a change")
         };
-        assert_eq!(c.reason, "containerd is not found; containerd is not found");
-        assert_eq!(c.apply.render(), "k8sup_apply_service containerd 1 start");
+        assert_eq!(c.reason, "containerd is disabled; containerd is failed");
         assert_eq!(
             c.command.as_deref(),
-            Some("systemctl daemon-reload && systemctl enable containerd && systemctl start containerd")
+            Some("systemctl enable --now containerd")
         );
+        // The apply runs the very commands the plan shows.
+        assert_eq!(
+            c.apply.render(),
+            format!("{RELOAD_UNITS} && systemctl enable --now containerd")
+        );
+        let stop = ServiceSpec {
+            enabled: Some(false),
+            state: Some(ServiceState::Stopped),
+            ..spec()
+        };
+        let Verdict::Change(c) = judge(
+            &stop,
+            &section("load=loaded\nenabled=enabled\nactive=active"),
+        )
+        .unwrap() else {
+            panic!("expected a change")
+        };
+        assert_eq!(
+            c.apply.render(),
+            format!("{RELOAD_UNITS} && systemctl disable containerd && systemctl stop containerd")
+        );
+    }
+
+    /// What systemctl shows for a unit it has no file of (`LoadState=not-found`,
+    /// `ActiveState=inactive`, an empty `UnitFileState`), or nothing at all, is one reason.
+    #[test]
+    fn a_missing_unit_is_said_once() {
+        for (probed, reason) in [
+            (
+                "load=not-found\nenabled=\nactive=inactive",
+                "containerd has no unit file",
+            ),
+            (
+                "load=\nenabled=\nactive=",
+                "systemctl shows nothing of containerd",
+            ),
+        ] {
+            let Verdict::Change(c) = judge(&spec(), &section(probed)).unwrap() else {
+                panic!("expected a change")
+            };
+            assert_eq!(c.reason, reason);
+            assert_eq!(
+                c.command.as_deref(),
+                Some("systemctl enable --now containerd")
+            );
+        }
+        // Nothing to stop or disable in a unit that is not there.
+        let stopped = ServiceSpec {
+            enabled: Some(false),
+            state: Some(ServiceState::Stopped),
+            ..spec()
+        };
+        assert!(matches!(
+            judge(
+                &stopped,
+                &section("load=not-found\nenabled=\nactive=inactive")
+            )
+            .unwrap(),
+            Verdict::Ok { .. }
+        ));
     }
 }

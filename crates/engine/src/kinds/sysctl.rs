@@ -2,9 +2,11 @@
 
 use k8sup_shell::Script;
 
-use super::{check_path, file_diff, sha256_hex, Change, Fields, FileState, Verdict};
+use super::{check_path, file_diff, Change, Fields, FileState, Verdict};
+use crate::encoding::decode_b64;
+use crate::encoding::sha256_hex;
 use crate::playbook::SysctlSpec;
-use crate::script::{arg, decode_b64, Section};
+use crate::script::{arg, Section};
 
 /// The sysctl.d file for `spec`.
 pub(crate) fn file_content(spec: &SysctlSpec) -> String {
@@ -82,7 +84,7 @@ pub(super) fn judge(spec: &SysctlSpec, section: &Section) -> Result<Verdict, Str
 mod tests {
     use super::super::section;
     use super::*;
-    use crate::script::encode_b64;
+    use crate::encoding::encode_b64;
 
     fn spec() -> SysctlSpec {
         SysctlSpec {

@@ -91,9 +91,20 @@ fn fields(task: &Task) -> Vec<String> {
 }
 
 fn render_host(inv: &Inventory, host: &Host, family: &str, os: (&str, &str)) -> Rendered {
+    render_host_with(inv, host, family, os, None)
+}
+
+/// [`render_host`] with the text of the inventory's `cni_manifest` (Calico's).
+fn render_host_with(
+    inv: &Inventory,
+    host: &Host,
+    family: &str,
+    os: (&str, &str),
+    cni_source: Option<&str>,
+) -> Rendered {
     let env = environment();
     let facts = json!({ "os": { "id": os.0, "version_id": os.1 } });
-    let manifest = cni_manifest(inv, None, &ManifestPatch::for_inventory(inv)).unwrap();
+    let manifest = cni_manifest(inv, cni_source, &ManifestPatch::for_inventory(inv)).unwrap();
     let mut context = template_context(inv, host, &facts, manifest.as_deref()).unwrap();
     context["platform"] = json!({
         "arch": host.arch.map_or("amd64", |a| a.as_str()),
@@ -392,3 +403,5 @@ fn runtime_packages_are_installed_at_their_pins() {
         .all(|t| matches!(&t.action, Action::Package(p) if p.hold));
     assert!(held, "the runtime packages are held");
 }
+
+mod real_tools;

@@ -30,12 +30,27 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
-/// Returns early from a test, saying why, when sshd tests cannot run.
+/// Says why a test does not run (`SKIPPED: why`), or fails it under CI (`CI=true`)
+/// or when `tests/run` runs the whole suite (`K8SUP_REQUIRE_LAB=1`), where a skip
+/// would hide that it never ran.
+pub fn skip(why: &str) {
+    let required = ["CI", "K8SUP_REQUIRE_LAB"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")));
+    assert!(
+        !required,
+        "this test cannot run ({why}), and CI=true or K8SUP_REQUIRE_LAB=1 requires it"
+    );
+    eprintln!("SKIPPED: {why}");
+}
+
+/// Returns early from a test, saying why, when sshd tests cannot run (or fails it
+/// where they must run, see [`skip`]).
 #[macro_export]
 macro_rules! require_sshd {
     () => {
         if let Some(why) = common::unavailable() {
-            eprintln!("skipping: {why}");
+            common::skip(&why);
             return;
         }
     };
@@ -182,7 +197,7 @@ fn config(dir: &Path) -> String {
          UsePAM no\n\
          MaxSessions 200\n\
          MaxStartups 100\n\
-         LogLevel ERROR\n"
+         LogLevel INFO\n"
     )
 }
 

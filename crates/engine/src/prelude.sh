@@ -1,0 +1,311 @@
+# k8sup's prelude: the shell functions every script k8sup sends to a host starts
+# with (POSIX sh; crates/engine/src/script.rs adds the calls after it).
+#
+# POSIX sh has no local variables, so each function names its temporaries after
+# itself (k8sup_wr_* in k8sup_write, ...) and shares no helper variable with
+# another. What functions do share is named here, and nothing else:
+# - script state, set by k8sup_init: K8SUP_NONCE, k8sup_go and k8sup_from (the
+#   batch's guards), k8sup_entries/k8sup_head/k8sup_tail (the ledger), the
+#   prefetch tables (k8sup_pfn, k8sup_pfp_N, k8sup_pfs_N, k8sup_pfh_N),
+#   k8sup_reloaded (systemd reloaded since the last change), k8sup_clock_ms and
+#   k8sup_clock_cs, K8SUP_LEN (stdin bytes of the next write);
+# - results: k8sup_v (k8sup_read_text, k8sup_sysctl_value, k8sup_probe_hostname;
+#   printed by k8sup_put), k8sup_p (k8sup_sysctl_path), k8sup_up (k8sup_uptime),
+#   k8sup_now (k8sup_now), k8sup_index_n (k8sup_index);
+# - inputs: k8sup_text and k8sup_has_text (the content of the next k8sup_write).
+# The calls script.rs writes after the prelude keep their own: k8sup_apply_rc,
+# k8sup_apply_t0, k8sup_apply_t1 and k8sup_o.
+k8sup_nl='
+'
+# Where the kernel's files are (tests point it elsewhere).
+k8sup_proc=${K8SUP_PROC:-/proc}
+k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_has_text=; k8sup_clock_ms=; }
+k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
+k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
+k8sup_b64() { base64 -w 0; }
+# k8sup_v as "$1=text" when it is plain, else as "$2=base64" (tabs, several lines...).
+k8sup_put() {
+  case $k8sup_v in
+    *[!A-Za-z0-9\ ._:/-]*) printf '%s=' "$2"; printf '%s' "$k8sup_v" | k8sup_b64; echo;;
+    *) printf '%s=%s\n' "$1" "$k8sup_v";;
+  esac
+}
+k8sup_ms() { k8sup_ms_v=$(date +%s%3N 2>/dev/null); case $k8sup_ms_v in ''|*[!0-9]*) k8sup_ms_v=$(( $(date +%s) * 1000 ));; esac; echo "$k8sup_ms_v"; }
+# The time in ms since the epoch in k8sup_now: from bash's EPOCHREALTIME when the
+# shell has it, else from one `date` per script plus the hundredths of a second that
+# /proc/uptime moved since (no process), else from `date`.
+k8sup_now() {
+  # bash's clock (no process); unset in other shells, which take the next way.
+  # shellcheck disable=SC3028
+  k8sup_now_e=${EPOCHREALTIME:-}
+  case $k8sup_now_e in
+    [0-9]*[.,][0-9][0-9][0-9]*)
+      k8sup_now=${k8sup_now_e%[.,]*}${k8sup_now_e#*[.,]}
+      k8sup_now=${k8sup_now%???}
+      case $k8sup_now in *[!0-9]*) ;; *) return 0;; esac;;
+  esac
+  if k8sup_uptime; then
+    if [ -z "$k8sup_clock_ms" ]; then k8sup_clock_ms=$(k8sup_ms); k8sup_clock_cs=$k8sup_up; fi
+    k8sup_now=$(( k8sup_clock_ms + (k8sup_up - k8sup_clock_cs) * 10 ))
+  else
+    k8sup_now=$(k8sup_ms)
+  fi
+}
+# /proc/uptime in hundredths of a second, in k8sup_up.
+k8sup_uptime() {
+  read -r k8sup_up _ < "$k8sup_proc/uptime" 2>/dev/null || return 1
+  case $k8sup_up in [0-9]*.[0-9][0-9]) k8sup_up=${k8sup_up%.*}${k8sup_up#*.};; *) return 1;; esac
+  case $k8sup_up in *[!0-9]*) return 1;; esac
+  # No leading zero: $(( )) would read octal.
+  k8sup_up=${k8sup_up#"${k8sup_up%%[!0]*}"}; k8sup_up=${k8sup_up:-0}
+}
+k8sup_read_state() {
+  if [ -e "$1" ]; then printf 'state='; k8sup_b64 < "$1" || return; echo; else echo state=absent; fi
+  if [ -s "$1.journal" ]; then printf 'journal='; k8sup_b64 < "$1.journal" || return; echo; fi
+}
+# One stat and one sha256sum for all the files that the probes after it read, kept
+# by position (names with a newline or backslash are left to the probes). Only for
+# read-only scripts: nothing may change the files between this and their probes.
+k8sup_prefetch() {
+  for k8sup_pf_f; do
+    shift
+    case $k8sup_pf_f in *"$k8sup_nl"*|*\\*) continue;; esac
+    if [ -f "$k8sup_pf_f" ] && [ -r "$k8sup_pf_f" ]; then set -- "$@" "$k8sup_pf_f"; fi
+  done
+  [ $# -gt 0 ] || return 0
+  k8sup_pst=$(stat -L -c '%a %U %G' -- "$@") || return 0
+  k8sup_psum=$(sha256sum -- "$@") || return 0
+  k8sup_pf_i=0
+  for k8sup_pf_f; do k8sup_pf_i=$((k8sup_pf_i + 1)); eval "k8sup_pfp_$k8sup_pf_i=\$k8sup_pf_f"; done
+  k8sup_index k8sup_pfs_ "$k8sup_pst" ''
+  [ "$k8sup_index_n" = $# ] || return 0
+  k8sup_index k8sup_pfh_ "$k8sup_psum" first-word
+  [ "$k8sup_index_n" = $# ] || return 0
+  k8sup_pfn=$#
+}
+# The lines of $2 as variables $1 1, $1 2, ... (with $3, each line's first word only);
+# their count in k8sup_index_n.
+k8sup_index() {
+  k8sup_index_n=0; k8sup_ix_r=$2$k8sup_nl
+  while [ -n "$k8sup_ix_r" ]; do
+    k8sup_index_n=$((k8sup_index_n + 1)); k8sup_ix_l=${k8sup_ix_r%%"$k8sup_nl"*}; k8sup_ix_r=${k8sup_ix_r#*"$k8sup_nl"}
+    [ -z "$3" ] || k8sup_ix_l=${k8sup_ix_l%% *}
+    eval "$1$k8sup_index_n=\$k8sup_ix_l"
+  done
+}
+k8sup_probe_file() {
+  if [ -d "$1" ]; then echo kind=dir; return 0; fi
+  if [ ! -e "$1" ]; then echo kind=absent; return 0; fi
+  echo kind=file
+  k8sup_file_s=; k8sup_file_x=; k8sup_file_j=1
+  while [ "$k8sup_file_j" -le "$k8sup_pfn" ]; do
+    eval "k8sup_file_x=\$k8sup_pfp_$k8sup_file_j"
+    if [ "$k8sup_file_x" = "$1" ]; then eval "k8sup_file_x=\$k8sup_pfs_$k8sup_file_j; k8sup_file_s=\$k8sup_pfh_$k8sup_file_j"; break; fi
+    k8sup_file_j=$((k8sup_file_j + 1))
+  done
+  if [ -n "$k8sup_file_s" ]; then
+    echo "stat=$k8sup_file_x"
+  else
+    echo "stat=$(stat -L -c '%a %U %G' -- "$1")"
+    k8sup_file_s=$(sha256sum < "$1") || return 1
+    k8sup_file_s=${k8sup_file_s%% *}
+  fi
+  echo "sha256=$k8sup_file_s"
+  [ "$k8sup_file_s" = "$2" ] && return 0
+  [ -n "$3" ] && return 0
+  k8sup_file_n=$(wc -c < "$1")
+  if [ "$k8sup_file_n" -gt 1048576 ]; then echo "content_too_large=$k8sup_file_n"; return 0; fi
+  printf 'content='; k8sup_b64 < "$1"; echo
+}
+k8sup_probe_apt() {
+  for k8sup_apt_p in "$@"; do
+    k8sup_apt_v=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$k8sup_apt_p" 2>/dev/null) || k8sup_apt_v=
+    case $k8sup_apt_v in ?i*) printf 'installed.%s=%s\n' "$k8sup_apt_p" "${k8sup_apt_v#*|}";; *) printf 'installed.%s=\n' "$k8sup_apt_p";; esac
+    case $k8sup_apt_v in h*) printf 'held.%s=1\n' "$k8sup_apt_p";; *) printf 'held.%s=0\n' "$k8sup_apt_p";; esac
+  done
+}
+k8sup_probe_rpm() {
+  # The installer the apply will run: dnf, or yum where there is no dnf (release 7).
+  if command -v dnf >/dev/null 2>&1; then echo manager=dnf; else echo manager=yum; fi
+  for k8sup_rpm_p in "$@"; do
+    k8sup_rpm_v=$(rpm -q --qf '%{VERSION}-%{RELEASE}' "$k8sup_rpm_p" 2>/dev/null) || k8sup_rpm_v=
+    printf 'installed.%s=%s\n' "$k8sup_rpm_p" "$k8sup_rpm_v"
+    k8sup_rpm_re=$(printf '%s' "$k8sup_rpm_p" | sed 's/[.+]/\\&/g')
+    k8sup_rpm_h=0
+    for k8sup_rpm_f in /etc/dnf/plugins/versionlock.list /etc/yum/pluginconf.d/versionlock.list; do
+      [ -r "$k8sup_rpm_f" ] && grep -Eq "^([0-9]+:)?$k8sup_rpm_re-([0-9]+:)?[0-9]" "$k8sup_rpm_f" && k8sup_rpm_h=1
+    done
+    printf 'held.%s=%s\n' "$k8sup_rpm_p" "$k8sup_rpm_h"
+  done
+}
+# What `is-enabled` and `is-active` say, from one `systemctl show` (empty when the
+# unit or systemd is missing).
+k8sup_probe_service() {
+  k8sup_svc_o=; k8sup_svc_e=; k8sup_svc_a=
+  k8sup_svc_r=$(systemctl show -p LoadState -p UnitFileState -p ActiveState "$1" 2>/dev/null)$k8sup_nl
+  while [ -n "$k8sup_svc_r" ]; do
+    k8sup_svc_l=${k8sup_svc_r%%"$k8sup_nl"*}; k8sup_svc_r=${k8sup_svc_r#*"$k8sup_nl"}
+    case $k8sup_svc_l in
+      LoadState=*) k8sup_svc_o=${k8sup_svc_l#*=};; UnitFileState=*) k8sup_svc_e=${k8sup_svc_l#*=};; ActiveState=*) k8sup_svc_a=${k8sup_svc_l#*=};;
+    esac
+  done
+  printf 'load=%s\nenabled=%s\nactive=%s\n' "$k8sup_svc_o" "$k8sup_svc_e" "$k8sup_svc_a"
+}
+# A kernel file's text as `sysctl -n` or `cat` would print it (trailing newlines
+# dropped) in k8sup_v, read by the shell itself: no process.
+k8sup_read_text() {
+  k8sup_v=; k8sup_rt_first=1
+  while IFS= read -r k8sup_rt_l || [ -n "$k8sup_rt_l" ]; do
+    if [ -n "$k8sup_rt_first" ]; then k8sup_v=$k8sup_rt_l; k8sup_rt_first=; else k8sup_v="$k8sup_v$k8sup_nl$k8sup_rt_l"; fi
+  done < "$1" || return
+  while :; do case $k8sup_v in *"$k8sup_nl") k8sup_v=${k8sup_v%"$k8sup_nl"};; *) return 0;; esac; done
+}
+# Loaded modules are /proc/modules' first words (what lsmod lists); built-in ones
+# show only in /sys/module.
+k8sup_probe_module() {
+  k8sup_mod_v=0
+  if [ -r "$k8sup_proc/modules" ]; then
+    while read -r k8sup_mod_l _; do
+      if [ "$k8sup_mod_l" = "$1" ]; then k8sup_mod_v=1; break; fi
+    done < "$k8sup_proc/modules"
+  else
+    case "$k8sup_nl$(lsmod 2>/dev/null)" in *"$k8sup_nl$1 "*) k8sup_mod_v=1;; esac
+  fi
+  if [ "$k8sup_mod_v" = 0 ] && [ -d "/sys/module/$1" ]; then k8sup_mod_v=1; fi
+  echo "loaded=$k8sup_mod_v"
+  if [ -n "$2" ]; then k8sup_probe_file "$2" "$3"; fi
+}
+# A key's value from its file under /proc/sys (dots are slashes unless the key has
+# slashes already, as sysctl reads it), else from sysctl itself.
+k8sup_sysctl_path() {
+  case $1 in
+    */*) k8sup_p=$1;;
+    *) k8sup_p=; k8sup_sp_r=$1
+       while :; do case $k8sup_sp_r in *.*) k8sup_p="$k8sup_p${k8sup_sp_r%%.*}/"; k8sup_sp_r=${k8sup_sp_r#*.};; *) k8sup_p=$k8sup_p$k8sup_sp_r; break;; esac; done;;
+  esac
+}
+k8sup_sysctl_value() {
+  k8sup_sysctl_path "$1"
+  if [ -f "$k8sup_proc/sys/$k8sup_p" ] && k8sup_read_text "$k8sup_proc/sys/$k8sup_p" 2>/dev/null; then return 0; fi
+  k8sup_v=$(sysctl -n "$1" 2>/dev/null) || k8sup_v=
+}
+k8sup_probe_sysctl() {
+  k8sup_ps_f=$1; k8sup_ps_e=$2; shift 2
+  for k8sup_ps_k in "$@"; do
+    k8sup_sysctl_value "$k8sup_ps_k"
+    k8sup_put "text.$k8sup_ps_k" "value.$k8sup_ps_k"
+  done
+  k8sup_probe_file "$k8sup_ps_f" "$k8sup_ps_e"
+}
+k8sup_probe_command() {
+  if [ -n "$1" ]; then if [ -e "$1" ]; then echo creates=1; else echo creates=0; fi; fi
+  if [ -n "$2" ]; then sh -c "$2" </dev/null >/dev/null 2>&1 3>&-; echo "unless=$?"; fi
+  return 0
+}
+k8sup_probe_hostname() {
+  if [ -r "$k8sup_proc/sys/kernel/hostname" ] && k8sup_read_text "$k8sup_proc/sys/kernel/hostname" 2>/dev/null; then :; else k8sup_v=$(hostname); fi
+  k8sup_put current_text current
+}
+k8sup_write() {
+  k8sup_reloaded=
+  if [ -n "$5" ]; then
+    if [ -e "$1" ]; then k8sup_wr_c=$(sha256sum < "$1") || return; k8sup_wr_c=${k8sup_wr_c%% *}; else k8sup_wr_c=absent; fi
+    if [ "$k8sup_wr_c" != "$5" ]; then echo "k8sup: $1 changed since it was probed" >&2; return 3; fi
+  fi
+  k8sup_wr_d=${1%/*}; [ -n "$k8sup_wr_d" ] || k8sup_wr_d=/
+  [ -d "$k8sup_wr_d" ] || mkdir -p -- "$k8sup_wr_d" || return
+  # A new temp file beside the target, created exclusively (noclobber is O_EXCL) and,
+  # for the usual modes, with its mode from the umask: no mktemp, no chmod.
+  case $2 in
+    0644|644) k8sup_wr_um=022; k8sup_wr_cm=;; 0640|640) k8sup_wr_um=027; k8sup_wr_cm=;;
+    0600|600) k8sup_wr_um=077; k8sup_wr_cm=;; *) k8sup_wr_um=077; k8sup_wr_cm=1;;
+  esac
+  k8sup_wr_w=0
+  while :; do
+    k8sup_wr_w=$((k8sup_wr_w + 1)); k8sup_wr_t="$k8sup_wr_d/.k8sup.$$.$k8sup_wr_w"
+    ( umask "$k8sup_wr_um"; set -C; : > "$k8sup_wr_t" ) 2>/dev/null && break
+    if [ ! -e "$k8sup_wr_t" ] && [ ! -L "$k8sup_wr_t" ] || [ "$k8sup_wr_w" -ge 100 ]; then
+      echo "k8sup: cannot create a file in $k8sup_wr_d" >&2; return 1
+    fi
+  done
+  # The content: k8sup_text when set; in a batch the next K8SUP_LEN bytes of stdin.
+  if [ -n "$k8sup_has_text" ]; then k8sup_has_text=; printf '%s' "$k8sup_text" > "$k8sup_wr_t"
+  elif [ -n "$K8SUP_LEN" ]; then head -c "$K8SUP_LEN" > "$k8sup_wr_t"; else cat > "$k8sup_wr_t"; fi && { [ -z "$k8sup_wr_cm" ] || chmod "$2" "$k8sup_wr_t"; } && { [ -z "$3" ] || chown "$3" "$k8sup_wr_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_wr_t"; } && { sync "$k8sup_wr_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_wr_t" "$1" && return 0
+  k8sup_wr_r=$?; rm -f -- "$k8sup_wr_t"; return $k8sup_wr_r
+}
+# systemd reloads its units once per script, and again only after something else
+# was written, installed or run (which empties k8sup_reloaded).
+k8sup_reload_units() {
+  [ -z "$k8sup_reloaded" ] || return 0
+  systemctl daemon-reload && k8sup_reloaded=1
+}
+k8sup_apply_module() {
+  modprobe "$1" || return
+  if [ -n "$2" ]; then k8sup_text=$1$k8sup_nl; k8sup_has_text=1; k8sup_write "$2" 0644 '' '' ''; fi
+}
+k8sup_apply_sysctl() {
+  k8sup_as_f=$1; shift
+  k8sup_write "$k8sup_as_f" 0644 '' '' '' || return
+  # Each value written to its file under /proc/sys, as sysctl -w does.
+  for k8sup_as_kv in "$@"; do
+    k8sup_sysctl_path "${k8sup_as_kv%%=*}"
+    if [ -f "$k8sup_proc/sys/$k8sup_p" ]; then
+      printf '%s\n' "${k8sup_as_kv#*=}" > "$k8sup_proc/sys/$k8sup_p" || return
+    else
+      sysctl -w "$k8sup_as_kv" || return
+    fi
+  done
+}
+k8sup_apply_command() { k8sup_reloaded=; sh -c "$1" </dev/null 3>&-; }
+k8sup_fetch() {
+  k8sup_reloaded=
+  k8sup_fetch_v=$(sh -c "$1" </dev/null 3>&-) || return
+  { printf 'value='; printf '%s' "$k8sup_fetch_v" | k8sup_b64; echo; } >&3
+}
+k8sup_apply_hostname() {
+  if command -v hostnamectl >/dev/null 2>&1 && hostnamectl set-hostname "$1"; then return 0; fi
+  hostname "$1" && printf '%s\n' "$1" > /etc/hostname
+}
+k8sup_state() {
+  # $1 path, $2 head, $3 tail, $4 entry prefix, $5 1 if head has entries, $6 journal
+  # line prefix, $7 apply status, $8 $9 start and end. The times land in JSON: digits.
+  for k8sup_st_n in "$8" "$9"; do
+    case $k8sup_st_n in ''|*[!0-9]*) echo "k8sup: bad task times '$8' '$9'" >&2; return 1;; esac
+  done
+  k8sup_st_d=${1%/*}; [ -n "$k8sup_st_d" ] || k8sup_st_d=/
+  [ -d "$k8sup_st_d" ] || mkdir -p -- "$k8sup_st_d" || return
+  if [ "$7" = 0 ]; then k8sup_st_res=changed; else k8sup_st_res=failed; fi
+  echo "start=$8"; echo "end=$9"
+  k8sup_st_v="$k8sup_st_res\",\"started_ms\":$8,\"finished_ms\":$9,\"duration_ms\":$(( $9 - $8 ))}"
+  # The entries this script recorded, for the ledger rewritten at its end...
+  if [ -n "$k8sup_entries" ] || [ "$5" = 1 ]; then k8sup_entries="$k8sup_entries,"; fi
+  k8sup_entries="$k8sup_entries$4$k8sup_st_v"
+  k8sup_head=$2; k8sup_tail=$3
+  # ...and this one in the journal now: one line appended, no process.
+  printf '%s\n' "$6$k8sup_st_v}" >> "$1.journal"
+}
+# Rewrites the ledger with the entries of this script (atomically, made durable),
+# then empties the journal that held them meanwhile.
+k8sup_compact() {
+  [ -n "$k8sup_entries" ] || return 0
+  # The directory is root's (/var/lib/k8sup): a fixed temp name is safe.
+  k8sup_cp_t=$1.k8sup-tmp
+  printf '%s%s%s' "$k8sup_head" "$k8sup_entries" "$k8sup_tail" > "$k8sup_cp_t" && { sync "$k8sup_cp_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_cp_t" "$1" && : > "$1.journal" && return 0
+  k8sup_cp_r=$?; rm -f -- "$k8sup_cp_t"; return $k8sup_cp_r
+}
+k8sup_batch() { k8sup_go=1; k8sup_from=$1; }
+# Whether every guard of the batch held so far.
+k8sup_going() { [ "$k8sup_go" = 1 ]; }
+k8sup_guard() {
+  # $1: the output judged, as text (t:...) or as its digest (d:...); $2 and $3 the
+  # probe's output and status now; $4 its step, where the re-probe starts when the
+  # guard fails (and the batch stops).
+  case $1 in
+    t:*) [ "t:$2|$3" = "$1" ];;
+    *) k8sup_g_s=$(printf '%s|%s' "$2" "$3" | sha256sum) || k8sup_g_s=; [ "d:${k8sup_g_s%% *}" = "$1" ];;
+  esac && return 0
+  k8sup_go=0; k8sup_from=$4
+  return 1
+}
+k8sup_len() { K8SUP_LEN=$1; }
+k8sup_reach() { [ "$k8sup_from" -le "$1" ]; }
