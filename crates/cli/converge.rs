@@ -9,6 +9,7 @@ use k8sup_engine::{Engine, EngineOptions, Plan, Playbook, TaskStatus, TemplateSe
 use k8sup_inventory::Inventory;
 use k8sup_ops::connect::ConnectOptions;
 use k8sup_ops::converge::{prepare, Prepared};
+use k8sup_ops::lock::{lock_cluster, ClusterLock, RunInfo};
 use k8sup_ssh::{EventSink, Secrets};
 
 use crate::args::{ApplyArgs, ConvergeArgs, OutputArgs, PlanArgs};
@@ -19,6 +20,8 @@ use crate::{exit, hosts, table};
 struct Setup {
     engine: Engine,
     prepared: Prepared,
+    /// Held until the command ends: one run at a time per cluster.
+    _lock: ClusterLock,
 }
 
 pub fn plan(args: &PlanArgs, output: &OutputArgs) -> u8 {
@@ -177,6 +180,7 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
         }
     };
     let playbook = load_playbook(args)?;
+    let (lock, run) = lock_run(&inventory)?;
     let mut templates = TemplateSet::new();
     for (name, text) in k8sup_kube::playbook::TEMPLATES {
         templates.insert(*name, *text);
@@ -207,6 +211,7 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
         secrets,
         events: EventSink::new(hosts::print_event),
         parallel: args.parallel.map(|n| n as usize),
+        run: Some(run),
     };
     let selected: Vec<_> = inventory.hosts.iter().collect();
     let prepared = prepare(&inventory, &selected, &connect).await;
@@ -228,7 +233,11 @@ async fn setup(args: &ConvergeArgs) -> Option<Setup> {
         eprintln!("error: nothing was changed on any host: fix the problems above first");
         return None;
     }
-    Some(Setup { engine, prepared })
+    Some(Setup {
+        engine,
+        prepared,
+        _lock: lock,
+    })
 }
 
 fn load_playbook(args: &ConvergeArgs) -> Option<Playbook> {
@@ -249,6 +258,21 @@ fn load_playbook(args: &ConvergeArgs) -> Option<Playbook> {
         Ok(p) => Some(p),
         Err(e) => {
             eprintln!("{e}");
+            None
+        }
+    }
+}
+
+/// Takes the cluster's lock on this controller for this run (the hosts' are taken
+/// once connected); prints who holds it and returns `None` when another run does.
+pub fn lock_run(inventory: &Inventory) -> Option<(ClusterLock, RunInfo)> {
+    let run = RunInfo::current();
+    let history = history_dir(&inventory.cluster.name);
+    let dir = history.parent().unwrap_or(&history);
+    match lock_cluster(dir, &inventory.cluster.name, &run) {
+        Ok(lock) => Some((lock, run)),
+        Err(e) => {
+            eprintln!("error: {e}");
             None
         }
     }

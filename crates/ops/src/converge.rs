@@ -13,6 +13,7 @@ use k8sup_inventory::{Host, Inventory};
 
 use crate::connect::ConnectOptions;
 use crate::facts::{gather_host, Outcome};
+use crate::lock::lock_host;
 
 /// Hosts ready for the engine, or the reasons they are not.
 pub struct Prepared {
@@ -80,6 +81,23 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
                 if let Some(s) = session {
                     s.close().await;
                 }
+            }
+        }
+    }
+    // Every host is locked for this run before anything else happens on any.
+    if let Some(run) = &options.run {
+        let locks: Vec<_> = stream::iter(ready.iter())
+            .map(|(host, _, session)| async move { (host, lock_host(session, run).await) })
+            .buffer_unordered(n)
+            .collect()
+            .await;
+        for (host, result) in locks {
+            if let Err(e) = result {
+                blocking.push(Finding {
+                    host: host.name.clone(),
+                    check: CheckKind::Locked,
+                    message: e.to_string(),
+                });
             }
         }
     }

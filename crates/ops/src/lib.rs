@@ -6,6 +6,7 @@
 //! - [`facts`]: gather [`k8sup_facts::HostFacts`] from every host.
 //! - [`check`]: facts plus preflight findings, for `k8sup check`.
 //! - [`cluster`]: the admin kubeconfig, and `reset` for the nightly reprovision.
+//! - [`lock`]: one run at a time, per cluster on the controller and per host.
 //! - [`converge`]: connect, gather facts, and hand every host to the engine,
 //!   for `k8sup plan` and `k8sup apply`.
 
@@ -14,3 +15,4 @@ pub mod cluster;
 pub mod connect;
 pub mod converge;
 pub mod facts;
+pub mod lock;
