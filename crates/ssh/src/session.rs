@@ -28,6 +28,7 @@ use crate::command::{
 use crate::error::{CommandError, ConnectError};
 use crate::event::SshEvent;
 use crate::host_key::{HandshakeError, HostKeyChecker};
+use crate::known_hosts;
 use crate::shell::{self, Start};
 use crate::target::{Secret, Target};
 use crate::transport::Transport;
@@ -100,13 +101,23 @@ async fn connect_bastion(target: &Target, jump: &Target) -> Result<Session, Conn
 }
 
 fn client_config(target: &Target) -> client::Config {
-    client::Config {
+    let mut config = client::Config {
         keepalive_interval: target.keepalive_interval,
         keepalive_max: 3,
         inactivity_timeout: None,
         nodelay: true,
         ..client::Config::default()
+    };
+    // The types of the keys known for the host are asked for first, so that a host
+    // with several keys shows one that can be checked. An unreadable file is reported
+    // by the check itself.
+    if target.host_key_checking != crate::target::HostKeyChecking::Off {
+        if let Ok(text) = known_hosts::read(&target.known_hosts) {
+            let known = known_hosts::known_algorithms(&text, &target.address, target.port);
+            config.preferred.key = known_hosts::prefer_known(&config.preferred.key, &known).into();
+        }
     }
+    config
 }
 
 /// One attempt: transport, handshake with host key check, authentication, all within
