@@ -13,7 +13,7 @@ use k8sup_inventory::{Host, Inventory};
 
 use crate::connect::ConnectOptions;
 use crate::facts::{gather_host, Outcome};
-use crate::lock::lock_host;
+use crate::lock::HostLockError;
 
 /// Hosts ready for the engine, or the reasons they are not.
 pub struct Prepared {
@@ -52,6 +52,24 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
             check,
             message,
         };
+        // A host another run holds, or one that could not be locked although sudo
+        // works, stops the run like an unreachable one.
+        let sudo_problem = matches!(
+            &g.outcome,
+            Outcome::Facts {
+                sudo_problem: Some(_),
+                ..
+            }
+        );
+        if let Some(Err(e)) = &g.lock {
+            if matches!(e, HostLockError::Held(_)) || !sudo_problem {
+                blocking.push(finding(CheckKind::Locked, e.to_string()));
+                if let Some(s) = g.session {
+                    s.close().await;
+                }
+                continue;
+            }
+        }
         match (g.outcome, g.session) {
             (
                 Outcome::Facts {
@@ -81,23 +99,6 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
                 if let Some(s) = session {
                     s.close().await;
                 }
-            }
-        }
-    }
-    // Every host is locked for this run before anything else happens on any.
-    if let Some(run) = &options.run {
-        let locks: Vec<_> = stream::iter(ready.iter())
-            .map(|(host, _, session)| async move { (host, lock_host(session, run).await) })
-            .buffer_unordered(n)
-            .collect()
-            .await;
-        for (host, result) in locks {
-            if let Err(e) = result {
-                blocking.push(Finding {
-                    host: host.name.clone(),
-                    check: CheckKind::Locked,
-                    message: e.to_string(),
-                });
             }
         }
     }
