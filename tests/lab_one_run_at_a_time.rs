@@ -354,3 +354,94 @@ name = "w1"
         );
     }
 }
+
+/// Two applies started at once, six times over a fresh cluster: one converges, the
+/// other says who holds the cluster and exits 1; kubeadm init and join ran once per
+/// trial, and the ledgers are complete (the next apply changes nothing).
+#[test]
+fn two_applies_at_once_one_converges_the_other_refuses() {
+    let Some(lab) = lab(&spec(
+        r#"
+name = "twice"
+[[hosts]]
+name = "m1"
+roles = ["master"]
+[[hosts]]
+name = "n1"
+"#,
+    )) else {
+        return;
+    };
+    let cluster = "[cluster]\nname = \"twice\"\nkubernetes_version = \"1.31\"\n";
+    let inv = write_inventory(&lab, "inventory.toml", &lab.inventory_toml(cluster));
+    let inv = inv.to_str().unwrap();
+    let state = lab.dir().join("k8sup-state");
+    let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
+    let count = |host: &str, sub: &str| {
+        lab.host(host)
+            .unwrap()
+            .commands()
+            .unwrap()
+            .iter()
+            .filter(|c| c.argv.first().is_some_and(|a| a.ends_with("kubeadm")))
+            .filter(|c| c.argv.get(1).map(String::as_str) == Some(sub))
+            .count()
+    };
+    for trial in 1..=6 {
+        if trial > 1 {
+            let reset = k8sup(&["reset", "-i", inv, "--yes"], &env);
+            assert!(
+                reset.status.success(),
+                "{}{}",
+                stdout(&reset),
+                stderr(&reset)
+            );
+        }
+        let (inits, joins) = (count("m1", "init"), count("n1", "join"));
+        let dir = lab.dir().join(format!("trial-{trial}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut a = spawn_apply(inv, &env, &dir.join("a.out"));
+        if trial % 2 == 0 {
+            std::thread::sleep(Duration::from_millis(50 * trial as u64));
+        }
+        let mut b = spawn_apply(inv, &env, &dir.join("b.out"));
+        let statuses = [a.wait().unwrap().code(), b.wait().unwrap().code()];
+        let said = |name: &str| {
+            format!(
+                "{}{}",
+                std::fs::read_to_string(dir.join(format!("{name}.out"))).unwrap_or_default(),
+                std::fs::read_to_string(dir.join(format!("{name}.err"))).unwrap_or_default()
+            )
+        };
+        let (winner, loser) = match statuses {
+            [Some(0), Some(1)] => ("a", "b"),
+            [Some(1), Some(0)] => ("b", "a"),
+            other => panic!(
+                "trial {trial}: exits {other:?}\na: {}\nb: {}",
+                said("a"),
+                said("b")
+            ),
+        };
+        assert!(
+            said(loser).contains("cluster twice is locked by run"),
+            "trial {trial}: {}",
+            said(loser)
+        );
+        assert!(
+            said(winner).contains("changed on"),
+            "trial {trial}: {}",
+            said(winner)
+        );
+        assert_eq!(
+            count("m1", "init"),
+            inits + 1,
+            "trial {trial}: kubeadm init runs"
+        );
+        assert_eq!(
+            count("n1", "join"),
+            joins + 1,
+            "trial {trial}: kubeadm join runs"
+        );
+        common::assert_converged(inv, &env);
+    }
+}

@@ -82,9 +82,24 @@ pub fn lock_cluster(dir: &Path, cluster: &str, run: &RunInfo) -> Result<ClusterL
         .open(&path)
         .map_err(|e| format!("cannot open the cluster's lock {}: {e}", path.display()))?;
     if !try_lock(&file).map_err(|e| format!("cannot lock {}: {e}", path.display()))? {
+        // The holder writes who it is right after locking: give it a moment.
         let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        let holder = holder.lines().next().unwrap_or("another run").to_string();
+        for _ in 0..25 {
+            holder.clear();
+            let _ = file
+                .rewind()
+                .and_then(|()| file.read_to_string(&mut holder));
+            if !holder.trim().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let holder = holder
+            .lines()
+            .next()
+            .filter(|l| !l.is_empty())
+            .unwrap_or("another run")
+            .to_string();
         return Err(format!(
             "cluster {cluster} is locked by {holder} ({}): nothing was changed; wait for that run to end",
             path.display()
