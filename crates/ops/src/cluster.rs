@@ -8,7 +8,7 @@ use k8sup_shell::Script;
 use k8sup_ssh::Session;
 
 use crate::connect::{target_for, ConnectOptions};
-use crate::lock::{lock_host, HostLockError};
+use crate::lock::{HostLockError, LockOrder};
 
 /// Where kubeadm writes the cluster admin's kubeconfig on a master.
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
@@ -94,9 +94,11 @@ pub async fn reset(
     options: &ConnectOptions,
 ) -> Vec<ResetReport> {
     let n = options.parallelism(inventory);
+    let order = hosts.first().map(|first| LockOrder::new(&first.name));
+    let order = order.as_ref();
     let mut sessions: Vec<(usize, Result<Session, LockedOr>)> =
         stream::iter(hosts.iter().enumerate())
-            .map(|(i, host)| async move { (i, connect_and_lock(host, options).await) })
+            .map(|(i, host)| async move { (i, connect_and_lock(host, options, order).await) })
             .buffer_unordered(n)
             .collect()
             .await;
@@ -140,12 +142,22 @@ enum LockedOr {
     Failed(String),
 }
 
-async fn connect_and_lock(host: &Host, options: &ConnectOptions) -> Result<Session, LockedOr> {
-    let session = k8sup_ssh::connect(&target_for(host, options))
-        .await
-        .map_err(|e| LockedOr::Failed(e.to_string()))?;
-    if let Some(run) = &options.run {
-        if let Err(e) = lock_host(&session, run).await {
+async fn connect_and_lock(
+    host: &Host,
+    options: &ConnectOptions,
+    order: Option<&LockOrder>,
+) -> Result<Session, LockedOr> {
+    let session = match k8sup_ssh::connect(&target_for(host, options)).await {
+        Ok(session) => session,
+        Err(e) => {
+            if let Some(order) = order {
+                order.unreachable(&host.name);
+            }
+            return Err(LockedOr::Failed(e.to_string()));
+        }
+    };
+    if let (Some(run), Some(order)) = (&options.run, order) {
+        if let Err(e) = order.lock(&host.name, &session, run).await {
             session.close().await;
             return Err(match e {
                 HostLockError::Held(_) => LockedOr::Locked(e.to_string()),

@@ -8,7 +8,7 @@ use k8sup_shell::Script;
 use k8sup_ssh::{CommandError, Session};
 
 use crate::connect::{target_for, ConnectOptions};
-use crate::lock::{lock_host, HostLockError};
+use crate::lock::{lock_host, HostLockError, LockOrder};
 
 /// What one host answered.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub async fn gather(
     let n = options.parallelism(inventory);
     let mut reports: Vec<(usize, HostReport)> = stream::iter(hosts.iter().enumerate())
         .map(|(i, host)| async move {
-            let gathered = gather_host(host, options).await;
+            let gathered = gather_host(host, options, None).await;
             if let Some(session) = gathered.session {
                 session.close().await;
             }
@@ -66,22 +66,31 @@ pub struct Gathered {
     pub lock: Option<Result<(), HostLockError>>,
 }
 
-/// Connects to `host` and gathers its facts with one command.
-pub async fn gather_host(host: &Host, options: &ConnectOptions) -> Gathered {
+/// Connects to `host` and gathers its facts with one command; with `options.run`,
+/// locks it first, in `order`.
+pub async fn gather_host(
+    host: &Host,
+    options: &ConnectOptions,
+    order: Option<&LockOrder>,
+) -> Gathered {
     let target = target_for(host, options);
     let session = match k8sup_ssh::connect(&target).await {
         Ok(session) => session,
         Err(e) => {
+            if let Some(order) = order {
+                order.unreachable(&host.name);
+            }
             return Gathered {
                 session: None,
                 outcome: Outcome::Failed(e.to_string()),
                 lock: None,
-            }
+            };
         }
     };
-    let lock = match &options.run {
-        Some(run) => Some(lock_host(&session, run).await),
-        None => None,
+    let lock = match (&options.run, order) {
+        (Some(run), Some(order)) => Some(order.lock(&host.name, &session, run).await),
+        (Some(run), None) => Some(lock_host(&session, run).await),
+        (None, _) => None,
     };
     if let Some(Err(held @ HostLockError::Held(_))) = &lock {
         let outcome = Outcome::Failed(held.to_string());

@@ -194,6 +194,61 @@ pub async fn lock_host(session: &Session, run: &RunInfo) -> Result<(), HostLockE
     }
 }
 
+/// Hosts are locked first host first: the others wait until the first is locked (or
+/// found unreachable), and are not tried when another run holds it. Of two runs started
+/// at once from two controllers, the one that got the first host then gets them all
+/// and the other refuses, instead of each holding some and both refusing.
+pub struct LockOrder {
+    first: String,
+    /// `Some(true)` once another run was found holding the first host.
+    first_held: tokio::sync::watch::Sender<Option<bool>>,
+}
+
+impl LockOrder {
+    /// The order for a run whose first host is `first`.
+    pub fn new(first: &str) -> LockOrder {
+        LockOrder {
+            first: first.to_string(),
+            first_held: tokio::sync::watch::channel(None).0,
+        }
+    }
+
+    /// Says that `host` could not even be connected to, so nothing waits for it.
+    pub fn unreachable(&self, host: &str) {
+        if host == self.first {
+            self.first_held.send_replace(Some(false));
+        }
+    }
+
+    /// Locks `host` on `session` in this order (see [`lock_host`]).
+    pub async fn lock(
+        &self,
+        host: &str,
+        session: &Session,
+        run: &RunInfo,
+    ) -> Result<(), HostLockError> {
+        if host == self.first {
+            let result = lock_host(session, run).await;
+            self.first_held
+                .send_replace(Some(matches!(result, Err(HostLockError::Held(_)))));
+            return result;
+        }
+        let mut first_held = self.first_held.subscribe();
+        let held = first_held
+            .wait_for(Option::is_some)
+            .await
+            .map(|held| *held == Some(true))
+            .unwrap_or(false);
+        if held {
+            return Err(HostLockError::Held(format!(
+                "the run that holds {} (not tried)",
+                self.first
+            )));
+        }
+        lock_host(session, run).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
