@@ -17,13 +17,9 @@ use k8sup_lab::Lab;
 /// Every process on this machine (the lab's hosts are real processes here) with its
 /// arguments and the root it runs in, read from the machine's real /proc.
 fn processes() -> Vec<(i32, String, String)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| {
+    k8sup_lab::sys::processes()
+        .into_iter()
+        .filter_map(|(pid, _)| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let root = std::fs::read_link(format!("/proc/{pid}/root")).ok()?;
             Some((
