@@ -523,6 +523,12 @@ impl Session {
                         options.emit(OutputStream::Stdout, out.push(token, &data, true));
                     }
                     Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        // The ready line (stdout) may overtake sudo's start marker
+                        // (stderr): the marker is removed wherever it comes.
+                        let data = match gate.as_mut().filter(|gate| !gate.started()) {
+                            Some(gate) => gate.feed(&data).stderr,
+                            None => data.to_vec(),
+                        };
                         options.emit(OutputStream::Stderr, err.push(token, &data, false));
                     }
                     Some(ChannelMsg::Close) | None => {
