@@ -295,11 +295,31 @@ name = "w1"
             Vec::<String>::new(),
             "{h} keeps join credentials"
         );
-        wait_until(
-            &format!("{h}'s shells removed their script directories"),
-            Duration::from_secs(10),
-            || files_named(&lab, h, "/tmp", "k8sup-shell.").is_empty(),
-        );
+        let left = || files_named(&lab, h, "/tmp", "k8sup-shell.");
+        // Shells end just after the run; a loaded machine may take a while.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !left().is_empty() {
+            if Instant::now() > deadline {
+                let owners: Vec<String> = left()
+                    .iter()
+                    .map(|d| {
+                        let pid = d.split('.').nth(1).unwrap_or_default();
+                        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                            .unwrap_or_default();
+                        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                        format!(
+                            "{d}: {stat} {}",
+                            String::from_utf8_lossy(&cmd)
+                                .chars()
+                                .take(80)
+                                .collect::<String>()
+                        )
+                    })
+                    .collect();
+                panic!("{h} keeps script directories: {owners:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     // No token, CA hash or certificate key was ever in a process's arguments.
