@@ -46,6 +46,7 @@ pub(crate) fn connect_options() -> ConnectOptions {
         secrets: Secrets::from_env(),
         events: EventSink::new(hosts::print_event),
         parallel: None,
+        run: None,
     }
 }
 

@@ -23,6 +23,7 @@ pub fn kubeconfig(args: &KubeconfigArgs, output: &OutputArgs) -> u8 {
         secrets: Secrets::from_env(),
         events: EventSink::new(hosts::print_event),
         parallel: None,
+        run: None,
     };
     let text = match hosts::block_on(cluster::kubeconfig(&inventory, &options)) {
         Ok(text) => text,
@@ -95,7 +96,11 @@ pub fn reset(args: &ResetArgs, output: &OutputArgs) -> u8 {
         eprintln!("error: {refusal}");
         return exit::ERROR;
     }
-    let options = hosts::connect_options(&args.hosts);
+    let mut options = hosts::connect_options(&args.hosts);
+    let Some((_lock, run)) = crate::converge::lock_run(&inventory) else {
+        return exit::ERROR;
+    };
+    options.run = Some(run);
     let reports = hosts::block_on(cluster::reset(&inventory, &selected, &options));
     let mut failed = 0;
     for r in &reports {

@@ -13,6 +13,7 @@ use k8sup_facts::Finding;
 use k8sup_inventory::{Inventory, MAX_INVENTORY_BYTES};
 use k8sup_ops::connect::ConnectOptions;
 use k8sup_ops::converge::{prepare, Prepared};
+use k8sup_ops::lock::{lock_cluster, ClusterLock, RunInfo};
 use k8sup_ssh::{EventSink, Secrets};
 
 use crate::args::{ApplyArgs, ConvergeArgs, OutputArgs, PlanArgs};
@@ -32,6 +33,10 @@ struct Loaded {
     selected: Vec<String>,
     /// Hosts only read in this run (`--limit` left them out).
     read_only: std::collections::BTreeSet<String>,
+    /// This run, as the hosts' locks record it.
+    run: RunInfo,
+    /// Held until the command ends: one run at a time per cluster.
+    _lock: ClusterLock,
 }
 
 impl Loaded {
@@ -490,6 +495,7 @@ fn load(args: &ConvergeArgs) -> Option<Loaded> {
     }
     let selected: Vec<String> = selected.iter().map(|h| h.name.clone()).collect();
     let playbook = load_playbook(args)?;
+    let (lock, run) = lock_run(&inventory)?;
     let mut templates = TemplateSet::new();
     for (name, text) in k8sup_kube::playbook::TEMPLATES {
         templates.insert(*name, *text);
@@ -516,6 +522,8 @@ fn load(args: &ConvergeArgs) -> Option<Loaded> {
         engine,
         selected,
         read_only,
+        run,
+        _lock: lock,
     })
 }
 
@@ -533,6 +541,7 @@ async fn connect(loaded: Loaded, args: &ConvergeArgs) -> Result<Setup, (Loaded, 
         secrets,
         events: EventSink::new(hosts::print_event),
         parallel: args.parallel.map(|n| n as usize),
+        run: Some(loaded.run.clone()),
     };
     let selected: Vec<_> = loaded
         .selected
@@ -579,6 +588,21 @@ fn load_playbook(args: &ConvergeArgs) -> Option<Playbook> {
         Ok(p) => Some(p),
         Err(e) => {
             eprintln!("{e}");
+            None
+        }
+    }
+}
+
+/// Takes the cluster's lock on this controller for this run (the hosts' are taken
+/// once connected); prints who holds it and returns `None` when another run does.
+pub fn lock_run(inventory: &Inventory) -> Option<(ClusterLock, RunInfo)> {
+    let run = RunInfo::current();
+    let history = history_dir(&inventory.cluster.name);
+    let dir = history.parent().unwrap_or(&history);
+    match lock_cluster(dir, &inventory.cluster.name, &run) {
+        Ok(lock) => Some((lock, run)),
+        Err(e) => {
+            eprintln!("error: {e}");
             None
         }
     }

@@ -56,6 +56,7 @@ pub fn connect_options(args: &HostsArgs) -> ConnectOptions {
         secrets: Secrets::from_env(),
         events: EventSink::new(print_event),
         parallel: args.parallel.map(|n| n as usize),
+        run: None,
     }
 }
 

@@ -73,10 +73,14 @@ pub fn snapshot(lab: &Lab) -> BTreeMap<String, (u32, Vec<u8>)> {
                 .into_owned();
             // The lab's logs, the shared /usr, devices, and the kernel's clock (the
             // machine's /proc/uptime, mounted in every host) are not the host's state.
+            // Nor are the run's own lock (/run/k8sup.lock, whoever ran last) and its
+            // shells' script directories (gone with the shells, just after the run).
             if rel.starts_with("var/log/k8sup-lab")
                 || rel.starts_with("usr")
                 || rel.starts_with("dev")
                 || rel == "proc/uptime"
+                || rel == "run/k8sup.lock"
+                || rel.starts_with("tmp/k8sup-shell.")
             {
                 continue;
             }

@@ -199,7 +199,7 @@ k8sup_probe_sysctl() {
 }
 k8sup_probe_command() {
   if [ -n "$1" ]; then if [ -e "$1" ]; then echo creates=1; else echo creates=0; fi; fi
-  if [ -n "$2" ]; then sh -c "$2" </dev/null >/dev/null 2>&1 3>&-; echo "unless=$?"; fi
+  if [ -n "$2" ]; then k8sup_sh "$2" </dev/null >/dev/null 2>&1 3>&-; echo "unless=$?"; fi
   return 0
 }
 k8sup_probe_hostname() {
@@ -256,10 +256,15 @@ k8sup_apply_sysctl() {
     fi
   done
 }
-k8sup_apply_command() { k8sup_reloaded=; sh -c "$1" </dev/null 3>&-; }
+# Playbook code ($1) in a sh of its own, as `sh -c` would run it, but handed over in
+# the environment (readable by its owner only) and not as an argument (readable by
+# every local user): it may hold a secret. Its own commands do not inherit it.
+# shellcheck disable=SC2016 # the single quotes are the inner sh's code, expanded there
+k8sup_sh() { K8SUP_CODE=$1 sh -c 'k8sup_c=$K8SUP_CODE; unset K8SUP_CODE; eval "$k8sup_c"' k8sup; }
+k8sup_apply_command() { k8sup_reloaded=; k8sup_sh "$1" </dev/null 3>&-; }
 k8sup_fetch() {
   k8sup_reloaded=
-  k8sup_fetch_v=$(sh -c "$1" </dev/null 3>&-) || return
+  k8sup_fetch_v=$(k8sup_sh "$1" </dev/null 3>&-) || return
   { printf 'value='; printf '%s' "$k8sup_fetch_v" | k8sup_b64; echo; } >&3
 }
 k8sup_apply_hostname() {
@@ -288,8 +293,8 @@ k8sup_state() {
 # then empties the journal that held them meanwhile.
 k8sup_compact() {
   [ -n "$k8sup_entries" ] || return 0
-  # The directory is root's (/var/lib/k8sup): a fixed temp name is safe.
-  k8sup_cp_t=$1.k8sup-tmp
+  # A name of this script's own: two writers never share a temp file.
+  k8sup_cp_t=$1.k8sup-tmp.$$
   printf '%s%s%s' "$k8sup_head" "$k8sup_entries" "$k8sup_tail" > "$k8sup_cp_t" && { sync "$k8sup_cp_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_cp_t" "$1" && : > "$1.journal" && return 0
   k8sup_cp_r=$?; rm -f -- "$k8sup_cp_t"; return $k8sup_cp_r
 }

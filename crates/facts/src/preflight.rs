@@ -14,6 +14,8 @@ use crate::gather::HostFacts;
 #[serde(rename_all = "kebab-case")]
 pub enum CheckKind {
     Unreachable,
+    /// Another run holds the host (or the cluster).
+    Locked,
     Sudo,
     Arch,
     Distro,
@@ -34,6 +36,7 @@ impl CheckKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             CheckKind::Unreachable => "unreachable",
+            CheckKind::Locked => "locked",
             CheckKind::Sudo => "sudo",
             CheckKind::Arch => "arch",
             CheckKind::Distro => "distro",

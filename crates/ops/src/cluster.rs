@@ -5,7 +5,10 @@ use futures::stream::{self, StreamExt};
 use k8sup_inventory::{Host, Inventory};
 use k8sup_shell::Script;
 
+use k8sup_ssh::Session;
+
 use crate::connect::{target_for, ConnectOptions};
+use crate::lock::{HostLockError, LockOrder};
 
 /// Where kubeadm writes the cluster admin's kubeconfig on a master.
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
@@ -67,35 +70,89 @@ pub struct ResetReport {
     pub result: Result<(), String>,
 }
 
-/// Resets every host of `hosts` in parallel.
+/// Resets every host of `hosts` in parallel. With `options.run`, every host is
+/// connected to and locked first: when another run holds any of them, none is reset.
 pub async fn reset(
     inventory: &Inventory,
     hosts: &[&Host],
     options: &ConnectOptions,
 ) -> Vec<ResetReport> {
     let n = options.parallelism(inventory);
-    let mut reports: Vec<(usize, ResetReport)> = stream::iter(hosts.iter().enumerate())
-        .map(|(i, host)| async move {
-            let result = reset_host(host, options).await;
-            (
-                i,
-                ResetReport {
-                    host: host.name.clone(),
-                    result,
-                },
-            )
-        })
-        .buffer_unordered(n)
-        .collect()
-        .await;
+    let order = hosts.first().map(|first| LockOrder::new(&first.name));
+    let order = order.as_ref();
+    let mut sessions: Vec<(usize, Result<Session, LockedOr>)> =
+        stream::iter(hosts.iter().enumerate())
+            .map(|(i, host)| async move { (i, connect_and_lock(host, options, order).await) })
+            .buffer_unordered(n)
+            .collect()
+            .await;
+    sessions.sort_by_key(|(i, _)| *i);
+    let any_locked = sessions
+        .iter()
+        .any(|(_, s)| matches!(s, Err(LockedOr::Locked(_))));
+    let work = sessions.into_iter().map(|(i, session)| async move {
+        let host = hosts[i];
+        let result = match session {
+            Ok(session) if any_locked => {
+                session.close().await;
+                Err(format!(
+                    "{} was not reset: another run holds one of the hosts; nothing was changed",
+                    host.name
+                ))
+            }
+            Ok(session) => reset_host(host, session).await,
+            Err(LockedOr::Locked(why)) => Err(format!("{}: {why}; nothing was changed", host.name)),
+            Err(LockedOr::Failed(why)) => Err(why),
+        };
+        (
+            i,
+            ResetReport {
+                host: host.name.clone(),
+                result,
+            },
+        )
+    });
+    let mut reports: Vec<(usize, ResetReport)> =
+        stream::iter(work).buffer_unordered(n).collect().await;
     reports.sort_by_key(|(i, _)| *i);
     reports.into_iter().map(|(_, r)| r).collect()
 }
 
-async fn reset_host(host: &Host, options: &ConnectOptions) -> Result<(), String> {
-    let session = k8sup_ssh::connect(&target_for(host, options))
-        .await
-        .map_err(|e| e.to_string())?;
+/// Why a host cannot be reset.
+enum LockedOr {
+    /// Another run holds it.
+    Locked(String),
+    /// Unreachable, or the lock could not be taken.
+    Failed(String),
+}
+
+async fn connect_and_lock(
+    host: &Host,
+    options: &ConnectOptions,
+    order: Option<&LockOrder>,
+) -> Result<Session, LockedOr> {
+    let session = match k8sup_ssh::connect(&target_for(host, options)).await {
+        Ok(session) => session,
+        Err(e) => {
+            if let Some(order) = order {
+                order.unreachable(&host.name);
+            }
+            return Err(LockedOr::Failed(e.to_string()));
+        }
+    };
+    if let (Some(run), Some(order)) = (&options.run, order) {
+        if let Err(e) = order.lock(&host.name, &session, run).await {
+            session.close().await;
+            return Err(match e {
+                HostLockError::Held(_) => LockedOr::Locked(e.to_string()),
+                HostLockError::Failed(_) => LockedOr::Failed(format!("{}: {e}", host.name)),
+            });
+        }
+    }
+    Ok(session)
+}
+
+async fn reset_host(host: &Host, session: Session) -> Result<(), String> {
     let out = session
         .run(&Script::new(RESET_SCRIPT))
         .await

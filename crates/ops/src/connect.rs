@@ -5,6 +5,8 @@ use std::time::Duration;
 use k8sup_inventory::{Host, HostKeyChecking, Inventory};
 use k8sup_ssh::{EventSink, Secrets, Target};
 
+use crate::lock::{RunInfo, HOST_LOCK_FILE};
+
 /// What the command line adds to the inventory for connecting.
 #[derive(Clone, Default)]
 pub struct ConnectOptions {
@@ -14,6 +16,9 @@ pub struct ConnectOptions {
     pub events: EventSink,
     /// Overrides `ssh.parallelism` (`--parallel`).
     pub parallel: Option<usize>,
+    /// The run that locks every host it connects to (`plan`, `apply`, `reset`);
+    /// `None` for what only reads (`facts`, `check`).
+    pub run: Option<RunInfo>,
 }
 
 impl ConnectOptions {
@@ -41,6 +46,9 @@ pub fn target_for(host: &Host, options: &ConnectOptions) -> Target {
     target.keepalive_interval = Some(Duration::from_secs(30));
     target.secrets = options.secrets.clone();
     target.events = options.events.clone();
+    if options.run.is_some() {
+        target.held_file = Some(HOST_LOCK_FILE.to_string());
+    }
     if let Some(jump) = &ssh.jump_host {
         // The inventory already checked the form; the bastion is reached with
         // this host's keys, known_hosts and policy, never through sudo.

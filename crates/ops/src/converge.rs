@@ -14,6 +14,7 @@ use k8sup_inventory::{Host, Inventory};
 
 use crate::connect::ConnectOptions;
 use crate::facts::{gather_host, Outcome};
+use crate::lock::{HostLockError, LockOrder};
 
 /// Hosts ready for the engine, or the reasons they are not.
 pub struct Prepared {
@@ -37,8 +38,10 @@ pub fn is_blocking(check: CheckKind) -> bool {
 /// for the engine), then runs the blocking preflight checks.
 pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOptions) -> Prepared {
     let n = options.parallelism(inventory);
+    let order = hosts.first().map(|first| LockOrder::new(&first.name));
+    let order = order.as_ref();
     let mut gathered: Vec<(usize, _)> = stream::iter(hosts.iter().enumerate())
-        .map(|(i, host)| async move { (i, gather_host(host, options).await) })
+        .map(|(i, host)| async move { (i, gather_host(host, options, order).await) })
         .buffer_unordered(n)
         .collect()
         .await;
@@ -52,6 +55,24 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
             check,
             message,
         };
+        // A host another run holds, or one that could not be locked although sudo
+        // works, stops the run like an unreachable one.
+        let sudo_problem = matches!(
+            &g.outcome,
+            Outcome::Facts {
+                sudo_problem: Some(_),
+                ..
+            }
+        );
+        if let Some(Err(e)) = &g.lock {
+            if matches!(e, HostLockError::Held(_)) || !sudo_problem {
+                blocking.push(finding(CheckKind::Locked, e.to_string()));
+                if let Some(s) = g.session {
+                    s.close().await;
+                }
+                continue;
+            }
+        }
         match (g.outcome, g.session) {
             (
                 Outcome::Facts {

@@ -8,6 +8,7 @@ use k8sup_shell::Script;
 use k8sup_ssh::{CommandError, Session};
 
 use crate::connect::{target_for, ConnectOptions};
+use crate::lock::{lock_host, HostLockError, LockOrder};
 
 /// What one host answered.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ pub async fn gather(
     let n = options.parallelism(inventory);
     let mut reports: Vec<(usize, HostReport)> = stream::iter(hosts.iter().enumerate())
         .map(|(i, host)| async move {
-            let gathered = gather_host(host, options).await;
+            let gathered = gather_host(host, options, None).await;
             if let Some(session) = gathered.session {
                 session.close().await;
             }
@@ -60,20 +61,52 @@ pub struct Gathered {
     /// without sudo, which can read but not change the host.
     pub session: Option<Session>,
     pub outcome: Outcome,
+    /// With `ConnectOptions::run`: whether the host was locked for the run, taken
+    /// before anything else ran on it (a host another run holds gets no facts script).
+    pub lock: Option<Result<(), HostLockError>>,
 }
 
-/// Connects to `host` and gathers its facts with one command.
-pub async fn gather_host(host: &Host, options: &ConnectOptions) -> Gathered {
+/// Connects to `host` and gathers its facts with one command; with `options.run`,
+/// locks it first, in `order`.
+pub async fn gather_host(
+    host: &Host,
+    options: &ConnectOptions,
+    order: Option<&LockOrder>,
+) -> Gathered {
     let target = target_for(host, options);
     let session = match k8sup_ssh::connect(&target).await {
         Ok(session) => session,
         Err(e) => {
+            if let Some(order) = order {
+                order.unreachable(&host.name);
+            }
             return Gathered {
                 session: None,
                 outcome: Outcome::Failed(e.to_string()),
-            }
+                lock: None,
+            };
         }
     };
+    let lock = match (&options.run, order) {
+        (Some(run), Some(order)) => Some(order.lock(&host.name, &session, run).await),
+        (Some(run), None) => Some(lock_host(&session, run).await),
+        (None, _) => None,
+    };
+    if let Some(Err(held @ HostLockError::Held(_))) = &lock {
+        let outcome = Outcome::Failed(held.to_string());
+        session.close().await;
+        return Gathered {
+            session: None,
+            outcome,
+            lock,
+        };
+    }
+    let gathered = gather_on(session, &target).await;
+    Gathered { lock, ..gathered }
+}
+
+/// Gathers the facts on `session` (one made for `target`).
+async fn gather_on(session: Session, target: &k8sup_ssh::Target) -> Gathered {
     match run_script(&session).await {
         Ok(facts) => Gathered {
             session: Some(session),
@@ -81,6 +114,7 @@ pub async fn gather_host(host: &Host, options: &ConnectOptions) -> Gathered {
                 facts: Box::new(facts),
                 sudo_problem: None,
             },
+            lock: None,
         },
         Err(GatherError::Sudo(problem)) => {
             // Sudo does not work: say so, and gather what the user can see.
@@ -99,17 +133,20 @@ pub async fn gather_host(host: &Host, options: &ConnectOptions) -> Gathered {
                     Gathered {
                         session: Some(s),
                         outcome,
+                        lock: None,
                     }
                 }
                 Err(e) => Gathered {
                     session: None,
                     outcome: Outcome::Failed(e.to_string()),
+                    lock: None,
                 },
             }
         }
         Err(e) => Gathered {
             session: Some(session),
             outcome: Outcome::Failed(e.to_string()),
+            lock: None,
         },
     }
 }

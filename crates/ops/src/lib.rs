@@ -8,6 +8,7 @@
 //! - [`cluster`]: the admin kubeconfig, and `reset` for the nightly reprovision.
 //! - [`certs`]: when every certificate expires; renewal one master at a time.
 //! - [`etcd`]: etcd snapshots (backup) and disaster recovery (restore).
+//! - [`lock`]: one run at a time, per cluster on the controller and per host.
 //! - [`converge`]: connect, gather facts, and hand every host to the engine,
 //!   for `k8sup plan` and `k8sup apply`.
 
@@ -18,3 +19,4 @@ pub mod connect;
 pub mod converge;
 pub mod etcd;
 pub mod facts;
+pub mod lock;

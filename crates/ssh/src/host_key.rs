@@ -76,10 +76,14 @@ impl HostKeyChecker {
                 known_hosts: self.known_hosts.clone(),
                 lines,
             }),
-            Verdict::Unknown { other_types_known } => match self.policy {
-                HostKeyChecking::AcceptNew => self.learn(key, fingerprint),
-                _ => Err(self.unknown(key, fingerprint, other_types_known)),
-            },
+            // accept-new learns the keys of new hosts only: a host already known by a
+            // key of another type must show that key (asked for first), not a new one.
+            Verdict::Unknown {
+                other_types_known: false,
+            } if self.policy == HostKeyChecking::AcceptNew => self.learn(key, fingerprint),
+            Verdict::Unknown { other_types_known } => {
+                Err(self.unknown(key, fingerprint, other_types_known))
+            }
         }
     }
 

@@ -88,6 +88,44 @@ pub fn check(text: &str, host: &str, port: u16, key: &PublicKey) -> Verdict {
     }
 }
 
+/// The algorithms of the keys recorded for `host`:`port` (not revoked, not CA keys), in
+/// the order of the file, each once.
+pub fn known_algorithms(text: &str, host: &str, port: u16) -> Vec<russh::keys::Algorithm> {
+    let name = host_key_name(host, port).to_ascii_lowercase();
+    let mut algorithms = Vec::new();
+    for line in text.lines() {
+        let Some(entry) = Entry::parse(line) else {
+            continue;
+        };
+        if entry.marker.is_none() && entry.hosts.matches(&name) {
+            let algorithm = entry.key.algorithm();
+            if !algorithms.contains(&algorithm) {
+                algorithms.push(algorithm);
+            }
+        }
+    }
+    algorithms
+}
+
+/// `preferred` with the host key algorithms of the `known` keys first, as OpenSSH
+/// orders them: a server with several host keys then shows the one already known
+/// (an RSA key known stands for every RSA signature algorithm).
+pub fn prefer_known(
+    preferred: &[russh::keys::Algorithm],
+    known: &[russh::keys::Algorithm],
+) -> Vec<russh::keys::Algorithm> {
+    use russh::keys::Algorithm;
+    let is_known = |a: &Algorithm| {
+        known.iter().any(|k| {
+            k == a || (matches!(k, Algorithm::Rsa { .. }) && matches!(a, Algorithm::Rsa { .. }))
+        })
+    };
+    let (mut first, rest): (Vec<Algorithm>, Vec<Algorithm>) =
+        preferred.iter().cloned().partition(is_known);
+    first.extend(rest);
+    first
+}
+
 /// Reads a `known_hosts` file; a missing file is an empty one.
 pub fn read(path: &Path) -> io::Result<String> {
     match std::fs::read(path) {
@@ -393,6 +431,27 @@ mod tests {
             check(&file, "a.example.org", 22, &key(KEY_A)),
             Verdict::Unknown { .. }
         ));
+    }
+
+    #[test]
+    fn the_known_key_types_are_offered_first() {
+        use russh::keys::{Algorithm, EcdsaCurve};
+        let text = format!(
+            "other {KEY_A}\n[h]:2222 {KEY_ECDSA}\n@revoked [h]:2222 {KEY_A}\n@cert-authority [h]:2222 {KEY_B}\n"
+        );
+        let known = known_algorithms(&text, "h", 2222);
+        let p256 = Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        };
+        assert_eq!(known, vec![p256.clone()]);
+        let order = prefer_known(&russh::Preferred::DEFAULT.key, &known);
+        assert_eq!(order[0], p256);
+        assert_eq!(order[1], Algorithm::Ed25519);
+        assert_eq!(order.len(), russh::Preferred::DEFAULT.key.len());
+        assert_eq!(
+            prefer_known(&russh::Preferred::DEFAULT.key, &[]),
+            russh::Preferred::DEFAULT.key.to_vec()
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::command::{
 use crate::error::{CommandError, ConnectError};
 use crate::event::SshEvent;
 use crate::host_key::{HandshakeError, HostKeyChecker};
+use crate::known_hosts;
 use crate::shell::{self, Start};
 use crate::target::{Secret, Target};
 use crate::transport::Transport;
@@ -74,6 +75,10 @@ pub async fn connect(target: &Target) -> Result<Session, ConnectError> {
         },
         become_password: target.secrets.become_password.clone(),
         command_timeout: target.command_timeout,
+        held_file: target
+            .held_file
+            .as_deref()
+            .and_then(|path| ShellArg::new(path).ok()),
         channels_opened: AtomicU64::new(0),
         round_trips: AtomicU64::new(0),
         shell: tokio::sync::Mutex::new(if target.reuse_shell {
@@ -96,13 +101,23 @@ async fn connect_bastion(target: &Target, jump: &Target) -> Result<Session, Conn
 }
 
 fn client_config(target: &Target) -> client::Config {
-    client::Config {
+    let mut config = client::Config {
         keepalive_interval: target.keepalive_interval,
         keepalive_max: 3,
         inactivity_timeout: None,
         nodelay: true,
         ..client::Config::default()
+    };
+    // The types of the keys known for the host are asked for first, so that a host
+    // with several keys shows one that can be checked. An unreadable file is reported
+    // by the check itself.
+    if target.host_key_checking != crate::target::HostKeyChecking::Off {
+        if let Ok(text) = known_hosts::read(&target.known_hosts) {
+            let known = known_hosts::known_algorithms(&text, &target.address, target.port);
+            config.preferred.key = known_hosts::prefer_known(&config.preferred.key, &known).into();
+        }
     }
+    config
 }
 
 /// One attempt: transport, handshake with host key check, authentication, all within
@@ -203,6 +218,8 @@ pub struct Session {
     sudo: Become,
     become_password: Option<Secret>,
     command_timeout: Duration,
+    /// The file the shell keeps open on fd 9 (see [`Target::held_file`]).
+    held_file: Option<ShellArg>,
     channels_opened: AtomicU64,
     round_trips: AtomicU64,
     shell: tokio::sync::Mutex<ShellSlot>,
@@ -272,12 +289,25 @@ impl Session {
                 return result;
             }
         }
-        let line = exec_line(script, self.sudo).map_err(|source| CommandError::InvalidValue {
-            host: self.host.clone(),
-            what: "command",
-            value: command.clone(),
-            source,
-        })?;
+        if text.contains('\0') {
+            return Err(CommandError::InvalidValue {
+                host: self.host.clone(),
+                what: "command",
+                value: command.clone(),
+                source: k8sup_shell::NulByteError,
+            });
+        }
+        // The script travels on stdin, ahead of the command's own (see
+        // `shell::channel_script`): never in the exec line, so never in a process's
+        // arguments on the host.
+        let line = self.exec_line(&shell::channel_script());
+        let options = RunOptions {
+            stdin: Some(shell::channel_stdin(
+                &text,
+                options.stdin.as_deref().unwrap_or_default(),
+            )),
+            ..options
+        };
         let limit = options.timeout.unwrap_or(self.command_timeout);
         let (mut read, write) = self.open_channel(&command).await?.split();
         let exchange = self.exchange(&mut read, &write, line, options, &command);
@@ -362,16 +392,8 @@ impl Session {
     /// exchange reads the server's ready line. `None` when the host cannot run it.
     async fn start_shell(&self, command: &str) -> Result<Option<ShellChannel>, CommandError> {
         let token = shell::new_token();
-        let server = shell::server_script(&token);
-        let line = match self.sudo {
-            // `sh` whatever the login shell is (sudo's wrapping runs `sh` already).
-            Become::No => Script::new("exec sh -c")
-                .arg(ShellArg::new(server.render()).expect("the shell's script holds no NUL"))
-                .render(),
-            Become::WithoutPassword | Become::WithPassword => {
-                exec_line(&server, self.sudo).expect("the shell's script holds no NUL")
-            }
-        };
+        let server = shell::server_script(&token, self.held_file.as_ref());
+        let line = self.exec_line(&server);
         let (read, write) = self.open_channel(command).await?.split();
         write
             .exec(true, line)
@@ -501,6 +523,12 @@ impl Session {
                         options.emit(OutputStream::Stdout, out.push(token, &data, true));
                     }
                     Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        // The ready line (stdout) may overtake sudo's start marker
+                        // (stderr): the marker is removed wherever it comes.
+                        let data = match gate.as_mut().filter(|gate| !gate.started()) {
+                            Some(gate) => gate.feed(&data).stderr,
+                            None => data.to_vec(),
+                        };
                         options.emit(OutputStream::Stderr, err.push(token, &data, false));
                     }
                     Some(ChannelMsg::Close) | None => {
@@ -563,6 +591,19 @@ impl Session {
         let output = self.run(&script).await?;
         self.require_success("download", &script, output)
             .map(|out| out.stdout)
+    }
+
+    /// The exec line that runs `script` (ours, holding no secret) under `sh`, through
+    /// sudo when the target says `become`, whatever the login shell is.
+    fn exec_line(&self, script: &Script) -> String {
+        match self.sudo {
+            Become::No => Script::new("exec sh -c")
+                .arg(ShellArg::new(script.render()).expect("our scripts hold no NUL"))
+                .render(),
+            Become::WithoutPassword | Become::WithPassword => {
+                exec_line(script, self.sudo).expect("our scripts hold no NUL")
+            }
+        }
     }
 
     /// Ends the connection politely; dropping the session also ends it.

@@ -13,12 +13,16 @@
 //!
 //! The server reads the header with `read`, the script and the stdin with `head -c`
 //! (GNU head never reads past the count it is given, so nothing of the next request is
-//! taken), runs the script with `sh -c` (a program of its own, so that `$$`, traps and
-//! `exit` are the script's, exactly as on a channel of its own) with exactly those stdin
-//! bytes, drains whatever stdin the script left unread, and
-//! ends each stream with a line holding a per-session random token: stdout's also
+//! taken), writes the script to a 0600 file in its private 0700 directory (so that it,
+//! and any secret in it, is never in a process's arguments, which every local user can
+//! read in `/proc/PID/cmdline`), runs that file in a `sh` of its own (so that `$$`,
+//! traps and `exit` are the script's, exactly as on a channel of its own) with exactly
+//! those stdin bytes, empties the file, drains whatever stdin the script left unread,
+//! and ends each stream with a line holding a per-session random token: stdout's also
 //! carries the exit status. The token cannot appear in a command's output by chance,
-//! and everything before it is the command's output, byte for byte.
+//! and everything before it is the command's output, byte for byte. The directory goes
+//! with the server (an exit trap); one left by a server killed outright is removed by
+//! the next server started on the host as the same user.
 //!
 //! The server and every script run under `sh`, with `become` or without: the same
 //! shell whatever the SSH user's login shell is (`dash` on Debian and Ubuntu, which
@@ -63,27 +67,97 @@ pub(crate) fn new_token() -> String {
     format!("k8sup-{hex}")
 }
 
-/// The server loop (see the module docs).
-pub(crate) fn server_script(token: &str) -> Script {
+/// Shell text that sweeps away the script directories of shells that are gone (killed
+/// before their exit trap ran: a script there may hold a secret), then makes this
+/// shell's own in `k8sup_d`: `k8sup-shell.<pid>.<random>` under `$TMPDIR` or `/tmp`,
+/// 0700 by `mktemp -d`. Only builtins run unless something is to be removed. Fails
+/// when no directory can be made.
+const SCRIPT_DIR: &str = concat!(
+    r#"k8sup_t=${TMPDIR:-/tmp}; "#,
+    r#"for k8sup_x in "$k8sup_t"/k8sup-shell.*; do k8sup_p=${k8sup_x##*/k8sup-shell.}; k8sup_p=${k8sup_p%%.*}; "#,
+    r#"case $k8sup_p in ''|*[!0-9]*) continue;; esac; "#,
+    r#"kill -0 "$k8sup_p" 2>/dev/null || rm -rf -- "$k8sup_x" 2>/dev/null; done; "#,
+    r#"k8sup_um=$(umask); k8sup_d=$(mktemp -d "$k8sup_t/k8sup-shell.$$.XXXXXXXXXX")"#,
+);
+
+/// Shell text that runs the script in the file `"$k8sup_d/s"` as `sh -c` would run it
+/// as an argument (`$0` is `k8sup`, no positional parameters, a process of its own),
+/// without the script in any process's arguments.
+const RUN_SCRIPT_FILE: &str = r#"sh -c 'k8sup_f=$1; shift; . "$k8sup_f"' k8sup "$k8sup_d/s""#;
+
+/// The server loop (see the module docs). With `held_file`, the server opens that file
+/// on fd 9 first (see [`crate::Target::held_file`]); a file it cannot open is left out.
+pub(crate) fn server_script(token: &str, held_file: Option<&ShellArg>) -> Script {
     let token = ShellArg::new(token).expect("a token is hex digits");
     // `set --` because a Script puts a space between its pieces.
-    Script::new("set --")
+    let mut script = Script::new("set --")
         .arg(token)
         .code("; k8sup_end=$1;")
         .code(concat!(
             r#"case "$(head --version 2>/dev/null)" in *GNU*) ;; "#,
             r#"*) printf '%s-unavailable\n' "$k8sup_end"; exit 0;; esac; "#,
+        ))
+        .code(SCRIPT_DIR)
+        .code(concat!(
+            r#" || { printf '%s-unavailable\n' "$k8sup_end"; exit 0; }; "#,
+            // The directory goes with the shell, also when its connection is cut.
+            r#"trap 'rm -rf -- "$k8sup_d"' EXIT; trap 'exit 129' HUP; trap 'exit 141' PIPE; trap 'exit 143' TERM; "#,
+        ));
+    if let Some(file) = held_file {
+        script = script
+            .code("{ command exec 9>>")
+            .arg(file.clone())
+            .code("; } 2>/dev/null;");
+    }
+    script
+        .code(concat!(
             r#"printf '%s-ready\n' "$k8sup_end"; "#,
             r#"while IFS=' ' read -r k8sup_n k8sup_m; do "#,
-            r#"k8sup_c=$(head -c "$k8sup_n"; printf x); k8sup_c=${k8sup_c%x}; "#,
+            // The script goes to a 0600 file, never into a process's arguments.
+            r#"umask 077; head -c "$k8sup_n" > "$k8sup_d/s"; umask "$k8sup_um"; "#,
             r#"if [ "$k8sup_m" -gt 0 ]; then "#,
-            r#"head -c "$k8sup_m" | { sh -c "$k8sup_c" k8sup; k8sup_rc=$?; cat >/dev/null; exit "$k8sup_rc"; }; "#,
-            r#"else sh -c "$k8sup_c" k8sup </dev/null; fi; "#,
-            r#"k8sup_rc=$?; "#,
+            r#"head -c "$k8sup_m" | { "#,
+        ))
+        .code(RUN_SCRIPT_FILE)
+        .code(concat!(
+            r#"; k8sup_rc=$?; cat >/dev/null; exit "$k8sup_rc"; }; "#,
+            r#"else "#,
+        ))
+        .code(RUN_SCRIPT_FILE)
+        .code(concat!(
+            r#" </dev/null; fi; "#,
+            r#"k8sup_rc=$?; : > "$k8sup_d/s"; "#,
             r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; "#,
             r#"printf '\n%s\n' "$k8sup_end" >&2; "#,
             r#"done"#
         ))
+}
+
+/// The script a channel of its own runs for one command: it reads `<script length>\n`
+/// and the script from stdin into a 0600 file of a private directory, runs it with the
+/// rest of stdin, removes the directory, and ends as the script ended (by the same
+/// signal, when one killed it), so the script is never in a process's arguments.
+pub(crate) fn channel_script() -> Script {
+    Script::new(SCRIPT_DIR).code(concat!(
+        r#" || exit 125; IFS= read -r k8sup_n || { rm -rf -- "$k8sup_d"; exit 125; }; umask 077; "#,
+        r#"case "$(head --version 2>/dev/null)" in *GNU*) head -c "$k8sup_n";; "#,
+        r#"*) dd bs=1 count="$k8sup_n" 2>/dev/null;; esac > "$k8sup_d/s"; umask "$k8sup_um"; "#,
+    ))
+    .code(RUN_SCRIPT_FILE)
+    .code(concat!(
+        r#"; k8sup_rc=$?; rm -rf -- "$k8sup_d"; "#,
+        r#"if [ "$k8sup_rc" -gt 128 ] && k8sup_s=$(kill -l "$k8sup_rc" 2>/dev/null); then "#,
+        r#"kill -s "$k8sup_s" $$; fi; exit "$k8sup_rc""#,
+    ))
+}
+
+/// The stdin of a channel running [`channel_script`]: header, script, the command's stdin.
+pub(crate) fn channel_stdin(script: &str, stdin: &[u8]) -> Vec<u8> {
+    let mut bytes = format!("{}\n", script.len()).into_bytes();
+    bytes.reserve(script.len() + stdin.len());
+    bytes.extend_from_slice(script.as_bytes());
+    bytes.extend_from_slice(stdin);
+    bytes
 }
 
 /// The bytes of one request: header, script, stdin.
@@ -216,7 +290,7 @@ mod tests {
         let token = new_token();
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(server_script(&token).render())
+            .arg(server_script(&token, None).render())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

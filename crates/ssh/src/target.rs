@@ -57,6 +57,11 @@ pub struct Target {
     /// Send commands to one shell that stays on one channel (see the `shell` module);
     /// `false` opens a channel per command, as plain `ssh host cmd` does.
     pub reuse_shell: bool,
+    /// A file the session's shell opens on fd 9 when it starts and keeps open for its
+    /// whole life (`None`: no such file). A lock taken on that fd (`flock -n 9` in a
+    /// command) is then held by the shell and by every command it starts, also by one
+    /// left running after the connection is gone, until the last of them ends.
+    pub held_file: Option<String>,
     /// Where warnings and progress notes go (host key checking off, retries).
     pub events: EventSink,
 }
@@ -85,6 +90,7 @@ impl Target {
             connect_attempts: 3,
             secrets: Secrets::default(),
             reuse_shell: true,
+            held_file: None,
             events: EventSink::default(),
         }
     }

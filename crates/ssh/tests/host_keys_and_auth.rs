@@ -274,3 +274,57 @@ async fn a_host_that_is_down_fails_quickly() {
     assert!(error.to_string().contains("down-host"), "{error}");
     assert_eq!(*events.lock().expect("lock"), 2);
 }
+
+/// As OpenSSH does: a host known only by its ECDSA key is asked for that type first,
+/// so strict checking connects although the server would show ed25519 first.
+#[tokio::test]
+async fn a_host_known_only_by_its_ecdsa_key_connects_under_strict_checking() {
+    require_sshd!();
+    let sshd = Sshd::start_with_host_keys(&["ed25519", "ecdsa"]);
+    let mut target = sshd.target();
+    target.known_hosts = sshd.known_hosts(
+        "ecdsa_only",
+        &format!(
+            "[127.0.0.1]:{} {}",
+            sshd.port,
+            sshd.host_public_key_of("ecdsa")
+        ),
+    );
+    let before = std::fs::read_to_string(&target.known_hosts).expect("file");
+    let session = connect(&target)
+        .await
+        .expect("the known ECDSA key is checked");
+    session.run(&Script::new("true")).await.expect("runs");
+    target.host_key_checking = HostKeyChecking::AcceptNew;
+    connect(&target).await.expect("accept-new too");
+    assert_eq!(
+        std::fs::read_to_string(&target.known_hosts).expect("file"),
+        before,
+        "nothing is added for a host whose known key was shown"
+    );
+}
+
+/// accept-new records the keys of new hosts only: a host already known by a key of
+/// another type that shows only an unknown key is refused, and nothing is recorded.
+#[tokio::test]
+async fn accept_new_never_adds_an_unverified_key_for_a_known_host() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let other = sshd.client_key("old_ecdsa", "ecdsa", "", false);
+    let other_public = std::fs::read_to_string(other.with_extension("pub")).expect("key");
+    let mut target = sshd.target();
+    let content = format!("[127.0.0.1]:{} {other_public}", sshd.port);
+    target.known_hosts = sshd.known_hosts("known_by_ecdsa", &content);
+    target.host_key_checking = HostKeyChecking::AcceptNew;
+    let error = connect(&target).await.err().expect("refused");
+    assert!(
+        matches!(error, ConnectError::HostKeyUnknown { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("keys of other types"), "{error}");
+    assert_eq!(
+        std::fs::read_to_string(&target.known_hosts).expect("file"),
+        content,
+        "no key was added"
+    );
+}

@@ -378,3 +378,83 @@ async fn jump_host_carries_the_connection() {
         "{error}"
     );
 }
+
+/// Every process's arguments on this machine (the test's sshd runs here), read from
+/// the real /proc.
+fn all_cmdlines() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+        .collect()
+}
+
+/// A script (which may hold a secret) reaches the host on stdin and sits in a 0600
+/// file of a 0700 directory while it runs: it is in no process's arguments, on the
+/// shell and on a channel of its own, with sudo and without; the directory is gone
+/// when the command or the shell ends, and one left by a killed shell is swept away
+/// by the next.
+#[tokio::test]
+async fn scripts_never_appear_in_a_process_s_arguments() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let has_sudo = std::path::Path::new("/usr/bin/sudo").exists();
+    for (reuse_shell, sudo) in [(true, false), (false, false), (true, true), (false, true)] {
+        if sudo && !has_sudo {
+            continue;
+        }
+        let mut target = sshd.target();
+        target.reuse_shell = reuse_shell;
+        target.sudo = sudo;
+        let session = connect(&target).await.expect("connects");
+        let secret = format!("s3cret-{}-{reuse_shell}-{sudo}", std::process::id());
+        let script = Script::new("x=")
+            .arg(arg(&secret))
+            .code("; sleep 3; stat -c %a \"$k8sup_f\" \"${k8sup_f%/s}\"");
+        let run = session.run(&script);
+        let watch = async {
+            let mut seen = Vec::new();
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                seen.extend(all_cmdlines().into_iter().filter(|c| c.contains(&secret)));
+            }
+            seen
+        };
+        let (output, seen) = futures::join!(run, watch);
+        let output = output.expect("runs");
+        assert!(
+            seen.is_empty(),
+            "reuse_shell {reuse_shell}, sudo {sudo}: the script is in a process's arguments: {:?}",
+            seen.first()
+        );
+        assert_eq!(
+            output.stdout_text(),
+            "600\n700\n",
+            "{}",
+            output.stderr_text()
+        );
+        session.close().await;
+    }
+    // A shell killed before its exit trap ran leaves its directory; the next one
+    // started removes it (its pid is gone), and leaves those of live shells.
+    let stale = std::path::PathBuf::from("/tmp/k8sup-shell.999999999.testleftover");
+    std::fs::create_dir_all(&stale).expect("stale dir");
+    std::fs::write(stale.join("s"), "secret").expect("stale script");
+    let live =
+        std::path::PathBuf::from(format!("/tmp/k8sup-shell.{}.testlive", std::process::id()));
+    std::fs::create_dir_all(&live).expect("live dir");
+    let session = connect(&sshd.target()).await.expect("connects");
+    session.run(&Script::new("true")).await.expect("runs");
+    assert!(!stale.exists(), "the stale script directory was swept away");
+    assert!(live.exists(), "a live shell's directory is kept");
+    let _ = std::fs::remove_dir_all(&live);
+}

@@ -2,8 +2,9 @@
 //! existence means done) and/or `unless` (a read-only check command; exit 0 means
 //! done). Without a guard it runs on every apply, and the plan says so.
 //!
-//! The command is playbook code: it runs as `sh -c <cmd>` where `<cmd>` is one quoted
-//! argument, so the text reaches the host exactly as rendered.
+//! The command is playbook code: it runs in a `sh` of its own exactly as rendered, the
+//! text handed over in that shell's environment, never as an argument (it may hold a
+//! fetched secret; see `k8sup_sh` in the prelude).
 
 use k8sup_shell::Script;
 

@@ -205,7 +205,11 @@ fn joins_are_guarded_and_hold_no_secret() {
     let m2 = render_host(&inv, inv.host("m2").unwrap(), "redhat", ("rocky", "9.4"));
     let join = &m2["join-control-plane/kubeadm-join"];
     assert_eq!(join[1], "/etc/kubernetes/kubelet.conf");
-    assert!(join[0].contains("K8SUP_CERTIFICATE_KEY/$3/"), "{}", join[0]);
+    assert!(
+        join[0].contains("fill K8SUP_CERTIFICATE_KEY \"$3\""),
+        "{}",
+        join[0]
+    );
     assert!(!m2.contains_key("join-workers/kubeadm-join"));
     let config = &m2["join-control-plane/kubeadm-join-config"][1];
     assert!(config.contains("certificateKey: K8SUP_CERTIFICATE_KEY"));

@@ -67,6 +67,12 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 impl Sshd {
     /// Starts a server whose host key is ed25519 and which accepts `client_ed25519`.
     pub fn start() -> Sshd {
+        Sshd::start_with_host_keys(&["ed25519"])
+    }
+
+    /// Starts a server with a host key of each of `kinds` (`ed25519`, `ecdsa`, `rsa`),
+    /// which accepts `client_ed25519`.
+    pub fn start_with_host_keys(kinds: &[&str]) -> Sshd {
         let dir = PathBuf::from(format!(
             "/var/tmp/k8sup-ssh-test-{}-{}",
             std::process::id(),
@@ -75,10 +81,12 @@ impl Sshd {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create fixture dir");
         std::fs::create_dir_all("/run/sshd").expect("sshd privilege separation dir");
-        keygen(&dir.join("host_ed25519"), "ed25519", "");
+        for kind in kinds {
+            keygen(&dir.join(format!("host_{kind}")), kind, "");
+        }
         std::fs::write(dir.join("authorized_keys"), "").expect("authorized_keys");
         let port = free_port();
-        std::fs::write(dir.join("sshd_config"), config(&dir)).expect("sshd_config");
+        std::fs::write(dir.join("sshd_config"), config(&dir, kinds)).expect("sshd_config");
         let child = Command::new(SSHD)
             .arg("-D")
             .arg("-e")
@@ -131,7 +139,12 @@ impl Sshd {
 
     /// The host's public key line (`ssh-ed25519 AAAA... comment`).
     pub fn host_public_key(&self) -> String {
-        std::fs::read_to_string(self.dir.join("host_ed25519.pub")).expect("host key")
+        self.host_public_key_of("ed25519")
+    }
+
+    /// The public key line of the host key of `kind`.
+    pub fn host_public_key_of(&self, kind: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("host_{kind}.pub"))).expect("host key")
     }
 
     /// The host key's fingerprint as `ssh-keygen -l` prints it.
@@ -182,11 +195,15 @@ impl Drop for Sshd {
     }
 }
 
-fn config(dir: &Path) -> String {
+fn config(dir: &Path, host_key_kinds: &[&str]) -> String {
     let d = dir.display();
+    let host_keys: String = host_key_kinds
+        .iter()
+        .map(|kind| format!("HostKey {d}/host_{kind}\n"))
+        .collect();
     format!(
         "ListenAddress 127.0.0.1\n\
-         HostKey {d}/host_ed25519\n\
+         {host_keys}\
          AuthorizedKeysFile {d}/authorized_keys\n\
          PidFile {d}/sshd.pid\n\
          StrictModes no\n\

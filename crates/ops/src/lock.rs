@@ -1,0 +1,344 @@
+//! One run at a time: a lock per cluster on the controller and one per host.
+//!
+//! The controller's lock is a file of the cluster's state directory locked with
+//! `flock` for the life of the process; the host's is [`HOST_LOCK_FILE`], which the
+//! session's one shell keeps open on fd 9 from its start ([`k8sup_ssh::Target::held_file`])
+//! and which a command locks with `flock -n 9`. The lock then belongs to that open file:
+//! held by the shell and by every command it starts, it ends only when the last of them
+//! has, so a `kubeadm join` left running by a killed controller keeps the host locked
+//! until it is done, and a run that died is never waited for (the kernel drops its lock
+//! with its last process). Each lock file also says who holds it (run id, controller,
+//! process, start time) for the refusal message.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use k8sup_shell::{Script, ShellArg};
+use k8sup_ssh::Session;
+
+/// The host's lock file. Under /run: a lock never outlives a reboot, and `reset`
+/// (which removes k8sup's state) leaves it alone.
+pub const HOST_LOCK_FILE: &str = "/run/k8sup.lock";
+
+/// Who is running: written into every lock this run takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInfo {
+    pub run_id: String,
+    /// The controller's host name.
+    pub controller: String,
+    pub pid: u32,
+    /// RFC 3339, UTC.
+    pub started: String,
+}
+
+impl RunInfo {
+    /// This process's run: a fresh id, this machine's name, now.
+    pub fn current() -> RunInfo {
+        let now = std::time::SystemTime::now();
+        let nanos = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let controller = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|name| name.trim().to_string())
+            .ok()
+            .filter(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or_else(|| "unknown".to_string());
+        RunInfo {
+            run_id: format!("{:x}-{:x}", nanos, std::process::id()),
+            controller,
+            pid: std::process::id(),
+            started: humantime::format_rfc3339_seconds(now).to_string(),
+        }
+    }
+
+    /// The line a lock file holds.
+    pub fn line(&self) -> String {
+        format!(
+            "run {} on controller {} (pid {}) since {}",
+            self.run_id, self.controller, self.pid, self.started
+        )
+    }
+}
+
+/// The cluster's lock on the controller, held until dropped.
+#[derive(Debug)]
+pub struct ClusterLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+/// Takes the lock of `cluster` in `dir` (created if need be), or says who holds it.
+pub fn lock_cluster(dir: &Path, cluster: &str, run: &RunInfo) -> Result<ClusterLock, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the state directory {}: {e}", dir.display()))?;
+    let path = dir.join("lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open the cluster's lock {}: {e}", path.display()))?;
+    if !try_lock(&file).map_err(|e| format!("cannot lock {}: {e}", path.display()))? {
+        // The holder writes who it is right after locking: give it a moment.
+        let mut holder = String::new();
+        for _ in 0..25 {
+            holder.clear();
+            let _ = file
+                .rewind()
+                .and_then(|()| file.read_to_string(&mut holder));
+            if !holder.trim().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let holder = holder
+            .lines()
+            .next()
+            .filter(|l| !l.is_empty())
+            .unwrap_or("another run")
+            .to_string();
+        return Err(format!(
+            "cluster {cluster} is locked by {holder} ({}): nothing was changed; wait for that run to end",
+            path.display()
+        ));
+    }
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", run.line()));
+    written.map_err(|e| format!("cannot write the cluster's lock {}: {e}", path.display()))?;
+    Ok(ClusterLock { _file: file, path })
+}
+
+/// `flock(LOCK_EX | LOCK_NB)` on `file`: `false` when another open file holds it.
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor `file` owns and keeps open for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    if error.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(error)
+    }
+}
+
+/// Why a host could not be locked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostLockError {
+    /// Another run holds it; what its lock file says.
+    Held(String),
+    /// The lock could not be taken at all.
+    Failed(String),
+}
+
+impl std::fmt::Display for HostLockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostLockError::Held(holder) => write!(
+                f,
+                "locked by {holder} ({HOST_LOCK_FILE}): wait for that run (or the command it left running) to end"
+            ),
+            HostLockError::Failed(why) => write!(f, "cannot lock the host: {why}"),
+        }
+    }
+}
+
+/// Exit status of the lock script when another run holds the lock.
+const HELD: u32 = 3;
+
+/// The script that takes the host's lock on fd 9 of the session's shell and records
+/// `run` in it, or prints the holder and exits [`HELD`].
+fn host_lock_script(run: &RunInfo) -> Script {
+    let file = ShellArg::new(HOST_LOCK_FILE).expect("a constant path");
+    let line = ShellArg::new(run.line()).expect("built from NUL-free parts");
+    Script::new(concat!(
+        r#"{ : >&9; } 2>/dev/null || { echo "the session's shell does not hold the lock file open (no shell on this host, or no root)" >&2; exit 2; }; "#,
+        "if flock -n 9; then printf '%s\\n'"
+    ))
+    .arg(line)
+    .code(">")
+    .arg(file.clone())
+    .code("; else cat")
+    .arg(file)
+    .code("; exit 3; fi")
+}
+
+/// Takes the host's lock for `run` on `session`, whose target had
+/// `held_file = Some(HOST_LOCK_FILE)`.
+pub async fn lock_host(session: &Session, run: &RunInfo) -> Result<(), HostLockError> {
+    let out = session
+        .run(&host_lock_script(run))
+        .await
+        .map_err(|e| HostLockError::Failed(e.to_string()))?;
+    match out.exit_status {
+        Some(0) => Ok(()),
+        Some(HELD) => Err(HostLockError::Held(
+            out.stdout_text()
+                .lines()
+                .next()
+                .filter(|l| !l.is_empty())
+                .unwrap_or("another run")
+                .to_string(),
+        )),
+        _ => Err(HostLockError::Failed(format!(
+            "{}: {}",
+            out.status_text(),
+            out.stderr_text().trim()
+        ))),
+    }
+}
+
+/// Hosts are locked first host first: the others wait until the first is locked (or
+/// found unreachable), and are not tried when another run holds it. Of two runs started
+/// at once from two controllers, the one that got the first host then gets them all
+/// and the other refuses, instead of each holding some and both refusing.
+pub struct LockOrder {
+    first: String,
+    /// `Some(true)` once another run was found holding the first host.
+    first_held: tokio::sync::watch::Sender<Option<bool>>,
+}
+
+impl LockOrder {
+    /// The order for a run whose first host is `first`.
+    pub fn new(first: &str) -> LockOrder {
+        LockOrder {
+            first: first.to_string(),
+            first_held: tokio::sync::watch::channel(None).0,
+        }
+    }
+
+    /// Says that `host` could not even be connected to, so nothing waits for it.
+    pub fn unreachable(&self, host: &str) {
+        if host == self.first {
+            self.first_held.send_replace(Some(false));
+        }
+    }
+
+    /// Locks `host` on `session` in this order (see [`lock_host`]).
+    pub async fn lock(
+        &self,
+        host: &str,
+        session: &Session,
+        run: &RunInfo,
+    ) -> Result<(), HostLockError> {
+        if host == self.first {
+            let result = lock_host(session, run).await;
+            self.first_held
+                .send_replace(Some(matches!(result, Err(HostLockError::Held(_)))));
+            return result;
+        }
+        let mut first_held = self.first_held.subscribe();
+        let held = first_held
+            .wait_for(Option::is_some)
+            .await
+            .map(|held| *held == Some(true))
+            .unwrap_or(false);
+        if held {
+            return Err(HostLockError::Held(format!(
+                "the run that holds {} (not tried)",
+                self.first
+            )));
+        }
+        lock_host(session, run).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str) -> RunInfo {
+        RunInfo {
+            run_id: id.into(),
+            controller: "ctl".into(),
+            pid: 7,
+            started: "2026-12-02T03:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_second_cluster_lock_names_the_holder_and_a_dropped_one_is_taken_over() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = lock_cluster(dir.path(), "prod", &run("one")).expect("free");
+        let refused = lock_cluster(dir.path(), "prod", &run("two")).expect_err("held");
+        assert!(
+            refused.contains("cluster prod is locked by run one on controller ctl (pid 7)"),
+            "{refused}"
+        );
+        drop(first);
+        // Another test of this process may be forking: its child holds a copy of the
+        // descriptor until its exec, so the lock may take a moment to be free.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let second = loop {
+            match lock_cluster(dir.path(), "prod", &run("two")) {
+                Ok(lock) => break lock,
+                Err(e) if std::time::Instant::now() > deadline => panic!("not taken over: {e}"),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        let text = std::fs::read_to_string(&second.path).expect("lock file");
+        assert_eq!(text, format!("{}\n", run("two").line()));
+    }
+
+    #[test]
+    fn the_host_lock_script_locks_the_inherited_fd_and_names_the_holder() {
+        // The shell's role played by a local sh holding fd 9 open on a temp file,
+        // with the script's lock path pointed at it.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let lock = dir.path().join("k8sup.lock");
+        let script = |id: &str| {
+            host_lock_script(&run(id))
+                .render()
+                .replace(HOST_LOCK_FILE, lock.to_str().expect("utf-8"))
+        };
+        let holder = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "exec 9>>'{}'; sh -c \"$1\" && sleep 5",
+                lock.display()
+            ))
+            .arg("k8sup")
+            .arg(script("one"))
+            .spawn()
+            .expect("sh runs");
+        let mut holder = holder;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(&lock)
+            .unwrap_or_default()
+            .is_empty()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock was never taken"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let second = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec 9>>'{}'; sh -c \"$1\"", lock.display()))
+            .arg("k8sup")
+            .arg(script("two"))
+            .output()
+            .expect("sh runs");
+        assert_eq!(second.status.code(), Some(HELD as i32));
+        assert!(String::from_utf8_lossy(&second.stdout).starts_with("run one on controller ctl"));
+        let _ = holder.kill();
+        let _ = holder.wait();
+        let no_fd = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script("three"))
+            .output()
+            .expect("sh runs");
+        assert_eq!(
+            no_fd.status.code(),
+            Some(2),
+            "without fd 9 there is no lock"
+        );
+    }
+}
