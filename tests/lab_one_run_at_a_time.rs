@@ -188,8 +188,9 @@ name = "w1"
     for h in ["cp2", "w1"] {
         log_tool_arguments(&lab, h);
     }
-    // kubeadm hangs on the joining hosts once their apply started (facts, gathered
-    // before, ask kubeadm its version): the join stays in the process table.
+    // `kubeadm join` hangs on the joining hosts once their apply started (facts,
+    // gathered before, ask kubeadm its version; images are pulled ahead with kubeadm
+    // too): the join stays in the process table.
     let sampler = Sampler::start();
     let log = lab.dir().join("first-apply.out");
     let mut first = spawn_apply(inv, &env, &log);
@@ -208,7 +209,10 @@ name = "w1"
             let said = std::fs::read_to_string(&log).unwrap_or_default();
             for h in ["cp2", "w1"] {
                 if !faulted.contains(h) && said.contains(&format!("{h}: changed: ")) {
-                    lab.faults(h).unwrap().hang_command("kubeadm").unwrap();
+                    lab.faults(h)
+                        .unwrap()
+                        .hang_subcommand("kubeadm", "join")
+                        .unwrap();
                     faulted.insert(h);
                 }
             }

@@ -75,6 +75,14 @@ impl HostFaults<'_> {
         self.set(&format!("hang-{tool}"), "")
     }
 
+    /// Every later run of emulated `tool` whose first argument is `subcommand` (as
+    /// `kubeadm join`) hangs until killed; its other subcommands run as usual.
+    pub fn hang_subcommand(&self, tool: &str, subcommand: &str) -> Result<()> {
+        self.check_tool(tool)?;
+        self.check_tool(subcommand)?;
+        self.set(&format!("hang-{tool}-{subcommand}"), "")
+    }
+
     /// Every emulated command on the host takes `delay` longer.
     pub fn slow(&self, delay: Duration) -> Result<()> {
         self.set("delay-ms", &delay.as_millis().to_string())

@@ -292,8 +292,8 @@ pub(crate) fn append_json_line(path: &Path, value: &impl serde::Serialize) {
     }
 }
 
-/// Applies the host's injected faults: a delay for every command, a hang or a failure for
-/// one tool. Returns the exit status when the tool must not run.
+/// Applies the host's injected faults: a delay for every command, a hang for one tool
+/// or one of its subcommands, or a failure for one tool. Returns the exit status when the tool must not run.
 fn apply_faults(inv: &Invocation) -> Option<i32> {
     let faults = inv.path(profile::FAULTS_DIR);
     if let Ok(ms) = std::fs::read_to_string(faults.join("delay-ms")) {
@@ -301,7 +301,12 @@ fn apply_faults(inv: &Invocation) -> Option<i32> {
             std::thread::sleep(Duration::from_millis(ms));
         }
     }
-    if faults.join(format!("hang-{}", inv.tool)).exists() {
+    let subcommand = inv
+        .args
+        .first()
+        .map(|a| faults.join(format!("hang-{}-{a}", inv.tool)));
+    if faults.join(format!("hang-{}", inv.tool)).exists() || subcommand.is_some_and(|f| f.exists())
+    {
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
