@@ -171,6 +171,13 @@ fn faults_on_demand() {
         "60\n"
     );
 
+    // A hung subcommand: only `systemctl is-active` hangs, `systemctl is-enabled` answers.
+    faults.hang_subcommand("systemctl", "is-active").unwrap();
+    let out = ok(ssh(&lab, "a", "root", "timeout 1 systemctl is-active kubelet; echo hang=$?; timeout 5 systemctl is-enabled kubelet >/dev/null 2>&1; echo other=$?"));
+    assert!(out.starts_with("hang=124\n"), "{out}");
+    assert!(!out.contains("other=124"), "{out}");
+    faults.clear().unwrap();
+
     // A slow host.
     faults.slow(Duration::from_millis(300)).unwrap();
     let t = Instant::now();
