@@ -8,7 +8,7 @@ use k8sup_ops::connect::ConnectOptions;
 use k8sup_ssh::{EventSink, Secrets};
 
 use crate::args::{KubeconfigArgs, OutputArgs, ResetArgs};
-use crate::confirm::{confirm, Question, Unattended};
+use crate::confirm::confirm_destructive;
 use crate::{exit, hosts};
 
 pub fn kubeconfig(args: &KubeconfigArgs, output: &OutputArgs) -> u8 {
@@ -86,13 +86,7 @@ pub fn reset(args: &ResetArgs, output: &OutputArgs) -> u8 {
         inventory.cluster.name,
         names.join(", ")
     );
-    let question = Question {
-        what: &what,
-        prompt: "Type the cluster name to go on: ",
-        expected: &inventory.cluster.name,
-        unattended: Unattended::RequireYes,
-    };
-    if let Err(refusal) = confirm(&question, args.yes) {
+    if let Err(refusal) = confirm_destructive(&what, &inventory.cluster.name, args.yes) {
         eprintln!("error: {refusal}");
         return exit::ERROR;
     }

@@ -47,6 +47,18 @@ pub fn confirm(question: &Question<'_>, yes: bool) -> Result<(), Refusal> {
     confirm_with(question, yes, stdin.is_terminal(), &mut stdin.lock())
 }
 
+/// Before tearing down something of `cluster` (reset, etcd restore): on a terminal
+/// the user types the cluster's name; without one only `--yes` goes on.
+pub fn confirm_destructive(what: &str, cluster: &str, yes: bool) -> Result<(), Refusal> {
+    let question = Question {
+        what,
+        prompt: "Type the cluster name to go on: ",
+        expected: cluster,
+        unattended: Unattended::RequireYes,
+    };
+    confirm(&question, yes)
+}
+
 /// [`confirm`] with the terminal test and the answer's source given.
 fn confirm_with(
     question: &Question<'_>,

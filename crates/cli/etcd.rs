@@ -4,7 +4,7 @@ use k8sup_ops::etcd::{self, BackupOptions, RestoreStep};
 
 use crate::args::{EtcdAction, EtcdArgs, EtcdBackupArgs, EtcdRestoreArgs, OutputArgs};
 use crate::certs::{connect_options, load};
-use crate::confirm::{confirm, Question, Unattended};
+use crate::confirm::confirm_destructive;
 use crate::{exit, hosts};
 
 pub fn run(args: &EtcdArgs, output: &OutputArgs) -> u8 {
@@ -96,13 +96,7 @@ fn restore(args: &EtcdRestoreArgs, output: &OutputArgs) -> u8 {
         "This replaces all of cluster {}'s data with the snapshot.",
         inventory.cluster.name
     );
-    let question = Question {
-        what: &what,
-        prompt: "Type the cluster name to go on: ",
-        expected: &inventory.cluster.name,
-        unattended: Unattended::RequireYes,
-    };
-    if let Err(refusal) = confirm(&question, args.yes) {
+    if let Err(refusal) = confirm_destructive(&what, &inventory.cluster.name, args.yes) {
         eprintln!("error: {refusal}");
         return exit::ERROR;
     }
