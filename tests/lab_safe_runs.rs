@@ -443,6 +443,23 @@ fn runs_are_accounted_for_however_they_end() {
     for h in ["master", "node-k"] {
         lab.faults(h).unwrap().clear().unwrap();
     }
+    // What the killed run had sent goes on, orphaned, and keeps its host locked
+    // until it ends (one run at a time): the next run starts after that.
+    for h in ["master", "node-k"] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !lab
+            .ssh(h, "flock -n /run/k8sup.lock true")
+            .expect("ssh runs")
+            .status
+            .success()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{h} is still locked 120 s after its run was killed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
     let out = run(&lab, killed_inv, &["apply"]);
     assert!(out.status.success(), "{}", said(&out));
     let runs = history(&lab, killed_inv);
