@@ -67,6 +67,20 @@ pub(crate) fn new_token() -> String {
     format!("k8sup-{hex}")
 }
 
+/// The sweep of [`SCRIPT_DIR`], also run when the shell exits: a shell killed while
+/// this one ran (a timed-out command's, or one whose process was still being reaped
+/// when this one started) is gone by then. Only builtins, and `rm` when something is
+/// to be removed; no single quote, so that it fits in a trap.
+macro_rules! sweep {
+    () => {
+        concat!(
+            r#"for k8sup_x in "$k8sup_t"/k8sup-shell.*; do k8sup_p=${k8sup_x##*/k8sup-shell.}; k8sup_p=${k8sup_p%%.*}; "#,
+            r#"case $k8sup_p in ""|*[!0-9]*) continue;; esac; "#,
+            r#"kill -0 "$k8sup_p" 2>/dev/null || rm -rf -- "$k8sup_x" 2>/dev/null; done; "#,
+        )
+    };
+}
+
 /// Shell text that sweeps away the script directories of shells that are gone (killed
 /// before their exit trap ran: a script there may hold a secret), then makes this
 /// shell's own in `k8sup_d`: `k8sup-shell.<pid>.<random>` under `$TMPDIR` or `/tmp`,
@@ -74,9 +88,7 @@ pub(crate) fn new_token() -> String {
 /// when no directory can be made.
 const SCRIPT_DIR: &str = concat!(
     r#"k8sup_t=${TMPDIR:-/tmp}; "#,
-    r#"for k8sup_x in "$k8sup_t"/k8sup-shell.*; do k8sup_p=${k8sup_x##*/k8sup-shell.}; k8sup_p=${k8sup_p%%.*}; "#,
-    r#"case $k8sup_p in ''|*[!0-9]*) continue;; esac; "#,
-    r#"kill -0 "$k8sup_p" 2>/dev/null || rm -rf -- "$k8sup_x" 2>/dev/null; done; "#,
+    sweep!(),
     r#"k8sup_um=$(umask); k8sup_d=$(mktemp -d "$k8sup_t/k8sup-shell.$$.XXXXXXXXXX")"#,
 );
 
@@ -101,7 +113,9 @@ pub(crate) fn server_script(token: &str, held_file: Option<&ShellArg>) -> Script
         .code(concat!(
             r#" || { printf '%s-unavailable\n' "$k8sup_end"; exit 0; }; "#,
             // The directory goes with the shell, also when its connection is cut.
-            r#"trap 'rm -rf -- "$k8sup_d"' EXIT; trap 'exit 129' HUP; trap 'exit 141' PIPE; trap 'exit 143' TERM; "#,
+            r#"trap 'rm -rf -- "$k8sup_d"; "#,
+            sweep!(),
+            r#"' EXIT; trap 'exit 129' HUP; trap 'exit 141' PIPE; trap 'exit 143' TERM; "#,
         ));
     if let Some(file) = held_file {
         script = script
