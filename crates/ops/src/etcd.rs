@@ -166,23 +166,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// `CLUSTER-YYYYmmddTHHMMSSZ.db` for Unix time `now`.
 pub fn snapshot_name(cluster: &str, now: u64) -> String {
-    let days = (now / 86_400) as i64;
-    let secs = now % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{cluster}-{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z.db",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now);
+    // `2024-09-01T10:00:00Z` without its separators.
+    let stamp: String = humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    format!("{cluster}-{stamp}.db")
 }
 
 /// Takes a snapshot on the first master with a healthy etcd and stores it in `options.dir`.
