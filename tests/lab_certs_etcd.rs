@@ -71,6 +71,20 @@ impl Drop for ForeignLock {
     }
 }
 
+/// The names in a host's /var/lib/etcd (etcd's data dir, where the container's tools
+/// stage files and must leave nothing).
+fn etcd_dir(lab: &Lab, host: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(lab.host(host).unwrap().path("/var/lib/etcd"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// The names in a host's /var/tmp (where k8sup stages snapshots and must leave nothing).
 fn var_tmp(lab: &Lab, host: &str) -> Vec<std::ffi::OsString> {
     std::fs::read_dir(lab.host(host).unwrap().path("/var/tmp"))
@@ -494,6 +508,25 @@ name = "w1"
     for h in ["cp1", "cp2", "cp3"] {
         let leftovers = var_tmp(&lab, h);
         assert!(leftovers.is_empty(), "{h}:/var/tmp has {leftovers:?}");
+        assert_eq!(etcd_dir(&lab, h), ["member"], "{h}:/var/lib/etcd");
+    }
+    // A kubeadm master has no etcd client of its own: the etcd container's was used.
+    let snapshot_saves: Vec<Vec<String>> = lab
+        .host("cp1")
+        .unwrap()
+        .commands()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.argv)
+        .filter(|argv| argv.iter().any(|a| a == "save"))
+        .collect();
+    assert_eq!(snapshot_saves.len(), 3, "{snapshot_saves:?}");
+    for argv in &snapshot_saves {
+        assert_eq!(argv[..2], ["crictl", "exec"], "{argv:?}");
+        assert!(
+            argv.contains(&"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt".to_string()),
+            "{argv:?}"
+        );
     }
 
     let (ok, text) = kubectl(&lab, "cp1", "delete configmap keepme");
@@ -631,6 +664,8 @@ name = "w1"
         assert!(aside, "{h} kept no old data dir");
         let tmp = var_tmp(&lab, h);
         assert!(tmp.is_empty(), "{h}:/var/tmp has {tmp:?}");
+        // The restored data dir is just etcd's: nothing staged is left in it.
+        assert_eq!(etcd_dir(&lab, h), ["member"], "{h}:/var/lib/etcd");
     }
 
     // ---- nothing secret in any output ----

@@ -113,7 +113,9 @@ fn restore(args: &EtcdRestoreArgs, output: &OutputArgs) -> u8 {
             return;
         }
         match step {
-            RestoreStep::Uploaded => println!("snapshot uploaded to every master"),
+            RestoreStep::Uploaded => {
+                println!("snapshot uploaded to every master and restored beside its etcd data")
+            }
             RestoreStep::Stopped => println!("control plane stopped on every master"),
             RestoreStep::Restored => println!("etcd restored on every master"),
             RestoreStep::Started => println!("control plane started; every API server answers"),
