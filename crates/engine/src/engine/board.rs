@@ -15,8 +15,8 @@ use crate::encoding::decode_b64;
 use crate::error::TaskError;
 use crate::event::EngineEvent;
 use crate::host::HostSpec;
+use crate::kinds::{FetchSpec, Rendered};
 use crate::plan::{TaskPlan, TaskStatus};
-use crate::playbook::{Action, FetchSpec};
 use crate::program::{self, Selection};
 use crate::script::{arg, FramedScript};
 
@@ -137,7 +137,7 @@ impl Shared<'_> {
         let mut pending: Option<&TaskPlan> = None;
         for (entry, step) in planned.iter().zip(&steps) {
             if let Selection::Run {
-                rendered: Action::Fetch(fetch),
+                rendered: Rendered::Fetch(fetch),
                 ..
             } = &step.selection
             {

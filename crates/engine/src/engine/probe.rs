@@ -10,9 +10,8 @@ use k8sup_ssh::{CommandOutput, RunOptions, Transport};
 use crate::encoding::{decode_b64, sha256_hex};
 use crate::error::TaskError;
 use crate::host::HostSpec;
-use crate::kinds::{self, Verdict};
+use crate::kinds::{Rendered, Verdict};
 use crate::plan::{HostPlan, TaskPlan, TaskStatus};
-use crate::playbook::Action;
 use crate::program::{Selection, Step};
 use crate::redact::Redactor;
 use crate::script::{arg, guard_digest, FramedScript, Section};
@@ -127,7 +126,7 @@ pub(super) fn judge_sections(
         judged.insert(
             *i,
             Judgement {
-                verdict: kinds::judge(rendered, &host.platform, section),
+                verdict: rendered.judge(&host.platform, section),
                 digest,
                 guard: guard_digest(section),
             },
@@ -263,11 +262,11 @@ pub(super) fn plan_steps(
                     entry.reason = "not notified".into();
                 }
                 if entry.status == TaskStatus::Change {
-                    entry.command = kinds::handler_change(rendered).ok().and_then(|c| c.command);
+                    entry.command = rendered.handler_change().ok().and_then(|c| c.command);
                 }
             }
             Selection::Run {
-                rendered: Action::Fetch(fetch),
+                rendered: Rendered::Fetch(fetch),
                 ..
             } => {
                 entry.reason = format!(

@@ -11,9 +11,8 @@ use super::probe::{probe_all, HostStart, Judged};
 use crate::error::TaskError;
 use crate::event::{EngineEvent, TaskOutcome};
 use crate::host::HostSpec;
-use crate::kinds::{self, Change, Verdict};
+use crate::kinds::{self, Change, Rendered, Verdict};
 use crate::plan::{HostPlan, TaskStatus};
-use crate::playbook::Action;
 use crate::program::{self, Selection, Step};
 use crate::report::TaskReport;
 use crate::state::StateLedger;
@@ -321,7 +320,7 @@ impl<'s> HostRunner<'s, '_> {
             if !notified.contains(&task.id) && !ledger.pending_handlers.contains(&task.id) {
                 return settled(TaskOutcome::Skipped, "not notified");
             }
-            return match kinds::handler_change(rendered) {
+            return match rendered.handler_change() {
                 Ok(change) => Decision::Apply {
                     change,
                     drift: false,
@@ -333,7 +332,7 @@ impl<'s> HostRunner<'s, '_> {
                 }),
             };
         }
-        if let Action::Fetch(_) = rendered {
+        if let Rendered::Fetch(_) = rendered {
             return Decision::Fetch;
         }
         let Some(judgement) = judged.get(&i) else {
@@ -434,7 +433,7 @@ impl<'s> HostRunner<'s, '_> {
                 }
                 Decision::Fetch if batch.is_empty() => {
                     let Selection::Run {
-                        rendered: Action::Fetch(fetch),
+                        rendered: Rendered::Fetch(fetch),
                         ..
                     } = &step.selection
                     else {
@@ -498,7 +497,7 @@ impl<'s> HostRunner<'s, '_> {
                 _ => return Ok((batch, i)),
             };
             let needs_fresh = match &step.selection {
-                Selection::Run { rendered, .. } => kinds::apply_needs_fresh_probe(rendered),
+                Selection::Run { rendered, .. } => rendered.apply_needs_fresh_probe(),
                 Selection::Skip(_) => false,
             };
             let guard = if batch.is_empty() || !needs_fresh {
