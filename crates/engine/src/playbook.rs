@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Diagnostic, Location, PlaybookError};
-use crate::kinds::{self, KINDS};
+use crate::kinds::{self, kinds};
 pub use crate::kinds::{
     Action, CommandSpec, FetchSpec, FileSource, FileSpec, HostnameSpec, LineEdit, LineSpec,
     ModuleSpec, PackageSpec, Rendered, ServiceSpec, ServiceState, SysctlSpec,
@@ -296,8 +296,9 @@ impl Checker<'_> {
         };
         let kind_at = kind.span().start;
         let kind = kind.into_inner();
-        let Some(info) = KINDS.iter().find(|k| k.name == kind) else {
-            let names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+        let kinds = kinds();
+        let Some(info) = kinds.iter().find(|k| k.name == kind) else {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
             raw.error(
                 kind_at,
                 format!(
@@ -308,7 +309,7 @@ impl Checker<'_> {
             return None;
         };
         if handler && !info.handler {
-            let kinds: Vec<String> = KINDS
+            let kinds: Vec<String> = kinds
                 .iter()
                 .filter(|k| k.handler)
                 .map(|k| format!("`{}`", k.name))
@@ -325,7 +326,7 @@ impl Checker<'_> {
                 continue;
             }
             fields_ok = false;
-            if KINDS.iter().any(|k| k.fields.contains(&field.as_str())) {
+            if kinds.iter().any(|k| k.fields.contains(&field.as_str())) {
                 raw.error(
                     value_at,
                     format!("`{field}` does not apply to a `{kind}` task"),

@@ -44,9 +44,11 @@ pub struct Change {
 /// the variant of [`Action`] (as the playbook says it) and of [`Rendered`] (rendered
 /// for one host) that holds it; every dispatch on a kind is made here.
 macro_rules! kinds {
-    ($($module:ident => $variant:ident($kind:ident),)*) => {
+    ($($(#[$attr:meta])* $module:ident => $variant:ident($kind:ident),)*) => {
         $(
+            $(#[$attr])*
             mod $module;
+            $(#[$attr])*
             pub use self::$module::$kind;
         )*
 
@@ -54,42 +56,54 @@ macro_rules! kinds {
         /// unrendered templates.
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum Action {
-            $($variant($kind),)*
+            $($(#[$attr])* $variant($kind),)*
         }
 
         /// A task's action rendered for one host: what is probed, judged, applied and
         /// fingerprinted.
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum Rendered {
-            $($variant(<$kind as Kind>::Rendered),)*
+            $($(#[$attr])* $variant(<$kind as Kind>::Rendered),)*
         }
 
         /// Every kind, in the table's order.
-        pub(crate) const KINDS: &[KindInfo] = &[$(KindInfo::of::<$kind>(),)*];
+        // One push per kind: an entry of the table may be under `#[cfg]`.
+        #[allow(clippy::vec_init_then_push)]
+        pub(crate) fn kinds() -> Vec<KindInfo> {
+            let mut kinds = Vec::new();
+            $(
+                $(#[$attr])*
+                kinds.push(KindInfo::of::<$kind>());
+            )*
+            kinds
+        }
 
         impl Action {
             /// The kind's name as written in a playbook.
             pub fn kind(&self) -> &'static str {
                 match self {
-                    $(Action::$variant(_) => <$kind as Kind>::NAME,)*
+                    $($(#[$attr])* Action::$variant(_) => <$kind as Kind>::NAME,)*
                 }
             }
 
             /// Parses a task of kind `kind` from `raw`; `None` after reporting what is
             /// wrong, or for a kind not in the table.
             pub(crate) fn parse(kind: &str, raw: &mut RawTask<'_>) -> Option<Action> {
-                $(
-                    if kind == <$kind as Kind>::NAME {
-                        return <$kind as Kind>::parse(raw).map(Action::$variant);
-                    }
-                )*
-                None
+                match kind {
+                    $(
+                        $(#[$attr])*
+                        name if name == <$kind as Kind>::NAME => {
+                            <$kind as Kind>::parse(raw).map(Action::$variant)
+                        }
+                    )*
+                    _ => None,
+                }
             }
 
             /// Renders every field for one host.
             pub(crate) fn render(&self, r: &Renderer<'_, '_>) -> Result<Rendered, TaskError> {
                 Ok(match self {
-                    $(Action::$variant(spec) => Rendered::$variant(spec.render(r)?),)*
+                    $($(#[$attr])* Action::$variant(spec) => Rendered::$variant(spec.render(r)?),)*
                 })
             }
         }
@@ -98,21 +112,21 @@ macro_rules! kinds {
             /// The kind's name as written in a playbook.
             pub fn kind(&self) -> &'static str {
                 match self {
-                    $(Rendered::$variant(_) => <$kind as Kind>::NAME,)*
+                    $($(#[$attr])* Rendered::$variant(_) => <$kind as Kind>::NAME,)*
                 }
             }
 
             /// Writes its fields into the task's canonical form.
             pub(crate) fn canonical(&self, form: &mut Form) {
                 match self {
-                    $(Rendered::$variant(r) => <$kind as Kind>::canonical(r, form),)*
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::canonical(r, form),)*
                 }
             }
 
             /// The text a version 1 fingerprint hashed, if the kind had one.
             pub(crate) fn legacy_v1_text(&self) -> Option<String> {
                 match self {
-                    $(Rendered::$variant(r) => <$kind as Kind>::legacy_v1_text(r),)*
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::legacy_v1_text(r),)*
                 }
             }
 
@@ -120,14 +134,14 @@ macro_rules! kinds {
             /// on demand).
             pub(crate) fn probe(&self, platform: &Platform) -> Result<Option<Script>, String> {
                 match self {
-                    $(Rendered::$variant(r) => <$kind as Kind>::probe(r, platform),)*
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::probe(r, platform),)*
                 }
             }
 
             /// The files its probe reads with `k8sup_probe_file`.
             pub(crate) fn probed_files(&self) -> Vec<&str> {
                 match self {
-                    $(Rendered::$variant(r) => <$kind as Kind>::probed_files(r),)*
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::probed_files(r),)*
                 }
             }
 
@@ -141,7 +155,7 @@ macro_rules! kinds {
                     return Err(format!("the probe exited with status {}", section.status));
                 }
                 match self {
-                    $(Rendered::$variant(r) => <$kind as Kind>::judge(r, platform, section),)*
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::judge(r, platform, section),)*
                 }
             }
 
@@ -149,14 +163,14 @@ macro_rules! kinds {
             /// same batch (see [`Kind::FRESH_PROBE`]).
             pub(crate) fn apply_needs_fresh_probe(&self) -> bool {
                 match self {
-                    $(Rendered::$variant(_) => <$kind as Kind>::FRESH_PROBE,)*
+                    $($(#[$attr])* Rendered::$variant(_) => <$kind as Kind>::FRESH_PROBE,)*
                 }
             }
 
             /// The change a handler makes when notified (it has no probe).
             pub(crate) fn handler_change(&self) -> Result<Change, String> {
                 match self {
-                    $(Rendered::$variant(r) => <$kind as Kind>::handler_change(r),)*
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::handler_change(r),)*
                 }
             }
         }
@@ -173,6 +187,9 @@ kinds! {
     command => Command(CommandSpec),
     fetch => Fetch(FetchSpec),
     hostname => Hostname(HostnameSpec),
+    // The worked example of docs/playbooks.md, compiled and run by its tests only.
+    #[cfg(test)]
+    directory => Directory(DirectorySpec),
 }
 
 pub use self::file::FileSource;
