@@ -23,9 +23,10 @@ use std::collections::BTreeMap;
 
 use k8sup_shell::{Script, ShellArg};
 
-/// Shell functions used by probes and applies. Probes (`k8sup_probe_*`,
-/// `k8sup_read_state`) only read: no temp file, no lock, no write.
-pub(crate) const PRELUDE: &str = include_str!("prelude.sh");
+/// Shell functions used by probes and applies: `prelude.sh`, then each kind's own
+/// (`kinds/<kind>.sh`), put together by the crate's build script. Probes
+/// (`k8sup_probe_*`, `k8sup_read_state`) only read: no temp file, no lock, no write.
+pub(crate) const PRELUDE: &str = include_str!(concat!(env!("OUT_DIR"), "/prelude.sh"));
 
 /// Makes a [`ShellArg`] of text known to hold no NUL (checked by the caller, or
 /// built here from digits and names).
