@@ -168,61 +168,49 @@ impl<'t> RawTask<'t> {
         self.fields.contains_key(name)
     }
 
-    /// A string field.
-    pub fn text(&mut self, name: &str) -> Option<Spanned<String>> {
+    /// The field `name` as `get` reads its value; a value `get` cannot read is
+    /// reported as not being `wanted`.
+    fn typed<T>(
+        &mut self,
+        name: &str,
+        wanted: &str,
+        get: impl FnOnce(&toml::Value) -> Option<T>,
+    ) -> Option<Spanned<T>> {
         let value = self.take(name)?;
-        let span = value.span();
-        match value.get_ref() {
-            toml::Value::String(text) => Some(Spanned::new(span, text.clone())),
-            _ => {
-                self.wrong_type(name, &value, "a string");
+        match get(value.get_ref()) {
+            Some(read) => Some(Spanned::new(value.span(), read)),
+            None => {
+                self.wrong_type(name, &value, wanted);
                 None
             }
         }
+    }
+
+    /// A string field.
+    pub fn text(&mut self, name: &str) -> Option<Spanned<String>> {
+        self.typed(name, "a string", |v| v.as_str().map(str::to_string))
     }
 
     /// A boolean field.
     pub fn flag(&mut self, name: &str) -> Option<Spanned<bool>> {
-        let value = self.take(name)?;
-        let span = value.span();
-        match value.get_ref() {
-            toml::Value::Boolean(flag) => Some(Spanned::new(span, *flag)),
-            _ => {
-                self.wrong_type(name, &value, "true or false");
-                None
-            }
-        }
+        self.typed(name, "true or false", toml::Value::as_bool)
     }
 
     /// A field written as one string or a list of strings.
     pub fn list(&mut self, name: &str) -> Option<Spanned<Vec<String>>> {
-        let value = self.take(name)?;
-        let span = value.span();
-        let items = match value.get_ref() {
+        self.typed(name, "a string or a list of strings", |v| match v {
             toml::Value::String(one) => Some(vec![one.clone()]),
             toml::Value::Array(many) => many
                 .iter()
                 .map(|v| v.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>(),
+                .collect(),
             _ => None,
-        };
-        if items.is_none() {
-            self.wrong_type(name, &value, "a string or a list of strings");
-        }
-        items.map(|items| Spanned::new(span, items))
+        })
     }
 
     /// A table field.
     pub fn table(&mut self, name: &str) -> Option<Spanned<toml::Table>> {
-        let value = self.take(name)?;
-        let span = value.span();
-        match value.get_ref() {
-            toml::Value::Table(table) => Some(Spanned::new(span, table.clone())),
-            _ => {
-                self.wrong_type(name, &value, "a table");
-                None
-            }
-        }
+        self.typed(name, "a table", |v| v.as_table().cloned())
     }
 
     /// A string field the kind cannot do without.
