@@ -19,4 +19,5 @@ pub mod connect;
 pub mod converge;
 pub mod etcd;
 pub mod facts;
+mod fan_out;
 pub mod lock;
