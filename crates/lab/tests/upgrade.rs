@@ -4,11 +4,13 @@
 //! removed; the cordon log holds every cordon in order; `kubeadm upgrade apply` moves
 //! the control plane to 1.31.14 and `upgrade node` the worker's kubelet configuration,
 //! while `kubectl get nodes` keeps showing the kubelet each node runs until it is
-//! restarted with the new package.
+//! restarted with the new package. With durations on (the built-in profile at 1/100),
+//! the drain and the upgrades record the profile's figures in the applied log.
 //! Needs root and openssh-server; without them the test says so and passes.
 
 use std::process::Output;
 
+use k8sup_lab::durations::{self, Durations};
 use k8sup_lab::emu::cluster::{self, ClusterState};
 use k8sup_lab::{HostSpec, Lab, LabSpec};
 
@@ -113,7 +115,16 @@ fn drain_blocked_by_a_budget_then_a_kubeadm_upgrade_over_ssh() {
     if !lab_available() {
         return;
     }
+    let tmp = std::env::temp_dir().join(format!("k8sup-lab-upgrade-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let profile = tmp.join("durations.toml");
+    let text = durations::REALISTIC
+        .1
+        .replace("time_scale = 1.0", "time_scale = 0.01");
+    std::fs::write(&profile, text).expect("write profile");
+    let d = Durations::resolve(&profile.to_string_lossy()).expect("profile");
     let spec = LabSpec::new("upgrade")
+        .durations(profile.to_string_lossy())
         .host(HostSpec::new("master").master())
         .host(HostSpec::new("node").count(2));
     let lab = Lab::up(&spec).expect("lab comes up");
@@ -249,4 +260,39 @@ fn drain_blocked_by_a_budget_then_a_kubeadm_upgrade_over_ssh() {
     let apply_at = log.find("\"upgrade\",\"apply\"").expect("apply logged");
     let drain_at = log.find("\"drain\",\"node-1\"").expect("drain logged");
     assert!(drain_at < apply_at);
+
+    // What the durations hooks applied: the profile's figures, on the right hosts.
+    let applied = durations::applied(&lab.cluster_dir()).expect("applied log");
+    let of = |op: &str| -> Vec<(String, String, u64)> {
+        applied
+            .iter()
+            .filter(|a| a.op == op)
+            .map(|a| (a.host.clone(), a.what.clone(), a.ms))
+            .collect()
+    };
+    let drains = of("drain");
+    assert!(!drains.is_empty(), "{applied:?}");
+    assert!(drains
+        .iter()
+        .all(|(host, what, ms)| host == "master" && what == "node-1" && *ms == d.steps.drain_ms));
+    assert_eq!(
+        of("kubeadm-upgrade-apply"),
+        [(
+            "master".into(),
+            "master".into(),
+            d.steps.kubeadm_upgrade_apply_ms
+        )]
+    );
+    assert_eq!(
+        of("kubeadm-upgrade-node"),
+        [(
+            "node-1".into(),
+            "node-1".into(),
+            d.steps.kubeadm_upgrade_node_ms
+        )]
+    );
+    assert!(applied.iter().any(|a| a.op == "image-pull"
+        && a.host == "master"
+        && a.what.ends_with("kube-apiserver:v1.31.14")));
+    let _ = std::fs::remove_dir_all(&tmp);
 }
