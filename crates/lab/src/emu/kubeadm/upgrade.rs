@@ -853,6 +853,7 @@ fn upgrade_static_pods(
         }
         write(inv, &format!("{backup}/{file}"), &old).map_err(Failure::Error)?;
         write(inv, &path, &text).map_err(Failure::Error)?;
+        crate::emu::etcd::restarted(inv, &component);
         inv.outln(&format!("[upgrade/staticpods] Moving new manifest to \"{path}\" and backing up old manifest to \"{backup}/{file}\"\n[upgrade/staticpods] Waiting for the kubelet to restart the component\n[upgrade/staticpods] This can take up to 5m0s\n[apiclient] Found 1 Pods for label selector component={component}\n[upgrade/staticpods] Component \"{component}\" upgraded successfully!"));
     }
     if renew {

@@ -258,3 +258,96 @@ mod on_a_cluster {
         );
     }
 }
+
+mod high_availability {
+    use crate::distro::Arch;
+    use crate::emu::cluster::ClusterState;
+    use crate::emu::kubeadm::tests::{ready_host, shared_dir, INIT_V1BETA3};
+    use crate::emu::kubelet::tests::install;
+
+    #[test]
+    fn other_masters_keep_their_version_until_upgrade_node() {
+        let shared = shared_dir();
+        let m = ready_host("master", "127.77.0.2", Arch::Amd64, &shared);
+        m.write(
+            "/root/kubeadm.yaml",
+            &INIT_V1BETA3.replace(
+                "kubernetesVersion:",
+                "controlPlaneEndpoint: 127.77.0.2:6443\nkubernetesVersion:",
+            ),
+        );
+        let (s, _, err) = m.run(
+            "kubeadm",
+            &["init", "--config", "/root/kubeadm.yaml", "--upload-certs"],
+        );
+        assert_eq!(s, 0, "{err}");
+        let state = ClusterState::read(&shared).expect("state");
+        let key = state.certificate_key.clone().expect("key");
+        let m2 = ready_host("master-2", "127.77.0.4", Arch::Amd64, &shared);
+        let (s, out, err) = m2.run(
+            "kubeadm",
+            &[
+                "join",
+                "127.77.0.2:6443",
+                "--token",
+                "abcdef.0123456789abcdef",
+                "--discovery-token-ca-cert-hash",
+                &state.ca_hash,
+                "--control-plane",
+                "--certificate-key",
+                &key,
+            ],
+        );
+        assert_eq!(s, 0, "{out}{err}");
+        let etcd_before = m2.read("/etc/kubernetes/manifests/etcd.yaml");
+        install(&m, &[("kubeadm", "1.31.2-1.1")]);
+        let (s, out, err) = m.run("kubeadm", &["upgrade", "apply", "v1.31.2", "-y"]);
+        assert_eq!(s, 0, "{out}{err}");
+        let state = ClusterState::read(&shared).expect("state");
+        assert_eq!(state.kubernetes_version, "1.31.2");
+        assert_eq!(state.nodes["master"].control_plane_version, None);
+        assert_eq!(
+            state.nodes["master-2"].control_plane_version.as_deref(),
+            Some("1.30.4")
+        );
+        assert!(m2
+            .read("/etc/kubernetes/manifests/kube-apiserver.yaml")
+            .contains("kube-apiserver:v1.30.4"));
+
+        install(&m2, &[("kubeadm", "1.31.2-1.1")]);
+        let (s, out, err) = m2.run("kubeadm", &["upgrade", "node"]);
+        assert_eq!(s, 0, "{out}{err}");
+        assert!(out.contains("[upgrade] Upgrading your Static Pod-hosted control plane instance to version \"v1.31.2\"..."), "{out}");
+        assert!(
+            out.contains(
+                "[upgrade] The control plane instance for this node was successfully updated!"
+            ),
+            "{out}"
+        );
+        assert!(m2
+            .read("/etc/kubernetes/manifests/kube-apiserver.yaml")
+            .contains("kube-apiserver:v1.31.2"));
+        // The member keeps its cluster flags; only etcd's image moved.
+        let etcd_after = m2.read("/etc/kubernetes/manifests/etcd.yaml");
+        assert_eq!(
+            etcd_after.replace("etcd:3.5.15-0", "etcd:3.5.12-0"),
+            etcd_before
+        );
+        let state = ClusterState::read(&shared).expect("state");
+        assert_eq!(state.nodes["master-2"].control_plane_version, None);
+        // The kubelet restarted each replaced component, one master after the other.
+        let restarts: Vec<(String, String)> = crate::emu::etcd::pod_log(&shared)
+            .into_iter()
+            .filter(|e| e.event == "stopped" && e.pod == "kube-apiserver")
+            .map(|e| (e.host, e.pod))
+            .collect();
+        assert_eq!(
+            restarts,
+            [
+                ("master".to_string(), "kube-apiserver".to_string()),
+                ("master-2".to_string(), "kube-apiserver".to_string())
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&shared);
+    }
+}
