@@ -589,7 +589,9 @@ spec:
         m.write("/root/pdb.yaml", PDB);
         assert_eq!(kubectl(&m, &["apply", "-f", "/root/web.yaml"]).0, 0);
         assert_eq!(kubectl(&m, &["apply", "-f", "/root/pdb.yaml"]).0, 0);
-        kubectl(&m, &["get", "pods"]);
+        let (_, out, _) = kubectl(&m, &["get", "pdb", "--no-headers"]);
+        let cols: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(&cols[..4], ["web", "2", "N/A", "0"], "{out}");
         let blocked = pods_on(&shared, "node-1", "web");
         assert_eq!(blocked.len(), 1);
         let pod = &blocked[0];
