@@ -608,7 +608,11 @@ fn apply(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcom
     crate::durations::hooks::step("kubeadm-upgrade-apply", &me.name, |d| {
         d.steps.kubeadm_upgrade_apply_ms
     });
-    // The cluster's version, its ConfigMaps and the addons, as one change.
+    // As kubeadm: this master's static pods first, then the configuration uploaded (the
+    // cluster's version, its ConfigMaps) and the addons, as one change.
+    let mut preview = state.clone();
+    preview.kubernetes_version = version.clone();
+    upgrade_static_pods(inv, &preview, &me.name, &me.address, etcd_upgrade, renew)?;
     let updated = {
         let mut locked = cluster::lock(inv).map_err(Failure::Error)?;
         let old = locked.state.kubernetes_version.clone();
@@ -626,15 +630,6 @@ fn apply(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcom
         locked.save().map_err(Failure::Error)?;
         locked.state.clone()
     };
-    upgrade_static_pods(
-        inv,
-        &updated,
-        &me.name,
-        &me.address,
-        etcd_upgrade,
-        renew,
-        phased,
-    )?;
     if phased {
         inv.outln("[upgrade/control-plane] The control plane instance for this node was successfully upgraded!");
     }
@@ -786,7 +781,6 @@ fn upgrade_static_pods(
     address: &str,
     etcd_upgrade: bool,
     renew: bool,
-    phased: bool,
 ) -> Result<(), Failure> {
     let tmp = format!(
         "/etc/kubernetes/tmp/kubeadm-upgraded-manifests{}",
@@ -796,7 +790,6 @@ fn upgrade_static_pods(
     inv.outln(&format!(
         "[upgrade/staticpods] Writing new Static Pod manifests to \"{tmp}\""
     ));
-    let _ = phased;
     let mut renewed: Vec<&str> = Vec::new();
     for (file, image, mut text) in control_plane_manifests(state, address, node) {
         let component = file.trim_end_matches(".yaml").to_string();
@@ -972,15 +965,7 @@ fn node(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcome
             crate::durations::hooks::step("kubeadm-upgrade-node-control-plane", &me.name, |d| {
                 d.steps.kubeadm_upgrade_apply_ms
             });
-            upgrade_static_pods(
-                inv,
-                &state,
-                &me.name,
-                &me.address,
-                etcd_upgrade,
-                renew,
-                phased,
-            )?;
+            upgrade_static_pods(inv, &state, &me.name, &me.address, etcd_upgrade, renew)?;
             let mut locked = cluster::lock(inv).map_err(Failure::Error)?;
             if let Some(n) = locked.state.nodes.get_mut(&me.name) {
                 n.control_plane_version = None;
