@@ -110,6 +110,29 @@ mod on_a_cluster {
     }
 
     #[test]
+    fn a_not_ready_control_plane_stops_the_upgrade_unless_ignored() {
+        let (_shared, m, _n) = cluster();
+        install(&m, &[("kubeadm", "1.31.2-1.1")]);
+        assert_eq!(m.run("systemctl", &["stop", "kubelet"]).0, 0);
+        crate::emu::kubelet::sync(&crate::emu::Invocation::new(&m.root, "systemctl", &[], 0));
+        let (s, _, err) = m.run("kubeadm", &["upgrade", "apply", "v1.31.2", "-y"]);
+        assert_eq!(s, 1);
+        assert!(err.starts_with("[upgrade/health] FATAL: [preflight] Some fatal errors occurred:\n\t[ERROR ControlPlaneNodesReady]: there are NotReady control-planes in the cluster: [master]\n"), "{err}");
+        let (_, out, _) = m.run(
+            "kubeadm",
+            &[
+                "upgrade",
+                "plan",
+                "--ignore-preflight-errors=ControlPlaneNodesReady",
+            ],
+        );
+        assert!(
+            out.contains("[upgrade/versions] Target version: v1.31.2"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn apply_asks_unless_told_yes() {
         let (_shared, m, _n) = cluster();
         install(&m, &[("kubeadm", "1.31.2-1.1")]);
