@@ -173,6 +173,7 @@ impl Lab {
             .map_err(LabError::lab_io(&name, "write authorized_keys"))?;
         let emu_usr = dir.join("emu");
         emu::install_layer(&emulator, &emu_usr)?;
+        crate::realpkg::install_layer(&emu_usr)?;
         layout::ensure_private_dir(&dir.join(CLUSTER_SUBDIR))?;
         if let Some(d) = &durations {
             d.install(&dir.join(CLUSTER_SUBDIR))?;

@@ -39,6 +39,7 @@ pub mod netns;
 pub mod procfs;
 pub mod profile;
 pub mod proxy;
+pub mod realpkg;
 pub mod skeleton;
 pub mod spec;
 pub mod sshd;
