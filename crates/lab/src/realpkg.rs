@@ -27,11 +27,12 @@ pub const DEBS: &[&str] = &[
     "libopentracing1",
     "nginx",
     "nginx-common",
+    "libnginx-mod-stream",
 ];
 
 /// The machine's copy: `<dir>/root` holds every package unpacked.
 fn machine_dir() -> PathBuf {
-    crate::layout::base_dir().join("real-v1")
+    crate::layout::base_dir().join("real-v2")
 }
 
 fn step_error(step: &'static str, message: String) -> LabError {

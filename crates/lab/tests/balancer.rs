@@ -191,3 +191,88 @@ fn real_haproxy_forwards_fails_over_reloads_and_reports_failures() {
     );
     assert!(String::from_utf8_lossy(&fetch(&lab, "lb", 6444).stderr).contains("Connection refused"));
 }
+
+#[test]
+fn real_nginx_streams_and_el_packages_follow_their_units() {
+    if !lab_available() {
+        return;
+    }
+    let spec = LabSpec::new("nginx")
+        .netns()
+        .host(HostSpec::new("deb").distro(Distro::Debian12))
+        .host(HostSpec::new("el").distro(Distro::Rocky9))
+        .host(HostSpec::new("m").master());
+    let lab = Lab::up(&spec).expect("lab up");
+    let m = lab.host("m").unwrap().address;
+    serve(&lab, "m", 6443, "m");
+
+    // Debian: nginx and its stream module, started by the postinst.
+    ok(
+        &lab,
+        "deb",
+        "apt-get update -qq && apt-get install -y nginx libnginx-mod-stream",
+    );
+    assert!(ok(&lab, "deb", "nginx -v 2>&1").contains("nginx/1.22.1"));
+    assert_eq!(
+        ok(&lab, "deb", "systemctl is-active nginx").trim(),
+        "active"
+    );
+    std::fs::write(
+        lab.host("deb").unwrap().path("/etc/nginx/stream.conf"),
+        format!("stream {{\n  upstream kube {{ server {m}:6443; }}\n  server {{ listen 127.0.0.1:6444; proxy_pass kube; }}\n}}\n"),
+    )
+    .unwrap();
+    ok(
+        &lab,
+        "deb",
+        "echo 'include /etc/nginx/stream.conf;' >> /etc/nginx/nginx.conf && systemctl reload nginx",
+    );
+    until("nginx streams", || {
+        String::from_utf8_lossy(&fetch(&lab, "deb", 6444).stdout).trim() == "m"
+    });
+    // A bad configuration: `nginx -t` in ExecStartPre fails the restart, with nginx's words.
+    ok(&lab, "deb", "echo 'bogus;' >> /etc/nginx/nginx.conf");
+    let restart = run(&lab, "deb", "systemctl restart nginx");
+    assert_eq!(restart.status.code(), Some(1));
+    let status = ok(&lab, "deb", "systemctl status nginx || true");
+    assert!(
+        status.contains("[emerg]") && status.contains("bogus"),
+        "{status}"
+    );
+
+    // EL: the rpm starts nothing; its unit checks the configuration before the start.
+    ok(&lab, "el", "dnf install -y haproxy");
+    assert_eq!(
+        run(&lab, "el", "systemctl is-active haproxy").status.code(),
+        Some(3)
+    );
+    assert!(
+        ok(&lab, "el", "cat /usr/lib/systemd/system/haproxy.service")
+            .contains("ExecStartPre=/usr/sbin/haproxy -f $CONFIG -f $CFGDIR -c -q $OPTIONS")
+    );
+    ok(&lab, "el", "systemctl enable --now haproxy");
+    assert_eq!(
+        ok(&lab, "el", "systemctl is-active haproxy").trim(),
+        "active"
+    );
+    ok(&lab, "el", "systemctl stop haproxy");
+    ok(
+        &lab,
+        "el",
+        "echo '  bogus-keyword' >> /etc/haproxy/haproxy.cfg",
+    );
+    let start = run(&lab, "el", "systemctl start haproxy");
+    assert_eq!(start.status.code(), Some(1));
+    // `haproxy -c -q` says nothing; systemd reports the control process.
+    let status = ok(&lab, "el", "systemctl status haproxy || true");
+    assert!(
+        status.contains("haproxy.service: Control process exited, code=exited, status=1/FAILURE"),
+        "{status}"
+    );
+    let check = ok(
+        &lab,
+        "el",
+        "haproxy -c -f /etc/haproxy/haproxy.cfg 2>&1 || true",
+    );
+    assert!(check.contains("bogus-keyword"), "{check}");
+}

@@ -326,7 +326,7 @@ fn run_control(
         Ok(st) if st.success() => Ok(()),
         _ if ignore => Ok(()),
         Ok(st) => Err(format!(
-            "control process exited, code=exited, status={}",
+            "Control process exited, code=exited, status={}/FAILURE",
             st.code().unwrap_or(-1)
         )),
         Err(e) => Err(e),
