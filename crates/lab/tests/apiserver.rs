@@ -210,12 +210,24 @@ fn kubectl_and_kubelets_reach_live_api_servers_through_a_real_haproxy() {
         .success()
     });
 
+    // curl reaches a master's API server for real.
+    assert_eq!(
+        ok(&lab, "w", &format!("curl -sk https://{m1}:6443/livez")),
+        "ok"
+    );
+
     // Master 1's API server stops: its listener is gone at once, the worker's kubectl
     // and kubelet keep going through haproxy to m-2.
     lab.faults("m-1")
         .unwrap()
         .stop_static_pod("kube-apiserver")
         .unwrap();
+    let curl = run(&lab, "w", &format!("curl -sk https://{m1}:6443/livez"));
+    assert_eq!(curl.status.code(), Some(7), "{}", err(&curl));
+    assert_eq!(
+        ok(&lab, "m-2", "curl -sk https://127.0.0.1:6443/livez"),
+        "ok"
+    );
     let refused = run(&lab, "w", &format!("sed 's#server: .*#server: https://{m1}:6443#' /root/.kube/config > /root/m1.conf; kubectl --kubeconfig /root/m1.conf get nodes"));
     assert_eq!(
         err(&refused),
