@@ -410,10 +410,24 @@ mod tests {
             include_str!("../labs/demo.toml"),
             include_str!("../labs/preflight.toml"),
             include_str!("../labs/bench.toml"),
+            include_str!("../labs/ha.toml"),
         ] {
             let spec = LabSpec::from_toml(text).expect("example parses");
             spec.expanded_hosts().expect("example is valid");
         }
+    }
+
+    #[test]
+    fn network_defaults_to_loopback_and_takes_namespaces() {
+        let spec = LabSpec::from_toml("name = \"t\"").expect("parses");
+        assert_eq!(spec.network, crate::netns::Network::Loopback);
+        let spec = LabSpec::from_toml(include_str!("../labs/ha.toml")).expect("parses");
+        assert_eq!(spec.network, crate::netns::Network::Namespaces);
+        assert!(LabSpec::from_toml("name = \"t\"\nnetwork = \"bridge\"").is_err());
+        assert_eq!(
+            LabSpec::new("t").netns().network,
+            crate::netns::Network::Namespaces
+        );
     }
 
     #[test]

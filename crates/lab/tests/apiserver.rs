@@ -4,40 +4,12 @@
 //! one), kubelets post heartbeats through theirs, and a fault stops one master's API
 //! server.
 
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8sup_lab::{HostSpec, Lab, LabSpec};
 
-fn lab_available() -> bool {
-    match k8sup_lab::client::unavailable() {
-        Some(why) => {
-            k8sup_lab::client::skip(why);
-            false
-        }
-        None => true,
-    }
-}
-
-fn run(lab: &Lab, host: &str, command: &str) -> Output {
-    lab.ssh(host, command).expect("ssh")
-}
-
-fn ok(lab: &Lab, host: &str, command: &str) -> String {
-    let o = run(lab, host, command);
-    assert!(
-        o.status.success(),
-        "{host}: {command}: {}\n{}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_string()
-}
+mod common;
+use common::{err, lab_available, ok, run, until};
 
 const PREPARE: &str = "set -e
 mkdir -p -m 755 /etc/apt/keyrings
@@ -74,6 +46,38 @@ EOF"
     )
 }
 
+/// Prepares every host, `kubeadm init` on the first master (its address the
+/// controlPlaneEndpoint), joins the other masters as control planes and the workers.
+fn control_plane(lab: &Lab, masters: &[&str], workers: &[&str]) {
+    for h in masters.iter().chain(workers) {
+        ok(lab, h, PREPARE);
+    }
+    let first = lab.host(masters[0]).unwrap().address;
+    ok(lab, masters[0], &kubeadm_config(&format!("{first}:6443")));
+    let init = ok(
+        lab,
+        masters[0],
+        "kubeadm init --config /root/kubeadm.yaml --upload-certs",
+    );
+    let key = init
+        .split_whitespace()
+        .skip_while(|w| *w != "--certificate-key")
+        .nth(1)
+        .expect("certificate key")
+        .to_string();
+    let join = ok(lab, masters[0], "kubeadm token create --print-join-command");
+    for h in &masters[1..] {
+        ok(
+            lab,
+            h,
+            &format!("{} --control-plane --certificate-key {key}", join.trim()),
+        );
+    }
+    for h in workers {
+        ok(lab, h, join.trim());
+    }
+}
+
 const FLANNEL: &str = "cat > /root/cni.yaml <<'EOF'
 apiVersion: v1
 kind: Namespace
@@ -102,14 +106,6 @@ spec:
         hostPath: {path: /etc/cni/net.d}
 EOF";
 
-fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[test]
 fn kubectl_and_kubelets_reach_live_api_servers_through_a_real_haproxy() {
     if !lab_available() {
@@ -122,28 +118,7 @@ fn kubectl_and_kubelets_reach_live_api_servers_through_a_real_haproxy() {
     let lab = Lab::up(&spec).expect("lab up");
     let m1 = lab.host("m-1").unwrap().address;
     let m2 = lab.host("m-2").unwrap().address;
-    for h in ["m-1", "m-2", "w"] {
-        ok(&lab, h, PREPARE);
-    }
-    ok(&lab, "m-1", &kubeadm_config(&format!("{m1}:6443")));
-    let init = ok(
-        &lab,
-        "m-1",
-        "kubeadm init --config /root/kubeadm.yaml --upload-certs",
-    );
-    let key = init
-        .split_whitespace()
-        .skip_while(|w| *w != "--certificate-key")
-        .nth(1)
-        .expect("certificate key")
-        .to_string();
-    let join = ok(&lab, "m-1", "kubeadm token create --print-join-command");
-    ok(
-        &lab,
-        "m-2",
-        &format!("{} --control-plane --certificate-key {key}", join.trim()),
-    );
-    ok(&lab, "w", join.trim());
+    control_plane(&lab, &["m-1", "m-2"], &["w"]);
 
     // Each master's API server is a real TLS listener on 6443, reached over the bridge.
     let health = ok(
@@ -324,30 +299,7 @@ fn etcd_membership_removal_follows_etcd_s_quorum_rules() {
         .netns()
         .host(HostSpec::new("m").count(3).master());
     let lab = Lab::up(&spec).expect("lab up");
-    let m1 = lab.host("m-1").unwrap().address;
-    for h in ["m-1", "m-2", "m-3"] {
-        ok(&lab, h, PREPARE);
-    }
-    ok(&lab, "m-1", &kubeadm_config(&format!("{m1}:6443")));
-    let init = ok(
-        &lab,
-        "m-1",
-        "kubeadm init --config /root/kubeadm.yaml --upload-certs",
-    );
-    let key = init
-        .split_whitespace()
-        .skip_while(|w| *w != "--certificate-key")
-        .nth(1)
-        .expect("certificate key")
-        .to_string();
-    let join = ok(&lab, "m-1", "kubeadm token create --print-join-command");
-    for h in ["m-2", "m-3"] {
-        ok(
-            &lab,
-            h,
-            &format!("{} --control-plane --certificate-key {key}", join.trim()),
-        );
-    }
+    control_plane(&lab, &["m-1", "m-2", "m-3"], &[]);
 
     let list = members(&lab, "m-2");
     assert_eq!(list.len(), 3, "{list:?}");

@@ -3,57 +3,12 @@
 //! network namespace: it forwards, health-checks and fails over, reloads, and fails as
 //! systemd reports it when its configuration is bad or its port is taken.
 
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8sup_lab::{Distro, HostSpec, Lab, LabSpec};
 
-fn lab_available() -> bool {
-    match k8sup_lab::client::unavailable() {
-        Some(why) => {
-            k8sup_lab::client::skip(why);
-            false
-        }
-        None => true,
-    }
-}
-
-fn run(lab: &Lab, host: &str, command: &str) -> Output {
-    lab.ssh(host, command).expect("ssh")
-}
-
-fn ok(lab: &Lab, host: &str, command: &str) -> String {
-    let o = run(lab, host, command);
-    assert!(
-        o.status.success(),
-        "{host}: {command}: {}\n{}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A TCP server answering every connection with `reply` (python3 is the machine's).
-fn serve(lab: &Lab, host: &str, port: u16, reply: &str) {
-    let script = format!(
-        "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',{port}))\ns.listen()\nwhile True:\n  c,a=s.accept()\n  c.sendall(b'{reply}\\n')\n  c.close()\n"
-    );
-    std::fs::write(lab.host(host).unwrap().path("/tmp/serve.py"), script).unwrap();
-    ok(
-        lab,
-        host,
-        "setsid python3 /tmp/serve.py </dev/null >/dev/null 2>&1 & echo $! > /tmp/serve.pid; sleep 0.3",
-    );
-}
-
-fn fetch(lab: &Lab, host: &str, port: u16) -> Output {
-    run(
-        lab,
-        host,
-        &format!("timeout 5 python3 -c \"import socket;s=socket.create_connection(('127.0.0.1',{port}));print(s.recv(100).decode().strip())\""),
-    )
-}
+mod common;
+use common::{err, fetch, lab_available, ok, reply, run, serve, until};
 
 fn haproxy_cfg(backends: &[(&str, std::net::Ipv4Addr)]) -> String {
     let mut cfg = String::from(
@@ -68,17 +23,6 @@ fn haproxy_cfg(backends: &[(&str, std::net::Ipv4Addr)]) -> String {
     cfg
 }
 
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn real_haproxy_forwards_fails_over_reloads_and_reports_failures() {
     if !lab_available() {
@@ -91,8 +35,8 @@ fn real_haproxy_forwards_fails_over_reloads_and_reports_failures() {
     let lab = Lab::up(&spec).expect("lab up");
     let m1 = lab.host("m-1").unwrap().address;
     let m2 = lab.host("m-2").unwrap().address;
-    serve(&lab, "m-1", 6443, "m-1");
-    serve(&lab, "m-2", 6443, "m-2");
+    serve(&lab, "m-1", "0.0.0.0", 6443, "m-1");
+    serve(&lab, "m-2", "0.0.0.0", 6443, "m-2");
 
     // Before the package: no haproxy.
     assert!(!run(&lab, "lb", "command -v haproxy").status.success());
@@ -121,23 +65,23 @@ fn real_haproxy_forwards_fails_over_reloads_and_reports_failures() {
     ok(&lab, "lb", "systemctl reload haproxy");
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..20 {
-        let o = fetch(&lab, "lb", 6444);
-        seen.insert(String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let o = fetch(&lab, "lb", "127.0.0.1", 6444);
+        seen.insert(reply(&o));
     }
     assert!(seen.contains("m-1") && seen.contains("m-2"), "{seen:?}");
 
     // m-1's server stops: after a failed check every connection goes to m-2.
-    ok(&lab, "m-1", "kill $(cat /tmp/serve.pid)");
+    ok(&lab, "m-1", "kill $(cat /tmp/serve-6443.pid)");
     std::thread::sleep(Duration::from_millis(800));
     for _ in 0..10 {
-        let o = fetch(&lab, "lb", 6444);
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "m-2");
+        let o = fetch(&lab, "lb", "127.0.0.1", 6444);
+        assert_eq!(reply(&o), "m-2");
     }
     // Both down: haproxy accepts and closes (what a client sees as EOF).
-    ok(&lab, "m-2", "kill $(cat /tmp/serve.pid)");
+    ok(&lab, "m-2", "kill $(cat /tmp/serve-6443.pid)");
     std::thread::sleep(Duration::from_millis(800));
-    let none = fetch(&lab, "lb", 6444);
-    assert_eq!(String::from_utf8_lossy(&none.stdout).trim(), "");
+    let none = fetch(&lab, "lb", "127.0.0.1", 6444);
+    assert_eq!(reply(&none), "");
 
     // A bad configuration: the reload's check fails and the old daemon keeps running.
     let good =
@@ -149,7 +93,7 @@ fn real_haproxy_forwards_fails_over_reloads_and_reports_failures() {
     .unwrap();
     let reload = run(&lab, "lb", "systemctl reload haproxy");
     assert_eq!(reload.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&reload.stderr).contains("Job for haproxy.service failed"));
+    assert!(err(&reload).contains("Job for haproxy.service failed"));
     assert_eq!(
         ok(&lab, "lb", "systemctl is-active haproxy").trim(),
         "active"
@@ -172,15 +116,15 @@ fn real_haproxy_forwards_fails_over_reloads_and_reports_failures() {
         &good,
     )
     .unwrap();
-    serve(&lab, "lb", 6444, "squatter");
+    serve(&lab, "lb", "0.0.0.0", 6444, "squatter");
     let start = run(&lab, "lb", "systemctl start haproxy");
     assert_eq!(start.status.code(), Some(1));
     let status = ok(&lab, "lb", "systemctl status haproxy || true");
     assert!(status.contains("Address already in use"), "{status}");
-    ok(&lab, "lb", "kill $(cat /tmp/serve.pid)");
+    ok(&lab, "lb", "kill $(cat /tmp/serve-6444.pid)");
     ok(&lab, "lb", "systemctl start haproxy");
-    until("haproxy listening", || {
-        fetch(&lab, "lb", 6444).status.success()
+    until("haproxy listening", Duration::from_secs(20), || {
+        fetch(&lab, "lb", "127.0.0.1", 6444).status.success()
     });
 
     // Stop: the daemon and its workers are gone, the port is free.
@@ -189,7 +133,7 @@ fn real_haproxy_forwards_fails_over_reloads_and_reports_failures() {
         run(&lab, "lb", "systemctl is-active haproxy").status.code(),
         Some(3)
     );
-    assert!(String::from_utf8_lossy(&fetch(&lab, "lb", 6444).stderr).contains("Connection refused"));
+    assert!(err(&fetch(&lab, "lb", "127.0.0.1", 6444)).contains("Connection refused"));
 }
 
 #[test]
@@ -204,7 +148,7 @@ fn real_nginx_streams_and_el_packages_follow_their_units() {
         .host(HostSpec::new("m").master());
     let lab = Lab::up(&spec).expect("lab up");
     let m = lab.host("m").unwrap().address;
-    serve(&lab, "m", 6443, "m");
+    serve(&lab, "m", "0.0.0.0", 6443, "m");
 
     // Debian: nginx and its stream module, started by the postinst.
     ok(
@@ -227,8 +171,8 @@ fn real_nginx_streams_and_el_packages_follow_their_units() {
         "deb",
         "echo 'include /etc/nginx/stream.conf;' >> /etc/nginx/nginx.conf && systemctl reload nginx",
     );
-    until("nginx streams", || {
-        String::from_utf8_lossy(&fetch(&lab, "deb", 6444).stdout).trim() == "m"
+    until("nginx streams", Duration::from_secs(20), || {
+        reply(&fetch(&lab, "deb", "127.0.0.1", 6444)) == "m"
     });
     // A bad configuration: `nginx -t` in ExecStartPre fails the restart, with nginx's words.
     ok(&lab, "deb", "echo 'bogus;' >> /etc/nginx/nginx.conf");

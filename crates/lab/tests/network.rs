@@ -8,17 +8,11 @@ use std::time::Duration;
 
 use k8sup_lab::{HostSpec, Lab, LabSpec};
 
-fn lab_available() -> bool {
-    match k8sup_lab::client::unavailable() {
-        Some(why) => {
-            k8sup_lab::client::skip(why);
-            false
-        }
-        None => true,
-    }
-}
+mod common;
+use common::{err, fetch, lab_available, serve};
 
-fn ok(o: Output) -> String {
+/// The output of a command that must have succeeded.
+fn succeeded(o: Output) -> String {
     assert!(
         o.status.success(),
         "ssh failed ({}): {}{}",
@@ -32,29 +26,6 @@ fn ok(o: Output) -> String {
 fn machine(command: &str, args: &[&str]) -> String {
     let out = Command::new(command).args(args).output().expect("run");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A one-line TCP server in the host: answers every connection with `reply` (python3 is
-/// the machine's, under every host's /usr).
-fn serve(lab: &Lab, host: &str, bind: &str, port: u16, reply: &str) {
-    let script = format!(
-        "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('{bind}',{port}))\ns.listen()\nwhile True:\n  c,a=s.accept()\n  c.sendall(b'{reply} '+a[0].encode()+b'\\n')\n  c.close()\n"
-    );
-    std::fs::write(lab.host(host).unwrap().path("/tmp/serve.py"), script).unwrap();
-    ok(lab
-        .ssh(
-            host,
-            "setsid python3 /tmp/serve.py </dev/null >/dev/null 2>&1 & sleep 0.5",
-        )
-        .unwrap());
-}
-
-fn fetch(lab: &Lab, host: &str, addr: &str, port: u16) -> Output {
-    lab.ssh(
-        host,
-        &format!("timeout 5 python3 -c \"import socket;s=socket.create_connection(('{addr}',{port}));print(s.recv(100).decode().strip())\""),
-    )
-    .unwrap()
 }
 
 #[test]
@@ -79,11 +50,11 @@ fn each_host_has_its_own_loopback_and_reaches_the_others_over_the_bridge() {
     serve(&lab, "a", "127.0.0.1", 6444, "from-a");
     serve(&lab, "b", "127.0.0.1", 6444, "from-b");
     assert_eq!(
-        ok(fetch(&lab, "a", "127.0.0.1", 6444)).trim(),
+        succeeded(fetch(&lab, "a", "127.0.0.1", 6444)).trim(),
         "from-a 127.0.0.1"
     );
     assert_eq!(
-        ok(fetch(&lab, "b", "127.0.0.1", 6444)).trim(),
+        succeeded(fetch(&lab, "b", "127.0.0.1", 6444)).trim(),
         "from-b 127.0.0.1"
     );
     // The machine's own 127.0.0.1:6444 is neither.
@@ -92,13 +63,13 @@ fn each_host_has_its_own_loopback_and_reaches_the_others_over_the_bridge() {
     // A listener on all addresses is reached by the other host at its address.
     serve(&lab, "a", "0.0.0.0", 6445, "a-all");
     assert_eq!(
-        ok(fetch(&lab, "b", &a.address.to_string(), 6445)).trim(),
+        succeeded(fetch(&lab, "b", &a.address.to_string(), 6445)).trim(),
         format!("a-all {}", b.address)
     );
     // Refused where nothing listens, as on a real network.
     let refused = fetch(&lab, "b", &a.address.to_string(), 6446);
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("Connection refused"));
+    assert!(err(&refused).contains("Connection refused"));
 
     // The controller reaches the host from the bridge's address.
     let mut stream =
@@ -116,7 +87,7 @@ fn each_host_has_its_own_loopback_and_reaches_the_others_over_the_bridge() {
     lab.faults("b").unwrap().start_sshd().unwrap();
     // Everything running in the host went down with it.
     let gone = fetch(&lab, "b", "127.0.0.1", 6444);
-    assert!(String::from_utf8_lossy(&gone.stderr).contains("Connection refused"));
+    assert!(err(&gone).contains("Connection refused"));
 
     // The latency proxy listens inside each host's namespace.
     lab.with_latency(Duration::from_millis(20)).expect("proxy");
@@ -127,7 +98,7 @@ fn each_host_has_its_own_loopback_and_reaches_the_others_over_the_bridge() {
             "cat /etc/hostname",
         )
         .unwrap();
-    assert_eq!(ok(via_proxy).trim(), "a");
+    assert_eq!(succeeded(via_proxy).trim(), "a");
 
     let name = lab.name().to_string();
     let bridge = k8sup_lab::netns::read_record(lab.dir()).unwrap().bridge;

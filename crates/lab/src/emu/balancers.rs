@@ -223,18 +223,19 @@ http {
 }
 ";
 
+/// A real file placed where the Debian package has it.
+fn same_path(path: &'static str) -> Placed {
+    Placed::Real(path, &path[1..])
+}
+
 /// What `name` places on a host of `format` (empty: not a balancer package).
 pub fn contents(name: &str, format: Format) -> Vec<Placed> {
     let deb = format == Format::Deb;
     let mut v = Vec::new();
     match (name, deb) {
         ("haproxy", _) => {
-            v.push(Placed::Real("/usr/sbin/haproxy", "usr/sbin/haproxy"));
-            v.extend(
-                HAPROXY_LIBS
-                    .iter()
-                    .map(|l| Placed::Real(l, l.trim_start_matches('/'))),
-            );
+            v.push(same_path("/usr/sbin/haproxy"));
+            v.extend(HAPROXY_LIBS.iter().map(|l| same_path(l)));
             v.push(Placed::Dir("/etc/haproxy"));
             v.push(Placed::Dir("/var/lib/haproxy"));
             v.push(Placed::Dir("/run/haproxy"));
@@ -271,7 +272,7 @@ pub fn contents(name: &str, format: Format) -> Vec<Placed> {
             }
         }
         ("nginx", true) => {
-            v.push(Placed::Real("/usr/sbin/nginx", "usr/sbin/nginx"));
+            v.push(same_path("/usr/sbin/nginx"));
             v.push(Placed::Dir("/usr/lib/nginx/modules"));
             v.push(Placed::Link(
                 "/usr/share/nginx/modules",
@@ -296,20 +297,13 @@ pub fn contents(name: &str, format: Format) -> Vec<Placed> {
                 "/etc/nginx/sites-enabled/default",
                 "/etc/nginx/sites-available/default",
             ));
-            v.push(Placed::Real(
-                "/usr/share/nginx/html/index.html",
-                "usr/share/nginx/html/index.html",
-            ));
-            v.push(Placed::Real("/etc/default/nginx", "etc/default/nginx"));
+            v.push(same_path("/usr/share/nginx/html/index.html"));
+            v.push(same_path("/etc/default/nginx"));
         }
         ("libnginx-mod-stream", true) => {
-            v.push(Placed::Real(
-                "/usr/lib/nginx/modules/ngx_stream_module.so",
-                "usr/lib/nginx/modules/ngx_stream_module.so",
-            ));
-            v.push(Placed::Real(
+            v.push(same_path("/usr/lib/nginx/modules/ngx_stream_module.so"));
+            v.push(same_path(
                 "/usr/share/nginx/modules-available/mod-stream.conf",
-                "usr/share/nginx/modules-available/mod-stream.conf",
             ));
             v.push(Placed::Link(
                 "/etc/nginx/modules-enabled/50-mod-stream.conf",
@@ -317,7 +311,7 @@ pub fn contents(name: &str, format: Format) -> Vec<Placed> {
             ));
         }
         ("nginx", false) => {
-            v.push(Placed::Real("/usr/sbin/nginx", "usr/sbin/nginx"));
+            v.push(same_path("/usr/sbin/nginx"));
             v.push(Placed::File(
                 "/usr/lib/systemd/system/nginx.service",
                 EL_NGINX_SERVICE,
@@ -333,10 +327,7 @@ pub fn contents(name: &str, format: Format) -> Vec<Placed> {
             v.push(Placed::Dir("/usr/lib64/nginx/modules"));
             v.push(Placed::Dir("/var/lib/nginx"));
             v.push(Placed::Dir("/var/log/nginx"));
-            v.push(Placed::Real(
-                "/usr/share/nginx/html/index.html",
-                "usr/share/nginx/html/index.html",
-            ));
+            v.push(same_path("/usr/share/nginx/html/index.html"));
         }
         ("nginx-mod-stream", false) => {
             v.push(Placed::Real(
