@@ -21,8 +21,10 @@
 //!
 //! Requires root and `openssh-server`. Module map: [`spec`] (what a lab holds), [`lab`]
 //! (bring-up and the running lab), [`hostfs`] and [`skeleton`] (root filesystems),
-//! [`sshd`], [`keys`], [`layout`] (directories and address blocks), [`faults`], [`proxy`]
-//! (latency), [`inventory`], [`teardown`], [`emu`] (the emulators).
+//! [`sshd`], [`keys`], [`layout`] (directories and address blocks), [`netns`] (hosts in
+//! their own network namespaces, opt-in), [`realpkg`] (Debian's real haproxy and nginx
+//! served as packages), [`faults`], [`proxy`] (latency), [`inventory`], [`teardown`],
+//! [`emu`] (the emulators).
 
 pub mod client;
 pub mod distro;
