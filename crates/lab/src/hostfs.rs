@@ -19,6 +19,10 @@ use crate::sys;
 pub(crate) struct HostPlan {
     pub spec: HostSpec,
     pub address: std::net::Ipv4Addr,
+    /// The host's network namespace, in a namespaced lab.
+    pub netns: Option<String>,
+    /// The host's position in the lab (names its veth).
+    pub index: usize,
     pub sudo: SudoMode,
     pub product_uuid: String,
     pub mac: String,
@@ -107,6 +111,7 @@ pub(crate) fn profile(plan: &HostPlan) -> HostProfile {
         kernel_release: plan.spec.kernel_release(),
         cgroup: plan.spec.cgroup_version(),
         address: plan.address.to_string(),
+        namespaced: plan.netns.is_some(),
     }
 }
 

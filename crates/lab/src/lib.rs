@@ -21,8 +21,10 @@
 //!
 //! Requires root and `openssh-server`. Module map: [`spec`] (what a lab holds), [`lab`]
 //! (bring-up and the running lab), [`hostfs`] and [`skeleton`] (root filesystems),
-//! [`sshd`], [`keys`], [`layout`] (directories and address blocks), [`faults`], [`proxy`]
-//! (latency), [`inventory`], [`teardown`], [`emu`] (the emulators).
+//! [`sshd`], [`keys`], [`layout`] (directories and address blocks), [`netns`] (hosts in
+//! their own network namespaces, opt-in), [`realpkg`] (Debian's real haproxy and nginx
+//! served as packages), [`faults`], [`proxy`] (latency), [`inventory`], [`teardown`],
+//! [`emu`] (the emulators).
 
 pub mod client;
 pub mod distro;
@@ -35,9 +37,11 @@ pub mod inventory;
 pub mod keys;
 pub mod lab;
 pub mod layout;
+pub mod netns;
 pub mod procfs;
 pub mod profile;
 pub mod proxy;
+pub mod realpkg;
 pub mod skeleton;
 pub mod spec;
 pub mod sshd;
@@ -52,7 +56,8 @@ pub use inventory::InventoryOptions;
 pub use keys::KEY_PASSPHRASE;
 pub use lab::{Host, Lab, BASTION_NAME};
 pub use layout::{PROXY_PORT, SSH_PORT};
+pub use netns::Network;
 pub use profile::CommandRecord;
-pub use proxy::LatencyProxy;
+pub use proxy::{LatencyProxy, Route};
 pub use skeleton::{K8SUP_PASSWORD, LAB_USER};
 pub use spec::{HostSpec, LabSpec, SudoMode};

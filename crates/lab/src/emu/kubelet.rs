@@ -177,6 +177,7 @@ pub fn sync(inv: &Invocation) {
         return;
     }
     let status = evaluate(inv);
+    super::apiserver::sync_heartbeat(inv, status.running);
     // A running kubelet reports its own version in the node's status.
     let version = status
         .running
