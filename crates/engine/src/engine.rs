@@ -11,10 +11,13 @@
 //!    later step is probed again. So nothing is done on a verdict made stale by an
 //!    earlier change (a service after its package, a file another task rewrote): a
 //!    stale step is judged afresh and starts the next batch. Barriers: a command that
-//!    `needs` a value, a fetch, a step that cannot be judged, and the size of the script;
+//!    `needs` a value or `waits_for` a signal, a fetch, a step that cannot be judged,
+//!    and the size of the script;
 //! 4. a command that `needs` a value waits (without holding a parallelism slot) until
 //!    the producing host has reached its fetch task; the fetch then runs once, on the
-//!    producer, only because someone needs it;
+//!    producer, only because someone needs it. One that `waits_for` a signal waits the
+//!    same way until every other host that gives it is past its signaling task or
+//!    stopped (an order between hosts, with several givers and no value);
 //! 5. a read-only host ([`EngineOptions::read_only`], what `--limit` leaves out) is
 //!    only probed: nothing is applied nor written to its ledger, and it provides its
 //!    values only if every task before their fetch is settled on it.
@@ -355,6 +358,20 @@ impl Engine {
             None => Vec::new(),
         };
         let mut board = Board::default();
+        for (play, task) in self.playbook.all_tasks() {
+            for signal in &task.signals {
+                let givers: BTreeSet<String> = self
+                    .changing(hosts)
+                    .filter(|h| play.hosts.selects(h))
+                    .map(|h| h.name.clone())
+                    .collect();
+                let slot = board
+                    .signals
+                    .entry(signal.clone())
+                    .or_insert_with(|| watch::channel(BTreeSet::new()).0);
+                slot.send_modify(|waiting_on| waiting_on.extend(givers));
+            }
+        }
         for (value, (host_name, task_id)) in &producers {
             board.slots.insert(
                 value.clone(),
@@ -770,10 +787,13 @@ fn plan_steps(steps: &[Step<'_>], probed: &Probed, redactor: &Redactor) -> Vec<T
     out
 }
 
-/// Values flowing between hosts.
+/// Values flowing between hosts, and signals.
 #[derive(Default)]
 struct Board {
     slots: HashMap<String, Slot>,
+    /// Per signal, the hosts that have still to give it: each host selected by a play
+    /// with a task that signals it, until that host is past the task or stopped.
+    signals: HashMap<String, watch::Sender<BTreeSet<String>>>,
 }
 
 struct Slot {
@@ -949,7 +969,8 @@ impl Shared<'_> {
         };
         let result = runner.run(&mut permit, start).await;
         drop(permit);
-        // Whatever happened, no one waits forever for a value this host did not provide.
+        // Whatever happened, no one waits forever for a signal or a value of this host.
+        self.give_signals(self.board.signals.keys(), &host.name);
         for slot in self.board.slots.values() {
             if slot.producer_host == host.name && matches!(*slot.state.borrow(), SlotState::Pending)
             {
@@ -1102,6 +1123,51 @@ impl Shared<'_> {
                 ));
             }
         }
+    }
+
+    /// `host` is past the tasks that give `signals`.
+    fn give_signals<'a>(&self, signals: impl IntoIterator<Item = &'a String>, host: &str) {
+        for signal in signals {
+            if let Some(slot) = self.board.signals.get(signal) {
+                slot.send_if_modified(|waiting_on| waiting_on.remove(host));
+            }
+        }
+    }
+
+    /// Waits (the permit is given back meanwhile) until every host but `for_host` that
+    /// gives `signal` in this run has given it: an order, so a giver that stopped
+    /// counts as given.
+    async fn signal<'a>(
+        &'a self,
+        signal: &str,
+        for_host: &str,
+        for_task: &str,
+        permit: &mut Option<tokio::sync::SemaphorePermit<'a>>,
+    ) {
+        let Some(slot) = self.board.signals.get(signal) else {
+            return;
+        };
+        let others = |waiting_on: &BTreeSet<String>| {
+            waiting_on
+                .iter()
+                .filter(|h| *h != for_host)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let mut receiver = slot.subscribe();
+        let waiting_on = others(&receiver.borrow());
+        if waiting_on.is_empty() {
+            return;
+        }
+        self.emit(EngineEvent::TaskWaiting {
+            host: for_host.to_string(),
+            task: for_task.to_string(),
+            value: signal.to_string(),
+            from: waiting_on.join(", "),
+        });
+        *permit = None;
+        let _ = receiver.wait_for(|w| others(w).is_empty()).await;
+        *permit = self.semaphore.acquire().await.ok();
     }
 
     /// Waits for `value` (the permit is given back meanwhile) and fetches it once.
@@ -1271,6 +1337,8 @@ impl<'s> HostRunner<'s, '_> {
             command: detail.command.as_deref().map(|c| self.redact(c)),
             stderr: detail.stderr.as_deref().map(|e| self.redact(e)),
         });
+        self.shared
+            .give_signals(&step.task.signals, &self.host.name);
         self.emit(EngineEvent::TaskFinished {
             host: self.host.name.clone(),
             task: step.task.id.clone(),
@@ -1490,7 +1558,7 @@ impl<'s> HostRunner<'s, '_> {
                     }
                 }
                 let drift = ledger.matches(&task.id, rendered, fingerprint);
-                if task.needs.is_empty() {
+                if task.needs.is_empty() && task.waits_for.is_empty() {
                     Decision::Apply {
                         change: change.clone(),
                         drift,
@@ -1600,6 +1668,11 @@ impl<'s> HostRunner<'s, '_> {
                         task: task.id.clone(),
                         name: task.name.clone(),
                     });
+                    for signal in &task.waits_for {
+                        self.shared
+                            .signal(signal, &host.name, &task.id, permit)
+                            .await;
+                    }
                     let mut values = BTreeMap::new();
                     for need in &task.needs {
                         let value = self
@@ -1648,7 +1721,7 @@ impl<'s> HostRunner<'s, '_> {
             notified.extend(task.notify.iter().cloned());
             batch.push(Item::Apply {
                 step: i,
-                announced: !task.needs.is_empty() && !step.handler,
+                announced: (!task.needs.is_empty() || !task.waits_for.is_empty()) && !step.handler,
                 change,
                 drift,
                 guard,

@@ -119,6 +119,11 @@ pub struct Task {
     pub notify: Vec<String>,
     /// Values from other hosts' fetch tasks this task waits for (command tasks only).
     pub needs: Vec<String>,
+    /// Signals this task gives once a host is past it (done, settled, skipped or failed).
+    pub signals: Vec<String>,
+    /// Signals that every other host of the run giving them must have given before this
+    /// task changes anything (command tasks only): an order between hosts, no value.
+    pub waits_for: Vec<String>,
     pub action: Action,
     pub location: Location,
 }
@@ -351,6 +356,8 @@ struct RawTask {
     when: Option<Spanned<OneOrMany>>,
     notify: Option<Spanned<OneOrMany>>,
     needs: Option<Spanned<OneOrMany>>,
+    signals: Option<Spanned<OneOrMany>>,
+    waits_for: Option<Spanned<OneOrMany>>,
     // file and line
     path: Option<Spanned<String>>,
     content: Option<Spanned<String>>,
@@ -421,6 +428,7 @@ fn present_fields(t: &RawTask) -> Vec<(&'static str, usize)> {
         ("secret", at(&t.secret)),
         ("hostname", at(&t.hostname)),
         ("needs", at(&t.needs)),
+        ("waits_for", at(&t.waits_for)),
     ];
     fields
         .into_iter()
@@ -439,7 +447,7 @@ fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
         "service" => &["service", "enabled", "state"],
         "module" => &["module", "persist", "persist_file"],
         "sysctl" => &["settings", "file"],
-        "command" => &["cmd", "creates", "unless", "needs"],
+        "command" => &["cmd", "creates", "unless", "needs", "waits_for"],
         "fetch" => &["cmd", "provides", "secret"],
         "hostname" => &["hostname"],
         _ => return None,
@@ -591,6 +599,23 @@ impl Checker<'_> {
             .take()
             .map(|n| n.into_inner().into_vec())
             .unwrap_or_default();
+        let mut signal_names = |field: Option<Spanned<OneOrMany>>, key: &str| {
+            let names = field.map(|n| n.into_inner().into_vec()).unwrap_or_default();
+            for name in &names {
+                if !is_identifier(name) {
+                    self.error(
+                        task_at,
+                        format!("{key} = {name:?} must be an identifier (letters, digits, _)"),
+                    );
+                }
+            }
+            names
+        };
+        let signals = signal_names(raw.signals.take(), "signals");
+        let waits_for = signal_names(raw.waits_for.take(), "waits_for");
+        if handler && !waits_for.is_empty() {
+            self.error(task_at, "a handler cannot wait for signals");
+        }
         let location = Location::of_offset(self.text, task_at);
         let action = self.action(&kind, kind_at, raw, handler)?;
         Some(Task {
@@ -599,6 +624,8 @@ impl Checker<'_> {
             when,
             notify,
             needs,
+            signals,
+            waits_for,
             action,
             location,
         })
@@ -851,7 +878,8 @@ impl Checker<'_> {
         })
     }
 
-    /// Ids unique; every `needs` provided by exactly one fetch task; no two
+    /// Ids unique; every `needs` provided by exactly one fetch task; every `waits_for`
+    /// signaled by some task; no two
     /// module tasks for different modules sharing one persist_file (each module
     /// task writes its file whole: two would undo each other on every run).
     fn cross_checks(&mut self, playbook: &Playbook) {
@@ -896,7 +924,22 @@ impl Checker<'_> {
                 }
             }
         }
+        let signaled: BTreeSet<&str> = playbook
+            .all_tasks()
+            .flat_map(|(_, task)| task.signals.iter().map(String::as_str))
+            .collect();
         for (_, task) in playbook.all_tasks() {
+            for signal in &task.waits_for {
+                if !signaled.contains(signal.as_str()) {
+                    self.diagnostics.push(Diagnostic {
+                        location: task.location,
+                        message: format!(
+                            "task {:?} waits for {signal:?}, which no task signals",
+                            task.name
+                        ),
+                    });
+                }
+            }
             for need in &task.needs {
                 if !provided.contains_key(need.as_str()) {
                     self.diagnostics.push(Diagnostic {
@@ -1113,6 +1156,45 @@ kind = "frobnicate"
             e.contains("pb.toml:11:1: persist_file \"/etc/modules-load.d/k8s.conf\" is written by the module tasks for \"overlay\" and \"br_netfilter\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn signals_are_identifiers_and_every_wait_has_a_giver() {
+        let text = r#"[[play]]
+name = "p"
+hosts = "all"
+
+[[play.task]]
+name = "a"
+kind = "file"
+path = "/etc/x"
+content = "x"
+signals = "x_written"
+
+[[play.task]]
+name = "b"
+kind = "command"
+cmd = "true"
+signals = "not a name"
+waits_for = ["x_written", "never_given"]
+
+[[play.task]]
+name = "c"
+kind = "file"
+path = "/etc/y"
+content = "y"
+waits_for = "x_written"
+"#;
+        let e = errors(text);
+        let expected = [
+            "pb.toml:12:1: signals = \"not a name\" must be an identifier",
+            "pb.toml:12:1: task \"b\" waits for \"never_given\", which no task signals",
+            "pb.toml:24:13: `waits_for` does not apply to a `file` task",
+        ];
+        for line in expected {
+            assert!(e.contains(line), "missing {line:?} in:\n{e}");
+        }
+        assert!(!e.contains("waits for \"x_written\""), "{e}");
     }
 
     #[test]
