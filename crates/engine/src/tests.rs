@@ -475,17 +475,7 @@ fn a_waiting_host_gives_its_slot_back() {
     // The node comes first and parallelism is 1: it must not hold the only slot while
     // it waits for the master's join command.
     let lab = lab(&["n1", "m1"]);
-    let engine = lab.engine(1);
-    let report = runtime()
-        .block_on(async {
-            tokio::time::timeout(
-                std::time::Duration::from_secs(60),
-                engine.apply(&lab.hosts, None, lab.sink()),
-            )
-            .await
-        })
-        .expect("no deadlock")
-        .expect("apply");
+    let report = run_with_timeout(&lab, &lab.engine(1));
     assert!(report.success(), "{}", report.to_json());
     let waited = lab
         .events
@@ -1139,6 +1129,7 @@ creates = "{{ root }}/seen"
 waits_for = "masters_hold_images"
 "#;
 
+/// Applies, failing the test on a deadlock instead of hanging.
 fn run_with_timeout(lab: &Lab, engine: &Engine) -> RunReport {
     runtime()
         .block_on(async {
