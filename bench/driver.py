@@ -676,7 +676,9 @@ def main() -> int:
     started = dt.datetime.now(dt.timezone.utc)
     out_json = BENCH / "results" / f"{started.strftime('%Y-%m-%dT%H%M%SZ')}.json"
     tmp_json = out_json.with_suffix(".json.tmp")
+    # The machine is shared: its load, and the build measured, say which runs compare.
     doc = {"started": started.isoformat(timespec="seconds"), "command": args.command,
+           "load_start": os.getloadavg(), "k8sup_binary": str(K8SUP_BIN),
            "machine": machine_info(), "versions": versions(), "latency_ms": latency,
            "smoke": args.smoke, "results": results, "max": None}
     failures = []
@@ -709,6 +711,7 @@ def main() -> int:
     finally:
         cleanup()
     doc["failures"] = failures
+    doc["load_end"] = os.getloadavg()
     doc["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     if args.smoke:
         print(json.dumps(results, indent=1))

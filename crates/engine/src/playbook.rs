@@ -124,6 +124,11 @@ pub struct Task {
     pub notify: Vec<String>,
     /// Values from other hosts' fetch tasks this task waits for (command tasks only).
     pub needs: Vec<String>,
+    /// Signals this task gives once a host is past it (done, settled, skipped or failed).
+    pub signals: Vec<String>,
+    /// Signals that every other host of the run giving them must have given before this
+    /// task changes anything (command tasks only): an order between hosts, no value.
+    pub waits_for: Vec<String>,
     pub action: Action,
     pub location: Location,
 }
@@ -291,6 +296,7 @@ impl Checker<'_> {
         let id = raw.text("id");
         let when = raw.list("when");
         let notify = raw.list("notify");
+        let signals = raw.list("signals");
         let (Some(name), Some(kind)) = (name, kind) else {
             return None;
         };
@@ -332,7 +338,7 @@ impl Checker<'_> {
                     format!("`{field}` does not apply to a `{kind}` task"),
                 );
             } else {
-                let mut known = vec!["name", "kind", "id", "when", "notify"];
+                let mut known = vec!["name", "kind", "id", "when", "notify", "signals"];
                 known.extend(info.fields);
                 raw.error(
                     key_at,
@@ -350,6 +356,21 @@ impl Checker<'_> {
             .list("needs")
             .map(Spanned::into_inner)
             .unwrap_or_default();
+        let waits_for = raw
+            .list("waits_for")
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        let signals = signals.map(Spanned::into_inner).unwrap_or_default();
+        for (key, names) in [("signals", &signals), ("waits_for", &waits_for)] {
+            for name in names {
+                if !kinds::is_identifier(name) {
+                    raw.error(
+                        task_at,
+                        format!("{key} = {name:?} must be an identifier (letters, digits, _)"),
+                    );
+                }
+            }
+        }
         let action = Action::parse(&kind, &mut raw);
         let name = name.into_inner();
         let id = match id {
@@ -384,12 +405,15 @@ impl Checker<'_> {
             when,
             notify,
             needs,
+            signals,
+            waits_for,
             action: action?,
             location,
         })
     }
 
-    /// Ids unique; every `needs` provided by exactly one fetch task; no two
+    /// Ids unique; every `needs` provided by exactly one fetch task; every `waits_for`
+    /// signaled by some task; no two
     /// module tasks for different modules sharing one persist_file (each module
     /// task writes its file whole: two would undo each other on every run).
     fn cross_checks(&mut self, playbook: &Playbook) {
@@ -434,7 +458,22 @@ impl Checker<'_> {
                 }
             }
         }
+        let signaled: BTreeSet<&str> = playbook
+            .all_tasks()
+            .flat_map(|(_, task)| task.signals.iter().map(String::as_str))
+            .collect();
         for (_, task) in playbook.all_tasks() {
+            for signal in &task.waits_for {
+                if !signaled.contains(signal.as_str()) {
+                    self.diagnostics.push(Diagnostic {
+                        location: task.location,
+                        message: format!(
+                            "task {:?} waits for {signal:?}, which no task signals",
+                            task.name
+                        ),
+                    });
+                }
+            }
             for need in &task.needs {
                 if !provided.contains_key(need.as_str()) {
                     self.diagnostics.push(Diagnostic {
@@ -661,7 +700,7 @@ kind = "frobnicate"
         );
         assert_eq!(
             e,
-            "pb.toml:9:1: unknown field `modee`; a `file` task takes name, kind, id, when, notify, path, content, template, artifact, mode, owner, group",
+            "pb.toml:9:1: unknown field `modee`; a `file` task takes name, kind, id, when, notify, signals, path, content, template, artifact, mode, owner, group",
         );
         let e = task("name = \"t\"\nkind = \"package\"\npackages = [\"a\", 1]\n");
         assert_eq!(
@@ -678,6 +717,45 @@ kind = "frobnicate"
             e.contains("pb.toml:11:1: persist_file \"/etc/modules-load.d/k8s.conf\" is written by the module tasks for \"overlay\" and \"br_netfilter\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn signals_are_identifiers_and_every_wait_has_a_giver() {
+        let text = r#"[[play]]
+name = "p"
+hosts = "all"
+
+[[play.task]]
+name = "a"
+kind = "file"
+path = "/etc/x"
+content = "x"
+signals = "x_written"
+
+[[play.task]]
+name = "b"
+kind = "command"
+cmd = "true"
+signals = "not a name"
+waits_for = ["x_written", "never_given"]
+
+[[play.task]]
+name = "c"
+kind = "file"
+path = "/etc/y"
+content = "y"
+waits_for = "x_written"
+"#;
+        let e = errors(text);
+        let expected = [
+            "pb.toml:12:1: signals = \"not a name\" must be an identifier",
+            "pb.toml:12:1: task \"b\" waits for \"never_given\", which no task signals",
+            "pb.toml:24:13: `waits_for` does not apply to a `file` task",
+        ];
+        for line in expected {
+            assert!(e.contains(line), "missing {line:?} in:\n{e}");
+        }
+        assert!(!e.contains("waits for \"x_written\""), "{e}");
     }
 
     #[test]

@@ -475,17 +475,7 @@ fn a_waiting_host_gives_its_slot_back() {
     // The node comes first and parallelism is 1: it must not hold the only slot while
     // it waits for the master's join command.
     let lab = lab(&["n1", "m1"]);
-    let engine = lab.engine(1);
-    let report = runtime()
-        .block_on(async {
-            tokio::time::timeout(
-                std::time::Duration::from_secs(60),
-                engine.apply(&lab.hosts, None, lab.sink()),
-            )
-            .await
-        })
-        .expect("no deadlock")
-        .expect("apply");
+    let report = run_with_timeout(&lab, &lab.engine(1));
     assert!(report.success(), "{}", report.to_json());
     let waited = lab
         .events
@@ -1111,4 +1101,128 @@ cmd = "echo 'cannot open the frobnicator' >&2; exit 3"
     // What is recorded reads back from JSON the same.
     let back: RunReport = serde_json::from_str(&report.to_json()).expect("parses");
     assert_eq!(back, report);
+}
+
+/// Masters give `masters_hold_images` after a slow step; the node's task needs both
+/// masters' files, so it can only succeed if it waited for every giver.
+const SIGNALS: &str = r#"
+[[play]]
+name = "pull"
+hosts = "masters"
+
+[[play.task]]
+name = "images"
+kind = "command"
+cmd = "sleep 0.3; echo pulled > held"
+creates = "{{ root }}/held"
+signals = "masters_hold_images"
+
+[[play]]
+name = "nodes"
+hosts = "nodes"
+
+[[play.task]]
+name = "after the masters"
+kind = "command"
+cmd = "cat ../m1/held ../m2/held > seen"
+creates = "{{ root }}/seen"
+waits_for = "masters_hold_images"
+"#;
+
+/// Applies, failing the test on a deadlock instead of hanging.
+fn run_with_timeout(lab: &Lab, engine: &Engine) -> RunReport {
+    runtime()
+        .block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                engine.apply(&lab.hosts, None, lab.sink()),
+            )
+            .await
+        })
+        .expect("no deadlock")
+        .expect("apply")
+}
+
+#[test]
+fn a_task_waits_until_every_host_that_signals_has_given_the_signal() {
+    // The node comes first and parallelism is 1: it gives its slot back while it waits.
+    let lab = lab(&["n1", "m1", "m2"]);
+    let report = run_with_timeout(&lab, &engine_for(SIGNALS));
+    assert!(report.success(), "{}", report.to_json());
+    assert_eq!(
+        std::fs::read_to_string(lab.root("n1").join("seen")).expect("seen"),
+        "pulled\npulled\n"
+    );
+    let waited: Vec<String> = lab
+        .events
+        .lock()
+        .expect("events")
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::TaskWaiting {
+                host, value, from, ..
+            } if host == "n1" => Some(format!("{value} from {from}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waited, ["masters_hold_images from m1, m2"]);
+    // Settled hosts give their signals too: a second run waits for nothing and changes nothing.
+    let again = run_with_timeout(&lab, &engine_for(SIGNALS));
+    assert!(again.success(), "{}", again.to_json());
+    assert!(
+        again.hosts.iter().all(|h| h.changed == 0),
+        "{}",
+        again.to_json()
+    );
+}
+
+#[test]
+fn a_giver_that_fails_does_not_hold_back_the_hosts_waiting_for_its_signal() {
+    let lab = lab(&["n1", "m1", "m2"]);
+    lab.transports["m2"].fail_calls_containing("k8sup_apply_command 'sleep");
+    let text = SIGNALS.replace("cat ../m1/held ../m2/held", "cat ../m1/held");
+    let report = run_with_timeout(&lab, &engine_for(&text));
+    let outcome = |name: &str| {
+        report
+            .hosts
+            .iter()
+            .find(|h| h.host == name)
+            .map(|h| h.outcome)
+            .expect("host")
+    };
+    assert_eq!(outcome("m2"), HostOutcome::Failed, "{}", report.to_json());
+    assert_eq!(outcome("n1"), HostOutcome::Ok, "{}", report.to_json());
+    assert!(lab.root("n1").join("seen").exists());
+}
+
+#[test]
+fn hosts_that_give_and_wait_for_one_signal_wait_only_for_each_other() {
+    let text = r#"
+[[play]]
+name = "masters"
+hosts = "masters"
+
+[[play.task]]
+name = "mine"
+kind = "command"
+cmd = "echo {{ host.name }} > mine"
+creates = "{{ root }}/mine"
+signals = "every_master_ready"
+
+[[play.task]]
+name = "theirs"
+kind = "command"
+cmd = "cat ../m1/mine ../m2/mine > theirs"
+creates = "{{ root }}/theirs"
+waits_for = "every_master_ready"
+"#;
+    let lab = lab(&["m1", "m2"]);
+    let report = run_with_timeout(&lab, &engine_for(text));
+    assert!(report.success(), "{}", report.to_json());
+    for host in ["m1", "m2"] {
+        assert_eq!(
+            std::fs::read_to_string(lab.root(host).join("theirs")).expect("theirs"),
+            "m1\nm2\n"
+        );
+    }
 }

@@ -167,7 +167,9 @@ impl Shared<'_> {
         };
         let result = runner.run(&mut permit, start).await;
         drop(permit);
-        // Whatever happened, no one waits forever for a value this host did not provide.
+        // Whatever happened, no one waits forever for a signal or a value of this host.
+        self.board
+            .give_signals(self.board.signals.keys(), &host.name);
         self.board
             .fail_unprovided(&host.name, runner.failed_task.as_deref());
         let count = |outcome: &str| runner.tasks.iter().filter(|t| t.outcome == outcome).count();

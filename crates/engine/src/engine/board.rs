@@ -2,8 +2,12 @@
 //! join credentials) and others need. Each value has one slot, whose state says
 //! whether its producer reached its fetch task; the fetch itself runs once, on the
 //! producer, when the first host that needs the value asks for it.
+//!
+//! And signals: an order between hosts with several givers and no value (every master
+//! holds its images before the nodes pull theirs). Each signal holds the hosts that have
+//! still to give it; a host gives it once past its signaling task, or when it stops.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8sup_shell::Script;
 use k8sup_ssh::RunOptions;
@@ -20,9 +24,11 @@ use crate::plan::{TaskPlan, TaskStatus};
 use crate::program::{self, Selection};
 use crate::script::{arg, FramedScript};
 
-/// Values flowing between hosts.
+/// Values flowing between hosts, and signals.
 pub(super) struct Board {
     pub(super) slots: HashMap<String, Slot>,
+    /// Per signal, the hosts that have still to give it.
+    pub(super) signals: HashMap<String, watch::Sender<BTreeSet<String>>>,
 }
 
 pub(super) struct Slot {
@@ -67,7 +73,32 @@ impl Board {
                 (value.clone(), slot)
             })
             .collect();
-        Board { slots }
+        Board {
+            slots,
+            signals: HashMap::new(),
+        }
+    }
+
+    /// `givers` will give `signal` in this run (each host a play with a task that
+    /// signals it selects).
+    pub(super) fn expect_signal(&mut self, signal: &str, givers: impl Iterator<Item = String>) {
+        self.signals
+            .entry(signal.to_string())
+            .or_insert_with(|| watch::channel(BTreeSet::new()).0)
+            .send_modify(|waiting_on| waiting_on.extend(givers));
+    }
+
+    /// `host` is past the tasks that give `signals` (or stopped).
+    pub(super) fn give_signals<'a>(
+        &self,
+        signals: impl IntoIterator<Item = &'a String>,
+        host: &str,
+    ) {
+        for signal in signals {
+            if let Some(slot) = self.signals.get(signal) {
+                slot.send_if_modified(|waiting_on| waiting_on.remove(host));
+            }
+        }
     }
 
     /// `host` reached the fetch task `fetch`: hosts that need its value may ask for it.
@@ -170,6 +201,42 @@ impl Shared<'_> {
                 ));
             }
         }
+    }
+
+    /// Waits (the permit is given back meanwhile) until every host but `for_host` that
+    /// gives `signal` in this run has given it: an order, so a giver that stopped
+    /// counts as given.
+    pub(super) async fn signal<'a>(
+        &'a self,
+        signal: &str,
+        for_host: &str,
+        for_task: &str,
+        permit: &mut Option<tokio::sync::SemaphorePermit<'a>>,
+    ) {
+        let Some(slot) = self.board.signals.get(signal) else {
+            return;
+        };
+        let others = |waiting_on: &BTreeSet<String>| {
+            waiting_on
+                .iter()
+                .filter(|h| *h != for_host)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let mut receiver = slot.subscribe();
+        let waiting_on = others(&receiver.borrow());
+        if waiting_on.is_empty() {
+            return;
+        }
+        self.emit(EngineEvent::TaskWaiting {
+            host: for_host.to_string(),
+            task: for_task.to_string(),
+            value: signal.to_string(),
+            from: waiting_on.join(", "),
+        });
+        *permit = None;
+        let _ = receiver.wait_for(|w| others(w).is_empty()).await;
+        *permit = self.semaphore.acquire().await.ok();
     }
 
     /// Waits for `value` (the permit is given back meanwhile) and fetches it once.

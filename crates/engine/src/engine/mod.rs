@@ -11,10 +11,13 @@
 //!    later step is probed again. So nothing is done on a verdict made stale by an
 //!    earlier change (a service after its package, a file another task rewrote): a
 //!    stale step is judged afresh and starts the next batch. Barriers: a command that
-//!    `needs` a value, a fetch, a step that cannot be judged, and the size of the script;
+//!    `needs` a value or `waits_for` a signal, a fetch, a step that cannot be judged,
+//!    and the size of the script;
 //! 4. a command that `needs` a value waits (without holding a parallelism slot) until
 //!    the producing host has reached its fetch task; the fetch then runs once, on the
-//!    producer, only because someone needs it;
+//!    producer, only because someone needs it. One that `waits_for` a signal waits the
+//!    same way until every other host that gives it is past its signaling task or
+//!    stopped (an order between hosts, with several givers and no value);
 //! 5. a read-only host ([`EngineOptions::read_only`], what `--limit` leaves out) is
 //!    only probed: nothing is applied nor written to its ledger, and it provides its
 //!    values only if every task before their fetch is settled on it.
@@ -230,7 +233,13 @@ impl Engine {
             }
             None => Vec::new(),
         };
-        let board = Board::new(&producers);
+        let mut board = Board::new(&producers);
+        for (play, task) in self.playbook.all_tasks() {
+            for signal in &task.signals {
+                let givers = self.changing(hosts).filter(|h| play.hosts.selects(h));
+                board.expect_signal(signal, givers.map(|h| h.name.clone()));
+            }
+        }
         let producer_names = producers
             .iter()
             .map(|(k, (h, _))| (k.clone(), h.clone()))

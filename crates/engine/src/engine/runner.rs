@@ -138,6 +138,9 @@ impl<'s> HostRunner<'s, '_> {
             command: detail.command.as_deref().map(|c| self.redact(c)),
             stderr: detail.stderr.as_deref().map(|e| self.redact(e)),
         });
+        self.shared
+            .board
+            .give_signals(&step.task.signals, &self.host.name);
         self.emit(EngineEvent::TaskFinished {
             host: self.host.name.clone(),
             task: step.task.id.clone(),
@@ -357,7 +360,7 @@ impl<'s> HostRunner<'s, '_> {
                     }
                 }
                 let drift = ledger.matches(&task.id, rendered, fingerprint);
-                if task.needs.is_empty() {
+                if task.needs.is_empty() && task.waits_for.is_empty() {
                     Decision::Apply {
                         change: change.clone(),
                         drift,
@@ -460,6 +463,11 @@ impl<'s> HostRunner<'s, '_> {
                         task: task.id.clone(),
                         name: task.name.clone(),
                     });
+                    for signal in &task.waits_for {
+                        self.shared
+                            .signal(signal, &host.name, &task.id, permit)
+                            .await;
+                    }
                     let mut values = BTreeMap::new();
                     for need in &task.needs {
                         let value = self
@@ -508,7 +516,7 @@ impl<'s> HostRunner<'s, '_> {
             notified.extend(task.notify.iter().cloned());
             batch.push(Item::Apply {
                 step: i,
-                announced: !task.needs.is_empty() && !step.handler,
+                announced: (!task.needs.is_empty() || !task.waits_for.is_empty()) && !step.handler,
                 change,
                 drift,
                 guard,

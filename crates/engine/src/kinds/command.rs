@@ -26,7 +26,7 @@ pub struct CommandSpec {
 
 impl Kind for CommandSpec {
     const NAME: &'static str = "command";
-    const FIELDS: &'static [&'static str] = &["cmd", "creates", "unless", "needs"];
+    const FIELDS: &'static [&'static str] = &["cmd", "creates", "unless", "needs", "waits_for"];
     const HANDLER: bool = true;
     const FRESH_PROBE: bool = true;
     type Rendered = CommandSpec;

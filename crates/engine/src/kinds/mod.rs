@@ -192,6 +192,7 @@ kinds! {
     directory => Directory(DirectorySpec),
 }
 
+pub(crate) use self::fetch::is_identifier;
 pub use self::file::FileSource;
 pub use self::line::LineEdit;
 pub use self::service::ServiceState;

@@ -263,6 +263,36 @@ fn images_are_pulled_ahead_on_every_host_before_it_waits_for_init() {
 }
 
 #[test]
+fn nodes_pull_only_once_every_master_holds_its_images() {
+    let pb = playbook();
+    let task = |id: &str| {
+        pb.all_tasks()
+            .map(|(_, t)| t)
+            .find(|t| t.id == id)
+            .unwrap_or_else(|| panic!("no task {id}"))
+    };
+    for id in [
+        "init/images-pulled-ahead",
+        "join-control-plane/images-pulled-ahead",
+    ] {
+        assert_eq!(task(id).signals, ["masters_hold_images"], "{id}");
+    }
+    assert_eq!(
+        task("join-workers/images-pulled-ahead").waits_for,
+        ["masters_hold_images"]
+    );
+    // Nothing else gives or waits for it: the joins and init do not wait on the nodes.
+    let others = pb
+        .all_tasks()
+        .map(|(_, t)| t)
+        .filter(|t| !t.id.ends_with("/images-pulled-ahead"))
+        .filter(|t| !t.signals.is_empty() || !t.waits_for.is_empty())
+        .map(|t| t.id.as_str())
+        .collect::<Vec<_>>();
+    assert!(others.is_empty(), "{others:?}");
+}
+
+#[test]
 fn the_runtime_and_the_kubelet_get_the_same_pause_image() {
     let inv = inventory(HA);
     let m1 = render_host(&inv, inv.first_master(), "debian", ("ubuntu", "22.04"));
