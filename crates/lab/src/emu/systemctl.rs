@@ -264,6 +264,9 @@ pub fn run(inv: &mut Invocation) -> i32 {
                 }
                 if verb.contains("restart") || (verb == "start" && !was_active) {
                     crate::durations::hooks::service(name);
+                    if name == "kubelet.service" {
+                        super::kubelet::started(inv);
+                    }
                 }
             }
             0
@@ -377,7 +380,11 @@ fn enable(inv: &mut Invocation, units: &[String], now: bool) -> i32 {
             inv.errln(&format!("Created symlink {link} → {fragment}."));
         }
         if now {
+            let was_active = u.active(inv);
             let _ = inv.write(&format!("{SYSTEMD_STATE_DIR}/{name}.active"), "");
+            if name == "kubelet.service" && !was_active {
+                super::kubelet::started(inv);
+            }
         }
     }
     0
