@@ -198,6 +198,28 @@ pub fn context(inventory: &Inventory, host: &Host, phases: &[Phase]) -> Result<V
          else yum list --showduplicates kubeadm 2>/dev/null | grep -qE '[[:space:]]{escaped}-'; \
          fi || {{ echo {missing} >&2; exit 1; }}"
     );
+    // The pause image in the flags kubeadm wrote at join (see `kubeadm::kubelet_args`).
+    let flags = "/var/lib/kubelet/kubeadm-flags.env";
+    let pause = inventory.pause_image();
+    let (pause_flag_cmd, pause_flag_check) =
+        if crate::kubeadm::kubelet_takes_pod_infra_flag(&version) {
+            let flag = format!("--pod-infra-container-image={pause}");
+            (
+                format!(
+                    "sed -i {} {flags}",
+                    quote(&format!("s|--pod-infra-container-image=[^\" ]*|{flag}|"))?
+                ),
+                format!(
+                    "! grep -qs -- --pod-infra-container-image= {flags} || grep -qE -- {} {flags}",
+                    quote(&format!("{}([\"[:space:]]|$)", flag.replace('.', "[.]")))?
+                ),
+            )
+        } else {
+            (
+                format!("sed -i 's| *--pod-infra-container-image=[^\" ]*||' {flags}"),
+                format!("! grep -qs -- --pod-infra-container-image= {flags}"),
+            )
+        };
     let marker_dir = format!("{MARKER_DIR}/{v}");
     Ok(json!({
         "version": version.to_string(),
@@ -207,6 +229,8 @@ pub fn context(inventory: &Inventory, host: &Host, phases: &[Phase]) -> Result<V
         "control_plane_check": control_plane_check,
         "kubelet_check": kubelet_check,
         "available_check": available_check,
+        "pause_flag_cmd": pause_flag_cmd,
+        "pause_flag_check": pause_flag_check,
         "node_marker": format!("{marker_dir}/kubeadm-upgrade-node"),
         "marker_dir": marker_dir,
     }))
@@ -341,6 +365,59 @@ mod tests {
         // Six workers (w1 of the HA inventory and x1..x5) at 50%: batches of 3.
         let batches = &names[masters.len()..];
         assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3]);
+    }
+
+    /// Runs `script` with sh in `dir`, `flags` standing for the kubelet's flags file.
+    fn sh(script: &str, flags: &std::path::Path) -> bool {
+        let script = script.replace(
+            "/var/lib/kubelet/kubeadm-flags.env",
+            flags.to_str().unwrap(),
+        );
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    #[test]
+    fn the_kubelet_flag_follows_the_pause_image_of_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = dir.path().join("kubeadm-flags.env");
+        let joined = "KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.9\"\n";
+        std::fs::write(&flags, joined).unwrap();
+        let mut inventory = testing::inventory(&testing::HA.replace(
+            "image_repository = \"registry.aliyuncs.com/google_containers\"\n",
+            "",
+        ));
+        let host = inventory.first_master().clone();
+        inventory.cluster.kubernetes_version = v("1.31.14");
+        let c = context(&inventory, &host, &Phase::ALL).unwrap();
+        let (cmd, check) = (
+            c["pause_flag_cmd"].as_str().unwrap(),
+            c["pause_flag_check"].as_str().unwrap(),
+        );
+        assert!(!sh(check, &flags), "3.9 is not 3.10");
+        assert!(sh(cmd, &flags));
+        assert_eq!(
+            std::fs::read_to_string(&flags).unwrap(),
+            joined.replace("pause:3.9", "pause:3.10")
+        );
+        assert!(sh(check, &flags));
+        // From 1.35 the kubelet has no such flag: it goes.
+        inventory.cluster.kubernetes_version = KubeVersion {
+            minor: 35,
+            patch: 0,
+        };
+        let c = context(&inventory, &host, &Phase::ALL).unwrap();
+        assert!(!sh(c["pause_flag_check"].as_str().unwrap(), &flags));
+        assert!(sh(c["pause_flag_cmd"].as_str().unwrap(), &flags));
+        assert_eq!(
+            std::fs::read_to_string(&flags).unwrap(),
+            "KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///run/containerd/containerd.sock\"\n"
+        );
+        assert!(sh(c["pause_flag_check"].as_str().unwrap(), &flags));
     }
 
     #[test]

@@ -632,18 +632,12 @@ impl Upgrader<'_> {
                 continue;
             }
             let failed = host.tasks.iter().find(|t| t.outcome == "failed");
+            // The engine's error names the task, the command and what it printed.
             let message = match failed {
-                Some(task) => {
-                    let mut m = format!(
-                        "{} failed: {}",
-                        task.name,
-                        task.error.as_deref().unwrap_or("no message")
-                    );
-                    if let Some(stderr) = task.stderr.as_deref().filter(|s| !s.trim().is_empty()) {
-                        m.push_str(&format!("\n{}", stderr.trim_end()));
-                    }
-                    m
-                }
+                Some(task) => task
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("{} failed", task.name)),
                 None => host
                     .error
                     .clone()
