@@ -165,3 +165,366 @@ fn an_ha_cluster_is_upgraded_node_by_node_and_then_left_alone() {
     }
     assert_converged(&new, &env);
 }
+
+/// A master and workers, Ubuntu and Rocky, amd64 and arm64.
+const SMALL: &str = r#"
+name = "{name}"
+[[hosts]]
+name = "cp1"
+roles = ["master"]
+[[hosts]]
+name = "w1"
+distro = "rocky9"
+[[hosts]]
+name = "w2"
+arch = "arm64"
+[[hosts]]
+name = "w3"
+distro = "rocky9"
+arch = "arm64"
+"#;
+
+/// The `kubeadm upgrade apply|node` commands `host` ran, as argv strings.
+fn kubeadm_upgrades(lab: &Lab, host: &str) -> Vec<String> {
+    lab.host(host)
+        .unwrap()
+        .commands()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.argv.len() > 2 && c.argv[0].ends_with("kubeadm") && c.argv[1] == "upgrade")
+        .filter(|c| c.argv[2] == "apply" || c.argv[2] == "node")
+        .map(|c| c.argv[1..].join(" "))
+        .collect()
+}
+
+#[test]
+fn a_skipped_minor_is_stepped_through_and_a_downgrade_is_refused_untouched() {
+    let Some(lab) = lab(&spec(&SMALL.replace("{name}", "upskip"))) else {
+        return;
+    };
+    let state_dir = lab.dir().join("k8sup-state");
+    let env = [("K8SUP_STATE_DIR", state_dir.to_str().unwrap())];
+    ok(&k8sup(&["apply", "-i", &inventory(&lab, "1.29", "")], &env));
+    assert!(read(&lab, "w1", "/etc/containerd/config.toml").contains("pause:3.9\""));
+
+    let new = inventory(&lab, "1.31", "");
+    let plan = k8sup(&["plan", "-i", &new], &env);
+    ok(&plan);
+    assert!(
+        stdout(&plan).contains("2 hop(s), one minor at a time: v1.30.14 -> v1.31.14"),
+        "{}",
+        stdout(&plan)
+    );
+    ok(&k8sup(&["apply", "-i", &new], &env));
+    assert_all_at(&lab, "cp1", "v1.31.14", 4);
+    // Through 1.30: kubeadm would have refused to skip it.
+    assert_eq!(
+        kubeadm_upgrades(&lab, "cp1"),
+        [
+            "upgrade apply v1.30.14 --yes",
+            "upgrade apply v1.31.14 --yes"
+        ]
+    );
+    assert_eq!(
+        kubeadm_upgrades(&lab, "w2"),
+        ["upgrade node", "upgrade node"]
+    );
+    // The configuration that moves with the version.
+    let config = read(&lab, "cp1", "/etc/k8sup/kubeadm.yaml");
+    assert!(
+        config.contains("apiVersion: kubeadm.k8s.io/v1beta4"),
+        "{config}"
+    );
+    assert!(!config.contains("v1beta3"), "{config}");
+    let join = read(&lab, "w3", "/etc/k8sup/kubeadm-join.yaml");
+    assert!(
+        join.contains("apiVersion: kubeadm.k8s.io/v1beta4"),
+        "{join}"
+    );
+    for host in ["cp1", "w1", "w2", "w3"] {
+        let containerd = read(&lab, host, "/etc/containerd/config.toml");
+        assert!(
+            containerd.contains("sandbox_image = \"registry.k8s.io/pause:3.10\""),
+            "{host}: {containerd}"
+        );
+        let flags = read(&lab, host, "/var/lib/kubelet/kubeadm-flags.env");
+        assert!(
+            flags.contains("--pod-infra-container-image=registry.k8s.io/pause:3.10"),
+            "{host}: {flags}"
+        );
+    }
+    assert_converged(&new, &env);
+
+    // Back to 1.30: refused before any host is touched, by plan and by apply.
+    let before = common::snapshot(&lab);
+    let old = inventory(&lab, "1.30", "");
+    for command in ["plan", "apply"] {
+        let out = k8sup(&[command, "-i", &old], &env);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{command}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("downgrade refused: the control plane runs v1.31.14 and the inventory asks for v1.30.14"),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        before == common::snapshot(&lab),
+        "a refused downgrade changed a host"
+    );
+    assert_all_at(&lab, "cp1", "v1.31.14", 4);
+}
+
+const WEB: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+  namespace: default
+spec:
+  minAvailable: 3
+  selector:
+    matchLabels: {app: web}
+";
+
+#[test]
+fn a_blocked_drain_stops_at_its_node_and_batches_respect_max_unavailable() {
+    let Some(lab) = lab(&spec(&SMALL.replace("{name}", "uppdb"))) else {
+        return;
+    };
+    let state_dir = lab.dir().join("k8sup-state");
+    let env = [("K8SUP_STATE_DIR", state_dir.to_str().unwrap())];
+    ok(&k8sup(&["apply", "-i", &inventory(&lab, "1.29", "")], &env));
+    let planted = lab
+        .ssh("cp1", &format!("{KUBECTL} apply -f - <<'EOF'\n{WEB}EOF"))
+        .unwrap();
+    assert!(
+        planted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&planted.stderr)
+    );
+    let cordons_before = k8sup_lab::emu::cluster::cordon_events(&lab.cluster_dir())
+        .unwrap()
+        .len();
+
+    // Two of the three workers at once; a budget no eviction satisfies.
+    let new = inventory(&lab, "1.30", "max_unavailable = 2\ndrain_timeout = \"6s\"");
+
+    // A repository that does not offer the version (its package manager cannot find
+    // it): stopped on the first master before any node is drained or upgraded.
+    lab.faults("cp1")
+        .unwrap()
+        .fail_command("apt-cache", 100)
+        .unwrap();
+    let out = k8sup(&["apply", "-i", &new], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out)
+            .contains("k8sup: kubeadm 1.30.14 is not in the Kubernetes repository this host uses"),
+        "{}",
+        stderr(&out)
+    );
+    lab.faults("cp1").unwrap().clear().unwrap();
+    let cordons = k8sup_lab::emu::cluster::cordon_events(&lab.cluster_dir()).unwrap();
+    assert_eq!(
+        cordons.len(),
+        cordons_before,
+        "nothing was drained: {cordons:?}"
+    );
+    assert!(kubeadm_upgrades(&lab, "cp1").is_empty());
+    assert_all_at(&lab, "cp1", "v1.29.15", 4);
+    let out = k8sup(&["apply", "-i", &new], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let said = stderr(&out);
+    assert!(said.contains("the drain is blocked"), "{said}");
+    assert!(said.contains("default/web-"), "the pod is named: {said}");
+    assert!(said.contains("left cordoned"), "{said}");
+    let after = nodes(&lab, "cp1");
+    let cordoned: Vec<&String> = after.iter().filter(|(_, n)| n.2).map(|(h, _)| h).collect();
+    assert!(
+        !cordoned.is_empty(),
+        "the blocked node stays cordoned: {after:?}"
+    );
+    for host in &cordoned {
+        assert!(
+            said.contains(host.as_str()) || after[*host].0.starts_with("v1.30"),
+            "{host}: {said}"
+        );
+    }
+    // The control plane went first.
+    assert_eq!(
+        kubeadm_upgrades(&lab, "cp1"),
+        ["upgrade apply v1.30.14 --yes"]
+    );
+
+    // The budget gone, the next apply resumes there and finishes.
+    let removed = lab
+        .ssh("cp1", &format!("{KUBECTL} delete poddisruptionbudget web"))
+        .unwrap();
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let out = k8sup(&["apply", "-i", &new], &env);
+    ok(&out);
+    let resumed = stdout(&out);
+    assert!(
+        resumed.contains("resumes") || resumed.contains(cordoned[0].as_str()),
+        "{resumed}"
+    );
+    assert_all_at(&lab, "cp1", "v1.30.14", 4);
+    for host in ["cp1", "w1", "w2", "w3"] {
+        assert_eq!(
+            kubeadm_upgrades(&lab, host).len(),
+            1,
+            "{host} upgraded once: {:?}",
+            kubeadm_upgrades(&lab, host)
+        );
+    }
+    assert_converged(&new, &env);
+
+    // From the lab's log of cordons: never more than two workers at once (the
+    // master alone before them), and two at once did happen.
+    let events = k8sup_lab::emu::cluster::cordon_events(&lab.cluster_dir()).unwrap();
+    let events = &events[cordons_before..];
+    let workers: Vec<_> = events.iter().filter(|e| e.node != "cp1").cloned().collect();
+    let (most, at) = k8sup_lab::emu::cluster::most_cordoned_at_once(&workers);
+    assert_eq!(most, 2, "{at:?}: {events:?}");
+    let (most, at) = k8sup_lab::emu::cluster::most_cordoned_at_once(events);
+    assert_eq!(most, 2, "the master is never out with the workers: {at:?}");
+}
+
+/// Whether the moment to kill the controller has come.
+type KillPoint<'a> = Box<dyn Fn() -> bool + 'a>;
+
+/// Waits until no process on `host` holds the run lock (a killed run's orphans).
+fn wait_unlocked(lab: &Lab, host: &str) {
+    let started = std::time::Instant::now();
+    while !lab
+        .ssh(host, "flock -n /run/k8sup.lock true")
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(started.elapsed().as_secs() < 300, "{host} stays locked");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_controller_killed_mid_upgrade_is_resumed_without_upgrading_a_host_twice() {
+    let Some(lab) = lab(&spec(&SMALL.replace("{name}", "upkill"))) else {
+        return;
+    };
+    let state_dir = lab.dir().join("k8sup-state");
+    let env = [("K8SUP_STATE_DIR", state_dir.to_str().unwrap())];
+    ok(&k8sup(&["apply", "-i", &inventory(&lab, "1.29", "")], &env));
+    let new = inventory(&lab, "1.30", "");
+    // Every emulated command takes a while longer: the upgrade is long enough to be cut.
+    for host in ["cp1", "w1", "w2", "w3"] {
+        lab.faults(host)
+            .unwrap()
+            .slow(std::time::Duration::from_millis(150))
+            .unwrap();
+    }
+    let ran = |host: &str, words: &[&str]| {
+        lab.host(host).unwrap().commands().unwrap().iter().any(|c| {
+            c.argv.len() >= words.len()
+                && c.argv[0].ends_with(words[0])
+                && c.argv[1..words.len()] == words[1..]
+        })
+    };
+    let cordoned = |node: &str| {
+        k8sup_lab::emu::cluster::cordon_events(&lab.cluster_dir())
+            .unwrap()
+            .iter()
+            .any(|e| e.node == node && e.action == "cordon")
+    };
+    // Kill points: kubeadm upgrade apply under way, w1 drained, w2's kubeadm upgrade node.
+    let points: [(&str, KillPoint); 3] = [
+        (
+            "kubeadm upgrade apply on cp1",
+            Box::new(|| ran("cp1", &["kubeadm", "upgrade", "apply"])),
+        ),
+        ("w1 cordoned", Box::new(|| cordoned("w1"))),
+        (
+            "kubeadm upgrade node on w2",
+            Box::new(|| ran("w2", &["kubeadm", "upgrade", "node"])),
+        ),
+    ];
+    let mut killed = Vec::new();
+    for (what, reached) in &points {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_k8sup"))
+            .args(["apply", "-i", &new, "--yes"])
+            .env("K8SUP_STATE_DIR", state_dir.to_str().unwrap())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while !reached() && child.try_wait().unwrap().is_none() {
+            assert!(started.elapsed().as_secs() < 600, "{what} never came");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed.push(*what);
+        }
+        let _ = child.wait();
+        for host in ["cp1", "w1", "w2", "w3"] {
+            wait_unlocked(&lab, host);
+        }
+    }
+    assert!(
+        killed.len() >= 2,
+        "the controller was killed mid-upgrade only at {killed:?}"
+    );
+    for host in ["cp1", "w1", "w2", "w3"] {
+        lab.faults(host).unwrap().clear().unwrap();
+    }
+    ok(&k8sup(&["apply", "-i", &new], &env));
+    assert_all_at(&lab, "cp1", "v1.30.14", 4);
+    assert_eq!(
+        kubeadm_upgrades(&lab, "cp1"),
+        ["upgrade apply v1.30.14 --yes"]
+    );
+    for host in ["w1", "w2", "w3"] {
+        assert_eq!(kubeadm_upgrades(&lab, host), ["upgrade node"], "{host}");
+    }
+    assert_converged(&new, &env);
+}

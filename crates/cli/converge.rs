@@ -327,7 +327,7 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs) -> u8 {
             crate::upgrade::apply(&setup, up, output, args.common.parallel).await
         {
             eprintln!("error: {e}");
-            let failed: Vec<(String, String)> = host.map(|h| (h, e.clone())).into_iter().collect();
+            let failed: Vec<(String, String)> = host.into_iter().map(|h| (h, e.clone())).collect();
             return outcome.refused(&format!("the upgrade stopped: {e}"), &failed, true);
         }
     }

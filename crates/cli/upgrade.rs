@@ -72,25 +72,24 @@ pub(crate) async fn pending(
     Ok(Some((up, steps)))
 }
 
-/// Carries the upgrade out; the host it stopped at (when one) and why.
+/// Carries the upgrade out; the hosts it stopped at and why.
 pub(crate) async fn apply(
     setup: &Setup,
     up: &Upgrade,
     output: &OutputArgs,
     parallel: Option<u32>,
-) -> Result<(), (Option<String>, String)> {
+) -> Result<(), (Vec<String>, String)> {
     use k8sup_ops::upgrade::UpgradeFailure;
     upgrader(setup, output, parallel)
         .apply(up)
         .await
         .map_err(|e| {
-            let host = match &e {
-                UpgradeFailure::Host { host, .. } | UpgradeFailure::Drain { host, .. } => {
-                    Some(host.clone())
-                }
-                _ => None,
+            let hosts = match &e {
+                UpgradeFailure::Host { host, .. } => vec![host.clone()],
+                UpgradeFailure::Drain { hosts, .. } => hosts.clone(),
+                _ => Vec::new(),
             };
-            (host, e.to_string())
+            (hosts, e.to_string())
         })
 }
 

@@ -63,10 +63,16 @@ pub enum UpgradeFailure {
     #[error("{host}: {message}")]
     Host { host: String, message: String },
     #[error(
-        "{host}: the drain is blocked: {why}; {host} is left cordoned. Remove what blocks it \
-         (or raise [upgrade] drain_timeout) and run apply again: the upgrade resumes at {host}"
+        "the drain is blocked: {why}; {} left cordoned. Remove what blocks it \
+         (or raise [upgrade] drain_timeout) and run apply again: the upgrade resumes there",
+        hosts.join(", ")
     )]
-    Drain { host: String, why: String },
+    Drain {
+        /// The nodes whose drain failed, each left cordoned.
+        hosts: Vec<String>,
+        /// Per node, what kept it from draining.
+        why: String,
+    },
     #[error("the upgrade playbook: {0}")]
     Playbook(String),
 }
@@ -536,14 +542,14 @@ impl Upgrader<'_> {
         }
         // Drained together: the step is the batch max_unavailable allows.
         let drains = join_all(hosts.iter().map(|h| self.drain(&h.name))).await;
-        let mut blocked = None;
+        let mut blocked = Vec::new();
         let mut drained = Vec::new();
         for (host, result) in hosts.iter().zip(drains) {
             match result {
                 Ok(()) => drained.push(*host),
-                Err(e) => {
+                Err(why) => {
                     up.cordoned.insert(host.name.clone());
-                    blocked.get_or_insert(e);
+                    blocked.push((host.name.clone(), why));
                 }
             }
         }
@@ -558,10 +564,17 @@ impl Upgrader<'_> {
                 }
             }
         }
-        match blocked {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if blocked.is_empty() {
+            return Ok(());
         }
+        let why: Vec<String> = blocked
+            .iter()
+            .map(|(h, why)| format!("{h}: {why}"))
+            .collect();
+        Err(UpgradeFailure::Drain {
+            hosts: blocked.into_iter().map(|(h, _)| h).collect(),
+            why: why.join("; "),
+        })
     }
 
     /// Whether `master`'s API server static pod already names `hop`.
@@ -651,32 +664,31 @@ impl Upgrader<'_> {
         Ok(())
     }
 
-    /// Marks `node` on the first master, then drains it (or cordons it) from there.
-    async fn drain(&self, node: &str) -> Result<(), UpgradeFailure> {
+    /// Marks `node` on the first master, then drains it (or cordons it) from there;
+    /// why it could not be.
+    async fn drain(&self, node: &str) -> Result<(), String> {
         let first = &self.inventory.first_master().name;
-        let transport = self.transport(first)?;
+        let transport = self.transport(first).map_err(|e| e.to_string())?;
         let mark = Script::new("install -d -m 0700")
             .code(CORDONED_DIR)
             .code("&& touch")
-            .arg(word(&format!("{CORDONED_DIR}/{node}"))?);
+            .arg(word(&format!("{CORDONED_DIR}/{node}")).map_err(|e| e.to_string())?);
         run(transport, &mark, Duration::from_secs(60))
             .await
-            .map_err(|(why, _)| UpgradeFailure::Host {
-                host: first.clone(),
-                message: format!("cannot record that {node} is cordoned: {why}"),
-            })?;
+            .map_err(|(why, _)| format!("cannot record on {first} that it is cordoned: {why}"))?;
         let upgrade = &self.inventory.upgrade;
         let what = if upgrade.drain { "drained" } else { "cordoned" };
         // kubectl gives up at --timeout; a little more for it to say so.
         let timeout = upgrade.drain_timeout + Duration::from_secs(60);
-        match run(transport, &self.drain_command(node)?, timeout).await {
+        let command = self.drain_command(node).map_err(|e| e.to_string())?;
+        match run(transport, &command, timeout).await {
             Ok(_) => {
                 (self.say)(format!("    {node}: {what}"));
                 Ok(())
             }
             Err((why, stderr)) => {
                 let pods = blocked_pods(&stderr);
-                let why = if pods.is_empty() {
+                Err(if pods.is_empty() {
                     format!("`kubectl drain` failed: {why}")
                 } else {
                     format!(
@@ -684,10 +696,6 @@ impl Upgrader<'_> {
                         pods.join(", "),
                         humantime::format_duration(upgrade.drain_timeout)
                     )
-                };
-                Err(UpgradeFailure::Drain {
-                    host: node.to_string(),
-                    why,
                 })
             }
         }
