@@ -554,6 +554,11 @@ fn usage(e: String) -> Failure {
     Failure::Usage(e)
 }
 
+/// What `kubeadm config images list` prints for `version` from `repository`.
+pub(super) fn images_list(repository: &str, version: &str) -> Vec<String> {
+    config_images::list(repository, version)
+}
+
 fn version_cmd(inv: &mut Invocation, version: &str, rest: &[String]) -> Outcome {
     let f = Flags::parse(rest, &["output"], &[]).map_err(usage)?;
     let (major, minor, _) = cluster::semver(version).unwrap_or((1, 0, 0));

@@ -800,11 +800,15 @@ fn upgrade_static_pods(
     ));
     let _ = phased;
     let mut renewed: Vec<&str> = Vec::new();
-    for (file, image, text) in control_plane_manifests(state, address, node) {
+    for (file, image, mut text) in control_plane_manifests(state, address, node) {
         let component = file.trim_end_matches(".yaml").to_string();
         let path = format!("{MANIFESTS}/{file}");
         let old = inv.read(&path).unwrap_or_default();
         if component == "etcd" {
+            // The member keeps its flags (its cluster, its data): only the image moves.
+            if let Some(old_image) = old.lines().find_map(|l| l.trim().strip_prefix("image: ")) {
+                text = old.replace(&format!("image: {old_image}"), &format!("image: {image}"));
+            }
             let old_tag = old
                 .lines()
                 .find_map(|l| l.trim().strip_prefix("image: "))
@@ -849,6 +853,7 @@ fn upgrade_static_pods(
         }
         write(inv, &format!("{backup}/{file}"), &old).map_err(Failure::Error)?;
         write(inv, &path, &text).map_err(Failure::Error)?;
+        crate::emu::etcd::restarted(inv, &component);
         inv.outln(&format!("[upgrade/staticpods] Moving new manifest to \"{path}\" and backing up old manifest to \"{backup}/{file}\"\n[upgrade/staticpods] Waiting for the kubelet to restart the component\n[upgrade/staticpods] This can take up to 5m0s\n[apiclient] Found 1 Pods for label selector component={component}\n[upgrade/staticpods] Component \"{component}\" upgraded successfully!"));
     }
     if renew {
