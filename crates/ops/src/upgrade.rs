@@ -126,6 +126,22 @@ impl Upgrade {
     }
 }
 
+/// The hosts of each step, in order ([`rules::steps`]), with the workers an earlier
+/// run left cordoned first: they are out already, and taking others before them
+/// would put more than `max_unavailable` out at once.
+pub fn order<'i>(inventory: &'i Inventory, cordoned: &BTreeSet<String>) -> Vec<Vec<&'i Host>> {
+    let mut steps = rules::steps(inventory);
+    let masters = inventory.masters().count();
+    let workers: Vec<&Host> = steps.split_off(masters.min(steps.len())).concat();
+    let (mut first, rest): (Vec<&Host>, Vec<&Host>) = workers
+        .into_iter()
+        .partition(|h| cordoned.contains(&h.name));
+    first.extend(rest);
+    let batch = inventory.upgrade.max_unavailable.of(first.len());
+    steps.extend(first.chunks(batch.max(1)).map(<[&Host]>::to_vec));
+    steps
+}
+
 /// Parses `kubectl get nodes -o json`.
 pub fn parse_nodes(text: &str) -> Result<BTreeMap<String, NodeStatus>, String> {
     let list: Value = serde_json::from_str(text)
@@ -304,19 +320,8 @@ impl Upgrader<'_> {
         }))
     }
 
-    /// The hosts of each step, in order, with those k8sup left cordoned first among
-    /// the workers (they are the ones out already).
     fn steps<'i>(&'i self, up: &Upgrade) -> Vec<Vec<&'i Host>> {
-        let mut steps = rules::steps(self.inventory);
-        let masters = self.inventory.masters().count();
-        let workers: Vec<&Host> = steps.split_off(masters.min(steps.len())).concat();
-        let (mut first, rest): (Vec<&Host>, Vec<&Host>) = workers
-            .into_iter()
-            .partition(|h| up.cordoned.contains(&h.name));
-        first.extend(rest);
-        let batch = self.inventory.upgrade.max_unavailable.of(first.len());
-        steps.extend(first.chunks(batch.max(1)).map(<[&Host]>::to_vec));
-        steps
+        order(self.inventory, &up.cordoned)
     }
 
     /// The engine over the upgrade playbook.
@@ -795,6 +800,51 @@ mod tests {
             error: unable to drain node \"w1\" due to error: context deadline exceeded, continuing command...\n";
         assert_eq!(blocked_pods(stderr), ["default/web-0", "shop/db-1"]);
         assert!(blocked_pods("error: node \"w9\" not found").is_empty());
+    }
+
+    #[test]
+    fn workers_left_cordoned_go_first_in_batches_of_max_unavailable() {
+        let mut text = String::from(
+            "[cluster]\nname = \"c\"\nkubernetes_version = \"1.30\"\n\n[upgrade]\nmax_unavailable = 2\n",
+        );
+        for (i, (name, role)) in [
+            ("m1", "master"),
+            ("m2", "master"),
+            ("w1", "node"),
+            ("w2", "node"),
+            ("w3", "node"),
+            ("w4", "node"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            text += &format!(
+                "\n[[hosts]]\nname = \"{name}\"\naddress = \"10.0.0.{}\"\nroles = [\"{role}\"]\n",
+                i + 1
+            );
+        }
+        let path = std::path::Path::new("inv.toml");
+        let inventory = Inventory::from_bytes(
+            path,
+            text.as_bytes(),
+            &k8sup_inventory::LoadContext::for_file(path),
+        )
+        .unwrap();
+        let names = |steps: Vec<Vec<&Host>>| -> Vec<Vec<String>> {
+            steps
+                .iter()
+                .map(|s| s.iter().map(|h| h.name.clone()).collect())
+                .collect()
+        };
+        assert_eq!(
+            names(order(&inventory, &BTreeSet::new())),
+            [vec!["m1"], vec!["m2"], vec!["w1", "w2"], vec!["w3", "w4"]]
+        );
+        let cordoned = BTreeSet::from(["w3".to_string()]);
+        assert_eq!(
+            names(order(&inventory, &cordoned)),
+            [vec!["m1"], vec!["m2"], vec!["w3", "w1"], vec!["w2", "w4"]]
+        );
     }
 
     #[test]
