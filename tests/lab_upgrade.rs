@@ -491,3 +491,55 @@ fn a_controller_killed_mid_upgrade_is_resumed_without_upgrading_a_host_twice() {
     }
     assert_converged(&new, &env);
 }
+
+#[test]
+fn docker_nodes_get_the_new_pause_image_in_cri_dockerd_and_the_kubelet() {
+    let Some(lab) = lab(&spec(
+        "name = \"updock\"\n[[hosts]]\nname = \"cp1\"\nroles = [\"master\"]\n[[hosts]]\nname = \"w1\"\ndistro = \"rocky9\"\narch = \"arm64\"\n",
+    )) else {
+        return;
+    };
+    let archives = lab.dir().join("cri-dockerd");
+    std::fs::create_dir_all(&archives).unwrap();
+    for arch in ["amd64", "arm64"] {
+        common::release_archive(&archives, arch);
+    }
+    let source = archives.join("cri-dockerd-0.3.15.{arch}.tgz");
+    let at = |version: &str| {
+        let cluster = format!(
+            "[cluster]\nname = \"updock\"\nkubernetes_version = \"{version}\"\nruntime = \"docker\"\n\n[packages]\ncri_dockerd = \"{}\"\n",
+            source.display()
+        );
+        let path = write_inventory(
+            &lab,
+            &format!("docker-{version}.toml"),
+            &lab.inventory_toml(&cluster),
+        );
+        path.to_str().unwrap().to_string()
+    };
+    let state_dir = lab.dir().join("k8sup-state");
+    let env = [("K8SUP_STATE_DIR", state_dir.to_str().unwrap())];
+    ok(&k8sup(&["apply", "-i", &at("1.30")], &env));
+    let unit = read(&lab, "w1", "/etc/systemd/system/cri-docker.service");
+    assert!(
+        unit.contains("--pod-infra-container-image=registry.k8s.io/pause:3.9"),
+        "{unit}"
+    );
+
+    let new = at("1.31");
+    ok(&k8sup(&["apply", "-i", &new], &env));
+    assert_all_at(&lab, "cp1", "v1.31.14", 2);
+    for host in ["cp1", "w1"] {
+        let unit = read(&lab, host, "/etc/systemd/system/cri-docker.service");
+        assert!(
+            unit.contains("--pod-infra-container-image=registry.k8s.io/pause:3.10"),
+            "{host}: {unit}"
+        );
+        let flags = read(&lab, host, "/var/lib/kubelet/kubeadm-flags.env");
+        assert!(
+            flags.contains("--pod-infra-container-image=registry.k8s.io/pause:3.10"),
+            "{host}: {flags}"
+        );
+    }
+    assert_converged(&new, &env);
+}
