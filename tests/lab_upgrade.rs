@@ -225,6 +225,38 @@ fn a_skipped_minor_is_stepped_through_and_a_downgrade_is_refused_untouched() {
         "{}",
         stdout(&plan)
     );
+    // Asked on a terminal, and only "yes" goes on; neither --limit nor a saved plan
+    // can carry an upgrade. Nothing is upgraded by any of these.
+    let (code, said) = common::on_terminal(&["apply", "-i", &new], &env, "no\n");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("Upgrade the cluster from v1.29.15 to v1.31.14"),
+        "{said}"
+    );
+    let limited = k8sup(&["apply", "-i", &new, "--limit", "w1"], &env);
+    assert_eq!(limited.status.code(), Some(1), "{}", stdout(&limited));
+    assert!(
+        stderr(&limited).contains("cannot be run with --limit"),
+        "{}",
+        stderr(&limited)
+    );
+    let saved = lab.dir().join("upgrade-plan.json");
+    ok(&k8sup(
+        &["plan", "-i", &new, "-o", saved.to_str().unwrap()],
+        &env,
+    ));
+    let from_plan = k8sup(
+        &["apply", "-i", &new, "--plan", saved.to_str().unwrap()],
+        &env,
+    );
+    assert_eq!(from_plan.status.code(), Some(1), "{}", stdout(&from_plan));
+    assert!(
+        stderr(&from_plan).contains("a saved plan cannot carry a Kubernetes upgrade"),
+        "{}",
+        stderr(&from_plan)
+    );
+    assert!(kubeadm_upgrades(&lab, "cp1").is_empty());
+
     ok(&k8sup(&["apply", "-i", &new], &env));
     assert_all_at(&lab, "cp1", "v1.31.14", 4);
     // Through 1.30: kubeadm would have refused to skip it.
