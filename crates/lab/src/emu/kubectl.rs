@@ -26,7 +26,7 @@ mod readiness;
 mod validate;
 mod workloads;
 
-use output::Table;
+pub(super) use output::Table;
 
 /// Parsed command line: flags by name and positional words.
 struct Args {
@@ -1438,4 +1438,4 @@ fn wait(inv: &mut Invocation, args: &Args, _conn: &Conn) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

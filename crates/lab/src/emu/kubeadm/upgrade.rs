@@ -65,6 +65,17 @@ impl Version {
         it.next().is_none().then_some(v)
     }
 
+    /// An installed package's version (`1.31.2`); 1.0.0 if it is not one (kubeadm's
+    /// checks then refuse, as they would a kubeadm that cannot say its version).
+    fn of_package(text: &str) -> Version {
+        Version::parse(text).unwrap_or(Version {
+            major: 1,
+            minor: 0,
+            patch: 0,
+            pre: String::new(),
+        })
+    }
+
     fn triple(&self) -> (u32, u32, u32) {
         (self.major, self.minor, self.patch)
     }
@@ -291,12 +302,7 @@ fn config_version(inv: &Invocation, path: &str, kubeadm_version: &str) -> Result
 fn plan(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcome {
     let f = Flags::parse(rest, PLAN_APPLY_VALUES, PLAN_APPLY_BOOLS).map_err(usage)?;
     let ignored = f.all("ignore-preflight-errors");
-    let kubeadm = Version::parse(kubeadm_version).unwrap_or(Version {
-        major: 1,
-        minor: 0,
-        patch: 0,
-        pre: String::new(),
-    });
+    let kubeadm = Version::of_package(kubeadm_version);
     let phased = kubeadm.minor >= 32;
     inv.outln("[preflight] Running pre-flight checks.");
     preflight_root(inv, &ignored)?;
@@ -435,31 +441,17 @@ fn plan(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcome
     Ok(())
 }
 
-/// A tabwriter table with three spaces between columns, as kubeadm prints them.
+/// A tabwriter table (three spaces between columns), as kubeadm and kubectl print them;
+/// the first row is the header.
 fn table(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .map(|r| r.get(c).map_or(0, String::len))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            if c + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
-            }
+    let mut t = crate::emu::kubectl::Table::default();
+    if let Some((header, rest)) = rows.split_first() {
+        t.header(&header.iter().map(String::as_str).collect::<Vec<_>>());
+        for r in rest {
+            t.row(r.clone());
         }
-        out.push_str(line.trim_end());
-        out.push('\n');
     }
-    out
+    t.render(false)
 }
 
 // ---- apply ----
@@ -505,12 +497,7 @@ fn apply(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcom
     let yes = f.on("yes") || f.on("y");
     let etcd_upgrade = f.get("etcd-upgrade").is_none_or(|v| v != "false");
     let renew = f.get("certificate-renewal").is_none_or(|v| v != "false");
-    let kubeadm = Version::parse(kubeadm_version).unwrap_or(Version {
-        major: 1,
-        minor: 0,
-        patch: 0,
-        pre: String::new(),
-    });
+    let kubeadm = Version::of_package(kubeadm_version);
     let phased = kubeadm.minor >= 32;
     let new_text = match (f.positional.first(), f.get("config")) {
         (Some(v), _) => v.clone(),
@@ -594,14 +581,7 @@ fn apply(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcom
     } else {
         "[upgrade/prepull]"
     };
-    if dry_run {
-        inv.outln(&format!(
-            "{prefix} Would pull the required images (like 'kubeadm config images pull')"
-        ));
-    } else {
-        inv.outln(&format!("{prefix} Pulling images required for setting up a Kubernetes cluster\n{prefix} This might take a minute or two, depending on the speed of your internet connection\n{prefix} You can also perform this action beforehand using 'kubeadm config images pull'"));
-        pull(inv, &state, &new_text)?;
-    }
+    prepull(inv, prefix, dry_run, &state, &new_text)?;
     let version = new_text.trim_start_matches('v').to_string();
     if phased {
         inv.outln(&format!("[upgrade/control-plane] Upgrading your static Pod-hosted control plane to version \"{new_text}\" (timeout: 5m0s)..."));
@@ -689,6 +669,24 @@ fn apply(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcom
         inv.outln(&format!("\n[upgrade/successful] SUCCESS! Your cluster was upgraded to \"{new_text}\". Enjoy!\n\n[upgrade/kubelet] Now that your control plane is upgraded, please proceed with upgrading your kubelets if you haven't already done so."));
     }
     Ok(())
+}
+
+/// Says what preflight pulls and pulls it (or, in a dry run, says it would).
+fn prepull(
+    inv: &mut Invocation,
+    prefix: &str,
+    dry_run: bool,
+    state: &ClusterState,
+    version: &str,
+) -> Result<(), Failure> {
+    if dry_run {
+        inv.outln(&format!(
+            "{prefix} Would pull the required images (like 'kubeadm config images pull')"
+        ));
+        return Ok(());
+    }
+    inv.outln(&format!("{prefix} Pulling images required for setting up a Kubernetes cluster\n{prefix} This might take a minute or two, depending on the speed of your internet connection\n{prefix} You can also perform this action beforehand using 'kubeadm config images pull'"));
+    pull(inv, state, version)
 }
 
 /// The images of `version` this control-plane node needs, pulled through its runtime.
@@ -959,14 +957,7 @@ fn node(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcome
         "[preflight]"
     };
     if control_plane {
-        if dry_run {
-            inv.outln(&format!(
-                "{pre} Would pull the required images (like 'kubeadm config images pull')"
-            ));
-        } else {
-            inv.outln(&format!("{pre} Pulling images required for setting up a Kubernetes cluster\n{pre} This might take a minute or two, depending on the speed of your internet connection\n{pre} You can also perform this action beforehand using 'kubeadm config images pull'"));
-            pull(inv, &state, &state.kubernetes_version)?;
-        }
+        prepull(inv, pre, dry_run, &state, &state.kubernetes_version)?;
         let v = format!("v{}", state.kubernetes_version);
         if phased {
             inv.outln(&format!("[upgrade/control-plane] Upgrading your static Pod-hosted control plane instance to version \"{v}\"..."));

@@ -663,6 +663,35 @@ spec:
     }
 
     #[test]
+    fn a_deleted_pod_is_replaced_under_a_new_name_and_a_scaled_down_one_goes() {
+        let (shared, m, _n1, _n2) = cluster();
+        m.write("/root/web.yaml", WEB);
+        assert_eq!(kubectl(&m, &["apply", "-f", "/root/web.yaml"]).0, 0);
+        kubectl(&m, &["get", "pods"]);
+        let names = |shared: &std::path::Path| -> Vec<String> {
+            ClusterState::read(shared)
+                .expect("state")
+                .pods
+                .iter()
+                .filter(|p| p.owner_name == "web")
+                .map(|p| p.name.clone())
+                .collect()
+        };
+        let before = names(&shared);
+        assert_eq!(before.len(), 2);
+        let (s, out, err) = kubectl(&m, &["delete", "pod", &before[0]]);
+        assert_eq!(s, 0, "{err}");
+        assert_eq!(out, format!("pod \"{}\" deleted\n", before[0]));
+        let after = names(&shared);
+        assert_eq!(after.len(), 2);
+        assert!(!after.contains(&before[0]) && after.contains(&before[1]));
+        m.write("/root/web.yaml", &WEB.replace("replicas: 2", "replicas: 1"));
+        assert_eq!(kubectl(&m, &["apply", "-f", "/root/web.yaml"]).0, 0);
+        kubectl(&m, &["get", "pods"]);
+        assert_eq!(names(&shared), [before[1].clone()], "the newest goes first");
+    }
+
+    #[test]
     fn the_node_reports_the_kubelet_it_runs_not_the_one_installed() {
         let (shared, m, n1, _n2) = cluster();
         let version = |n: &str| {

@@ -8,7 +8,7 @@ use crate::emu::cluster::{self, ClusterState, Node, Object};
 
 /// A table printed like kubectl's tabwriter.
 #[derive(Default)]
-pub(super) struct Table {
+pub(in crate::emu) struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
 }

@@ -64,23 +64,14 @@ fn one_minor_at_a_time_and_kubeadm_at_least_the_target() {
 }
 
 mod on_a_cluster {
-    use crate::distro::Arch;
     use crate::emu::cluster::ClusterState;
-    use crate::emu::kubeadm::tests::{init_master, ready_host, shared_dir};
     use crate::emu::kubelet::tests::install;
     use crate::emu::testing::FakeHost;
 
     const KC: &str = "--kubeconfig=/etc/kubernetes/admin.conf";
 
     fn cluster() -> (std::path::PathBuf, FakeHost, FakeHost) {
-        let shared = shared_dir();
-        let m = init_master(&shared);
-        let (_, cmd, _) = m.run("kubeadm", &["token", "create", "--print-join-command"]);
-        let n = ready_host("node-1", "127.77.0.3", Arch::Arm64, &shared);
-        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
-        let (s, _, err) = n.run("kubeadm", &args);
-        assert_eq!(s, 0, "{err}");
-        (shared, m, n)
+        crate::emu::kubectl::tests::cluster_of_two()
     }
 
     fn image_of(h: &FakeHost, component: &str) -> String {
@@ -262,25 +253,13 @@ mod on_a_cluster {
 mod high_availability {
     use crate::distro::Arch;
     use crate::emu::cluster::ClusterState;
-    use crate::emu::kubeadm::tests::{ready_host, shared_dir, INIT_V1BETA3};
+    use crate::emu::kubeadm::tests::{init_ha_master, ready_host, shared_dir};
     use crate::emu::kubelet::tests::install;
 
     #[test]
     fn other_masters_keep_their_version_until_upgrade_node() {
         let shared = shared_dir();
-        let m = ready_host("master", "127.77.0.2", Arch::Amd64, &shared);
-        m.write(
-            "/root/kubeadm.yaml",
-            &INIT_V1BETA3.replace(
-                "kubernetesVersion:",
-                "controlPlaneEndpoint: 127.77.0.2:6443\nkubernetesVersion:",
-            ),
-        );
-        let (s, _, err) = m.run(
-            "kubeadm",
-            &["init", "--config", "/root/kubeadm.yaml", "--upload-certs"],
-        );
-        assert_eq!(s, 0, "{err}");
+        let (m, _) = init_ha_master(&shared);
         let state = ClusterState::read(&shared).expect("state");
         let key = state.certificate_key.clone().expect("key");
         let m2 = ready_host("master-2", "127.77.0.4", Arch::Amd64, &shared);
