@@ -82,6 +82,9 @@ pub struct HostFacts {
     pub cgroup_drivers: CgroupDrivers,
     /// Size in bytes of k8sup's state file, when k8sup has run on the host before.
     pub k8sup_state_bytes: Option<u64>,
+    /// On the first master: the nodes an upgrade cordoned and has not uncordoned yet
+    /// (`/var/lib/k8sup/upgrade/cordoned/NODE`), that is an upgrade to resume.
+    pub upgrade_cordoned: Vec<String>,
     /// The user the facts were gathered as (0: root, directly or through sudo).
     pub uid: u32,
 }
@@ -111,6 +114,7 @@ impl HostFacts {
             installed: Installed::default(),
             cgroup_drivers: CgroupDrivers::default(),
             k8sup_state_bytes: None,
+            upgrade_cordoned: Vec::new(),
             uid: u32::MAX,
         };
         let mut complete = false;
@@ -170,6 +174,7 @@ impl HostFacts {
                 "containerd_cgroup" => f.cgroup_drivers.containerd = some(value),
                 "kubelet_cgroup" => f.cgroup_drivers.kubelet = some(value),
                 "k8sup_state" => f.k8sup_state_bytes = value.parse().ok(),
+                "upgrade_cordoned" => f.upgrade_cordoned.push(value.to_string()),
                 "uid" => f.uid = value.parse().unwrap_or(u32::MAX),
                 "end" => complete = true,
                 _ => {}

@@ -56,6 +56,7 @@ fi
 if [ -r /var/lib/kubelet/config.yaml ]; then
   echo "kubelet_cgroup=$(awk '/^cgroupDriver:/ { print $2 }' /var/lib/kubelet/config.yaml)"
 fi
+for f in /var/lib/k8sup/upgrade/cordoned/*; do [ -e "$f" ] && echo "upgrade_cordoned=${f##*/}"; done
 [ -f /var/lib/k8sup/state.json ] && echo "k8sup_state=$(wc -c < /var/lib/k8sup/state.json)"
 echo "uid=$(id -u)"
 echo end=1

@@ -261,6 +261,18 @@ impl Upgrader<'_> {
             })
     }
 
+    /// The nodes of the inventory the first master records as cordoned by an upgrade
+    /// (its facts read `/var/lib/k8sup/upgrade/cordoned`).
+    fn cordon_markers(&self) -> Vec<String> {
+        self.facts
+            .get(&self.inventory.first_master().name)
+            .map(|f| f.upgrade_cordoned.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| self.inventory.host(n).is_some())
+            .collect()
+    }
+
     /// Reads what the cluster runs and checks the rules. `None`: no control plane
     /// yet (an install, not an upgrade).
     pub async fn assess(&self) -> Result<Option<Upgrade>, UpgradeFailure> {
@@ -272,6 +284,28 @@ impl Upgrader<'_> {
         let Some((master, control_plane)) = found else {
             return Ok(None);
         };
+        let to = self.inventory.cluster.kubernetes_version;
+        // The nightly no-op costs no extra round trip: when the control plane, every
+        // installed kubelet and no upgrade left to resume say the cluster is at the
+        // version, the API is not asked.
+        let settled = control_plane == to
+            && self.cordon_markers().is_empty()
+            && self.facts.values().all(|f| {
+                f.installed
+                    .kubelet
+                    .as_deref()
+                    .is_none_or(|k| rules::running_version(k) == Some(to))
+            });
+        if settled {
+            return Ok(Some(Upgrade {
+                master: master.name.clone(),
+                control_plane,
+                to,
+                hops: Vec::new(),
+                nodes: BTreeMap::new(),
+                cordoned: BTreeSet::new(),
+            }));
+        }
         let transport = self.transport(&master.name)?;
         let script =
             Script::new("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o json");
@@ -285,16 +319,7 @@ impl Upgrader<'_> {
             host: master.name.clone(),
             message,
         })?;
-        let marked = Script::new("ls -1")
-            .code(CORDONED_DIR)
-            .code("2>/dev/null || true");
-        let cordoned = run(transport, &marked, Duration::from_secs(60))
-            .await
-            .unwrap_or_default()
-            .lines()
-            .filter(|n| self.inventory.host(n).is_some())
-            .map(str::to_string)
-            .collect();
+        let cordoned = self.cordon_markers().into_iter().collect();
         let kubelets: Vec<(String, KubeVersion)> = self
             .inventory
             .hosts
@@ -308,7 +333,6 @@ impl Upgrader<'_> {
             .chain([control_plane])
             .min()
             .unwrap_or(control_plane);
-        let to = self.inventory.cluster.kubernetes_version;
         let hops = rules::hops(oldest, to)?;
         Ok(Some(Upgrade {
             master: master.name.clone(),
