@@ -63,6 +63,23 @@ fn ok(out: &std::process::Output) {
     assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
 }
 
+/// Exit 1: returns what k8sup said on stderr.
+fn refused(out: &std::process::Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(out), stderr(out));
+    stderr(out)
+}
+
+/// `host`'s file at `path` holds `wanted`.
+fn assert_holds(lab: &Lab, host: &str, path: &str, wanted: &str) {
+    let text = read(lab, host, path);
+    assert!(
+        text.contains(wanted),
+        "{host}:{path} lacks {wanted:?}:\n{text}"
+    );
+}
+
+const PAUSE_3_10_FLAG: &str = "--pod-infra-container-image=registry.k8s.io/pause:3.10";
+
 fn inventory(lab: &Lab, version: &str, upgrade: &str) -> String {
     let cluster = format!(
         "[cluster]\nname = \"up\"\nkubernetes_version = \"{version}\"\n\n[upgrade]\n{upgrade}\n"
@@ -233,27 +250,20 @@ fn a_skipped_minor_is_stepped_through_and_a_downgrade_is_refused_untouched() {
         said.contains("Upgrade the cluster from v1.29.15 to v1.31.14"),
         "{said}"
     );
-    let limited = k8sup(&["apply", "-i", &new, "--limit", "w1"], &env);
-    assert_eq!(limited.status.code(), Some(1), "{}", stdout(&limited));
-    assert!(
-        stderr(&limited).contains("cannot be run with --limit"),
-        "{}",
-        stderr(&limited)
-    );
+    let limited = refused(&k8sup(&["apply", "-i", &new, "--limit", "w1"], &env));
+    assert!(limited.contains("cannot be run with --limit"), "{limited}");
     let saved = lab.dir().join("upgrade-plan.json");
     ok(&k8sup(
         &["plan", "-i", &new, "-o", saved.to_str().unwrap()],
         &env,
     ));
-    let from_plan = k8sup(
+    let from_plan = refused(&k8sup(
         &["apply", "-i", &new, "--plan", saved.to_str().unwrap()],
         &env,
-    );
-    assert_eq!(from_plan.status.code(), Some(1), "{}", stdout(&from_plan));
+    ));
     assert!(
-        stderr(&from_plan).contains("a saved plan cannot carry a Kubernetes upgrade"),
-        "{}",
-        stderr(&from_plan)
+        from_plan.contains("a saved plan cannot carry a Kubernetes upgrade"),
+        "{from_plan}"
     );
     assert!(kubeadm_upgrades(&lab, "cp1").is_empty());
 
@@ -284,15 +294,13 @@ fn a_skipped_minor_is_stepped_through_and_a_downgrade_is_refused_untouched() {
         "{join}"
     );
     for host in ["cp1", "w1", "w2", "w3"] {
-        let containerd = read(&lab, host, "/etc/containerd/config.toml");
-        assert!(
-            containerd.contains("sandbox_image = \"registry.k8s.io/pause:3.10\""),
-            "{host}: {containerd}"
-        );
-        let flags = read(&lab, host, "/var/lib/kubelet/kubeadm-flags.env");
-        assert!(
-            flags.contains("--pod-infra-container-image=registry.k8s.io/pause:3.10"),
-            "{host}: {flags}"
+        let sandbox = "sandbox_image = \"registry.k8s.io/pause:3.10\"";
+        assert_holds(&lab, host, "/etc/containerd/config.toml", sandbox);
+        assert_holds(
+            &lab,
+            host,
+            "/var/lib/kubelet/kubeadm-flags.env",
+            PAUSE_3_10_FLAG,
         );
     }
     assert_converged(&new, &env);
@@ -301,18 +309,10 @@ fn a_skipped_minor_is_stepped_through_and_a_downgrade_is_refused_untouched() {
     let before = common::snapshot(&lab);
     let old = inventory(&lab, "1.30", "");
     for command in ["plan", "apply"] {
-        let out = k8sup(&[command, "-i", &old], &env);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{command}: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
+        let said = refused(&k8sup(&[command, "-i", &old], &env));
         assert!(
-            stderr(&out).contains("downgrade refused: the control plane runs v1.31.14 and the inventory asks for v1.30.14"),
-            "{command}: {}",
-            stderr(&out)
+            said.contains("downgrade refused: the control plane runs v1.31.14 and the inventory asks for v1.30.14"),
+            "{command}: {said}"
         );
     }
     assert!(
@@ -341,19 +341,10 @@ fn a_blocked_drain_stops_at_its_node_and_batches_respect_max_unavailable() {
         .unwrap()
         .fail_command("apt-cache", 100)
         .unwrap();
-    let out = k8sup(&["apply", "-i", &new], &env);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    let said = refused(&k8sup(&["apply", "-i", &new], &env));
     assert!(
-        stderr(&out)
-            .contains("k8sup: kubeadm 1.30.14 is not in the Kubernetes repository this host uses"),
-        "{}",
-        stderr(&out)
+        said.contains("k8sup: kubeadm 1.30.14 is not in the Kubernetes repository this host uses"),
+        "{said}"
     );
     lab.faults("cp1").unwrap().clear().unwrap();
     let cordons = lab.cordon_events().unwrap();
@@ -364,15 +355,7 @@ fn a_blocked_drain_stops_at_its_node_and_batches_respect_max_unavailable() {
     );
     assert!(kubeadm_upgrades(&lab, "cp1").is_empty());
     assert_all_at(&lab, "cp1", "v1.29.15", 4);
-    let out = k8sup(&["apply", "-i", &new], &env);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let said = stderr(&out);
+    let said = refused(&k8sup(&["apply", "-i", &new], &env));
     assert!(said.contains("the drain is blocked"), "{said}");
     assert!(said.contains("default/web-"), "the pod is named: {said}");
     assert!(said.contains("left cordoned"), "{said}");
@@ -562,15 +545,17 @@ fn docker_nodes_get_the_new_pause_image_in_cri_dockerd_and_the_kubelet() {
     ok(&k8sup(&["apply", "-i", &new], &env));
     assert_all_at(&lab, "cp1", "v1.31.14", 2);
     for host in ["cp1", "w1"] {
-        let unit = read(&lab, host, "/etc/systemd/system/cri-docker.service");
-        assert!(
-            unit.contains("--pod-infra-container-image=registry.k8s.io/pause:3.10"),
-            "{host}: {unit}"
+        assert_holds(
+            &lab,
+            host,
+            "/etc/systemd/system/cri-docker.service",
+            PAUSE_3_10_FLAG,
         );
-        let flags = read(&lab, host, "/var/lib/kubelet/kubeadm-flags.env");
-        assert!(
-            flags.contains("--pod-infra-container-image=registry.k8s.io/pause:3.10"),
-            "{host}: {flags}"
+        assert_holds(
+            &lab,
+            host,
+            "/var/lib/kubelet/kubeadm-flags.env",
+            PAUSE_3_10_FLAG,
         );
     }
     assert_converged(&new, &env);
