@@ -737,6 +737,14 @@ fn get(inv: &mut Invocation, args: &Args, conn: &Conn) -> Result<(), String> {
                 vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
             } else if kind == "Namespace" {
                 vec!["NAME", "STATUS", "AGE"]
+            } else if kind == "PodDisruptionBudget" {
+                vec![
+                    "NAME",
+                    "MIN AVAILABLE",
+                    "MAX UNAVAILABLE",
+                    "ALLOWED DISRUPTIONS",
+                    "AGE",
+                ]
             } else {
                 vec!["NAME", "AGE"]
             };
@@ -794,6 +802,19 @@ fn get(inv: &mut Invocation, args: &Args, conn: &Conn) -> Result<(), String> {
                     ]
                 } else if kind == "Namespace" {
                     vec![o.name.clone(), "Active".into(), age]
+                } else if kind == "PodDisruptionBudget" {
+                    let field = |f: &str| match o.body.pointer(&format!("/spec/{f}")) {
+                        Some(Value::Number(n)) => n.to_string(),
+                        Some(Value::String(s)) => s.clone(),
+                        _ => "N/A".into(),
+                    };
+                    vec![
+                        o.name.clone(),
+                        field("minAvailable"),
+                        field("maxUnavailable"),
+                        workloads::disruptions_allowed(state, o).max(0).to_string(),
+                        age,
+                    ]
                 } else {
                     vec![o.name.clone(), age]
                 };
@@ -801,10 +822,13 @@ fn get(inv: &mut Invocation, args: &Args, conn: &Conn) -> Result<(), String> {
                     row.insert(0, o.namespace.clone());
                 }
                 table.row(row);
-                items.push(output::object_json(
-                    o,
-                    &owned.iter().map(|p| p.status).collect::<Vec<_>>(),
-                ));
+                let mut item =
+                    output::object_json(o, &owned.iter().map(|p| p.status).collect::<Vec<_>>());
+                if kind == "PodDisruptionBudget" {
+                    item["status"] = json!({"disruptionsAllowed":
+                        workloads::disruptions_allowed(state, o).max(0)});
+                }
+                items.push(item);
             }
         }
     }

@@ -19,6 +19,10 @@
 //! - node, on another master, does the same for its own manifests at the cluster's
 //!   version; on a worker it only writes the kubelet configuration.
 //!
+//! - diff prints, for each of this master's kube-apiserver, kube-controller-manager and
+//!   kube-scheduler manifests that would change, a unified diff (`--- PATH`, `+++ new
+//!   manifest`, `-c|--context-lines`, 3 by default) as pmezard/go-difflib writes it.
+//!
 //! Output follows the release: kubeadm 1.32 turned apply and node into phases
 //! (`[upgrade/preflight]`, `[upgrade] SUCCESS! A control plane node of your cluster was
 //! upgraded to ...`); earlier ones print `[upgrade/successful] SUCCESS! Your cluster was
@@ -193,9 +197,7 @@ pub(super) fn run(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) 
             inv.outln("Upgrade your cluster smoothly to a newer version with this command\n\nUsage:\n  kubeadm upgrade [flags]\n  kubeadm upgrade [command]\n\nAvailable Commands:\n  apply       Upgrade your Kubernetes cluster to the specified version\n  diff        Show what differences would be applied to existing static pod manifests. See also: kubeadm upgrade apply --dry-run\n  node        Upgrade commands for a node in the cluster\n  plan        Check which versions are available to upgrade to and validate whether your current cluster is upgradeable.");
             Ok(())
         }
-        Some("diff") => Err(Failure::Error(
-            "k8sup-lab: kubeadm upgrade diff is not emulated".into(),
-        )),
+        Some("diff") => diff(inv, kubeadm_version, &rest[1..]),
         Some(other) => Err(usage(format!(
             "unknown command \"{other}\" for \"kubeadm upgrade\""
         ))),
@@ -454,6 +456,120 @@ fn table(rows: &[Vec<String>]) -> String {
     t.render(false)
 }
 
+// ---- diff ----
+
+fn diff(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcome {
+    let f =
+        Flags::parse(rest, &["config", "context-lines", "c", "api-server"], &[]).map_err(usage)?;
+    let context: usize = match f.get("context-lines").or(f.get("c")) {
+        Some(n) => n.parse().map_err(|_| {
+            usage(format!(
+                "invalid argument \"{n}\" for \"-c, --context-lines\" flag: strconv.ParseInt: parsing \"{n}\": invalid syntax"
+            ))
+        })?,
+        None => 3,
+    };
+    let state = cluster_state(inv, f.get("kubeconfig").unwrap_or(ADMIN_CONF))?;
+    let target = match f.positional.first() {
+        Some(v) => v.clone(),
+        None => kubeadm_version.to_string(),
+    };
+    let Some(target) = Version::parse(&target) else {
+        return Err(Failure::Error(format!(
+            "unable to parse normalized version \"{target}\" as a semantic version"
+        )));
+    };
+    let host = inv.hostname();
+    let Some(me) = state.nodes.values().find(|n| n.host == host).cloned() else {
+        return Err(Failure::Error(format!("nodes \"{host}\" not found")));
+    };
+    let mut preview = state.clone();
+    preview.kubernetes_version = format!("{}.{}.{}", target.major, target.minor, target.patch);
+    for (file, _, text) in control_plane_manifests(&preview, &me.address, &me.name) {
+        if file == "etcd.yaml" {
+            continue;
+        }
+        let path = format!("{MANIFESTS}/{file}");
+        let old = inv.read(&path).map_err(|e| {
+            Failure::Error(format!(
+                "open {path}: {}",
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    "no such file or directory".to_string()
+                } else {
+                    e.to_string()
+                }
+            ))
+        })?;
+        inv.out(&unified_diff(&old, &text, &path, "new manifest", context));
+    }
+    Ok(())
+}
+
+/// go-difflib's unified diff of two texts; empty when they are equal. Lines are compared
+/// one for one (a changed line is a removal and an addition), which is exact for texts
+/// of the same length; otherwise the whole text is one hunk.
+fn unified_diff(a: &str, b: &str, from: &str, to: &str, context: usize) -> String {
+    if a == b {
+        return String::new();
+    }
+    let a: Vec<&str> = a.split_inclusive('\n').collect();
+    let b: Vec<&str> = b.split_inclusive('\n').collect();
+    // Runs of changed lines (same index in both), as [start, end).
+    let mut changes: Vec<(usize, usize)> = Vec::new();
+    if a.len() == b.len() {
+        for i in 0..a.len() {
+            if a[i] != b[i] {
+                match changes.last_mut() {
+                    Some((_, end)) if *end == i => *end = i + 1,
+                    _ => changes.push((i, i + 1)),
+                }
+            }
+        }
+    }
+    let range = |start: usize, len: usize| match len {
+        1 => format!("{}", start + 1),
+        0 => format!("{start},0"),
+        n => format!("{},{n}", start + 1),
+    };
+    let mut out = format!("--- {from}\n+++ {to}\n");
+    if changes.is_empty() {
+        out.push_str(&format!(
+            "@@ -{} +{} @@\n",
+            range(0, a.len()),
+            range(0, b.len())
+        ));
+        a.iter().for_each(|l| out.push_str(&format!("-{l}")));
+        b.iter().for_each(|l| out.push_str(&format!("+{l}")));
+        return out;
+    }
+    // Hunks: changes whose contexts touch are one hunk.
+    let mut hunks: Vec<Vec<(usize, usize)>> = Vec::new();
+    for c in changes {
+        match hunks.last_mut() {
+            Some(h) if c.0 <= h.last().map_or(0, |l| l.1) + 2 * context => h.push(c),
+            _ => hunks.push(vec![c]),
+        }
+    }
+    for h in hunks {
+        let start = h[0].0.saturating_sub(context);
+        let end = (h[h.len() - 1].1 + context).min(a.len());
+        out.push_str(&format!(
+            "@@ -{} +{} @@\n",
+            range(start, end - start),
+            range(start, end - start)
+        ));
+        let mut i = start;
+        for (cs, ce) in &h {
+            (i..*cs).for_each(|k| out.push_str(&format!(" {}", a[k])));
+            (*cs..*ce).for_each(|k| out.push_str(&format!("-{}", a[k])));
+            (*cs..*ce).for_each(|k| out.push_str(&format!("+{}", b[k])));
+            i = *ce;
+        }
+        (i..end).for_each(|k| out.push_str(&format!(" {}", a[k])));
+    }
+    out
+}
+
 // ---- apply ----
 
 /// The answer to kubeadm's question on stdin (cmdutil.InteractivelyConfirmAction).
@@ -608,7 +724,11 @@ fn apply(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcom
     crate::durations::hooks::step("kubeadm-upgrade-apply", &me.name, |d| {
         d.steps.kubeadm_upgrade_apply_ms
     });
-    // The cluster's version, its ConfigMaps and the addons, as one change.
+    // As kubeadm: this master's static pods first, then the configuration uploaded (the
+    // cluster's version, its ConfigMaps) and the addons, as one change.
+    let mut preview = state.clone();
+    preview.kubernetes_version = version.clone();
+    upgrade_static_pods(inv, &preview, &me.name, &me.address, etcd_upgrade, renew)?;
     let updated = {
         let mut locked = cluster::lock(inv).map_err(Failure::Error)?;
         let old = locked.state.kubernetes_version.clone();
@@ -626,15 +746,6 @@ fn apply(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcom
         locked.save().map_err(Failure::Error)?;
         locked.state.clone()
     };
-    upgrade_static_pods(
-        inv,
-        &updated,
-        &me.name,
-        &me.address,
-        etcd_upgrade,
-        renew,
-        phased,
-    )?;
     if phased {
         inv.outln("[upgrade/control-plane] The control plane instance for this node was successfully upgraded!");
     }
@@ -786,7 +897,6 @@ fn upgrade_static_pods(
     address: &str,
     etcd_upgrade: bool,
     renew: bool,
-    phased: bool,
 ) -> Result<(), Failure> {
     let tmp = format!(
         "/etc/kubernetes/tmp/kubeadm-upgraded-manifests{}",
@@ -796,7 +906,6 @@ fn upgrade_static_pods(
     inv.outln(&format!(
         "[upgrade/staticpods] Writing new Static Pod manifests to \"{tmp}\""
     ));
-    let _ = phased;
     let mut renewed: Vec<&str> = Vec::new();
     for (file, image, mut text) in control_plane_manifests(state, address, node) {
         let component = file.trim_end_matches(".yaml").to_string();
@@ -972,15 +1081,7 @@ fn node(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcome
             crate::durations::hooks::step("kubeadm-upgrade-node-control-plane", &me.name, |d| {
                 d.steps.kubeadm_upgrade_apply_ms
             });
-            upgrade_static_pods(
-                inv,
-                &state,
-                &me.name,
-                &me.address,
-                etcd_upgrade,
-                renew,
-                phased,
-            )?;
+            upgrade_static_pods(inv, &state, &me.name, &me.address, etcd_upgrade, renew)?;
             let mut locked = cluster::lock(inv).map_err(Failure::Error)?;
             if let Some(n) = locked.state.nodes.get_mut(&me.name) {
                 n.control_plane_version = None;

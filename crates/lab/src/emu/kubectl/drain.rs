@@ -86,10 +86,22 @@ pub(super) fn cordon(
     cordon: bool,
 ) -> Result<(), String> {
     let verb = if cordon { "cordon" } else { "uncordon" };
+    not_a_dry_run(args, verb)?;
     for node in named_nodes(inv, args, verb)? {
         set_unschedulable(inv, &node, cordon)?;
     }
     Ok(())
+}
+
+/// `--dry-run` is not emulated: refused rather than ignored (ignoring it would change
+/// the cluster).
+fn not_a_dry_run(args: &Args, verb: &str) -> Result<(), String> {
+    match args.get("dry-run") {
+        None | Some("none") | Some("false") => Ok(()),
+        Some(_) => Err(format!(
+            "k8sup-lab: kubectl {verb} --dry-run is not emulated"
+        )),
+    }
 }
 
 /// Go's rendering of a duration of whole seconds (`10s`, `1m0s`, `1h0m0s`).
@@ -129,6 +141,8 @@ pub(super) fn drain(
     let delete_emptydir = args.on("delete-emptydir-data") || args.on("delete-local-data");
     let force = args.on("force");
     let disable_eviction = args.on("disable-eviction");
+    not_a_dry_run(args, "drain")?;
+    let pod_selector = args.get("pod-selector").map(super::parse_selector);
     let nodes = named_nodes(inv, args, "drain")?;
     for (i, node) in nodes.iter().enumerate() {
         set_unschedulable(inv, node, true)?;
@@ -142,6 +156,21 @@ pub(super) fn drain(
         {
             let (kind, owner) = p.owner.split_once('/').unwrap_or(("", ""));
             let object = state.object(kind, &p.namespace, owner);
+            // --pod-selector: only the pods whose labels match are drained at all.
+            if let Some(sel) = &pod_selector {
+                let labels = match object {
+                    Some(o) => workloads::pod_labels(o),
+                    // A mirror pod: kubeadm's labels.
+                    None => [
+                        ("component".to_string(), p.containers.join("")),
+                        ("tier".to_string(), "control-plane".to_string()),
+                    ]
+                    .into(),
+                };
+                if !super::selector_matches(sel, &labels) {
+                    continue;
+                }
+            }
             let empty_dir = object
                 .and_then(workloads::pod_spec)
                 .and_then(|s| s.get("volumes"))
@@ -560,7 +589,9 @@ spec:
         m.write("/root/pdb.yaml", PDB);
         assert_eq!(kubectl(&m, &["apply", "-f", "/root/web.yaml"]).0, 0);
         assert_eq!(kubectl(&m, &["apply", "-f", "/root/pdb.yaml"]).0, 0);
-        kubectl(&m, &["get", "pods"]);
+        let (_, out, _) = kubectl(&m, &["get", "pdb", "--no-headers"]);
+        let cols: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(&cols[..4], ["web", "2", "N/A", "0"], "{out}");
         let blocked = pods_on(&shared, "node-1", "web");
         assert_eq!(blocked.len(), 1);
         let pod = &blocked[0];
@@ -689,6 +720,26 @@ spec:
         assert_eq!(kubectl(&m, &["apply", "-f", "/root/web.yaml"]).0, 0);
         kubectl(&m, &["get", "pods"]);
         assert_eq!(names(&shared), [before[1].clone()], "the newest goes first");
+    }
+
+    #[test]
+    fn a_pod_selector_drains_only_the_matching_pods_and_dry_runs_are_refused() {
+        let (shared, m, _n1, _n2) = cluster();
+        m.write("/root/web.yaml", WEB);
+        assert_eq!(kubectl(&m, &["apply", "-f", "/root/web.yaml"]).0, 0);
+        kubectl(&m, &["get", "pods"]);
+        let web = pods_on(&shared, "node-1", "web");
+        // Only the web pods: the DaemonSet pods are not even considered.
+        let (s, out, err) = kubectl(&m, &["drain", "node-1", "--pod-selector", "app=web"]);
+        assert_eq!(s, 0, "{err}");
+        assert!(out.contains(&format!("pod/{} evicted\n", web[0])), "{out}");
+        assert!(!out.contains("coredns"), "{out}");
+        let (s, _, err) = kubectl(&m, &["drain", "node-2", "--dry-run=client"]);
+        assert_eq!(
+            (s, err.as_str()),
+            (1, "k8sup-lab: kubectl drain --dry-run is not emulated\n")
+        );
+        assert!(!ClusterState::read(&shared).expect("state").nodes["node-2"].unschedulable);
     }
 
     #[test]

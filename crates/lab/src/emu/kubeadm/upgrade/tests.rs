@@ -18,6 +18,21 @@ fn policy(cluster: &str, kubeadm: &str, new: &str, kubelets: &[&str]) -> SkewErr
 }
 
 #[test]
+fn unified_diffs_as_go_difflib_writes_them() {
+    let a = "1\n2\n3\n4\n5\n6\n7\n8\n9\n";
+    let b = "1\n2\n3\n4\nV\n6\n7\n8\n9\n";
+    assert_eq!(
+        unified_diff(a, b, "/x", "new manifest", 3),
+        "--- /x\n+++ new manifest\n@@ -2,7 +2,7 @@\n 2\n 3\n 4\n-5\n+V\n 6\n 7\n 8\n"
+    );
+    assert_eq!(unified_diff(a, a, "/x", "y", 3), "");
+    assert_eq!(
+        unified_diff("a\n", "b\n", "/x", "y", 3),
+        "--- /x\n+++ y\n@@ -1 +1 @@\n-a\n+b\n"
+    );
+}
+
+#[test]
 fn one_minor_at_a_time_and_kubeadm_at_least_the_target() {
     // The ordinary step: nothing to say.
     assert_eq!(
@@ -107,6 +122,50 @@ mod on_a_cluster {
             err.contains("Can be bypassed if you pass the --force flag"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_not_ready_control_plane_stops_the_upgrade_unless_ignored() {
+        let (_shared, m, _n) = cluster();
+        install(&m, &[("kubeadm", "1.31.2-1.1")]);
+        assert_eq!(m.run("systemctl", &["stop", "kubelet"]).0, 0);
+        crate::emu::kubelet::sync(&crate::emu::Invocation::new(&m.root, "systemctl", &[], 0));
+        let (s, _, err) = m.run("kubeadm", &["upgrade", "apply", "v1.31.2", "-y"]);
+        assert_eq!(s, 1);
+        assert!(err.starts_with("[upgrade/health] FATAL: [preflight] Some fatal errors occurred:\n\t[ERROR ControlPlaneNodesReady]: there are NotReady control-planes in the cluster: [master]\n"), "{err}");
+        let (_, out, _) = m.run(
+            "kubeadm",
+            &[
+                "upgrade",
+                "plan",
+                "--ignore-preflight-errors=ControlPlaneNodesReady",
+            ],
+        );
+        assert!(
+            out.contains("[upgrade/versions] Target version: v1.31.2"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn diff_shows_the_image_lines_that_would_change() {
+        let (_shared, m, _n) = cluster();
+        let (s, out, err) = m.run("kubeadm", &["upgrade", "diff", "v1.31.2"]);
+        assert_eq!(s, 0, "{err}");
+        assert!(
+            out.starts_with(
+                "--- /etc/kubernetes/manifests/kube-apiserver.yaml\n+++ new manifest\n@@ "
+            ),
+            "{out}"
+        );
+        assert!(out.contains("\n-    image: registry.k8s.io/kube-apiserver:v1.30.4\n+    image: registry.k8s.io/kube-apiserver:v1.31.2\n"), "{out}");
+        assert!(
+            out.contains("--- /etc/kubernetes/manifests/kube-scheduler.yaml\n"),
+            "{out}"
+        );
+        assert!(!out.contains("etcd.yaml"), "{out}");
+        let (_, same, _) = m.run("kubeadm", &["upgrade", "diff", "v1.30.4"]);
+        assert_eq!(same, "");
     }
 
     #[test]
