@@ -114,13 +114,13 @@ pub(crate) fn confirm(up: &Upgrade) -> Result<(), String> {
 /// The upgrade as `plan` shows it: the hops, the order, then per hop and host the
 /// steps, in the order apply takes them.
 pub(crate) fn render(up: &Upgrade, steps: &Steps, verbose: bool, color: bool) -> String {
-    let inventory_hops: Vec<String> = up.hops.iter().map(|v| format!("v{v}")).collect();
+    let hops: Vec<String> = up.hops.iter().map(|v| format!("v{v}")).collect();
     let mut out = format!(
         "Kubernetes upgrade: the control plane runs v{}, the inventory asks for v{}: {} hop(s), one minor at a time: {}\n",
         up.control_plane,
         up.to,
         up.hops.len(),
-        inventory_hops.join(" -> ")
+        hops.join(" -> ")
     );
     if !up.cordoned.is_empty() {
         let names: Vec<&str> = up.cordoned.iter().map(String::as_str).collect();
@@ -152,4 +152,72 @@ pub(crate) fn render(up: &Upgrade, steps: &Steps, verbose: bool, color: bool) ->
         up.to
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use k8sup_engine::{TaskPlan, TaskStatus};
+
+    use super::*;
+
+    fn v(minor: u32, patch: u32) -> KubeVersion {
+        KubeVersion { minor, patch }
+    }
+
+    fn task(name: &str, kind: &str, status: TaskStatus, reason: &str, command: &str) -> TaskPlan {
+        TaskPlan {
+            id: format!("upgrade/{name}"),
+            name: name.into(),
+            kind: kind.into(),
+            status,
+            reason: reason.into(),
+            diff: None,
+            command: Some(command.into()),
+            fingerprint: String::new(),
+            probe_digest: None,
+            handler: false,
+        }
+    }
+
+    #[test]
+    fn the_upgrade_reads_hop_by_hop_and_host_by_host() {
+        let up = Upgrade {
+            master: "cp1".into(),
+            control_plane: v(29, 15),
+            to: v(31, 14),
+            hops: vec![v(30, 14), v(31, 14)],
+            nodes: BTreeMap::new(),
+            cordoned: BTreeSet::from(["w2".to_string()]),
+        };
+        let host = |name: &str, tasks: Vec<TaskPlan>| HostPlan {
+            host: name.into(),
+            tasks,
+            error: None,
+        };
+        let steps = vec![
+            (
+                v(30, 14),
+                host(
+                    "cp1",
+                    vec![
+                        task("kubeadm package", "package", TaskStatus::Change, "kubeadm is 1.29.15-1.1, wanted 1.30.14-*", "apt-get install -y kubeadm=1.30.14-*"),
+                        task("kubeadm upgrade apply", "command", TaskStatus::Change, "the API server runs an older version", "kubeadm upgrade apply v1.30.14 --yes"),
+                        task("drain", "upgrade", TaskStatus::Change, "on cp1, before the kubelet changes", "kubectl drain cp1 --ignore-daemonsets --delete-emptydir-data --timeout=600s"),
+                        task("containerd config", "file", TaskStatus::Ok, "as wanted", "write /etc/containerd/config.toml"),
+                    ],
+                ),
+            ),
+            (
+                v(30, 14),
+                host("w2", vec![task("kubeadm upgrade node", "command", TaskStatus::Change, "not yet", "kubeadm upgrade node")]),
+            ),
+            (
+                v(31, 14),
+                host("cp1", vec![task("kubeadm upgrade apply", "command", TaskStatus::Change, "the API server runs an older version", "kubeadm upgrade apply v1.31.14 --yes")]),
+            ),
+        ];
+        insta::assert_snapshot!(render(&up, &steps, false, false));
+    }
 }
