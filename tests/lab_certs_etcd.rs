@@ -29,6 +29,62 @@ fn kubectl(lab: &Lab, host: &str, args: &str) -> (bool, String) {
     )
 }
 
+/// Another run's lock on `host`: a process there holds /run/k8sup.lock (as an apply
+/// from another controller, or the command it left running, does) until dropped.
+struct ForeignLock;
+
+/// The `sleep` argument that marks the holder's processes (flock and its sleep).
+const HOLDER_MARK: &str = "31415";
+
+impl ForeignLock {
+    fn take(lab: &Lab, host: &str) -> ForeignLock {
+        let out = lab
+            .ssh(
+                host,
+                &format!(
+                    "setsid flock /run/k8sup.lock sleep {HOLDER_MARK} </dev/null >/dev/null 2>&1 &
+                     for i in $(seq 100); do flock -n /run/k8sup.lock true || exit 0; sleep 0.1; done; exit 1"
+                ),
+            )
+            .expect("ssh runs");
+        assert!(out.status.success(), "the foreign lock was not taken");
+        ForeignLock
+    }
+}
+
+impl Drop for ForeignLock {
+    /// Kills the holder from the machine (the lab's hosts share its processes).
+    fn drop(&mut self) {
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let holder = args
+                .windows(2)
+                .any(|w| w[0].ends_with(b"sleep") && w[1] == HOLDER_MARK.as_bytes());
+            if let (true, Ok(pid)) = (holder, entry.file_name().to_string_lossy().parse::<i32>()) {
+                // SAFETY: kill(2) with a pid read from /proc; at worst the process is gone.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// The names in a host's /var/lib/etcd (etcd's data dir, where the container's tools
+/// stage files and must leave nothing).
+fn etcd_dir(lab: &Lab, host: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(lab.host(host).unwrap().path("/var/lib/etcd"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// The names in a host's /var/tmp (where k8sup stages snapshots and must leave nothing).
 fn var_tmp(lab: &Lab, host: &str) -> Vec<std::ffi::OsString> {
     std::fs::read_dir(lab.host(host).unwrap().path("/var/tmp"))
@@ -275,6 +331,22 @@ name = "w1"
     assert!(plan.contains("2. cp3 (due: etcd-server in"), "{plan}");
     assert!(!plan.contains("cp1 (due"), "{plan}");
     assert!(plan.contains("note: kubelet-client on w1"), "{plan}");
+    // Another run holds a master: renewal is refused before anything restarts.
+    let log_before = pod_log(&lab.cluster_dir()).len();
+    let foreign = ForeignLock::take(&lab, "cp2");
+    let out = k8sup(&["certs", "renew", "-i", inv], &env);
+    drop(foreign);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("error: not renewing: cp2: locked by"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        pod_log(&lab.cluster_dir()).len(),
+        log_before,
+        "a master was restarted"
+    );
     // A master whose API server is already down: renewing another one is refused.
     lab.ssh(
         "cp1",
@@ -436,6 +508,25 @@ name = "w1"
     for h in ["cp1", "cp2", "cp3"] {
         let leftovers = var_tmp(&lab, h);
         assert!(leftovers.is_empty(), "{h}:/var/tmp has {leftovers:?}");
+        assert_eq!(etcd_dir(&lab, h), ["member"], "{h}:/var/lib/etcd");
+    }
+    // A kubeadm master has no etcd client of its own: the etcd container's was used.
+    let snapshot_saves: Vec<Vec<String>> = lab
+        .host("cp1")
+        .unwrap()
+        .commands()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.argv)
+        .filter(|argv| argv.iter().any(|a| a == "save"))
+        .collect();
+    assert_eq!(snapshot_saves.len(), 3, "{snapshot_saves:?}");
+    for argv in &snapshot_saves {
+        assert_eq!(argv[..2], ["crictl", "exec"], "{argv:?}");
+        assert!(
+            argv.contains(&"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt".to_string()),
+            "{argv:?}"
+        );
     }
 
     let (ok, text) = kubectl(&lab, "cp1", "delete configmap keepme");
@@ -502,6 +593,33 @@ name = "w1"
         "something stopped"
     );
 
+    // Another run holds a master: the restore is refused before anything stops.
+    let foreign = ForeignLock::take(&lab, "cp3");
+    let out = k8sup(
+        &[
+            "etcd",
+            "restore",
+            "-i",
+            inv,
+            "--from",
+            snapshot.to_str().unwrap(),
+            "--yes",
+        ],
+        &env,
+    );
+    drop(foreign);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("error: not restoring: cp3: locked by"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        pod_log(&lab.cluster_dir()).len(),
+        log_before,
+        "something stopped"
+    );
+
     let out = k8sup(
         &[
             "etcd",
@@ -546,6 +664,8 @@ name = "w1"
         assert!(aside, "{h} kept no old data dir");
         let tmp = var_tmp(&lab, h);
         assert!(tmp.is_empty(), "{h}:/var/tmp has {tmp:?}");
+        // The restored data dir is just etcd's: nothing staged is left in it.
+        assert_eq!(etcd_dir(&lab, h), ["member"], "{h}:/var/lib/etcd");
     }
 
     // ---- nothing secret in any output ----

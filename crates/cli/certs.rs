@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use k8sup_inventory::Inventory;
 use k8sup_ops::certs::{self, CertKind, CertsReport, RenewPlan, RenewStep};
-use k8sup_ops::connect::ConnectOptions;
+use k8sup_ops::connect::{hold_hosts, ConnectOptions};
 use k8sup_ssh::{EventSink, Secrets};
 use serde_json::json;
 
@@ -299,10 +299,30 @@ async fn renew_command(args: &CertsRenewArgs, output: &OutputArgs) -> u8 {
         .before
         .or(inventory.certificates.renew_before)
         .unwrap_or(DEFAULT_RENEW_BEFORE);
-    plan_and_renew(&inventory, before, args.dry_run, output).await
+    if args.dry_run {
+        return plan_and_renew(&inventory, before, true, output).await;
+    }
+    // One run at a time: renewal restarts control planes, which an apply from here or
+    // from another controller must not be in the middle of.
+    let Some((_lock, run)) = crate::converge::lock_run(&inventory) else {
+        return exit::ERROR;
+    };
+    let masters: Vec<&k8sup_inventory::Host> = inventory.masters().collect();
+    let held = match hold_hosts(&masters, &connect_options(), &run).await {
+        Ok(held) => held,
+        Err(e) => {
+            eprintln!("error: not renewing: {e}");
+            return exit::ERROR;
+        }
+    };
+    let status = plan_and_renew(&inventory, before, false, output).await;
+    held.release().await;
+    status
 }
 
 /// After a successful `apply`: renew what `[certificates] renew_before` says is due.
+/// The apply's own locks (the controller's, and its sessions' on every host) still
+/// hold, so nothing else runs meanwhile.
 pub async fn renew_when_due(path: &std::path::Path, output: &OutputArgs) -> u8 {
     let Some(inventory) = load(path) else {
         return exit::ERROR;

@@ -1,5 +1,6 @@
 //! `k8sup etcd backup` and `k8sup etcd restore`.
 
+use k8sup_ops::connect::hold_hosts;
 use k8sup_ops::etcd::{self, BackupOptions, RestoreStep};
 
 use crate::args::{EtcdAction, EtcdArgs, EtcdBackupArgs, EtcdRestoreArgs, OutputArgs};
@@ -59,6 +60,11 @@ fn restore(args: &EtcdRestoreArgs, output: &OutputArgs) -> u8 {
         return exit::ERROR;
     };
     let options = connect_options();
+    // One run at a time: no apply or renewal may touch the control plane while it is
+    // stopped and its data replaced. The hosts are locked once the user has agreed.
+    let Some((_lock, run)) = crate::converge::lock_run(&inventory) else {
+        return exit::ERROR;
+    };
     let plan = match hosts::block_on(etcd::prepare_restore(&inventory, &options, &args.from)) {
         Ok(p) => p,
         Err(e) => {
@@ -100,18 +106,33 @@ fn restore(args: &EtcdRestoreArgs, output: &OutputArgs) -> u8 {
         eprintln!("error: {refusal}");
         return exit::ERROR;
     }
+    let masters: Vec<&k8sup_inventory::Host> = inventory.masters().collect();
     let quiet = output.quiet;
-    let result = hosts::block_on(etcd::restore(&inventory, &options, &plan, |step| {
+    let report = |step| {
         if quiet {
             return;
         }
         match step {
-            RestoreStep::Uploaded => println!("snapshot uploaded to every master"),
+            RestoreStep::Uploaded => {
+                println!("snapshot uploaded to every master and restored beside its etcd data")
+            }
             RestoreStep::Stopped => println!("control plane stopped on every master"),
             RestoreStep::Restored => println!("etcd restored on every master"),
             RestoreStep::Started => println!("control plane started; every API server answers"),
         }
-    }));
+    };
+    // The lock sessions live in the same runtime as the restore: each `block_on` has its
+    // own, and a session does not outlive the runtime it was made in.
+    let result = hosts::block_on(async {
+        let held = hold_hosts(&masters, &options, &run)
+            .await
+            .map_err(|e| format!("not restoring: {e}"))?;
+        let result = etcd::restore(&inventory, &options, &plan, report)
+            .await
+            .map_err(|e| e.to_string());
+        held.release().await;
+        result
+    });
     match result {
         Ok(()) => {
             println!(

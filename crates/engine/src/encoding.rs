@@ -1,4 +1,4 @@
-//! Hashes, base64 and nonces: the encodings every other module of the engine uses.
+//! Hashes, base64, nonces and canonical JSON forms: the encodings every other module of the engine uses.
 //! A leaf: it imports nothing from the crate, so that the modules using it (host,
 //! playbook, fingerprint, state, script, kinds) do not import each other for it.
 
@@ -23,6 +23,51 @@ pub(crate) fn decode_b64(text: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 pub(crate) fn encode_b64(data: &[u8]) -> String {
     BASE64.encode(data)
+}
+
+/// A JSON object written key by key, in the order the keys are given: the canonical
+/// form of a task that its fingerprint hashes (see `crate::fingerprint`).
+#[derive(Default)]
+pub struct Form {
+    out: String,
+}
+
+impl Form {
+    /// Adds `key` with `value`, already JSON.
+    pub fn raw(&mut self, key: &str, value: &str) {
+        self.out.push(if self.out.is_empty() { '{' } else { ',' });
+        self.out.push_str(&json_string(key));
+        self.out.push(':');
+        self.out.push_str(value);
+    }
+
+    pub fn text(&mut self, key: &str, value: &str) {
+        self.raw(key, &json_string(value));
+    }
+
+    pub fn optional(&mut self, key: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.text(key, value);
+        }
+    }
+
+    pub fn list(&mut self, key: &str, values: &[String]) {
+        let items: Vec<String> = values.iter().map(|v| json_string(v)).collect();
+        self.raw(key, &format!("[{}]", items.join(",")));
+    }
+
+    pub fn finish(mut self) -> String {
+        if self.out.is_empty() {
+            self.out.push('{');
+        }
+        self.out.push('}');
+        self.out
+    }
+}
+
+/// A JSON string literal: serde_json escapes as RFC 8259 says, which does not change.
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }
 
 /// A fresh nonce of 128 random bits from the OS, as 32 hex digits.

@@ -16,9 +16,8 @@
 //! recomputes such a fingerprint with [`legacy_v1_text`], a frozen copy of that text,
 //! and the engine upgrades the entry to version 2 in the next ledger write.
 
-use std::fmt::Write as _;
-
-use crate::playbook::{Action, FileSource, LineEdit, ServiceState};
+use crate::encoding::Form;
+use crate::kinds::Rendered;
 
 /// The prefix of a current fingerprint.
 pub const PREFIX: &str = "v2:";
@@ -26,7 +25,7 @@ pub const PREFIX: &str = "v2:";
 /// The fingerprint of a rendered task. Values a task needs from other hosts are not in
 /// it (they are rendered as placeholders), so a secret can never be recovered from it,
 /// and a join token that changes every run does not make the task look new.
-pub fn fingerprint(task_id: &str, rendered: &Action) -> String {
+pub fn fingerprint(task_id: &str, rendered: &Rendered) -> String {
     format!(
         "{PREFIX}{}",
         crate::encoding::sha256_hex(canonical(task_id, rendered).as_bytes())
@@ -35,11 +34,11 @@ pub fn fingerprint(task_id: &str, rendered: &Action) -> String {
 
 /// Whether `recorded` (a ledger entry's fingerprint, of any version) is the
 /// fingerprint of `rendered` as task `task_id`; `current` is [`fingerprint`]'s.
-pub fn recorded_matches(recorded: &str, task_id: &str, rendered: &Action, current: &str) -> bool {
+pub fn recorded_matches(recorded: &str, task_id: &str, rendered: &Rendered, current: &str) -> bool {
     if recorded.starts_with(PREFIX) {
         recorded == current
     } else if is_v1(recorded) {
-        recorded == legacy_v1(task_id, rendered)
+        legacy_v1(task_id, rendered).is_some_and(|v1| recorded == v1)
     } else {
         false
     }
@@ -55,251 +54,31 @@ pub fn is_v1(recorded: &str) -> bool {
 
 /// The canonical form of a rendered task: compact JSON, keys in the order written
 /// here, fields at their default left out.
-pub fn canonical(task_id: &str, rendered: &Action) -> String {
+pub fn canonical(task_id: &str, rendered: &Rendered) -> String {
     let mut form = Form::default();
     form.text("task", task_id);
     form.text("kind", rendered.kind());
-    match rendered {
-        Action::File(spec) => {
-            form.text("path", &spec.path);
-            match &spec.source {
-                FileSource::Content(text) => form.text("content", text),
-                FileSource::Template(name) => form.text("template", name),
-                FileSource::Artifact(name) => form.text("artifact", name),
-                FileSource::Binary { artifact, data } => {
-                    form.text("artifact", artifact);
-                    form.text("artifact_sha256", data.sha256());
-                }
-            }
-            form.text("mode", &format!("{:04o}", spec.mode));
-            form.optional("owner", spec.owner.as_deref());
-            form.optional("group", spec.group.as_deref());
-        }
-        Action::Line(spec) => {
-            form.text("path", &spec.path);
-            match &spec.edit {
-                LineEdit::Present { line, regexp } => {
-                    form.text("line", line);
-                    form.optional("regexp", regexp.as_deref());
-                }
-                LineEdit::CommentOut { regexp } => form.text("comment_out", regexp),
-            }
-        }
-        Action::Package(spec) => {
-            form.list("packages", &spec.packages);
-            form.optional("version", spec.version.as_deref());
-            if spec.hold {
-                form.raw("hold", "true");
-            }
-        }
-        Action::Service(spec) => {
-            form.text("service", &spec.service);
-            if let Some(enabled) = spec.enabled {
-                form.raw("enabled", if enabled { "true" } else { "false" });
-            }
-            if let Some(state) = spec.state {
-                form.text(
-                    "state",
-                    match state {
-                        ServiceState::Started => "started",
-                        ServiceState::Stopped => "stopped",
-                        ServiceState::Restarted => "restarted",
-                    },
-                );
-            }
-        }
-        Action::Module(spec) => {
-            form.text("module", &spec.module);
-            form.optional("persist_file", spec.persist_file.as_deref());
-        }
-        Action::Sysctl(spec) => {
-            // In key order: the settings are a sorted map.
-            let mut settings = Form::default();
-            for (key, value) in &spec.settings {
-                settings.text(key, value);
-            }
-            form.raw("settings", &settings.finish());
-            form.text("file", &spec.file);
-        }
-        Action::Command(spec) => {
-            form.text("cmd", &spec.cmd);
-            form.optional("creates", spec.creates.as_deref());
-            form.optional("unless", spec.unless.as_deref());
-        }
-        Action::Fetch(spec) => {
-            form.text("cmd", &spec.cmd);
-            form.text("provides", &spec.provides);
-            if spec.secret {
-                form.raw("secret", "true");
-            }
-        }
-        Action::Hostname(spec) => form.text("hostname", &spec.hostname),
-    }
+    rendered.canonical(&mut form);
     form.finish()
 }
 
-/// A JSON object written key by key, in the order the keys are given.
-#[derive(Default)]
-struct Form {
-    out: String,
-}
-
-impl Form {
-    /// Adds `key` with `value`, already JSON.
-    fn raw(&mut self, key: &str, value: &str) {
-        self.out.push(if self.out.is_empty() { '{' } else { ',' });
-        self.out.push_str(&json_string(key));
-        self.out.push(':');
-        self.out.push_str(value);
-    }
-
-    fn text(&mut self, key: &str, value: &str) {
-        self.raw(key, &json_string(value));
-    }
-
-    fn optional(&mut self, key: &str, value: Option<&str>) {
-        if let Some(value) = value {
-            self.text(key, value);
-        }
-    }
-
-    fn list(&mut self, key: &str, values: &[String]) {
-        let items: Vec<String> = values.iter().map(|v| json_string(v)).collect();
-        self.raw(key, &format!("[{}]", items.join(",")));
-    }
-
-    fn finish(mut self) -> String {
-        if self.out.is_empty() {
-            self.out.push('{');
-        }
-        self.out.push('}');
-        self.out
-    }
-}
-
-/// A JSON string literal: serde_json escapes as RFC 8259 says, which does not change.
-fn json_string(text: &str) -> String {
-    serde_json::Value::from(text).to_string()
-}
-
-/// The version 1 fingerprint: sha256 of `<task id>\0<kind>\0<legacy_v1_text>`.
-pub(crate) fn legacy_v1(task_id: &str, rendered: &Action) -> String {
+/// The version 1 fingerprint: sha256 of `<task id>\0<kind>\0<legacy_v1_text>`;
+/// `None` for a kind that came after version 1.
+pub(crate) fn legacy_v1(task_id: &str, rendered: &Rendered) -> Option<String> {
     let text = format!(
         "{task_id}\0{}\0{}",
         rendered.kind(),
-        legacy_v1_text(rendered)
+        legacy_v1_text(rendered)?
     );
-    crate::encoding::sha256_hex(text.as_bytes())
+    Some(crate::encoding::sha256_hex(text.as_bytes()))
 }
 
 /// The text version 1 hashed: what `format!("{rendered:?}")` printed with the types
-/// of commit 3c7da93, written out here so that it no longer follows the types. Only
-/// the escaping of strings is still the standard library's `Debug` of `str`.
-pub(crate) fn legacy_v1_text(rendered: &Action) -> String {
-    fn opt(value: &Option<String>) -> String {
-        match value {
-            Some(text) => format!("Some({text:?})"),
-            None => "None".into(),
-        }
-    }
-    let mut out = String::new();
-    // Writing to a String cannot fail.
-    let _ = match rendered {
-        Action::File(spec) => {
-            let source = match &spec.source {
-                FileSource::Content(text) => format!("Content({text:?})"),
-                FileSource::Template(name) => format!("Template({name:?})"),
-                FileSource::Artifact(name) => format!("Artifact({name:?})"),
-                FileSource::Binary { artifact, data } => format!(
-                    "Binary {{ artifact: {artifact:?}, data: Artifact({} bytes, sha256 {}) }}",
-                    data.len(),
-                    data.sha256()
-                ),
-            };
-            write!(
-                out,
-                "File(FileSpec {{ path: {:?}, source: {source}, mode: {}, owner: {}, group: {} }})",
-                spec.path,
-                spec.mode,
-                opt(&spec.owner),
-                opt(&spec.group)
-            )
-        }
-        Action::Line(spec) => {
-            let edit = match &spec.edit {
-                LineEdit::Present { line, regexp } => {
-                    format!("Present {{ line: {line:?}, regexp: {} }}", opt(regexp))
-                }
-                LineEdit::CommentOut { regexp } => format!("CommentOut {{ regexp: {regexp:?} }}"),
-            };
-            write!(
-                out,
-                "Line(LineSpec {{ path: {:?}, edit: {edit} }})",
-                spec.path
-            )
-        }
-        Action::Package(spec) => write!(
-            out,
-            "Package(PackageSpec {{ packages: {:?}, version: {}, hold: {} }})",
-            spec.packages,
-            opt(&spec.version),
-            spec.hold
-        ),
-        Action::Service(spec) => {
-            let enabled = match spec.enabled {
-                Some(enabled) => format!("Some({enabled})"),
-                None => "None".into(),
-            };
-            let state = match spec.state {
-                Some(ServiceState::Started) => "Some(Started)",
-                Some(ServiceState::Stopped) => "Some(Stopped)",
-                Some(ServiceState::Restarted) => "Some(Restarted)",
-                None => "None",
-            };
-            write!(
-                out,
-                "Service(ServiceSpec {{ service: {:?}, enabled: {enabled}, state: {state} }})",
-                spec.service
-            )
-        }
-        Action::Module(spec) => write!(
-            out,
-            "Module(ModuleSpec {{ module: {:?}, persist_file: {} }})",
-            spec.module,
-            opt(&spec.persist_file)
-        ),
-        Action::Sysctl(spec) => {
-            let settings: Vec<String> = spec
-                .settings
-                .iter()
-                .map(|(key, value)| format!("{key:?}: {value:?}"))
-                .collect();
-            write!(
-                out,
-                "Sysctl(SysctlSpec {{ settings: {{{}}}, file: {:?} }})",
-                settings.join(", "),
-                spec.file
-            )
-        }
-        Action::Command(spec) => write!(
-            out,
-            "Command(CommandSpec {{ cmd: {:?}, creates: {}, unless: {} }})",
-            spec.cmd,
-            opt(&spec.creates),
-            opt(&spec.unless)
-        ),
-        Action::Fetch(spec) => write!(
-            out,
-            "Fetch(FetchSpec {{ cmd: {:?}, provides: {:?}, secret: {} }})",
-            spec.cmd, spec.provides, spec.secret
-        ),
-        Action::Hostname(spec) => write!(
-            out,
-            "Hostname(HostnameSpec {{ hostname: {:?} }})",
-            spec.hostname
-        ),
-    };
-    out
+/// of commit 3c7da93, written out by each kind (`Kind::legacy_v1_text`) so that it
+/// no longer follows the types. Only the escaping of strings is still the standard
+/// library's `Debug` of `str`.
+pub(crate) fn legacy_v1_text(rendered: &Rendered) -> Option<String> {
+    rendered.legacy_v1_text()
 }
 
 #[cfg(test)]
@@ -309,16 +88,16 @@ mod tests {
     use super::*;
     use crate::host::Artifact;
     use crate::playbook::{
-        CommandSpec, FetchSpec, FileSpec, HostnameSpec, LineSpec, ModuleSpec, PackageSpec,
-        ServiceSpec, SysctlSpec,
+        CommandSpec, FetchSpec, FileSource, FileSpec, HostnameSpec, LineEdit, LineSpec, ModuleSpec,
+        PackageSpec, ServiceSpec, ServiceState, SysctlSpec,
     };
 
     /// One rendered task of each kind and variant, with odd text in it.
-    fn tasks() -> Vec<(&'static str, Action)> {
+    fn tasks() -> Vec<(&'static str, Rendered)> {
         vec![
             (
                 "p/file",
-                Action::File(FileSpec {
+                Rendered::File(FileSpec {
                     path: "/etc/app/app.conf".into(),
                     source: FileSource::Content("a = \"b\"\n\tc\u{e9}\n".into()),
                     mode: 0o640,
@@ -328,7 +107,7 @@ mod tests {
             ),
             (
                 "p/binary",
-                Action::File(FileSpec {
+                Rendered::File(FileSpec {
                     path: "/usr/local/bin/tool".into(),
                     source: FileSource::Binary {
                         artifact: "tool".into(),
@@ -341,7 +120,7 @@ mod tests {
             ),
             (
                 "p/line",
-                Action::Line(LineSpec {
+                Rendered::Line(LineSpec {
                     path: "/etc/motd".into(),
                     edit: LineEdit::Present {
                         line: "managed by k8sup".into(),
@@ -351,7 +130,7 @@ mod tests {
             ),
             (
                 "p/comment",
-                Action::Line(LineSpec {
+                Rendered::Line(LineSpec {
                     path: "/etc/fstab".into(),
                     edit: LineEdit::CommentOut {
                         regexp: r"\sswap\s".into(),
@@ -360,7 +139,7 @@ mod tests {
             ),
             (
                 "p/package",
-                Action::Package(PackageSpec {
+                Rendered::Package(PackageSpec {
                     packages: vec!["kubelet".into(), "kubeadm".into()],
                     version: Some("1.30.4-*".into()),
                     hold: true,
@@ -368,7 +147,7 @@ mod tests {
             ),
             (
                 "p/service",
-                Action::Service(ServiceSpec {
+                Rendered::Service(ServiceSpec {
                     service: "containerd".into(),
                     enabled: Some(true),
                     state: Some(ServiceState::Started),
@@ -376,7 +155,7 @@ mod tests {
             ),
             (
                 "p/handler",
-                Action::Service(ServiceSpec {
+                Rendered::Service(ServiceSpec {
                     service: "containerd".into(),
                     enabled: None,
                     state: Some(ServiceState::Restarted),
@@ -384,14 +163,14 @@ mod tests {
             ),
             (
                 "p/module",
-                Action::Module(ModuleSpec {
+                Rendered::Module(ModuleSpec {
                     module: "br_netfilter".into(),
                     persist_file: Some("/etc/modules-load.d/k8s.conf".into()),
                 }),
             ),
             (
                 "p/sysctl",
-                Action::Sysctl(SysctlSpec {
+                Rendered::Sysctl(SysctlSpec {
                     settings: BTreeMap::from([
                         ("net.ipv4.ip_forward".into(), "1".into()),
                         ("net.bridge.bridge-nf-call-iptables".into(), "1".into()),
@@ -401,7 +180,7 @@ mod tests {
             ),
             (
                 "p/command",
-                Action::Command(CommandSpec {
+                Rendered::Command(CommandSpec {
                     cmd: "kubeadm join --token '<token from master>'".into(),
                     creates: Some("/etc/kubernetes/kubelet.conf".into()),
                     unless: None,
@@ -409,7 +188,7 @@ mod tests {
             ),
             (
                 "p/fetch",
-                Action::Fetch(FetchSpec {
+                Rendered::Fetch(FetchSpec {
                     cmd: "cat /root/token".into(),
                     provides: "token".into(),
                     secret: true,
@@ -417,7 +196,7 @@ mod tests {
             ),
             (
                 "p/hostname",
-                Action::Hostname(HostnameSpec {
+                Rendered::Hostname(HostnameSpec {
                     hostname: "master".into(),
                 }),
             ),
@@ -476,7 +255,12 @@ mod tests {
     #[test]
     fn version_1_fingerprints_of_3c7da93_are_reproduced() {
         for ((id, action), pinned) in tasks().iter().zip(PINNED_V1) {
-            assert_eq!(legacy_v1(id, action), pinned, "{}", legacy_v1_text(action));
+            assert_eq!(
+                legacy_v1(id, action).as_deref(),
+                Some(pinned),
+                "{:?}",
+                legacy_v1_text(action)
+            );
         }
     }
 

@@ -22,10 +22,17 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             owner.insert(name.trim().to_string(), module.to_string());
         }
     }
+    // A module is a file of src/ or a folder of it (kinds/, engine/): what a
+    // folder's files import is its module's.
     let mut files = Vec::new();
-    for dir in [src.clone(), src.join("kinds")] {
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            files.push(entry.path());
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
         }
     }
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -76,7 +83,7 @@ fn no_module_imports_itself_through_others() {
         graph["encoding"]
     );
     assert!(
-        graph["kinds"].contains("script"),
+        graph["kinds"].contains("script") && graph["engine"].contains("program"),
         "the sources were read: {graph:?}"
     );
     for start in graph.keys() {

@@ -17,7 +17,8 @@
 //! - [`template`]: minijinja rendering with strict undefined;
 //! - `program`: one host's tasks, selected and rendered;
 //! - `script`: the shell prelude and the framing that batches many probes in a channel;
-//! - `kinds`: each task kind's probe, judgement and apply;
+//! - `kinds`: each task kind in one module (its fields, parse, render, canonical
+//!   form, probe, judgement and apply), registered in one table;
 //! - [`state`]: the ledger on the host; [`fingerprint`]: what it records of each task;
 //! - `engine`: planning, the per-host runners and the value board between hosts;
 //! - [`plan`], [`report`], [`event`]: what comes out; [`redact`]: secrets kept out of it;

@@ -11,6 +11,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Diagnostic, Location, PlaybookError};
+use crate::kinds::{self, kinds};
+pub use crate::kinds::{
+    Action, CommandSpec, FetchSpec, FileSource, FileSpec, HostnameSpec, LineEdit, LineSpec,
+    ModuleSpec, PackageSpec, Rendered, ServiceSpec, ServiceState, SysctlSpec,
+};
 
 /// A checked playbook.
 #[derive(Debug, Clone)]
@@ -123,138 +128,6 @@ pub struct Task {
     pub location: Location,
 }
 
-/// What a task does, by kind. String fields are unrendered templates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    File(FileSpec),
-    Line(LineSpec),
-    Package(PackageSpec),
-    Service(ServiceSpec),
-    Module(ModuleSpec),
-    Sysctl(SysctlSpec),
-    Command(CommandSpec),
-    Fetch(FetchSpec),
-    Hostname(HostnameSpec),
-}
-
-impl Action {
-    /// The kind's name as written in a playbook.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Action::File(_) => "file",
-            Action::Line(_) => "line",
-            Action::Package(_) => "package",
-            Action::Service(_) => "service",
-            Action::Module(_) => "module",
-            Action::Sysctl(_) => "sysctl",
-            Action::Command(_) => "command",
-            Action::Fetch(_) => "fetch",
-            Action::Hostname(_) => "hostname",
-        }
-    }
-}
-
-/// Where a file's content comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileSource {
-    /// Literal text (itself a template).
-    Content(String),
-    /// The name of a template in the template set.
-    Template(String),
-    /// The name of an artifact the caller registered for the host
-    /// ([`crate::HostSpec::artifacts`]): binary content, uploaded as is.
-    Artifact(String),
-    /// A rendered artifact: its name and content.
-    Binary {
-        artifact: String,
-        data: crate::host::Artifact,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSpec {
-    pub path: String,
-    pub source: FileSource,
-    pub mode: u32,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LineEdit {
-    /// Ensure `line` is present; with `regexp`, replace the lines it matches by `line`
-    /// (appending `line` when none matches).
-    Present {
-        line: String,
-        regexp: Option<String>,
-    },
-    /// Prefix every uncommented line matching the regex with `# `.
-    CommentOut { regexp: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineSpec {
-    pub path: String,
-    pub edit: LineEdit,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackageSpec {
-    pub packages: Vec<String>,
-    /// A version (`1.30.1-1.1`) or a pattern with `*` (`1.30.1-*`); any when `None`.
-    pub version: Option<String>,
-    pub hold: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceState {
-    Started,
-    Stopped,
-    /// Only in handlers: restart when notified.
-    Restarted,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceSpec {
-    pub service: String,
-    pub enabled: Option<bool>,
-    pub state: Option<ServiceState>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleSpec {
-    pub module: String,
-    /// The modules-load.d file that loads it at boot; `None` to only load it now.
-    pub persist_file: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SysctlSpec {
-    /// Keys and values, in key order.
-    pub settings: BTreeMap<String, String>,
-    /// The sysctl.d file that sets them at boot.
-    pub file: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandSpec {
-    pub cmd: String,
-    pub creates: Option<String>,
-    pub unless: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchSpec {
-    pub cmd: String,
-    pub provides: String,
-    pub secret: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostnameSpec {
-    pub hostname: String,
-}
-
 impl Playbook {
     /// Parses and checks a playbook; `source_name` is used in messages.
     pub fn parse(source_name: &str, text: &str) -> Result<Playbook, PlaybookError> {
@@ -326,125 +199,9 @@ struct RawPlay {
     handler: Vec<Spanned<RawTask>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(one) => vec![one],
-            OneOrMany::Many(many) => many,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTask {
-    name: Spanned<String>,
-    kind: Spanned<String>,
-    id: Option<Spanned<String>>,
-    when: Option<Spanned<OneOrMany>>,
-    notify: Option<Spanned<OneOrMany>>,
-    needs: Option<Spanned<OneOrMany>>,
-    // file and line
-    path: Option<Spanned<String>>,
-    content: Option<Spanned<String>>,
-    template: Option<Spanned<String>>,
-    artifact: Option<Spanned<String>>,
-    mode: Option<Spanned<String>>,
-    owner: Option<Spanned<String>>,
-    group: Option<Spanned<String>>,
-    line: Option<Spanned<String>>,
-    regexp: Option<Spanned<String>>,
-    comment_out: Option<Spanned<String>>,
-    // package
-    packages: Option<Spanned<OneOrMany>>,
-    version: Option<Spanned<String>>,
-    hold: Option<Spanned<bool>>,
-    // service
-    service: Option<Spanned<String>>,
-    enabled: Option<Spanned<bool>>,
-    state: Option<Spanned<String>>,
-    // module
-    module: Option<Spanned<String>>,
-    persist: Option<Spanned<bool>>,
-    persist_file: Option<Spanned<String>>,
-    // sysctl
-    settings: Option<Spanned<BTreeMap<String, toml::Value>>>,
-    file: Option<Spanned<String>>,
-    // command and fetch
-    cmd: Option<Spanned<String>>,
-    creates: Option<Spanned<String>>,
-    unless: Option<Spanned<String>>,
-    provides: Option<Spanned<String>>,
-    secret: Option<Spanned<bool>>,
-    // hostname
-    hostname: Option<Spanned<String>>,
-}
-
-/// The kind-specific fields of [`RawTask`], by name, with where each was written.
-fn present_fields(t: &RawTask) -> Vec<(&'static str, usize)> {
-    fn at<T>(field: &Option<Spanned<T>>) -> Option<usize> {
-        field.as_ref().map(|s| s.span().start)
-    }
-    let fields = [
-        ("path", at(&t.path)),
-        ("content", at(&t.content)),
-        ("template", at(&t.template)),
-        ("artifact", at(&t.artifact)),
-        ("mode", at(&t.mode)),
-        ("owner", at(&t.owner)),
-        ("group", at(&t.group)),
-        ("line", at(&t.line)),
-        ("regexp", at(&t.regexp)),
-        ("comment_out", at(&t.comment_out)),
-        ("packages", at(&t.packages)),
-        ("version", at(&t.version)),
-        ("hold", at(&t.hold)),
-        ("service", at(&t.service)),
-        ("enabled", at(&t.enabled)),
-        ("state", at(&t.state)),
-        ("module", at(&t.module)),
-        ("persist", at(&t.persist)),
-        ("persist_file", at(&t.persist_file)),
-        ("settings", at(&t.settings)),
-        ("file", at(&t.file)),
-        ("cmd", at(&t.cmd)),
-        ("creates", at(&t.creates)),
-        ("unless", at(&t.unless)),
-        ("provides", at(&t.provides)),
-        ("secret", at(&t.secret)),
-        ("hostname", at(&t.hostname)),
-        ("needs", at(&t.needs)),
-    ];
-    fields
-        .into_iter()
-        .filter_map(|(name, at)| at.map(|at| (name, at)))
-        .collect()
-}
-
-/// Fields each kind accepts besides name, kind, id, when and notify.
-fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
-    Some(match kind {
-        "file" => &[
-            "path", "content", "template", "artifact", "mode", "owner", "group",
-        ],
-        "line" => &["path", "line", "regexp", "comment_out"],
-        "package" => &["packages", "version", "hold"],
-        "service" => &["service", "enabled", "state"],
-        "module" => &["module", "persist", "persist_file"],
-        "sysctl" => &["settings", "file"],
-        "command" => &["cmd", "creates", "unless", "needs"],
-        "fetch" => &["cmd", "provides", "secret"],
-        "hostname" => &["hostname"],
-        _ => return None,
-    })
-}
+/// A task's fields as written, each with where it is written: its kind takes its
+/// own (see [`crate::kinds::Kind::parse`]).
+type RawTask = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
 struct Checker<'t> {
     text: &'t str,
@@ -522,38 +279,80 @@ impl Checker<'_> {
 
     fn task(&mut self, play_slug: &str, raw: Spanned<RawTask>, handler: bool) -> Option<Task> {
         let task_at = raw.span().start;
-        let mut raw = raw.into_inner();
-        let kind_at = raw.kind.span().start;
-        let kind = raw.kind.get_ref().clone();
-        let Some(allowed) = allowed_fields(&kind) else {
-            self.error(
+        let mut raw = kinds::RawTask::new(
+            self.text,
+            task_at,
+            handler,
+            raw.into_inner(),
+            &mut self.diagnostics,
+        );
+        let name = raw.common("name");
+        let kind = raw.common("kind");
+        let id = raw.text("id");
+        let when = raw.list("when");
+        let notify = raw.list("notify");
+        let (Some(name), Some(kind)) = (name, kind) else {
+            return None;
+        };
+        let kind_at = kind.span().start;
+        let kind = kind.into_inner();
+        let kinds = kinds();
+        let Some(info) = kinds.iter().find(|k| k.name == kind) else {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
+            raw.error(
                 kind_at,
                 format!(
-                    "unknown task kind {kind:?}; the kinds are file, line, package, service, \
-                     module, sysctl, command, fetch, hostname"
+                    "unknown task kind {kind:?}; the kinds are {}",
+                    names.join(", ")
                 ),
             );
             return None;
         };
-        if handler && !matches!(kind.as_str(), "service" | "command") {
-            self.error(
+        if handler && !info.handler {
+            let kinds: Vec<String> = kinds
+                .iter()
+                .filter(|k| k.handler)
+                .map(|k| format!("`{}`", k.name))
+                .collect();
+            raw.error(
                 kind_at,
-                format!("a handler is a `service` or `command` task, not `{kind}`"),
+                format!("a handler is a {} task, not `{kind}`", kinds.join(" or ")),
             );
             return None;
         }
         let mut fields_ok = true;
-        for (field, at) in present_fields(&raw) {
-            if !allowed.contains(&field) {
-                self.error(at, format!("`{field}` does not apply to a `{kind}` task"));
-                fields_ok = false;
+        for (field, key_at, value_at) in raw.remaining() {
+            if info.fields.contains(&field.as_str()) {
+                continue;
+            }
+            fields_ok = false;
+            if kinds.iter().any(|k| k.fields.contains(&field.as_str())) {
+                raw.error(
+                    value_at,
+                    format!("`{field}` does not apply to a `{kind}` task"),
+                );
+            } else {
+                let mut known = vec!["name", "kind", "id", "when", "notify"];
+                known.extend(info.fields);
+                raw.error(
+                    key_at,
+                    format!(
+                        "unknown field `{field}`; a `{kind}` task takes {}",
+                        known.join(", ")
+                    ),
+                );
             }
         }
         if !fields_ok {
             return None;
         }
-        let name = raw.name.get_ref().clone();
-        let id = match &raw.id {
+        let needs = raw
+            .list("needs")
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        let action = Action::parse(&kind, &mut raw);
+        let name = name.into_inner();
+        let id = match id {
             Some(id) if id.get_ref().is_empty() || id.get_ref().contains(char::is_whitespace) => {
                 self.error(
                     id.span().start,
@@ -561,15 +360,11 @@ impl Checker<'_> {
                 );
                 return None;
             }
-            Some(id) => id.get_ref().clone(),
+            Some(id) => id.into_inner(),
             None if handler => format!("{play_slug}/handler/{}", slug(&name)),
             None => format!("{play_slug}/{}", slug(&name)),
         };
-        let when = raw
-            .when
-            .take()
-            .map(|w| w.into_inner().into_vec())
-            .unwrap_or_default();
+        let when = when.map(Spanned::into_inner).unwrap_or_default();
         for expr in &when {
             if let Err(e) = crate::template::check_expression(expr) {
                 self.error(
@@ -578,276 +373,19 @@ impl Checker<'_> {
                 );
             }
         }
-        let notify = raw
-            .notify
-            .take()
-            .map(|n| n.into_inner().into_vec())
-            .unwrap_or_default();
+        let notify = notify.map(Spanned::into_inner).unwrap_or_default();
         if handler && !notify.is_empty() {
             self.error(task_at, "a handler cannot notify other handlers");
         }
-        let needs = raw
-            .needs
-            .take()
-            .map(|n| n.into_inner().into_vec())
-            .unwrap_or_default();
         let location = Location::of_offset(self.text, task_at);
-        let action = self.action(&kind, kind_at, raw, handler)?;
         Some(Task {
             id,
             name,
             when,
             notify,
             needs,
-            action,
+            action: action?,
             location,
-        })
-    }
-
-    fn required(
-        &mut self,
-        field: Option<Spanned<String>>,
-        name: &str,
-        kind: &str,
-        at: usize,
-    ) -> Option<String> {
-        match field {
-            Some(value) => Some(value.into_inner()),
-            None => {
-                self.error(at, format!("a `{kind}` task needs `{name}`"));
-                None
-            }
-        }
-    }
-
-    fn regex(&mut self, field: &Spanned<String>) {
-        if let Err(e) = regex::Regex::new(field.get_ref()) {
-            self.error(field.span().start, format!("not a regular expression: {e}"));
-        }
-    }
-
-    fn action(&mut self, kind: &str, at: usize, raw: RawTask, handler: bool) -> Option<Action> {
-        Some(match kind {
-            "file" => {
-                let given: Vec<&str> = [
-                    raw.content.as_ref().map(|_| "content"),
-                    raw.template.as_ref().map(|_| "template"),
-                    raw.artifact.as_ref().map(|_| "artifact"),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
-                if given.len() > 1 {
-                    let second = [&raw.content, &raw.template, &raw.artifact]
-                        .into_iter()
-                        .flatten()
-                        .nth(1)
-                        .map_or(at, |f| f.span().start);
-                    self.error(
-                        second,
-                        format!(
-                            "give one of `content`, `template` or `artifact`, not {}",
-                            given.join(" and ")
-                        ),
-                    );
-                    return None;
-                }
-                let source = match (raw.content, raw.template, raw.artifact) {
-                    (Some(content), _, _) => FileSource::Content(content.into_inner()),
-                    (_, Some(template), _) => FileSource::Template(template.into_inner()),
-                    (_, _, Some(artifact)) => FileSource::Artifact(artifact.into_inner()),
-                    (None, None, None) => {
-                        self.error(
-                            at,
-                            "a `file` task needs `content`, `template` or `artifact`",
-                        );
-                        return None;
-                    }
-                };
-                let mode = match raw.mode {
-                    None => 0o644,
-                    Some(mode) => match u32::from_str_radix(mode.get_ref(), 8) {
-                        Ok(bits) if bits <= 0o7777 => bits,
-                        _ => {
-                            self.error(mode.span().start, "mode must be octal, like \"0644\"");
-                            return None;
-                        }
-                    },
-                };
-                let path = self.required(raw.path, "path", kind, at)?;
-                Action::File(FileSpec {
-                    path,
-                    source,
-                    mode,
-                    owner: raw.owner.map(Spanned::into_inner),
-                    group: raw.group.map(Spanned::into_inner),
-                })
-            }
-            "line" => {
-                let path = self.required(raw.path, "path", kind, at)?;
-                for field in [&raw.regexp, &raw.comment_out].into_iter().flatten() {
-                    self.regex(field);
-                }
-                let edit = match (raw.line, raw.comment_out) {
-                    (Some(line), None) => {
-                        if line.get_ref().contains('\n') {
-                            self.error(line.span().start, "`line` must be a single line");
-                        }
-                        LineEdit::Present {
-                            line: line.into_inner(),
-                            regexp: raw.regexp.map(Spanned::into_inner),
-                        }
-                    }
-                    (None, Some(regexp)) => {
-                        if let Some(r) = raw.regexp {
-                            self.error(
-                                r.span().start,
-                                "`regexp` goes with `line`; `comment_out` is itself the regex",
-                            );
-                        }
-                        LineEdit::CommentOut {
-                            regexp: regexp.into_inner(),
-                        }
-                    }
-                    (Some(line), Some(_)) => {
-                        self.error(line.span().start, "give `line` or `comment_out`, not both");
-                        return None;
-                    }
-                    (None, None) => {
-                        self.error(at, "a `line` task needs `line` or `comment_out`");
-                        return None;
-                    }
-                };
-                Action::Line(LineSpec { path, edit })
-            }
-            "package" => {
-                let Some(packages) = raw.packages else {
-                    self.error(at, "a `package` task needs `packages`");
-                    return None;
-                };
-                let packages_at = packages.span().start;
-                let packages = packages.into_inner().into_vec();
-                if packages.is_empty() {
-                    self.error(packages_at, "`packages` is empty");
-                }
-                Action::Package(PackageSpec {
-                    packages,
-                    version: raw.version.map(Spanned::into_inner),
-                    hold: raw.hold.map(Spanned::into_inner).unwrap_or(false),
-                })
-            }
-            "service" => {
-                let state = match raw.state {
-                    None => None,
-                    Some(state) => match state.get_ref().as_str() {
-                        "started" => Some(ServiceState::Started),
-                        "stopped" => Some(ServiceState::Stopped),
-                        "restarted" if handler => Some(ServiceState::Restarted),
-                        "restarted" => {
-                            self.error(
-                                state.span().start,
-                                "state = \"restarted\" is only for handlers: a task would restart on every run",
-                            );
-                            return None;
-                        }
-                        other => {
-                            self.error(
-                                state.span().start,
-                                format!(
-                                    "state {other:?} is not one of started, stopped, restarted"
-                                ),
-                            );
-                            return None;
-                        }
-                    },
-                };
-                let service = self.required(raw.service, "service", kind, at)?;
-                if raw.enabled.is_none() && state.is_none() {
-                    self.error(at, "a `service` task needs `enabled` or `state`");
-                }
-                Action::Service(ServiceSpec {
-                    service,
-                    enabled: raw.enabled.map(Spanned::into_inner),
-                    state,
-                })
-            }
-            "module" => {
-                let module = self.required(raw.module, "module", kind, at)?;
-                let persist = raw.persist.map(Spanned::into_inner).unwrap_or(true);
-                let persist_file = match (persist, raw.persist_file) {
-                    (false, Some(file)) => {
-                        self.error(file.span().start, "`persist_file` with persist = false");
-                        return None;
-                    }
-                    (false, None) => None,
-                    (true, Some(file)) => Some(file.into_inner()),
-                    (true, None) => Some(format!("/etc/modules-load.d/{module}.conf")),
-                };
-                Action::Module(ModuleSpec {
-                    module,
-                    persist_file,
-                })
-            }
-            "sysctl" => {
-                let Some(settings) = raw.settings else {
-                    self.error(at, "a `sysctl` task needs `settings`");
-                    return None;
-                };
-                let settings_at = settings.span().start;
-                let mut out = BTreeMap::new();
-                for (key, value) in settings.into_inner() {
-                    let value = match value {
-                        toml::Value::String(s) => s,
-                        toml::Value::Integer(i) => i.to_string(),
-                        other => {
-                            self.error(
-                                settings_at,
-                                format!("sysctl {key} = {other}: values are strings or integers"),
-                            );
-                            continue;
-                        }
-                    };
-                    if key.is_empty()
-                        || key.contains(|c: char| c.is_whitespace() || c == '=' || c == '/')
-                    {
-                        self.error(settings_at, format!("{key:?} is not a sysctl key"));
-                    }
-                    out.insert(key, value);
-                }
-                let file = self.required(raw.file, "file", kind, at)?;
-                Action::Sysctl(SysctlSpec {
-                    settings: out,
-                    file,
-                })
-            }
-            "command" => Action::Command(CommandSpec {
-                cmd: self.required(raw.cmd, "cmd", kind, at)?,
-                creates: raw.creates.map(Spanned::into_inner),
-                unless: raw.unless.map(Spanned::into_inner),
-            }),
-            "fetch" => {
-                if handler {
-                    self.error(at, "a `fetch` task cannot be a handler");
-                }
-                let provides = self.required(raw.provides, "provides", kind, at)?;
-                if !is_identifier(&provides) {
-                    self.error(
-                        at,
-                        format!(
-                            "provides = {provides:?} must be an identifier (letters, digits, _)"
-                        ),
-                    );
-                }
-                Action::Fetch(FetchSpec {
-                    cmd: self.required(raw.cmd, "cmd", kind, at)?,
-                    provides,
-                    secret: raw.secret.map(Spanned::into_inner).unwrap_or(false),
-                })
-            }
-            "hostname" => Action::Hostname(HostnameSpec {
-                hostname: self.required(raw.hostname, "hostname", kind, at)?,
-            }),
-            _ => return None,
         })
     }
 
@@ -910,12 +448,6 @@ impl Checker<'_> {
             }
         }
     }
-}
-
-fn is_identifier(text: &str) -> bool {
-    !text.is_empty()
-        && !text.starts_with(|c: char| c.is_ascii_digit())
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -1103,6 +635,39 @@ kind = "frobnicate"
         for line in expected {
             assert!(e.contains(line), "missing {line:?} in:\n{e}");
         }
+    }
+
+    #[test]
+    fn field_types_and_missing_fields_are_reported_where_written() {
+        let task = |body: &str| {
+            errors(&format!(
+                "[[play]]\nname = \"p\"\nhosts = \"all\"\n[[play.task]]\n{body}"
+            ))
+        };
+        let e = task("name = \"t\"\nkind = \"package\"\npackages = \"a\"\nhold = \"yes\"\n");
+        assert_eq!(
+            e, "pb.toml:8:8: `hold` must be true or false, not a string",
+            "{e}"
+        );
+        let e = task("name = \"t\"\nkind = \"file\"\npath = 1\ncontent = \"x\"\n");
+        assert_eq!(
+            e, "pb.toml:7:8: `path` must be a string, not an integer",
+            "{e}"
+        );
+        let e = task("kind = \"hostname\"\nhostname = \"h\"\n");
+        assert_eq!(e, "pb.toml:4:1: missing field `name`", "{e}");
+        let e = task(
+            "name = \"t\"\nkind = \"file\"\npath = \"/x\"\ncontent = \"a\"\nmodee = \"0644\"\n",
+        );
+        assert_eq!(
+            e,
+            "pb.toml:9:1: unknown field `modee`; a `file` task takes name, kind, id, when, notify, path, content, template, artifact, mode, owner, group",
+        );
+        let e = task("name = \"t\"\nkind = \"package\"\npackages = [\"a\", 1]\n");
+        assert_eq!(
+            e,
+            "pb.toml:7:12: `packages` must be a string or a list of strings, not an array"
+        );
     }
 
     #[test]

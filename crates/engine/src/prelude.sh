@@ -1,5 +1,6 @@
 # k8sup's prelude: the shell functions every script k8sup sends to a host starts
-# with (POSIX sh; crates/engine/src/script.rs adds the calls after it).
+# with (POSIX sh; crates/engine/src/script.rs adds the calls after it). Each task
+# kind's own functions follow it, from kinds/<kind>.sh (see build.rs).
 #
 # POSIX sh has no local variables, so each function names its temporaries after
 # itself (k8sup_wr_* in k8sup_write, ...) and shares no helper variable with
@@ -19,7 +20,7 @@ k8sup_nl='
 '
 # Where the kernel's files are (tests point it elsewhere).
 k8sup_proc=${K8SUP_PROC:-/proc}
-k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_has_text=; k8sup_clock_ms=; }
+k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_text=; k8sup_has_text=; k8sup_clock_ms=; }
 k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
 k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
 k8sup_b64() { base64 -w 0; }
@@ -117,40 +118,6 @@ k8sup_probe_file() {
   if [ "$k8sup_file_n" -gt 1048576 ]; then echo "content_too_large=$k8sup_file_n"; return 0; fi
   printf 'content='; k8sup_b64 < "$1"; echo
 }
-k8sup_probe_apt() {
-  for k8sup_apt_p in "$@"; do
-    k8sup_apt_v=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$k8sup_apt_p" 2>/dev/null) || k8sup_apt_v=
-    case $k8sup_apt_v in ?i*) printf 'installed.%s=%s\n' "$k8sup_apt_p" "${k8sup_apt_v#*|}";; *) printf 'installed.%s=\n' "$k8sup_apt_p";; esac
-    case $k8sup_apt_v in h*) printf 'held.%s=1\n' "$k8sup_apt_p";; *) printf 'held.%s=0\n' "$k8sup_apt_p";; esac
-  done
-}
-k8sup_probe_rpm() {
-  # The installer the apply will run: dnf, or yum where there is no dnf (release 7).
-  if command -v dnf >/dev/null 2>&1; then echo manager=dnf; else echo manager=yum; fi
-  for k8sup_rpm_p in "$@"; do
-    k8sup_rpm_v=$(rpm -q --qf '%{VERSION}-%{RELEASE}' "$k8sup_rpm_p" 2>/dev/null) || k8sup_rpm_v=
-    printf 'installed.%s=%s\n' "$k8sup_rpm_p" "$k8sup_rpm_v"
-    k8sup_rpm_re=$(printf '%s' "$k8sup_rpm_p" | sed 's/[.+]/\\&/g')
-    k8sup_rpm_h=0
-    for k8sup_rpm_f in /etc/dnf/plugins/versionlock.list /etc/yum/pluginconf.d/versionlock.list; do
-      [ -r "$k8sup_rpm_f" ] && grep -Eq "^([0-9]+:)?$k8sup_rpm_re-([0-9]+:)?[0-9]" "$k8sup_rpm_f" && k8sup_rpm_h=1
-    done
-    printf 'held.%s=%s\n' "$k8sup_rpm_p" "$k8sup_rpm_h"
-  done
-}
-# What `is-enabled` and `is-active` say, from one `systemctl show` (empty when the
-# unit or systemd is missing).
-k8sup_probe_service() {
-  k8sup_svc_o=; k8sup_svc_e=; k8sup_svc_a=
-  k8sup_svc_r=$(systemctl show -p LoadState -p UnitFileState -p ActiveState "$1" 2>/dev/null)$k8sup_nl
-  while [ -n "$k8sup_svc_r" ]; do
-    k8sup_svc_l=${k8sup_svc_r%%"$k8sup_nl"*}; k8sup_svc_r=${k8sup_svc_r#*"$k8sup_nl"}
-    case $k8sup_svc_l in
-      LoadState=*) k8sup_svc_o=${k8sup_svc_l#*=};; UnitFileState=*) k8sup_svc_e=${k8sup_svc_l#*=};; ActiveState=*) k8sup_svc_a=${k8sup_svc_l#*=};;
-    esac
-  done
-  printf 'load=%s\nenabled=%s\nactive=%s\n' "$k8sup_svc_o" "$k8sup_svc_e" "$k8sup_svc_a"
-}
 # A kernel file's text as `sysctl -n` or `cat` would print it (trailing newlines
 # dropped) in k8sup_v, read by the shell itself: no process.
 k8sup_read_text() {
@@ -159,52 +126,6 @@ k8sup_read_text() {
     if [ -n "$k8sup_rt_first" ]; then k8sup_v=$k8sup_rt_l; k8sup_rt_first=; else k8sup_v="$k8sup_v$k8sup_nl$k8sup_rt_l"; fi
   done < "$1" || return
   while :; do case $k8sup_v in *"$k8sup_nl") k8sup_v=${k8sup_v%"$k8sup_nl"};; *) return 0;; esac; done
-}
-# Loaded modules are /proc/modules' first words (what lsmod lists); built-in ones
-# show only in /sys/module.
-k8sup_probe_module() {
-  k8sup_mod_v=0
-  if [ -r "$k8sup_proc/modules" ]; then
-    while read -r k8sup_mod_l _; do
-      if [ "$k8sup_mod_l" = "$1" ]; then k8sup_mod_v=1; break; fi
-    done < "$k8sup_proc/modules"
-  else
-    case "$k8sup_nl$(lsmod 2>/dev/null)" in *"$k8sup_nl$1 "*) k8sup_mod_v=1;; esac
-  fi
-  if [ "$k8sup_mod_v" = 0 ] && [ -d "/sys/module/$1" ]; then k8sup_mod_v=1; fi
-  echo "loaded=$k8sup_mod_v"
-  if [ -n "$2" ]; then k8sup_probe_file "$2" "$3"; fi
-}
-# A key's value from its file under /proc/sys (dots are slashes unless the key has
-# slashes already, as sysctl reads it), else from sysctl itself.
-k8sup_sysctl_path() {
-  case $1 in
-    */*) k8sup_p=$1;;
-    *) k8sup_p=; k8sup_sp_r=$1
-       while :; do case $k8sup_sp_r in *.*) k8sup_p="$k8sup_p${k8sup_sp_r%%.*}/"; k8sup_sp_r=${k8sup_sp_r#*.};; *) k8sup_p=$k8sup_p$k8sup_sp_r; break;; esac; done;;
-  esac
-}
-k8sup_sysctl_value() {
-  k8sup_sysctl_path "$1"
-  if [ -f "$k8sup_proc/sys/$k8sup_p" ] && k8sup_read_text "$k8sup_proc/sys/$k8sup_p" 2>/dev/null; then return 0; fi
-  k8sup_v=$(sysctl -n "$1" 2>/dev/null) || k8sup_v=
-}
-k8sup_probe_sysctl() {
-  k8sup_ps_f=$1; k8sup_ps_e=$2; shift 2
-  for k8sup_ps_k in "$@"; do
-    k8sup_sysctl_value "$k8sup_ps_k"
-    k8sup_put "text.$k8sup_ps_k" "value.$k8sup_ps_k"
-  done
-  k8sup_probe_file "$k8sup_ps_f" "$k8sup_ps_e"
-}
-k8sup_probe_command() {
-  if [ -n "$1" ]; then if [ -e "$1" ]; then echo creates=1; else echo creates=0; fi; fi
-  if [ -n "$2" ]; then k8sup_sh "$2" </dev/null >/dev/null 2>&1 3>&-; echo "unless=$?"; fi
-  return 0
-}
-k8sup_probe_hostname() {
-  if [ -r "$k8sup_proc/sys/kernel/hostname" ] && k8sup_read_text "$k8sup_proc/sys/kernel/hostname" 2>/dev/null; then :; else k8sup_v=$(hostname); fi
-  k8sup_put current_text current
 }
 k8sup_write() {
   k8sup_reloaded=
@@ -238,38 +159,6 @@ k8sup_write() {
 k8sup_reload_units() {
   [ -z "$k8sup_reloaded" ] || return 0
   systemctl daemon-reload && k8sup_reloaded=1
-}
-k8sup_apply_module() {
-  modprobe "$1" || return
-  if [ -n "$2" ]; then k8sup_text=$1$k8sup_nl; k8sup_has_text=1; k8sup_write "$2" 0644 '' '' ''; fi
-}
-k8sup_apply_sysctl() {
-  k8sup_as_f=$1; shift
-  k8sup_write "$k8sup_as_f" 0644 '' '' '' || return
-  # Each value written to its file under /proc/sys, as sysctl -w does.
-  for k8sup_as_kv in "$@"; do
-    k8sup_sysctl_path "${k8sup_as_kv%%=*}"
-    if [ -f "$k8sup_proc/sys/$k8sup_p" ]; then
-      printf '%s\n' "${k8sup_as_kv#*=}" > "$k8sup_proc/sys/$k8sup_p" || return
-    else
-      sysctl -w "$k8sup_as_kv" || return
-    fi
-  done
-}
-# Playbook code ($1) in a sh of its own, as `sh -c` would run it, but handed over in
-# the environment (readable by its owner only) and not as an argument (readable by
-# every local user): it may hold a secret. Its own commands do not inherit it.
-# shellcheck disable=SC2016 # the single quotes are the inner sh's code, expanded there
-k8sup_sh() { K8SUP_CODE=$1 sh -c 'k8sup_c=$K8SUP_CODE; unset K8SUP_CODE; eval "$k8sup_c"' k8sup; }
-k8sup_apply_command() { k8sup_reloaded=; k8sup_sh "$1" </dev/null 3>&-; }
-k8sup_fetch() {
-  k8sup_reloaded=
-  k8sup_fetch_v=$(k8sup_sh "$1" </dev/null 3>&-) || return
-  { printf 'value='; printf '%s' "$k8sup_fetch_v" | k8sup_b64; echo; } >&3
-}
-k8sup_apply_hostname() {
-  if command -v hostnamectl >/dev/null 2>&1 && hostnamectl set-hostname "$1"; then return 0; fi
-  hostname "$1" && printf '%s\n' "$1" > /etc/hostname
 }
 k8sup_state() {
   # $1 path, $2 head, $3 tail, $4 entry prefix, $5 1 if head has entries, $6 journal

@@ -10,11 +10,10 @@ use minijinja::{Environment, Value};
 
 use crate::error::TaskError;
 use crate::host::HostSpec;
-use crate::playbook::{
-    Action, CommandSpec, FileSource, FileSpec, LineEdit, LineSpec, Playbook, Task,
-};
+use crate::kinds::{CommandSpec, Rendered, Renderer};
+use crate::playbook::{Playbook, Task};
 use crate::state::StateLedger;
-use crate::{fingerprint, kinds, template};
+use crate::{fingerprint, template};
 
 /// A task as it applies to one host.
 pub(crate) struct Step<'p> {
@@ -27,7 +26,7 @@ pub(crate) enum Selection {
     /// `when` is false: the reason.
     Skip(String),
     Run {
-        rendered: Action,
+        rendered: Rendered,
         fingerprint: String,
         /// The probe call, `None` for kinds without one (fetch) and handlers.
         probe: Option<Script>,
@@ -49,7 +48,7 @@ impl Step<'_> {
                 rendered,
                 probe: Some(_),
                 ..
-            } => crate::kinds::probed_files(rendered),
+            } => rendered.probed_files(),
             _ => Vec::new(),
         }
     }
@@ -169,11 +168,13 @@ fn select(
     let probe = if handler {
         None
     } else {
-        kinds::probe(&rendered, &host.platform).map_err(|message| TaskError::Render {
-            task: task.id.clone(),
-            field: "probe".into(),
-            message,
-        })?
+        rendered
+            .probe(&host.platform)
+            .map_err(|message| TaskError::Render {
+                task: task.id.clone(),
+                field: "probe".into(),
+                message,
+            })?
     };
     Ok(Selection::Run {
         rendered,
@@ -195,7 +196,7 @@ pub(crate) fn render_with_values(
     }
     let context = Value::from_serialize(&context);
     match render(env, host, task, &context, &context)? {
-        Action::Command(spec) => Ok(spec),
+        Rendered::Command(spec) => Ok(spec),
         other => Err(TaskError::Render {
             task: task.id.clone(),
             field: "needs".into(),
@@ -207,124 +208,21 @@ pub(crate) fn render_with_values(
     }
 }
 
-/// Renders every field of `task`. `cmd_context` is used for a command's `cmd` (the
-/// only field that may use values from other hosts); the rest use `context`.
+/// Renders every field of `task` (see [`crate::kinds::Kind::render`]). `values` is the
+/// context of the fields that may use values from other hosts (a command's `cmd`);
+/// the rest use `context`.
 fn render(
     env: &Environment<'_>,
     host: &HostSpec,
     task: &Task,
     context: &Value,
-    cmd_context: &Value,
-) -> Result<Action, TaskError> {
-    let field = |name: &str, text: &str| -> Result<String, TaskError> {
-        template::render_str(env, text, context).map_err(|message| TaskError::Render {
-            task: task.id.clone(),
-            field: name.to_string(),
-            message,
-        })
-    };
-    let opt = |name: &str, text: &Option<String>| -> Result<Option<String>, TaskError> {
-        text.as_deref().map(|t| field(name, t)).transpose()
-    };
-    Ok(match &task.action {
-        Action::File(spec) => {
-            let source = match &spec.source {
-                FileSource::Content(text) => FileSource::Content(field("content", text)?),
-                FileSource::Template(name) => {
-                    let name = field("template", name)?;
-                    FileSource::Content(template::render_template(env, &name, context).map_err(
-                        |message| TaskError::Render {
-                            task: task.id.clone(),
-                            field: format!("template {name}"),
-                            message,
-                        },
-                    )?)
-                }
-                FileSource::Artifact(name) => {
-                    let name = field("artifact", name)?;
-                    let data =
-                        host.artifacts
-                            .get(&name)
-                            .cloned()
-                            .ok_or_else(|| TaskError::Render {
-                                task: task.id.clone(),
-                                field: "artifact".into(),
-                                message: format!(
-                                    "no artifact named {name:?} was given for this host"
-                                ),
-                            })?;
-                    FileSource::Binary {
-                        artifact: name,
-                        data,
-                    }
-                }
-                FileSource::Binary { .. } => spec.source.clone(),
-            };
-            Action::File(FileSpec {
-                path: field("path", &spec.path)?,
-                source,
-                mode: spec.mode,
-                owner: opt("owner", &spec.owner)?,
-                group: opt("group", &spec.group)?,
-            })
-        }
-        Action::Line(spec) => Action::Line(LineSpec {
-            path: field("path", &spec.path)?,
-            edit: match &spec.edit {
-                LineEdit::Present { line, regexp } => LineEdit::Present {
-                    line: field("line", line)?,
-                    regexp: opt("regexp", regexp)?,
-                },
-                LineEdit::CommentOut { regexp } => LineEdit::CommentOut {
-                    regexp: field("comment_out", regexp)?,
-                },
-            },
-        }),
-        Action::Package(spec) => {
-            let mut out = spec.clone();
-            out.packages = spec
-                .packages
-                .iter()
-                .map(|p| field("packages", p))
-                .collect::<Result<_, _>>()?;
-            out.version = opt("version", &spec.version)?.filter(|v| !v.is_empty());
-            Action::Package(out)
-        }
-        Action::Service(spec) => {
-            let mut out = spec.clone();
-            out.service = field("service", &spec.service)?;
-            Action::Service(out)
-        }
-        Action::Module(spec) => Action::Module(crate::playbook::ModuleSpec {
-            module: field("module", &spec.module)?,
-            persist_file: opt("persist_file", &spec.persist_file)?,
-        }),
-        Action::Sysctl(spec) => Action::Sysctl(crate::playbook::SysctlSpec {
-            settings: spec
-                .settings
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), field(k, v)?)))
-                .collect::<Result<_, TaskError>>()?,
-            file: field("file", &spec.file)?,
-        }),
-        Action::Command(spec) => Action::Command(CommandSpec {
-            cmd: template::render_str(env, &spec.cmd, cmd_context).map_err(|message| {
-                TaskError::Render {
-                    task: task.id.clone(),
-                    field: "cmd".into(),
-                    message,
-                }
-            })?,
-            creates: opt("creates", &spec.creates)?,
-            unless: opt("unless", &spec.unless)?,
-        }),
-        Action::Fetch(spec) => {
-            let mut out = spec.clone();
-            out.cmd = field("cmd", &spec.cmd)?;
-            Action::Fetch(out)
-        }
-        Action::Hostname(spec) => Action::Hostname(crate::playbook::HostnameSpec {
-            hostname: field("hostname", &spec.hostname)?,
-        }),
+    values: &Value,
+) -> Result<Rendered, TaskError> {
+    task.action.render(&Renderer {
+        env,
+        host,
+        task_id: &task.id,
+        context,
+        values,
     })
 }

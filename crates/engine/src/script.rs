@@ -23,14 +23,34 @@ use std::collections::BTreeMap;
 
 use k8sup_shell::{Script, ShellArg};
 
-/// Shell functions used by probes and applies. Probes (`k8sup_probe_*`,
-/// `k8sup_read_state`) only read: no temp file, no lock, no write.
-pub(crate) const PRELUDE: &str = include_str!("prelude.sh");
+/// Shell functions used by probes and applies: `prelude.sh`, then each kind's own
+/// (`kinds/<kind>.sh`), put together by the crate's build script. Probes
+/// (`k8sup_probe_*`, `k8sup_read_state`) only read: no temp file, no lock, no write.
+pub(crate) const PRELUDE: &str = include_str!(concat!(env!("OUT_DIR"), "/prelude.sh"));
 
 /// Makes a [`ShellArg`] of text known to hold no NUL (checked by the caller, or
 /// built here from digits and names).
 pub(crate) fn arg(text: impl Into<String>) -> Result<ShellArg, String> {
     ShellArg::new(text).map_err(|e| e.to_string())
+}
+
+/// The pieces of one ledger write of an apply script, made by
+/// [`crate::state::StateLedger::batch_write`] (see `k8sup_state` in the
+/// prelude): the file is `head`, the entries the script recorded so far (each
+/// `entry_prefix` of its task, then the result and times), and `tail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LedgerWrite {
+    /// `{"version":1,"tasks":{` and the entries of the tasks not recorded so far.
+    pub head: String,
+    /// Whether `head` holds an entry (the next one needs a comma).
+    pub head_has_entries: bool,
+    /// `"<task id>":{"fingerprint":"<fingerprint>","result":"` of the entry recorded now.
+    pub entry_prefix: String,
+    /// `},"pending_handlers":[...]}`.
+    pub tail: String,
+    /// `{"task":"<task id>","pending_handlers":[...],"entry":{"fingerprint":"...","result":"`
+    /// of the journal line written now.
+    pub journal_prefix: String,
 }
 
 /// A script under construction: the prelude, the nonce, then sections.
@@ -139,7 +159,7 @@ impl FramedScript {
         mut self,
         name: &str,
         state_path: ShellArg,
-        write: &crate::state::LedgerWrite,
+        write: &LedgerWrite,
     ) -> Result<Self, String> {
         let name_arg = ShellArg::new(name).expect("section names are ours");
         let flag = if write.head_has_entries { "1" } else { "0" };
@@ -269,7 +289,7 @@ pub(crate) struct Framing {
 
 /// One section of output.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Section {
+pub struct Section {
     pub name: String,
     pub status: i32,
     pub body: String,

@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprint;
-use crate::playbook::Action;
+use crate::kinds::Rendered;
+use crate::script::LedgerWrite;
 
 /// The default place of the ledger on a host.
 pub const DEFAULT_STATE_PATH: &str = "/var/lib/k8sup/state.json";
@@ -45,24 +46,6 @@ pub(crate) struct PendingEntry<'a> {
     pub fingerprint: &'a str,
     pub notify: &'a [String],
     pub handler_ran: Option<&'a str>,
-}
-
-/// The pieces of one ledger write of an apply script (see `k8sup_state` in the
-/// prelude): the file is `head`, the entries the script recorded so far (each
-/// `entry_prefix` of its task, then the result and times), and `tail`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LedgerWrite {
-    /// `{"version":1,"tasks":{` and the entries of the tasks not recorded so far.
-    pub head: String,
-    /// Whether `head` holds an entry (the next one needs a comma).
-    pub head_has_entries: bool,
-    /// `"<task id>":{"fingerprint":"<fingerprint>","result":"` of the entry recorded now.
-    pub entry_prefix: String,
-    /// `},"pending_handlers":[...]}`.
-    pub tail: String,
-    /// `{"task":"<task id>","pending_handlers":[...],"entry":{"fingerprint":"...","result":"`
-    /// of the journal line written now.
-    pub journal_prefix: String,
 }
 
 /// One line of the journal (`<ledger>.journal`): an entry recorded by an apply script
@@ -176,7 +159,7 @@ impl StateLedger {
     /// Whether the last recorded run of `task_id` succeeded with the task as it is
     /// rendered now: `rendered`, whose fingerprint is `current`. An entry written by an
     /// older k8sup (a version 1 fingerprint) is judged by recomputing that version.
-    pub fn matches(&self, task_id: &str, rendered: &Action, current: &str) -> bool {
+    pub fn matches(&self, task_id: &str, rendered: &Rendered, current: &str) -> bool {
         self.tasks.get(task_id).is_some_and(|e| {
             e.result == "changed"
                 && fingerprint::recorded_matches(&e.fingerprint, task_id, rendered, current)
@@ -186,7 +169,7 @@ impl StateLedger {
     /// Replaces an older version's fingerprint of `task_id` by `current` when it is
     /// the fingerprint of `rendered`, so that the next write of the ledger records it
     /// in the current version. Returns whether it did.
-    pub(crate) fn upgrade(&mut self, task_id: &str, rendered: &Action, current: &str) -> bool {
+    pub(crate) fn upgrade(&mut self, task_id: &str, rendered: &Rendered, current: &str) -> bool {
         match self.tasks.get_mut(task_id) {
             Some(entry)
                 if !entry.fingerprint.starts_with(fingerprint::PREFIX)
@@ -306,8 +289,8 @@ mod tests {
         }
     }
 
-    fn command(cmd: &str) -> Action {
-        Action::Command(CommandSpec {
+    fn command(cmd: &str) -> Rendered {
+        Rendered::Command(CommandSpec {
             cmd: cmd.into(),
             creates: None,
             unless: None,
@@ -323,7 +306,7 @@ mod tests {
         let mut ledger = StateLedger::default();
         ledger.record(
             "p/t",
-            &fingerprint::legacy_v1("p/t", &task),
+            &fingerprint::legacy_v1("p/t", &task).unwrap(),
             true,
             1,
             2,
@@ -332,7 +315,7 @@ mod tests {
         );
         ledger.record(
             "p/failed",
-            &fingerprint::legacy_v1("p/failed", &task),
+            &fingerprint::legacy_v1("p/failed", &task).unwrap(),
             false,
             1,
             2,

@@ -14,12 +14,12 @@
 
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
 use k8sup_inventory::{Host, Inventory};
 use k8sup_shell::Script;
 use serde::Serialize;
 
 use crate::connect::{target_for, ConnectOptions};
+use crate::fan_out::in_order;
 
 /// The kubelet's rotating client certificate (followed by its key in the same file).
 pub const KUBELET_CLIENT_PEM: &str = "/var/lib/kubelet/pki/kubelet-client-current.pem";
@@ -103,16 +103,9 @@ const NODE_SCRIPT: &str = concat!(
 /// Reads every host's certificates in parallel.
 pub async fn gather(inventory: &Inventory, options: &ConnectOptions) -> CertsReport {
     let n = options.parallelism(inventory);
-    let results: Vec<(usize, Result<Vec<CertificateExpiry>, String>)> =
-        stream::iter(inventory.hosts.iter().enumerate())
-            .map(|(i, host)| async move { (i, host_certificates(host, options).await) })
-            .buffer_unordered(n)
-            .collect()
-            .await;
-    let mut results = results;
-    results.sort_by_key(|(i, _)| *i);
+    let results = in_order(&inventory.hosts, n, |host| host_certificates(host, options)).await;
     let mut report = CertsReport::default();
-    for (i, r) in results {
+    for (i, r) in results.into_iter().enumerate() {
         match r {
             Ok(certs) => report.certificates.extend(certs),
             Err(error) => report.errors.push(HostError {

@@ -1,13 +1,13 @@
 //! Operations on the cluster as a whole: fetch the admin kubeconfig from the
 //! first master, and tear every host down for a fresh apply (`reset`).
 
-use futures::stream::{self, StreamExt};
 use k8sup_inventory::{Host, Inventory};
 use k8sup_shell::Script;
 
 use k8sup_ssh::Session;
 
 use crate::connect::{target_for, ConnectOptions};
+use crate::fan_out::in_order;
 use crate::lock::{HostLockError, LockOrder};
 
 /// Where kubeadm writes the cluster admin's kubeconfig on a master.
@@ -80,42 +80,36 @@ pub async fn reset(
     let n = options.parallelism(inventory);
     let order = hosts.first().map(|first| LockOrder::new(&first.name));
     let order = order.as_ref();
-    let mut sessions: Vec<(usize, Result<Session, LockedOr>)> =
-        stream::iter(hosts.iter().enumerate())
-            .map(|(i, host)| async move { (i, connect_and_lock(host, options, order).await) })
-            .buffer_unordered(n)
-            .collect()
-            .await;
-    sessions.sort_by_key(|(i, _)| *i);
+    let sessions: Vec<Result<Session, LockedOr>> =
+        in_order(hosts, n, |host| connect_and_lock(host, options, order)).await;
     let any_locked = sessions
         .iter()
-        .any(|(_, s)| matches!(s, Err(LockedOr::Locked(_))));
-    let work = sessions.into_iter().map(|(i, session)| async move {
-        let host = hosts[i];
-        let result = match session {
-            Ok(session) if any_locked => {
-                session.close().await;
-                Err(format!(
-                    "{} was not reset: another run holds one of the hosts; nothing was changed",
-                    host.name
-                ))
-            }
-            Ok(session) => reset_host(host, session).await,
-            Err(LockedOr::Locked(why)) => Err(format!("{}: {why}; nothing was changed", host.name)),
-            Err(LockedOr::Failed(why)) => Err(why),
-        };
-        (
-            i,
+        .any(|s| matches!(s, Err(LockedOr::Locked(_))));
+    in_order(
+        hosts.iter().zip(sessions),
+        n,
+        |(host, session)| async move {
+            let result = match session {
+                Ok(session) if any_locked => {
+                    session.close().await;
+                    Err(format!(
+                        "{} was not reset: another run holds one of the hosts; nothing was changed",
+                        host.name
+                    ))
+                }
+                Ok(session) => reset_host(host, session).await,
+                Err(LockedOr::Locked(why)) => {
+                    Err(format!("{}: {why}; nothing was changed", host.name))
+                }
+                Err(LockedOr::Failed(why)) => Err(why),
+            };
             ResetReport {
                 host: host.name.clone(),
                 result,
-            },
-        )
-    });
-    let mut reports: Vec<(usize, ResetReport)> =
-        stream::iter(work).buffer_unordered(n).collect().await;
-    reports.sort_by_key(|(i, _)| *i);
-    reports.into_iter().map(|(_, r)| r).collect()
+            }
+        },
+    )
+    .await
 }
 
 /// Why a host cannot be reset.

@@ -63,3 +63,79 @@ pub fn target_for(host: &Host, options: &ConnectOptions) -> Target {
     }
     target
 }
+
+/// Hosts locked for one run, each by a session kept open for that only: the
+/// work itself may use other sessions (without `run`). The locks end when the
+/// sessions close ([`HeldHosts::release`], or the process ending).
+pub struct HeldHosts {
+    sessions: Vec<k8sup_ssh::Session>,
+}
+
+impl HeldHosts {
+    /// Closes the lock sessions: the hosts are free for the next run.
+    pub async fn release(self) {
+        for session in self.sessions {
+            session.close().await;
+        }
+    }
+}
+
+/// Locks `hosts` for `run` before a command that changes them outside `apply`
+/// (`certs renew`, `etcd restore`), first host first as `apply` does, so that of
+/// such a command and an apply from another controller only one goes on. Every host
+/// must be reached and locked, or none stays locked and the error says which one
+/// and why.
+pub async fn hold_hosts(
+    hosts: &[&Host],
+    options: &ConnectOptions,
+    run: &RunInfo,
+) -> Result<HeldHosts, String> {
+    let options = ConnectOptions {
+        run: Some(run.clone()),
+        ..options.clone()
+    };
+    let order = hosts
+        .first()
+        .map(|first| crate::lock::LockOrder::new(&first.name));
+    let results = futures::future::join_all(hosts.iter().map(|host| {
+        let options = &options;
+        let order = order.as_ref();
+        async move {
+            let session = match k8sup_ssh::connect(&target_for(host, options)).await {
+                Ok(session) => session,
+                Err(e) => {
+                    if let Some(order) = order {
+                        order.unreachable(&host.name);
+                    }
+                    return Err(format!("{}: {e}", host.name));
+                }
+            };
+            let locked = match order {
+                Some(order) => order.lock(&host.name, &session, run).await,
+                None => crate::lock::lock_host(&session, run).await,
+            };
+            match locked {
+                Ok(()) => Ok(session),
+                Err(e) => {
+                    session.close().await;
+                    Err(format!("{}: {e}", host.name))
+                }
+            }
+        }
+    }))
+    .await;
+    let mut sessions = Vec::new();
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(session) => sessions.push(session),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(HeldHosts { sessions })
+    } else {
+        HeldHosts { sessions }.release().await;
+        Err(errors.join("; "))
+    }
+}

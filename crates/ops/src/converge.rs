@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use futures::stream::{self, StreamExt};
 use k8sup_engine::input::read_capped;
 use k8sup_engine::{Artifact, Family, HostSpec, Platform};
 use k8sup_facts::{preflight, CheckKind, DistroFamily, Finding, HostFacts};
@@ -14,6 +13,7 @@ use k8sup_inventory::{Host, Inventory};
 
 use crate::connect::ConnectOptions;
 use crate::facts::{gather_host, Outcome};
+use crate::fan_out::in_order;
 use crate::lock::{HostLockError, LockOrder};
 
 /// Hosts ready for the engine, or the reasons they are not.
@@ -42,16 +42,11 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
     let n = options.parallelism(inventory);
     let order = hosts.first().map(|first| LockOrder::new(&first.name));
     let order = order.as_ref();
-    let mut gathered: Vec<(usize, _)> = stream::iter(hosts.iter().enumerate())
-        .map(|(i, host)| async move { (i, gather_host(host, options, order).await) })
-        .buffer_unordered(n)
-        .collect()
-        .await;
-    gathered.sort_by_key(|(i, _)| *i);
+    let gathered = in_order(hosts, n, |host| gather_host(host, options, order)).await;
 
     let mut blocking = Vec::new();
     let mut ready = Vec::new();
-    for ((_, g), host) in gathered.into_iter().zip(hosts) {
+    for (g, host) in gathered.into_iter().zip(hosts) {
         let finding = |check, message| Finding {
             host: host.name.clone(),
             check,

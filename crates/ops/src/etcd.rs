@@ -1,6 +1,13 @@
 //! etcd backups and disaster recovery for a stacked-etcd control plane (etcd in a static
 //! pod on every master, as kubeadm sets it up).
 //!
+//! etcd's client tools are the host's when it has them (Debian's etcd-client, or etcd's
+//! release binaries), else those of the etcd container kubeadm runs, through `crictl
+//! exec` (a stock kubeadm master has no etcd client of its own): its image has etcdctl and
+//! etcdutl, and its pod mounts the data dir and `/etc/kubernetes/pki/etcd`, so the files
+//! they touch are staged there, and the client certificate is `etcd/healthcheck-client`
+//! (see `etcd_tools.sh`).
+//!
 //! [`backup`] takes a snapshot on the first master whose etcd is healthy, with etcd's
 //! client certificates, checks it there (`etcdutl snapshot status`, or `etcdctl snapshot
 //! status` where only etcd 3.4's client is installed), and streams it to the controller in
@@ -12,9 +19,10 @@
 //! [`prepare_restore`] checks a snapshot before anything stops: its sha256 against the
 //! file beside it, then its status on a master; and reads each master's etcd member (name,
 //! peer URL, data dir) from its static pod manifest to build `--initial-cluster`.
-//! [`restore`] then uploads the snapshot to every master, stops every control plane
-//! (manifests moved aside), moves each data dir aside and restores into it, starts the
-//! control planes and waits for every API server.
+//! [`restore`] then uploads the snapshot to every master and restores it into a new data
+//! dir beside the running member's (while etcd, and its container's etcdutl, still run),
+//! stops every control plane (manifests moved aside), moves each data dir aside and the
+//! restored one into its place, starts the control planes and waits for every API server.
 //!
 //! A snapshot holds every Secret of the cluster: its bytes go only to the file, never to
 //! output, errors or logs.
@@ -96,33 +104,26 @@ pub struct Backup {
     pub pruned: Vec<PathBuf>,
 }
 
-/// etcd's client flags on a kubeadm master: the local member, the API server's client
-/// certificate (paths only: the keys never leave the host).
-const ETCDCTL: &str = "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key";
+/// The functions every etcd script starts with: etcd's tools where they are (the host's,
+/// or those of kubeadm's etcd container, through `crictl exec`).
+const TOOLS: &str = include_str!("etcd_tools.sh");
 
-/// Status of `$1` as JSON on stdout: etcdutl (3.5+), else etcd 3.4's etcdctl.
-const STATUS_FN: &str = r#"snapshot_status() {
-  if command -v etcdutl >/dev/null 2>&1; then etcdutl snapshot status "$1" -w json
-  else ETCDCTL_API=3 etcdctl snapshot status "$1" -w json; fi
-}
-"#;
-
-const BACKUP_SCRIPT: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+const BACKUP_BODY: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 set -u
 umask 077
-if ! command -v etcdctl >/dev/null 2>&1; then
-  echo "k8sup-error: etcdctl is not installed on this master (Debian/Ubuntu: etcd-client; or etcd's release binaries)" >&2; exit 3
+if ! etcd_find; then
+  echo "k8sup-unhealthy: etcd's container does not run here (and the host has no etcdctl)" >&2; exit 20
 fi
-if ! ETCDCTL_API=3 ETCDCTL_COMMAND endpoint health >/dev/null 2>&1; then
+if ! etcd_ctl endpoint health >/dev/null 2>&1; then
   echo "k8sup-unhealthy: the local etcd member is not healthy" >&2; exit 20
 fi
-tmp=$(mktemp -d /var/tmp/k8sup-etcd-backup.XXXXXX) || exit 4
+etcd_scratch "k8sup-etcd-backup.$$" || exit 4
+tmp=$etcd_scratch_dir
 trap 'rm -rf "$tmp"' EXIT
-if ! ETCDCTL_API=3 ETCDCTL_COMMAND snapshot save "$tmp/snapshot.db" >"$tmp/log" 2>&1; then
+if ! etcd_ctl snapshot save "$tmp/snapshot.db" >"$tmp/log" 2>&1; then
   echo "k8sup-error: etcdctl snapshot save failed: $(tail -n 1 "$tmp/log")" >&2; exit 5
 fi
-STATUS_FUNCTION
-if ! status=$(snapshot_status "$tmp/snapshot.db" 2>"$tmp/log"); then
+if ! status=$(etcd_utl snapshot status "$tmp/snapshot.db" -w json 2>"$tmp/log"); then
   echo "k8sup-error: snapshot status failed: $(tail -n 1 "$tmp/log")" >&2; exit 6
 fi
 echo "k8sup-status: $status" >&2
@@ -130,14 +131,15 @@ echo "k8sup-sha256: $(sha256sum "$tmp/snapshot.db" | cut -d' ' -f1)" >&2
 cat "$tmp/snapshot.db"
 "#;
 
+/// The backup script, after the tools' functions.
 fn backup_script() -> &'static str {
-    use std::sync::OnceLock;
-    static SCRIPT: OnceLock<String> = OnceLock::new();
-    SCRIPT.get_or_init(|| {
-        BACKUP_SCRIPT
-            .replace("ETCDCTL_COMMAND", ETCDCTL)
-            .replace("STATUS_FUNCTION\n", STATUS_FN)
-    })
+    static SCRIPT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| with_tools(BACKUP_BODY))
+}
+
+/// `script` after the tools' functions.
+fn with_tools(script: &str) -> String {
+    format!("{TOOLS}\n{script}")
 }
 
 /// The `k8sup-<key>: value` line the scripts print on stderr.
@@ -493,13 +495,18 @@ fn upload_path(token: &str) -> String {
     format!("/var/tmp/{token}.db")
 }
 
+/// Checks the uploaded snapshot `$1` with `snapshot status`, then removes it.
 const STATUS_SCRIPT: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-snapshot_status() {
-  if command -v etcdutl >/dev/null 2>&1; then etcdutl snapshot status "$1" -w json
-  else ETCDCTL_API=3 etcdctl snapshot status "$1" -w json; fi
-}
-snapshot_status "$1"; rc=$?
-rm -f "$1"
+set -u
+snap="$1"
+if ! etcd_find; then
+  rm -f "$snap"
+  echo "etcd's container does not run on this master and it has no etcdutl or etcdctl to check the snapshot with" >&2; exit 20
+fi
+etcd_scratch "k8sup-etcd-status.$$" || { rm -f "$snap"; exit 4; }
+mv "$snap" "$etcd_scratch_dir/snapshot.db"
+etcd_utl snapshot status "$etcd_scratch_dir/snapshot.db" -w json; rc=$?
+rm -rf "$etcd_scratch_dir"
 exit $rc
 "#;
 
@@ -536,7 +543,7 @@ pub async fn prepare_restore(
     let out = session
         .run(
             &Script::new("sh -c")
-                .arg(shell_arg(STATUS_SCRIPT)?)
+                .arg(shell_arg(&with_tools(STATUS_SCRIPT))?)
                 .code("sh")
                 .arg(shell_arg(&path)?),
         )
@@ -599,21 +606,44 @@ done
 echo k8sup-stopped
 "#;
 
-/// Restores this master's member: the old data dir moved aside, then `snapshot restore`.
-const RESTORE_SCRIPT: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+/// Restores the uploaded snapshot `$1` into a new data dir beside the member's, while
+/// etcd still runs (its container's etcdutl is only there while it runs): nothing of the
+/// running member changes yet.
+const STAGE_SCRIPT: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 set -u
-snap="$1" name="$2" cluster="$3" peer="$4" token="$5" data="$6" old="$7"
-if [ -e "$data" ]; then mv "$data" "$old" || exit 12; fi
-if command -v etcdutl >/dev/null 2>&1; then
-  etcdutl snapshot restore "$snap" --name "$name" --initial-cluster "$cluster" --initial-advertise-peer-urls "$peer" --initial-cluster-token "$token" --data-dir "$data" >/dev/null 2>/var/tmp/k8sup-restore.log
-else
-  ETCDCTL_API=3 etcdctl snapshot restore "$snap" --name "$name" --initial-cluster "$cluster" --initial-advertise-peer-urls "$peer" --initial-cluster-token "$token" --data-dir "$data" >/dev/null 2>/var/tmp/k8sup-restore.log
+snap="$1" name="$2" cluster="$3" peer="$4" token="$5"
+if ! etcd_find; then
+  rm -f "$snap"
+  echo "etcd's container does not run on this master and it has no etcdutl or etcdctl: install etcd's client tools on it to restore" >&2; exit 20
 fi
-rc=$?
-rm -f "$snap"
-if [ "$rc" != 0 ]; then tail -n 2 /var/tmp/k8sup-restore.log >&2; rm -f /var/tmp/k8sup-restore.log; exit 13; fi
-rm -f /var/tmp/k8sup-restore.log
+etcd_scratch "$token" || { rm -f "$snap"; echo "cannot make $etcd_scratch_dir" >&2; exit 4; }
+staged=$etcd_scratch_dir
+mv "$snap" "$staged/snapshot.db" || exit 4
+if ! etcd_utl snapshot restore "$staged/snapshot.db" --name "$name" --initial-cluster "$cluster" --initial-advertise-peer-urls "$peer" --initial-cluster-token "$token" --data-dir "$staged/data" >/dev/null 2>"$staged/log"; then
+  tail -n 2 "$staged/log" >&2; rm -rf "$staged"; exit 13
+fi
+rm -f "$staged/snapshot.db" "$staged/log"
+echo k8sup-staged
+"#;
+
+/// With the control plane stopped: the member's data dir `$2` moved aside to `$3`, and
+/// the restored one (staged by [`STAGE_SCRIPT`] for restore `$1`) put in its place.
+const SWAP_SCRIPT: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+set -u
+token="$1" data="$2" old="$3"
+if [ -d "/var/tmp/$token/data" ]; then staged="/var/tmp/$token"; else staged="$data/$token"; fi
+if [ ! -d "$staged/data/member" ]; then echo "the restored data staged at $staged is gone" >&2; exit 12; fi
+if [ -e "$data" ]; then mv "$data" "$old" || exit 12; fi
+case $staged in "$data"/*) staged="$old${staged#"$data"}" ;; esac
+mv "$staged/data" "$data" || exit 12
+rm -rf "$staged"
 echo k8sup-restored
+"#;
+
+/// Removes what [`STAGE_SCRIPT`] left, after a restore that stops before the swap.
+const CLEAN_SCRIPT: &str = r#"token="$1" data="$2" snap="$3"
+rm -rf "/var/tmp/$token" "${data:?}/$token" "$snap"
+echo k8sup-cleaned
 "#;
 
 /// Starts the control plane again and waits until its API server answers.
@@ -642,7 +672,7 @@ pub enum RestoreStep {
 
 async fn run_on_all(
     sessions: &[(&Host, Session)],
-    script: &'static str,
+    script: &str,
     args: impl Fn(&Host) -> Vec<String>,
     done_marker: &str,
 ) -> Result<(), EtcdError> {
@@ -705,6 +735,48 @@ pub async fn restore(
             .await
             .map_err(|e| host_error(&host.name, e.to_string()))?;
     }
+    let member = |host: &Host| {
+        plan.members
+            .iter()
+            .find(|m| m.host == host.name)
+            .cloned()
+            .unwrap_or_else(|| Member {
+                host: host.name.clone(),
+                name: host.name.clone(),
+                peer_url: String::new(),
+                data_dir: "/var/lib/etcd".into(),
+            })
+    };
+    let clean = || {
+        run_on_all(
+            &sessions,
+            CLEAN_SCRIPT,
+            |host| vec![plan.token.clone(), member(host).data_dir, path.clone()],
+            "k8sup-cleaned",
+        )
+    };
+    // Each member's new data is restored beside the running one while etcd (and the
+    // etcdutl of its container) still runs; a failure here stops nothing.
+    let staged = run_on_all(
+        &sessions,
+        &with_tools(STAGE_SCRIPT),
+        |host| {
+            let m = member(host);
+            vec![
+                path.clone(),
+                m.name,
+                plan.initial_cluster.clone(),
+                m.peer_url,
+                plan.token.clone(),
+            ]
+        },
+        "k8sup-staged",
+    )
+    .await;
+    if let Err(e) = staged {
+        let _ = clean().await;
+        return Err(e);
+    }
     on_step(RestoreStep::Uploaded);
     let stopped = run_on_all(
         &sessions,
@@ -714,7 +786,7 @@ pub async fn restore(
     )
     .await;
     if let Err(e) = stopped {
-        // Nothing was restored: the control planes go back as they were.
+        // Nothing was swapped: the control planes go back as they were.
         let _ = run_on_all(
             &sessions,
             START_SCRIPT,
@@ -722,25 +794,16 @@ pub async fn restore(
             "k8sup-started",
         )
         .await;
+        let _ = clean().await;
         return Err(e);
     }
     on_step(RestoreStep::Stopped);
-    let member = |host: &Host| plan.members.iter().find(|m| m.host == host.name).cloned();
     let restored = run_on_all(
         &sessions,
-        RESTORE_SCRIPT,
+        SWAP_SCRIPT,
         |host| {
-            let m = member(host).unwrap_or_else(|| Member {
-                host: host.name.clone(),
-                name: host.name.clone(),
-                peer_url: String::new(),
-                data_dir: "/var/lib/etcd".into(),
-            });
+            let m = member(host);
             vec![
-                path.clone(),
-                m.name,
-                plan.initial_cluster.clone(),
-                m.peer_url,
                 plan.token.clone(),
                 m.data_dir.clone(),
                 format!("{}{}", m.data_dir, plan.old_data_suffix),

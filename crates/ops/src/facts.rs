@@ -1,13 +1,13 @@
 //! Gather facts from every host in parallel: one connection and one command
 //! per host (two when sudo does not work, to still report the rest).
 
-use futures::stream::{self, StreamExt};
 use k8sup_facts::{HostFacts, GATHER_SCRIPT};
 use k8sup_inventory::{Host, Inventory};
 use k8sup_shell::Script;
 use k8sup_ssh::{CommandError, Session};
 
 use crate::connect::{target_for, ConnectOptions};
+use crate::fan_out::in_order;
 use crate::lock::{lock_host, HostLockError, LockOrder};
 
 /// What one host answered.
@@ -36,23 +36,17 @@ pub async fn gather(
     options: &ConnectOptions,
 ) -> Vec<HostReport> {
     let n = options.parallelism(inventory);
-    let mut reports: Vec<(usize, HostReport)> = stream::iter(hosts.iter().enumerate())
-        .map(|(i, host)| async move {
-            let gathered = gather_host(host, options, None).await;
-            if let Some(session) = gathered.session {
-                session.close().await;
-            }
-            let report = HostReport {
-                host: host.name.clone(),
-                outcome: gathered.outcome,
-            };
-            (i, report)
-        })
-        .buffer_unordered(n)
-        .collect()
-        .await;
-    reports.sort_by_key(|(i, _)| *i);
-    reports.into_iter().map(|(_, r)| r).collect()
+    in_order(hosts, n, |host| async move {
+        let gathered = gather_host(host, options, None).await;
+        if let Some(session) = gathered.session {
+            session.close().await;
+        }
+        HostReport {
+            host: host.name.clone(),
+            outcome: gathered.outcome,
+        }
+    })
+    .await
 }
 
 /// A host's facts and the connection they came over, kept for what follows.

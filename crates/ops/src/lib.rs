@@ -21,5 +21,6 @@ pub mod connect;
 pub mod converge;
 pub mod etcd;
 pub mod facts;
+mod fan_out;
 pub mod lock;
 pub mod upgrade;

@@ -169,13 +169,39 @@ fn host_lock_script(run: &RunInfo) -> Script {
     .code("; exit 3; fi")
 }
 
+/// The script a restarted shell of this run takes the lock with again: at once when it
+/// is free; when this run's own timed-out command still holds it (the file names this
+/// run), once that command ends, waiting up to 60 s for it; never when another run took
+/// it meanwhile.
+fn relock_script(run: &RunInfo) -> Script {
+    let file = ShellArg::new(HOST_LOCK_FILE).expect("a constant path");
+    let line = ShellArg::new(run.line()).expect("built from NUL-free parts");
+    let id = ShellArg::new(format!("run {} ", run.run_id)).expect("built from NUL-free parts");
+    Script::new(concat!(
+        r#"{ : >&9; } 2>/dev/null || { echo "the restarted shell does not hold the lock file open" >&2; exit 2; }; "#,
+        "if flock -n 9; then :; elif grep -qF"
+    ))
+    .arg(id)
+    .arg(file.clone())
+    .code("&& flock -w 60 9; then :; else cat")
+    .arg(file.clone())
+    .code("; exit 3; fi; printf '%s\\n'")
+    .arg(line)
+    .code(">")
+    .arg(file)
+}
+
 /// Takes the host's lock for `run` on `session`, whose target had
-/// `held_file = Some(HOST_LOCK_FILE)`.
+/// `held_file = Some(HOST_LOCK_FILE)`; a shell the session starts again later takes it
+/// again before anything else.
 pub async fn lock_host(session: &Session, run: &RunInfo) -> Result<(), HostLockError> {
     let out = session
         .run(&host_lock_script(run))
         .await
         .map_err(|e| HostLockError::Failed(e.to_string()))?;
+    if out.exit_status == Some(0) {
+        session.hold_on_restart(relock_script(run));
+    }
     match out.exit_status {
         Some(0) => Ok(()),
         Some(HELD) => Err(HostLockError::Held(
@@ -284,6 +310,69 @@ mod tests {
         };
         let text = std::fs::read_to_string(&second.path).expect("lock file");
         assert_eq!(text, format!("{}\n", run("two").line()));
+    }
+
+    #[test]
+    fn a_restarted_shell_waits_for_its_own_run_s_command_but_not_for_another_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let lock = dir.path().join("k8sup.lock");
+        let path = lock.to_str().expect("utf-8").to_string();
+        let relock = |id: &str| {
+            relock_script(&run(id))
+                .render()
+                .replace(HOST_LOCK_FILE, &path)
+        };
+        // A command of run "one" still holds the lock (as the one that timed out does).
+        let hold = |id: &str, seconds: &str| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "exec 9>>'{path}'; flock 9; printf '%s\\n' \"$1\" > '{path}'; sleep {seconds}"
+                ))
+                .arg("k8sup")
+                .arg(run(id).line())
+                .spawn()
+                .expect("sh runs")
+        };
+        let wait_held = || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::fs::read_to_string(&lock)
+                .unwrap_or_default()
+                .is_empty()
+            {
+                assert!(std::time::Instant::now() < deadline, "never held");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        };
+        let relock_in_shell = |id: &str| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "exec 9>>'{path}'; sh -c \"$1\" && ! flock -n '{path}' true"
+                ))
+                .arg("k8sup")
+                .arg(relock(id))
+                .output()
+                .expect("sh runs")
+        };
+        let mut own = hold("one", "1");
+        wait_held();
+        let again = relock_in_shell("one");
+        assert!(again.status.success(), "{again:?}");
+        assert_eq!(
+            std::fs::read_to_string(&lock).expect("lock file"),
+            format!("{}\n", run("one").line())
+        );
+        let _ = own.wait();
+
+        std::fs::write(&lock, "").expect("reset");
+        let mut other = hold("two", "30");
+        wait_held();
+        let refused = relock_in_shell("one");
+        assert_eq!(refused.status.code(), Some(HELD as i32), "{refused:?}");
+        assert!(String::from_utf8_lossy(&refused.stdout).starts_with("run two on controller ctl"));
+        let _ = other.kill();
+        let _ = other.wait();
     }
 
     #[test]

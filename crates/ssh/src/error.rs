@@ -191,6 +191,16 @@ pub enum CommandError {
         stderr: String,
     },
 
+    #[error(
+        "on {host}, the shell was restarted and could not hold the host's lock again \
+         before `{command}`: {reason}"
+    )]
+    LockLost {
+        host: String,
+        command: String,
+        reason: String,
+    },
+
     #[error("on {host}, the remote path {path:?} cannot be used: {reason}")]
     InvalidPath {
         host: String,

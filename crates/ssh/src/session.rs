@@ -81,6 +81,8 @@ pub async fn connect(target: &Target) -> Result<Session, ConnectError> {
             .and_then(|path| ShellArg::new(path).ok()),
         channels_opened: AtomicU64::new(0),
         round_trips: AtomicU64::new(0),
+        shells_started: AtomicU64::new(0),
+        relock: std::sync::Mutex::new(None),
         shell: tokio::sync::Mutex::new(if target.reuse_shell {
             ShellSlot::NotStarted
         } else {
@@ -222,6 +224,12 @@ pub struct Session {
     held_file: Option<ShellArg>,
     channels_opened: AtomicU64,
     round_trips: AtomicU64,
+    /// How many times the session's shell was started (more than once after a command
+    /// that timed out or broke it).
+    shells_started: AtomicU64,
+    /// What a restarted shell runs before anything else: taking the host's lock again
+    /// on its fd 9 (see [`Session::hold_on_restart`]).
+    relock: std::sync::Mutex<Option<Script>>,
     shell: tokio::sync::Mutex<ShellSlot>,
     /// Keeps the bastion's connection (which carries this one) open; dropped after `handle`.
     _bastion: Option<Box<Session>>,
@@ -264,6 +272,17 @@ impl Session {
     /// How many commands (each one round trip) this session has run so far.
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Has every later shell of this session run `script` before its first command and
+    /// succeed, or that command fails with [`CommandError::LockLost`]. The host's lock
+    /// belongs to the open file on the shell's fd 9: a shell started again (after a
+    /// command timed out) opens the file anew and must take the lock again, or the run
+    /// would go on without it.
+    pub fn hold_on_restart(&self, script: Script) {
+        if let Ok(mut relock) = self.relock.lock() {
+            *relock = Some(script);
+        }
     }
 
     /// Runs `script` with the target's command timeout and no stdin.
@@ -349,6 +368,13 @@ impl Session {
                     Some(channel) => ShellSlot::Ready(channel),
                     None => ShellSlot::Unavailable,
                 };
+                let restarted = self.shells_started.fetch_add(1, Ordering::Relaxed) > 0;
+                let relock = self.relock.lock().ok().and_then(|r| r.clone());
+                if let (true, Some(relock), ShellSlot::Ready(channel)) =
+                    (restarted, relock, &mut *slot)
+                {
+                    self.relock_shell(channel, &relock, command).await?;
+                }
             }
             match slot {
                 ShellSlot::Ready(channel) => {
@@ -383,6 +409,33 @@ impl Session {
                     after: limit,
                 }))
             }
+        }
+    }
+
+    /// Runs the lock script on a restarted shell; an error unless it succeeded.
+    async fn relock_shell(
+        &self,
+        channel: &mut ShellChannel,
+        relock: &Script,
+        command: &str,
+    ) -> Result<(), CommandError> {
+        let lost = |reason: String| CommandError::LockLost {
+            host: self.host.clone(),
+            command: command.to_string(),
+            reason,
+        };
+        match self
+            .shell_exchange(channel, &relock.render(), &RunOptions::default(), command)
+            .await?
+        {
+            Some(out) if out.success() => Ok(()),
+            Some(out) => Err(lost(format!(
+                "{}: {}{}",
+                out.status_text(),
+                out.stdout_text().trim(),
+                out.stderr_text().trim()
+            ))),
+            None => Err(lost("the shell did not answer".into())),
         }
     }
 

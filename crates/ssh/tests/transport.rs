@@ -458,3 +458,73 @@ async fn scripts_never_appear_in_a_process_s_arguments() {
     assert!(live.exists(), "a live shell's directory is kept");
     let _ = std::fs::remove_dir_all(&live);
 }
+
+#[tokio::test]
+async fn a_restarted_shell_takes_the_host_lock_again_before_anything_else() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let lock = std::env::temp_dir().join(format!("k8sup-relock-{}.lock", std::process::id()));
+    let lock_s = lock.to_str().expect("utf-8").to_string();
+    let mut target = sshd.target();
+    target.held_file = Some(lock_s.clone());
+    let session = connect(&target).await.expect("connects");
+    let taken = session.run(&Script::new("flock -n 9")).await.expect("runs");
+    assert!(taken.success(), "{taken:?}");
+    // What a restarted shell must run first (the real one is k8sup-ops' lock script).
+    session.hold_on_restart(Script::new("flock -w 10 9"));
+    let held_elsewhere = || {
+        !std::process::Command::new("flock")
+            .args(["-n", &lock_s, "true"])
+            .status()
+            .expect("flock runs")
+            .success()
+    };
+    // A command that times out leaves its process running, holding the lock a while.
+    let options = RunOptions {
+        timeout: Some(Duration::from_secs(1)),
+        ..RunOptions::default()
+    };
+    let error = session
+        .run_with(&Script::new("sleep 3"), options)
+        .await
+        .expect_err("times out");
+    assert!(matches!(error, CommandError::Timeout { .. }), "{error}");
+    let next = session
+        .run(&Script::new("echo after"))
+        .await
+        .expect("runs once the new shell holds the lock");
+    assert_eq!(next.stdout_text(), "after\n");
+    // The timed-out command has ended by now; the new shell holds the lock.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        held_elsewhere(),
+        "the host's lock was lost with the first shell"
+    );
+
+    // A second session whose restarted shell finds another holder fails, naming it.
+    let other = connect(&target).await.expect("connects");
+    other.hold_on_restart(Script::new(
+        "flock -n 9 || { echo held by someone; exit 3; }",
+    ));
+    let error = other
+        .run_with(
+            &Script::new("sleep 4"),
+            RunOptions {
+                timeout: Some(Duration::from_secs(1)),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .expect_err("times out");
+    assert!(matches!(error, CommandError::Timeout { .. }), "{error}");
+    let error = other
+        .run(&Script::new("echo never"))
+        .await
+        .expect_err("the lock is another's");
+    assert!(
+        matches!(&error, CommandError::LockLost { reason, .. } if reason.contains("held by someone")),
+        "{error}"
+    );
+    session.close().await;
+    let _ = std::fs::remove_file(&lock);
+}

@@ -7,10 +7,76 @@
 //! fetched secret; see `k8sup_sh` in the prelude).
 
 use k8sup_shell::Script;
+use toml::Spanned;
 
 use super::{check_path, Change, Fields, Verdict};
-use crate::playbook::CommandSpec;
+use super::{legacy_opt, Kind, RawTask, Renderer};
+use crate::encoding::Form;
+use crate::error::TaskError;
+use crate::host::Platform;
 use crate::script::{arg, Section};
+
+/// A `command` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSpec {
+    pub cmd: String,
+    pub creates: Option<String>,
+    pub unless: Option<String>,
+}
+
+impl Kind for CommandSpec {
+    const NAME: &'static str = "command";
+    const FIELDS: &'static [&'static str] = &["cmd", "creates", "unless", "needs"];
+    const HANDLER: bool = true;
+    const FRESH_PROBE: bool = true;
+    type Rendered = CommandSpec;
+
+    fn parse(raw: &mut RawTask<'_>) -> Option<CommandSpec> {
+        let creates = raw.text("creates").map(Spanned::into_inner);
+        let unless = raw.text("unless").map(Spanned::into_inner);
+        Some(CommandSpec {
+            cmd: raw.required("cmd", Self::NAME)?,
+            creates,
+            unless,
+        })
+    }
+
+    fn render(&self, r: &Renderer<'_, '_>) -> Result<CommandSpec, TaskError> {
+        Ok(CommandSpec {
+            // The only field that may use values from other hosts.
+            cmd: r.with_values("cmd", &self.cmd)?,
+            creates: r.opt("creates", &self.creates)?,
+            unless: r.opt("unless", &self.unless)?,
+        })
+    }
+
+    fn canonical(spec: &CommandSpec, form: &mut Form) {
+        form.text("cmd", &spec.cmd);
+        form.optional("creates", spec.creates.as_deref());
+        form.optional("unless", spec.unless.as_deref());
+    }
+
+    fn legacy_v1_text(spec: &CommandSpec) -> Option<String> {
+        Some(format!(
+            "Command(CommandSpec {{ cmd: {:?}, creates: {}, unless: {} }})",
+            spec.cmd,
+            legacy_opt(&spec.creates),
+            legacy_opt(&spec.unless)
+        ))
+    }
+
+    fn probe(spec: &CommandSpec, _: &Platform) -> Result<Option<Script>, String> {
+        probe(spec).map(Some)
+    }
+
+    fn judge(spec: &CommandSpec, _: &Platform, section: &Section) -> Result<Verdict, String> {
+        judge(spec, section)
+    }
+
+    fn handler_change(spec: &CommandSpec) -> Result<Change, String> {
+        change(spec, "notified".into())
+    }
+}
 
 pub(super) fn probe(spec: &CommandSpec) -> Result<Script, String> {
     if let Some(creates) = &spec.creates {

@@ -7,12 +7,186 @@
 //! the hash the probe saw (a file edited in between is not overwritten blindly).
 
 use k8sup_shell::Script;
+use toml::Spanned;
 
 use super::{check_path, file_diff, Change, Fields, FileState, Verdict};
 use crate::encoding::sha256_hex;
 use crate::host::Artifact;
-use crate::playbook::{FileSource, FileSpec};
+use super::{legacy_opt, Kind, RawTask, Renderer};
+use crate::encoding::Form;
+use crate::error::TaskError;
+use crate::host::Platform;
 use crate::script::{arg, Section};
+
+/// Where a file's content comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSource {
+    /// Literal text (itself a template).
+    Content(String),
+    /// The name of a template in the template set.
+    Template(String),
+    /// The name of an artifact the caller registered for the host
+    /// ([`crate::HostSpec::artifacts`]): binary content, uploaded as is.
+    Artifact(String),
+    /// A rendered artifact: its name and content.
+    Binary {
+        artifact: String,
+        data: crate::host::Artifact,
+    },
+}
+
+/// A `file` task. Rendered, its source is `Content` or `Binary`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    pub path: String,
+    pub source: FileSource,
+    pub mode: u32,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}
+
+impl Kind for FileSpec {
+    const NAME: &'static str = "file";
+    const FIELDS: &'static [&'static str] = &[
+        "path", "content", "template", "artifact", "mode", "owner", "group",
+    ];
+    const FRESH_PROBE: bool = true;
+    type Rendered = FileSpec;
+
+    fn parse(raw: &mut RawTask<'_>) -> Option<FileSpec> {
+        let at = raw.at();
+        let content = raw.text("content");
+        let template = raw.text("template");
+        let artifact = raw.text("artifact");
+        let given: Vec<&str> = [
+            content.as_ref().map(|_| "content"),
+            template.as_ref().map(|_| "template"),
+            artifact.as_ref().map(|_| "artifact"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if given.len() > 1 {
+            let second = [&content, &template, &artifact]
+                .into_iter()
+                .flatten()
+                .nth(1)
+                .map_or(at, |f| f.span().start);
+            raw.error(
+                second,
+                format!(
+                    "give one of `content`, `template` or `artifact`, not {}",
+                    given.join(" and ")
+                ),
+            );
+            return None;
+        }
+        let source = match (content, template, artifact) {
+            (Some(content), _, _) => FileSource::Content(content.into_inner()),
+            (_, Some(template), _) => FileSource::Template(template.into_inner()),
+            (_, _, Some(artifact)) => FileSource::Artifact(artifact.into_inner()),
+            (None, None, None) => {
+                raw.error(
+                    at,
+                    "a `file` task needs `content`, `template` or `artifact`",
+                );
+                return None;
+            }
+        };
+        let mode = match raw.text("mode") {
+            None => 0o644,
+            Some(mode) => match u32::from_str_radix(mode.get_ref(), 8) {
+                Ok(bits) if bits <= 0o7777 => bits,
+                _ => {
+                    raw.error(mode.span().start, "mode must be octal, like \"0644\"");
+                    return None;
+                }
+            },
+        };
+        let path = raw.required("path", Self::NAME)?;
+        Some(FileSpec {
+            path,
+            source,
+            mode,
+            owner: raw.text("owner").map(Spanned::into_inner),
+            group: raw.text("group").map(Spanned::into_inner),
+        })
+    }
+
+    fn render(&self, r: &Renderer<'_, '_>) -> Result<FileSpec, TaskError> {
+        let source = match &self.source {
+            FileSource::Content(text) => FileSource::Content(r.field("content", text)?),
+            FileSource::Template(name) => {
+                let name = r.field("template", name)?;
+                FileSource::Content(r.template(&name)?)
+            }
+            FileSource::Artifact(name) => {
+                let name = r.field("artifact", name)?;
+                let data = r.artifact(&name)?;
+                FileSource::Binary {
+                    artifact: name,
+                    data,
+                }
+            }
+            FileSource::Binary { .. } => self.source.clone(),
+        };
+        Ok(FileSpec {
+            path: r.field("path", &self.path)?,
+            source,
+            mode: self.mode,
+            owner: r.opt("owner", &self.owner)?,
+            group: r.opt("group", &self.group)?,
+        })
+    }
+
+    fn canonical(spec: &FileSpec, form: &mut Form) {
+        form.text("path", &spec.path);
+        match &spec.source {
+            FileSource::Content(text) => form.text("content", text),
+            FileSource::Template(name) => form.text("template", name),
+            FileSource::Artifact(name) => form.text("artifact", name),
+            FileSource::Binary { artifact, data } => {
+                form.text("artifact", artifact);
+                form.text("artifact_sha256", data.sha256());
+            }
+        }
+        form.text("mode", &format!("{:04o}", spec.mode));
+        form.optional("owner", spec.owner.as_deref());
+        form.optional("group", spec.group.as_deref());
+    }
+
+    fn legacy_v1_text(spec: &FileSpec) -> Option<String> {
+        let source = match &spec.source {
+            FileSource::Content(text) => format!("Content({text:?})"),
+            FileSource::Template(name) => format!("Template({name:?})"),
+            FileSource::Artifact(name) => format!("Artifact({name:?})"),
+            FileSource::Binary { artifact, data } => format!(
+                "Binary {{ artifact: {artifact:?}, data: Artifact({} bytes, sha256 {}) }}",
+                data.len(),
+                data.sha256()
+            ),
+        };
+        Some(format!(
+            "File(FileSpec {{ path: {:?}, source: {source}, mode: {}, owner: {}, group: {} }})",
+            spec.path,
+            spec.mode,
+            legacy_opt(&spec.owner),
+            legacy_opt(&spec.group)
+        ))
+    }
+
+    fn probe(spec: &FileSpec, _: &Platform) -> Result<Option<Script>, String> {
+        probe(spec).map(Some)
+    }
+
+    fn probed_files(spec: &FileSpec) -> Vec<&str> {
+        vec![spec.path.as_str()]
+    }
+
+    fn judge(spec: &FileSpec, _: &Platform, section: &Section) -> Result<Verdict, String> {
+        judge(spec, section)
+    }
+}
 
 /// What the file must hold: text (rendered) or an artifact's bytes.
 enum Wanted<'a> {

@@ -5,8 +5,54 @@ use k8sup_shell::Script;
 
 use super::{Change, Fields, Verdict};
 use crate::encoding::decode_b64;
-use crate::playbook::HostnameSpec;
+use super::{Kind, RawTask, Renderer};
+use crate::encoding::Form;
+use crate::error::TaskError;
+use crate::host::Platform;
 use crate::script::{arg, Section};
+
+/// A `hostname` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostnameSpec {
+    pub hostname: String,
+}
+
+impl Kind for HostnameSpec {
+    const NAME: &'static str = "hostname";
+    const FIELDS: &'static [&'static str] = &["hostname"];
+    type Rendered = HostnameSpec;
+
+    fn parse(raw: &mut RawTask<'_>) -> Option<HostnameSpec> {
+        Some(HostnameSpec {
+            hostname: raw.required("hostname", Self::NAME)?,
+        })
+    }
+
+    fn render(&self, r: &Renderer<'_, '_>) -> Result<HostnameSpec, TaskError> {
+        Ok(HostnameSpec {
+            hostname: r.field("hostname", &self.hostname)?,
+        })
+    }
+
+    fn canonical(spec: &HostnameSpec, form: &mut Form) {
+        form.text("hostname", &spec.hostname);
+    }
+
+    fn legacy_v1_text(spec: &HostnameSpec) -> Option<String> {
+        Some(format!(
+            "Hostname(HostnameSpec {{ hostname: {:?} }})",
+            spec.hostname
+        ))
+    }
+
+    fn probe(_: &HostnameSpec, _: &Platform) -> Result<Option<Script>, String> {
+        Ok(Some(probe()))
+    }
+
+    fn judge(spec: &HostnameSpec, _: &Platform, section: &Section) -> Result<Verdict, String> {
+        judge(spec, section)
+    }
+}
 
 pub(super) fn probe() -> Script {
     Script::new("k8sup_probe_hostname")

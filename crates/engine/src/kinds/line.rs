@@ -6,11 +6,138 @@
 //! hash the probe saw. The file keeps its mode, owner and group.
 
 use k8sup_shell::Script;
+use toml::Spanned;
 use regex::Regex;
 
 use super::{check_path, file_diff, Change, Fields, FileState, Verdict};
-use crate::playbook::{LineEdit, LineSpec};
+use super::{legacy_opt, Kind, RawTask, Renderer};
+use crate::encoding::Form;
+use crate::error::TaskError;
+use crate::host::Platform;
 use crate::script::{arg, Section};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineEdit {
+    /// Ensure `line` is present; with `regexp`, replace the lines it matches by `line`
+    /// (appending `line` when none matches).
+    Present {
+        line: String,
+        regexp: Option<String>,
+    },
+    /// Prefix every uncommented line matching the regex with `# `.
+    CommentOut { regexp: String },
+}
+
+/// A `line` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineSpec {
+    pub path: String,
+    pub edit: LineEdit,
+}
+
+impl Kind for LineSpec {
+    const NAME: &'static str = "line";
+    const FIELDS: &'static [&'static str] = &["path", "line", "regexp", "comment_out"];
+    const FRESH_PROBE: bool = true;
+    type Rendered = LineSpec;
+
+    fn parse(raw: &mut RawTask<'_>) -> Option<LineSpec> {
+        let at = raw.at();
+        let path = raw.required("path", Self::NAME);
+        let line = raw.text("line");
+        let regexp = raw.text("regexp");
+        let comment_out = raw.text("comment_out");
+        for field in [&regexp, &comment_out].into_iter().flatten() {
+            raw.regex(field);
+        }
+        let path = path?;
+        let edit = match (line, comment_out) {
+            (Some(line), None) => {
+                if line.get_ref().contains('\n') {
+                    raw.error(line.span().start, "`line` must be a single line");
+                }
+                LineEdit::Present {
+                    line: line.into_inner(),
+                    regexp: regexp.map(Spanned::into_inner),
+                }
+            }
+            (None, Some(comment_out)) => {
+                if let Some(r) = regexp {
+                    raw.error(
+                        r.span().start,
+                        "`regexp` goes with `line`; `comment_out` is itself the regex",
+                    );
+                }
+                LineEdit::CommentOut {
+                    regexp: comment_out.into_inner(),
+                }
+            }
+            (Some(line), Some(_)) => {
+                raw.error(line.span().start, "give `line` or `comment_out`, not both");
+                return None;
+            }
+            (None, None) => {
+                raw.error(at, "a `line` task needs `line` or `comment_out`");
+                return None;
+            }
+        };
+        Some(LineSpec { path, edit })
+    }
+
+    fn render(&self, r: &Renderer<'_, '_>) -> Result<LineSpec, TaskError> {
+        Ok(LineSpec {
+            path: r.field("path", &self.path)?,
+            edit: match &self.edit {
+                LineEdit::Present { line, regexp } => LineEdit::Present {
+                    line: r.field("line", line)?,
+                    regexp: r.opt("regexp", regexp)?,
+                },
+                LineEdit::CommentOut { regexp } => LineEdit::CommentOut {
+                    regexp: r.field("comment_out", regexp)?,
+                },
+            },
+        })
+    }
+
+    fn canonical(spec: &LineSpec, form: &mut Form) {
+        form.text("path", &spec.path);
+        match &spec.edit {
+            LineEdit::Present { line, regexp } => {
+                form.text("line", line);
+                form.optional("regexp", regexp.as_deref());
+            }
+            LineEdit::CommentOut { regexp } => form.text("comment_out", regexp),
+        }
+    }
+
+    fn legacy_v1_text(spec: &LineSpec) -> Option<String> {
+        let edit = match &spec.edit {
+            LineEdit::Present { line, regexp } => {
+                format!(
+                    "Present {{ line: {line:?}, regexp: {} }}",
+                    legacy_opt(regexp)
+                )
+            }
+            LineEdit::CommentOut { regexp } => format!("CommentOut {{ regexp: {regexp:?} }}"),
+        };
+        Some(format!(
+            "Line(LineSpec {{ path: {:?}, edit: {edit} }})",
+            spec.path
+        ))
+    }
+
+    fn probe(spec: &LineSpec, _: &Platform) -> Result<Option<Script>, String> {
+        probe(spec).map(Some)
+    }
+
+    fn probed_files(spec: &LineSpec) -> Vec<&str> {
+        vec![spec.path.as_str()]
+    }
+
+    fn judge(spec: &LineSpec, _: &Platform, section: &Section) -> Result<Verdict, String> {
+        judge(spec, section)
+    }
+}
 
 pub(super) fn probe(spec: &LineSpec) -> Result<Script, String> {
     check_path("path", &spec.path)?;

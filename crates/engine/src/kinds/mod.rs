@@ -1,35 +1,35 @@
-//! Task kinds: for each, a read-only probe, the judgement of its output, and the apply.
+//! Task kinds, one module each, registered in one table ([`kinds!`] below).
 //!
-//! A kind turns its rendered spec into a probe call (a prelude function with quoted
-//! arguments, see [`crate::script`]); [`judge`] reads that call's output section and
-//! returns a [`Verdict`]: nothing to do, or a [`Change`] that carries the exact apply
-//! call, its stdin, and what a person sees in a plan (reason, diff, command).
+//! A kind's module declares the type a playbook task of that kind parses into and
+//! implements [`Kind`] for it: the fields it takes, how it parses and renders them,
+//! its canonical form (what its fingerprint hashes), its read-only probe (a prelude
+//! function with quoted arguments, see [`crate::script`]), the judgement of the
+//! probe's output (a [`Verdict`]: nothing to do, or a [`Change`] that carries the
+//! exact apply call, its stdin, and what a person sees in a plan: reason, diff,
+//! command) and, for a handler, its change. Adding a kind is its module plus one
+//! line in the table; docs/playbooks.md walks through one.
 
-mod command;
-mod file;
-mod hostname;
-mod line;
-mod module;
-mod package;
-mod service;
-mod sysctl;
+mod kind;
 
 use k8sup_shell::Script;
 
+pub(crate) use self::kind::KindInfo;
+pub use self::kind::{Kind, RawTask, Renderer};
+use crate::encoding::Form;
+use crate::error::TaskError;
 use crate::host::Platform;
-use crate::playbook::{Action, ServiceState};
 use crate::script::Section;
 
 /// What a probe found.
 #[derive(Debug, Clone)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     Ok { reason: String },
     Change(Change),
 }
 
 /// A change a task would make, and how.
 #[derive(Debug, Clone)]
-pub(crate) struct Change {
+pub struct Change {
     /// Which fact or state differs.
     pub reason: String,
     /// A unified diff, for file content.
@@ -40,93 +40,173 @@ pub(crate) struct Change {
     pub stdin: Option<Vec<u8>>,
 }
 
-/// The probe call for a rendered action, or `None` when the kind has no probe
-/// (fetch: it runs on demand).
-pub(crate) fn probe(action: &Action, platform: &Platform) -> Result<Option<Script>, String> {
-    Ok(Some(match action {
-        Action::File(spec) => file::probe(spec)?,
-        Action::Line(spec) => line::probe(spec)?,
-        Action::Package(spec) => package::probe(spec, platform)?,
-        Action::Service(spec) => service::probe(spec)?,
-        Action::Module(spec) => module::probe(spec)?,
-        Action::Sysctl(spec) => sysctl::probe(spec)?,
-        Action::Command(spec) => command::probe(spec)?,
-        Action::Hostname(_) => hostname::probe(),
-        Action::Fetch(_) => return Ok(None),
-    }))
-}
+/// The table of kinds: `module => Variant(Type)` declares the kind's module, and
+/// the variant of [`Action`] (as the playbook says it) and of [`Rendered`] (rendered
+/// for one host) that holds it; every dispatch on a kind is made here.
+macro_rules! kinds {
+    ($($(#[$attr:meta])* $module:ident => $variant:ident($kind:ident),)*) => {
+        $(
+            $(#[$attr])*
+            mod $module;
+            $(#[$attr])*
+            pub use self::$module::$kind;
+        )*
 
-/// The files a kind's probe reads with `k8sup_probe_file`, which a read-only script
-/// can read ahead for all its probes at once.
-pub(crate) fn probed_files(action: &Action) -> Vec<&str> {
-    match action {
-        Action::File(spec) => vec![spec.path.as_str()],
-        Action::Line(spec) => vec![spec.path.as_str()],
-        Action::Module(spec) => spec.persist_file.iter().map(String::as_str).collect(),
-        Action::Sysctl(spec) => vec![spec.file.as_str()],
-        Action::Package(_)
-        | Action::Service(_)
-        | Action::Command(_)
-        | Action::Hostname(_)
-        | Action::Fetch(_) => Vec::new(),
-    }
-}
-
-/// Judges a probe's output section.
-pub(crate) fn judge(
-    action: &Action,
-    platform: &Platform,
-    section: &Section,
-) -> Result<Verdict, String> {
-    if section.status != 0 {
-        return Err(format!("the probe exited with status {}", section.status));
-    }
-    match action {
-        Action::File(spec) => file::judge(spec, section),
-        Action::Line(spec) => line::judge(spec, section),
-        Action::Package(spec) => package::judge(spec, platform, section),
-        Action::Service(spec) => service::judge(spec, section),
-        Action::Module(spec) => module::judge(spec, section),
-        Action::Sysctl(spec) => sysctl::judge(spec, section),
-        Action::Command(spec) => command::judge(spec, section),
-        Action::Hostname(spec) => hostname::judge(spec, section),
-        Action::Fetch(_) => Err("fetch tasks are not probed".into()),
-    }
-}
-
-/// Whether a change's apply is right only for the state its probe saw, and so must be
-/// judged again when an earlier change of the same batch altered that state: a file
-/// is replaced only if still as probed, a command is guarded by `creates`/`unless`.
-/// The other kinds set their state whatever it was (`sysctl -w`, `modprobe`,
-/// `systemctl enable/start`, a package install, the hostname).
-pub(crate) fn apply_needs_fresh_probe(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::File(_) | Action::Line(_) | Action::Command(_)
-    )
-}
-
-/// The change a handler makes when notified (it has no probe).
-pub(crate) fn handler_change(action: &Action) -> Result<Change, String> {
-    match action {
-        Action::Service(spec) => {
-            let spec = crate::playbook::ServiceSpec {
-                state: Some(spec.state.unwrap_or(ServiceState::Restarted)),
-                ..spec.clone()
-            };
-            service::change(&spec, "notified".into())
+        /// What a task does, by kind, as the playbook says it: string fields are
+        /// unrendered templates.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Action {
+            $($(#[$attr])* $variant($kind),)*
         }
-        Action::Command(spec) => command::change(spec, "notified".into()),
-        other => Err(format!("a `{}` task cannot be a handler", other.kind())),
-    }
+
+        /// A task's action rendered for one host: what is probed, judged, applied and
+        /// fingerprinted.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Rendered {
+            $($(#[$attr])* $variant(<$kind as Kind>::Rendered),)*
+        }
+
+        /// Every kind, in the table's order.
+        // One push per kind: an entry of the table may be under `#[cfg]`.
+        #[allow(clippy::vec_init_then_push)]
+        pub(crate) fn kinds() -> Vec<KindInfo> {
+            let mut kinds = Vec::new();
+            $(
+                $(#[$attr])*
+                kinds.push(KindInfo::of::<$kind>());
+            )*
+            kinds
+        }
+
+        impl Action {
+            /// The kind's name as written in a playbook.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $($(#[$attr])* Action::$variant(_) => <$kind as Kind>::NAME,)*
+                }
+            }
+
+            /// Parses a task of kind `kind` from `raw`; `None` after reporting what is
+            /// wrong, or for a kind not in the table.
+            pub(crate) fn parse(kind: &str, raw: &mut RawTask<'_>) -> Option<Action> {
+                match kind {
+                    $(
+                        $(#[$attr])*
+                        name if name == <$kind as Kind>::NAME => {
+                            <$kind as Kind>::parse(raw).map(Action::$variant)
+                        }
+                    )*
+                    _ => None,
+                }
+            }
+
+            /// Renders every field for one host.
+            pub(crate) fn render(&self, r: &Renderer<'_, '_>) -> Result<Rendered, TaskError> {
+                Ok(match self {
+                    $($(#[$attr])* Action::$variant(spec) => Rendered::$variant(spec.render(r)?),)*
+                })
+            }
+        }
+
+        impl Rendered {
+            /// The kind's name as written in a playbook.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $($(#[$attr])* Rendered::$variant(_) => <$kind as Kind>::NAME,)*
+                }
+            }
+
+            /// Writes its fields into the task's canonical form.
+            pub(crate) fn canonical(&self, form: &mut Form) {
+                match self {
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::canonical(r, form),)*
+                }
+            }
+
+            /// The text a version 1 fingerprint hashed, if the kind had one.
+            pub(crate) fn legacy_v1_text(&self) -> Option<String> {
+                match self {
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::legacy_v1_text(r),)*
+                }
+            }
+
+            /// The probe call, or `None` when the kind has no probe (fetch: it runs
+            /// on demand).
+            pub(crate) fn probe(&self, platform: &Platform) -> Result<Option<Script>, String> {
+                match self {
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::probe(r, platform),)*
+                }
+            }
+
+            /// The files its probe reads with `k8sup_probe_file`.
+            pub(crate) fn probed_files(&self) -> Vec<&str> {
+                match self {
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::probed_files(r),)*
+                }
+            }
+
+            /// Judges a probe's output section.
+            pub(crate) fn judge(
+                &self,
+                platform: &Platform,
+                section: &Section,
+            ) -> Result<Verdict, String> {
+                if section.status != 0 {
+                    return Err(format!("the probe exited with status {}", section.status));
+                }
+                match self {
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::judge(r, platform, section),)*
+                }
+            }
+
+            /// Whether its apply must be judged again after an earlier change of the
+            /// same batch (see [`Kind::FRESH_PROBE`]).
+            pub(crate) fn apply_needs_fresh_probe(&self) -> bool {
+                match self {
+                    $($(#[$attr])* Rendered::$variant(_) => <$kind as Kind>::FRESH_PROBE,)*
+                }
+            }
+
+            /// The change a handler makes when notified (it has no probe).
+            pub(crate) fn handler_change(&self) -> Result<Change, String> {
+                match self {
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::handler_change(r),)*
+                }
+            }
+        }
+    };
 }
+
+kinds! {
+    file => File(FileSpec),
+    line => Line(LineSpec),
+    package => Package(PackageSpec),
+    service => Service(ServiceSpec),
+    module => Module(ModuleSpec),
+    sysctl => Sysctl(SysctlSpec),
+    command => Command(CommandSpec),
+    fetch => Fetch(FetchSpec),
+    hostname => Hostname(HostnameSpec),
+    // The worked example of docs/playbooks.md, compiled and run by its tests only.
+    #[cfg(test)]
+    directory => Directory(DirectorySpec),
+}
+
+pub use self::file::FileSource;
+pub use self::line::LineEdit;
+pub use self::service::ServiceState;
 
 /// The apply of a command task whose `cmd` was rendered again with the values it needs.
-pub(crate) fn command_change(
-    spec: &crate::playbook::CommandSpec,
-    reason: String,
-) -> Result<Change, String> {
+pub(crate) fn command_change(spec: &CommandSpec, reason: String) -> Result<Change, String> {
     command::change(spec, reason)
+}
+
+/// `Some("text")` or `None`, as version 1 fingerprints printed an optional text.
+pub(crate) fn legacy_opt(value: &Option<String>) -> String {
+    match value {
+        Some(text) => format!("Some({text:?})"),
+        None => "None".into(),
+    }
 }
 
 /// Fields of a section, with a clear error for a missing one.

@@ -2,11 +2,80 @@
 //! file naming it).
 
 use k8sup_shell::Script;
+use toml::Spanned;
 
 use super::{check_path, check_word, file_diff, Change, Fields, FileState, Verdict};
 use crate::encoding::sha256_hex;
-use crate::playbook::ModuleSpec;
+use super::{legacy_opt, Kind, RawTask, Renderer};
+use crate::encoding::Form;
+use crate::error::TaskError;
+use crate::host::Platform;
 use crate::script::{arg, Section};
+
+/// A `module` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSpec {
+    pub module: String,
+    /// The modules-load.d file that loads it at boot; `None` to only load it now.
+    pub persist_file: Option<String>,
+}
+
+impl Kind for ModuleSpec {
+    const NAME: &'static str = "module";
+    const FIELDS: &'static [&'static str] = &["module", "persist", "persist_file"];
+    type Rendered = ModuleSpec;
+
+    fn parse(raw: &mut RawTask<'_>) -> Option<ModuleSpec> {
+        let persist = raw.flag("persist").map(Spanned::into_inner).unwrap_or(true);
+        let persist_file = raw.text("persist_file");
+        let module = raw.required("module", Self::NAME)?;
+        let persist_file = match (persist, persist_file) {
+            (false, Some(file)) => {
+                raw.error(file.span().start, "`persist_file` with persist = false");
+                return None;
+            }
+            (false, None) => None,
+            (true, Some(file)) => Some(file.into_inner()),
+            (true, None) => Some(format!("/etc/modules-load.d/{module}.conf")),
+        };
+        Some(ModuleSpec {
+            module,
+            persist_file,
+        })
+    }
+
+    fn render(&self, r: &Renderer<'_, '_>) -> Result<ModuleSpec, TaskError> {
+        Ok(ModuleSpec {
+            module: r.field("module", &self.module)?,
+            persist_file: r.opt("persist_file", &self.persist_file)?,
+        })
+    }
+
+    fn canonical(spec: &ModuleSpec, form: &mut Form) {
+        form.text("module", &spec.module);
+        form.optional("persist_file", spec.persist_file.as_deref());
+    }
+
+    fn legacy_v1_text(spec: &ModuleSpec) -> Option<String> {
+        Some(format!(
+            "Module(ModuleSpec {{ module: {:?}, persist_file: {} }})",
+            spec.module,
+            legacy_opt(&spec.persist_file)
+        ))
+    }
+
+    fn probe(spec: &ModuleSpec, _: &Platform) -> Result<Option<Script>, String> {
+        probe(spec).map(Some)
+    }
+
+    fn probed_files(spec: &ModuleSpec) -> Vec<&str> {
+        spec.persist_file.iter().map(String::as_str).collect()
+    }
+
+    fn judge(spec: &ModuleSpec, _: &Platform, section: &Section) -> Result<Verdict, String> {
+        judge(spec, section)
+    }
+}
 
 fn persist_content(spec: &ModuleSpec) -> String {
     format!("{}\n", spec.module)

@@ -5,11 +5,91 @@
 //! state or the versionlock list: no package manager lock is taken.
 
 use k8sup_shell::Script;
+use toml::Spanned;
 
 use super::{check_word, Change, Fields, Verdict};
 use crate::host::{Family, Platform};
-use crate::playbook::PackageSpec;
+use super::{legacy_opt, Kind, RawTask, Renderer};
+use crate::encoding::Form;
+use crate::error::TaskError;
 use crate::script::{arg, Section};
+
+/// A `package` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageSpec {
+    pub packages: Vec<String>,
+    /// A version (`1.30.1-1.1`) or a pattern with `*` (`1.30.1-*`); any when `None`.
+    pub version: Option<String>,
+    pub hold: bool,
+}
+
+impl Kind for PackageSpec {
+    const NAME: &'static str = "package";
+    const FIELDS: &'static [&'static str] = &["packages", "version", "hold"];
+    type Rendered = PackageSpec;
+
+    fn parse(raw: &mut RawTask<'_>) -> Option<PackageSpec> {
+        let version = raw.text("version").map(Spanned::into_inner);
+        let hold = raw.flag("hold").map(Spanned::into_inner).unwrap_or(false);
+        let written = raw.has("packages");
+        let Some(packages) = raw.list("packages") else {
+            if !written {
+                let at = raw.at();
+                raw.error(at, "a `package` task needs `packages`");
+            }
+            return None;
+        };
+        let packages_at = packages.span().start;
+        let packages = packages.into_inner();
+        if packages.is_empty() {
+            raw.error(packages_at, "`packages` is empty");
+        }
+        Some(PackageSpec {
+            packages,
+            version,
+            hold,
+        })
+    }
+
+    fn render(&self, r: &Renderer<'_, '_>) -> Result<PackageSpec, TaskError> {
+        Ok(PackageSpec {
+            packages: self
+                .packages
+                .iter()
+                .map(|p| r.field("packages", p))
+                .collect::<Result<_, _>>()?,
+            version: r
+                .opt("version", &self.version)?
+                .filter(|v| !v.is_empty()),
+            hold: self.hold,
+        })
+    }
+
+    fn canonical(spec: &PackageSpec, form: &mut Form) {
+        form.list("packages", &spec.packages);
+        form.optional("version", spec.version.as_deref());
+        if spec.hold {
+            form.raw("hold", "true");
+        }
+    }
+
+    fn legacy_v1_text(spec: &PackageSpec) -> Option<String> {
+        Some(format!(
+            "Package(PackageSpec {{ packages: {:?}, version: {}, hold: {} }})",
+            spec.packages,
+            legacy_opt(&spec.version),
+            spec.hold
+        ))
+    }
+
+    fn probe(spec: &PackageSpec, platform: &Platform) -> Result<Option<Script>, String> {
+        probe(spec, platform).map(Some)
+    }
+
+    fn judge(spec: &PackageSpec, platform: &Platform, section: &Section) -> Result<Verdict, String> {
+        judge(spec, platform, section)
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Manager {

@@ -2,10 +2,130 @@
 //! restarted when notified.
 
 use k8sup_shell::Script;
+use toml::Spanned;
 
 use super::{check_word, Change, Fields, Verdict};
-use crate::playbook::{ServiceSpec, ServiceState};
+use super::{Kind, RawTask, Renderer};
+use crate::encoding::Form;
+use crate::error::TaskError;
+use crate::host::Platform;
 use crate::script::{arg, Section};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceState {
+    Started,
+    Stopped,
+    /// Only in handlers: restart when notified.
+    Restarted,
+}
+
+/// A `service` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub service: String,
+    pub enabled: Option<bool>,
+    pub state: Option<ServiceState>,
+}
+
+impl Kind for ServiceSpec {
+    const NAME: &'static str = "service";
+    const FIELDS: &'static [&'static str] = &["service", "enabled", "state"];
+    const HANDLER: bool = true;
+    type Rendered = ServiceSpec;
+
+    fn parse(raw: &mut RawTask<'_>) -> Option<ServiceSpec> {
+        let at = raw.at();
+        let enabled = raw.flag("enabled").map(Spanned::into_inner);
+        let state = match raw.text("state") {
+            None => None,
+            Some(state) => match state.get_ref().as_str() {
+                "started" => Some(ServiceState::Started),
+                "stopped" => Some(ServiceState::Stopped),
+                "restarted" if raw.handler() => Some(ServiceState::Restarted),
+                "restarted" => {
+                    raw.error(
+                        state.span().start,
+                        "state = \"restarted\" is only for handlers: a task would restart on every run",
+                    );
+                    return None;
+                }
+                other => {
+                    raw.error(
+                        state.span().start,
+                        format!("state {other:?} is not one of started, stopped, restarted"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let service = raw.required("service", Self::NAME)?;
+        if enabled.is_none() && state.is_none() {
+            raw.error(at, "a `service` task needs `enabled` or `state`");
+        }
+        Some(ServiceSpec {
+            service,
+            enabled,
+            state,
+        })
+    }
+
+    fn render(&self, r: &Renderer<'_, '_>) -> Result<ServiceSpec, TaskError> {
+        Ok(ServiceSpec {
+            service: r.field("service", &self.service)?,
+            ..self.clone()
+        })
+    }
+
+    fn canonical(spec: &ServiceSpec, form: &mut Form) {
+        form.text("service", &spec.service);
+        if let Some(enabled) = spec.enabled {
+            form.raw("enabled", if enabled { "true" } else { "false" });
+        }
+        if let Some(state) = spec.state {
+            form.text(
+                "state",
+                match state {
+                    ServiceState::Started => "started",
+                    ServiceState::Stopped => "stopped",
+                    ServiceState::Restarted => "restarted",
+                },
+            );
+        }
+    }
+
+    fn legacy_v1_text(spec: &ServiceSpec) -> Option<String> {
+        let enabled = match spec.enabled {
+            Some(enabled) => format!("Some({enabled})"),
+            None => "None".into(),
+        };
+        let state = match spec.state {
+            Some(ServiceState::Started) => "Some(Started)",
+            Some(ServiceState::Stopped) => "Some(Stopped)",
+            Some(ServiceState::Restarted) => "Some(Restarted)",
+            None => "None",
+        };
+        Some(format!(
+            "Service(ServiceSpec {{ service: {:?}, enabled: {enabled}, state: {state} }})",
+            spec.service
+        ))
+    }
+
+    fn probe(spec: &ServiceSpec, _: &Platform) -> Result<Option<Script>, String> {
+        probe(spec).map(Some)
+    }
+
+    fn judge(spec: &ServiceSpec, _: &Platform, section: &Section) -> Result<Verdict, String> {
+        judge(spec, section)
+    }
+
+    fn handler_change(spec: &ServiceSpec) -> Result<Change, String> {
+        let spec = ServiceSpec {
+            state: Some(spec.state.unwrap_or(ServiceState::Restarted)),
+            ..spec.clone()
+        };
+        change(&spec, "notified".into())
+    }
+}
 
 pub(super) fn probe(spec: &ServiceSpec) -> Result<Script, String> {
     check_word("service", &spec.service)?;

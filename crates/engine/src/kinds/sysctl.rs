@@ -1,12 +1,114 @@
 //! `sysctl`: kernel parameters set now (`sysctl -w`) and at boot (a sysctl.d file).
 
+use std::collections::BTreeMap;
+
 use k8sup_shell::Script;
 
 use super::{check_path, file_diff, Change, Fields, FileState, Verdict};
 use crate::encoding::decode_b64;
 use crate::encoding::sha256_hex;
-use crate::playbook::SysctlSpec;
+use super::{Kind, RawTask, Renderer};
+use crate::encoding::Form;
+use crate::error::TaskError;
+use crate::host::Platform;
 use crate::script::{arg, Section};
+
+/// A `sysctl` task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysctlSpec {
+    /// Keys and values, in key order.
+    pub settings: BTreeMap<String, String>,
+    /// The sysctl.d file that sets them at boot.
+    pub file: String,
+}
+
+impl Kind for SysctlSpec {
+    const NAME: &'static str = "sysctl";
+    const FIELDS: &'static [&'static str] = &["settings", "file"];
+    type Rendered = SysctlSpec;
+
+    fn parse(raw: &mut RawTask<'_>) -> Option<SysctlSpec> {
+        let file = raw.required("file", Self::NAME);
+        let written = raw.has("settings");
+        let Some(settings) = raw.table("settings") else {
+            if !written {
+                let at = raw.at();
+                raw.error(at, "a `sysctl` task needs `settings`");
+            }
+            return None;
+        };
+        let settings_at = settings.span().start;
+        let mut out = BTreeMap::new();
+        for (key, value) in settings.into_inner() {
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                other => {
+                    raw.error(
+                        settings_at,
+                        format!("sysctl {key} = {other}: values are strings or integers"),
+                    );
+                    continue;
+                }
+            };
+            if key.is_empty() || key.contains(|c: char| c.is_whitespace() || c == '=' || c == '/')
+            {
+                raw.error(settings_at, format!("{key:?} is not a sysctl key"));
+            }
+            out.insert(key, value);
+        }
+        Some(SysctlSpec {
+            settings: out,
+            file: file?,
+        })
+    }
+
+    fn render(&self, r: &Renderer<'_, '_>) -> Result<SysctlSpec, TaskError> {
+        Ok(SysctlSpec {
+            settings: self
+                .settings
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), r.field(k, v)?)))
+                .collect::<Result<_, TaskError>>()?,
+            file: r.field("file", &self.file)?,
+        })
+    }
+
+    fn canonical(spec: &SysctlSpec, form: &mut Form) {
+        // In key order: the settings are a sorted map.
+        let mut settings = Form::default();
+        for (key, value) in &spec.settings {
+            settings.text(key, value);
+        }
+        form.raw("settings", &settings.finish());
+        form.text("file", &spec.file);
+    }
+
+    fn legacy_v1_text(spec: &SysctlSpec) -> Option<String> {
+        let settings: Vec<String> = spec
+            .settings
+            .iter()
+            .map(|(key, value)| format!("{key:?}: {value:?}"))
+            .collect();
+        Some(format!(
+            "Sysctl(SysctlSpec {{ settings: {{{}}}, file: {:?} }})",
+            settings.join(", "),
+            spec.file
+        ))
+    }
+
+    fn probe(spec: &SysctlSpec, _: &Platform) -> Result<Option<Script>, String> {
+        probe(spec).map(Some)
+    }
+
+    fn probed_files(spec: &SysctlSpec) -> Vec<&str> {
+        vec![spec.file.as_str()]
+    }
+
+    fn judge(spec: &SysctlSpec, _: &Platform, section: &Section) -> Result<Verdict, String> {
+        judge(spec, section)
+    }
+}
 
 /// The sysctl.d file for `spec`.
 pub(crate) fn file_content(spec: &SysctlSpec) -> String {

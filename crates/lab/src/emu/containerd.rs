@@ -203,6 +203,14 @@ pub fn run_crictl(inv: &mut Invocation) -> i32 {
         Ok(r) => r,
         Err(e) => return fatal(inv, &e),
     };
+    if let Some(i) = super::containers::subcommand(&inv.args) {
+        let rest = inv.args[i + 1..].to_vec();
+        match inv.args[i].as_str() {
+            "ps" => return super::containers::ps(inv, &rest),
+            "exec" => return super::containers::exec(inv, &rest),
+            _ => {}
+        }
+    }
     match words.first().map(String::as_str) {
         Some("version") => {
             let rv = runtime::version_string(inv, rt);
@@ -251,10 +259,6 @@ pub fn run_crictl(inv: &mut Invocation) -> i32 {
         }
         Some("pull") => super::images::crictl_pull(inv, &words),
         Some("inspecti") => super::images::crictl_inspecti(inv, &words),
-        Some("ps") => {
-            inv.outln("CONTAINER           IMAGE               CREATED             STATE               NAME                ATTEMPT             POD ID              POD");
-            0
-        }
         other => {
             inv.errln(&format!(
                 "k8sup-lab: crictl {} is not emulated",

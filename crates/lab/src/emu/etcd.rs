@@ -696,7 +696,7 @@ fn client_tls(inv: &mut Invocation, a: &Args, endpoint: &str) -> Result<(), i32>
         ));
     }
     for f in files.into_iter().flatten() {
-        if !inv.path(&f).exists() {
+        if !inv.visible(&f).is_some_and(|p| p.exists()) {
             return Err(exit_error(
                 inv,
                 &format!("open {f}: no such file or directory"),
@@ -806,15 +806,12 @@ fn snapshot_save(inv: &mut Invocation, endpoint: &str, file: &str, a: &Args) -> 
     let part = format!("{file}.part");
     inv.errln(&format!("{{\"level\":\"info\",\"ts\":\"{ts}\",\"caller\":\"snapshot/v3_snapshot.go:65\",\"msg\":\"created temporary db file\",\"path\":\"{part}\"}}"));
     let bytes = snapshot_bytes(&Store::of(&state, etcd.revision));
-    let path = if file.starts_with('/') {
-        inv.path(&part)
-    } else {
-        std::path::PathBuf::from(&part)
-    };
-    let final_path = if file.starts_with('/') {
-        inv.path(file)
-    } else {
-        std::path::PathBuf::from(file)
+    let (Some(path), Some(final_path)) = (inv.visible(&part), inv.visible(file)) else {
+        // In a container, outside its mounts: no such directory in its image.
+        return exit_error(
+            inv,
+            &format!("could not open {part} (open {part}: no such file or directory)"),
+        );
     };
     if let Err(e) = std::fs::write(&path, &bytes).and_then(|_| std::fs::rename(&path, &final_path))
     {
@@ -827,10 +824,9 @@ fn snapshot_save(inv: &mut Invocation, endpoint: &str, file: &str, a: &Args) -> 
 }
 
 fn read_file(inv: &Invocation, file: &str) -> std::io::Result<Vec<u8>> {
-    if file.starts_with('/') {
-        std::fs::read(inv.path(file))
-    } else {
-        std::fs::read(file)
+    match inv.visible(file) {
+        Some(path) => std::fs::read(path),
+        None => Err(std::io::ErrorKind::NotFound.into()),
     }
 }
 
@@ -910,7 +906,10 @@ fn snapshot_restore(inv: &mut Invocation, file: &str, a: &Args) -> i32 {
     if parse_db(db).is_err() {
         return exit_error(inv, "invalid database");
     }
-    let dir = inv.path(&data_dir);
+    // In a container, a data dir outside its mounts is made in the container's own
+    // filesystem: it succeeds, and the host never sees it.
+    let scratch = std::env::temp_dir().join(format!("k8sup-lab-container-{}", std::process::id()));
+    let dir = inv.visible(&data_dir).unwrap_or_else(|| scratch.clone());
     if std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
         return exit_error(
             inv,
@@ -938,6 +937,7 @@ fn snapshot_restore(inv: &mut Invocation, file: &str, a: &Args) -> i32 {
                 serde_json::to_string(&member).unwrap_or_default(),
             )
         });
+    let _ = std::fs::remove_dir_all(&scratch);
     if let Err(e) = written {
         return exit_error(inv, &format!("{data_dir}: {e}"));
     }

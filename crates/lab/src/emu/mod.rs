@@ -19,6 +19,7 @@ mod apt;
 mod aptsrc;
 pub mod cluster;
 mod containerd;
+mod containers;
 mod curl;
 mod dnf;
 mod dpkg;
@@ -79,8 +80,6 @@ pub const TOOLS: &[&str] = &[
     "bin/dnf",
     "bin/yum",
     "bin/rpm",
-    "bin/etcdctl",
-    "bin/etcdutl",
 ];
 
 /// Where the emulator binary sits inside a host.
@@ -95,6 +94,9 @@ pub struct Invocation {
     pub uid: u32,
     pub stdout: String,
     pub stderr: String,
+    /// In a container (`crictl exec`): the host directories its pod mounts, the only
+    /// host files the program sees. `None`: a program of the host itself.
+    pub mounts: Option<Vec<String>>,
 }
 
 impl Invocation {
@@ -106,6 +108,21 @@ impl Invocation {
             uid,
             stdout: String::new(),
             stderr: String::new(),
+            mounts: None,
+        }
+    }
+
+    /// Where a file a program names is on the machine, or `None` when the program runs
+    /// in a container and the file is not in one of its mounts (nor does a relative
+    /// name reach one: a container's working directory is its own `/`).
+    pub fn visible(&self, file: &str) -> Option<PathBuf> {
+        match &self.mounts {
+            None if file.starts_with('/') => Some(self.path(file)),
+            None => Some(PathBuf::from(file)),
+            Some(mounts) => mounts
+                .iter()
+                .any(|m| file == m || file.starts_with(&format!("{m}/")))
+                .then(|| self.path(file)),
         }
     }
 
@@ -241,6 +258,7 @@ pub fn main() -> i32 {
         uid,
         stdout: String::new(),
         stderr: String::new(),
+        mounts: None,
     };
     log_invocation(&inv, &argv);
     if let Ok(profile) = inv.profile() {

@@ -1,0 +1,34 @@
+//! Assembles the shell prelude every script sent to a host starts with: `src/prelude.sh`
+//! (the framing, the ledger and the helpers kinds share), then each kind's own
+//! functions, `src/kinds/<kind>.sh` beside its `.rs`, in name order. A new kind's
+//! shell is picked up by being there.
+
+use std::path::Path;
+
+fn main() {
+    let src = Path::new("src");
+    println!("cargo:rerun-if-changed=src/prelude.sh");
+    println!("cargo:rerun-if-changed=src/kinds");
+    let mut prelude = std::fs::read_to_string(src.join("prelude.sh")).expect("src/prelude.sh");
+    let mut kinds: Vec<_> = std::fs::read_dir(src.join("kinds"))
+        .expect("src/kinds")
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "sh"))
+        .collect();
+    kinds.sort();
+    for path in kinds {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let text = std::fs::read_to_string(&path).expect("a kind's shell");
+        if !prelude.ends_with('\n') {
+            prelude.push('\n');
+        }
+        // Directives are for shellcheck, not for hosts: every script carries the prelude.
+        for line in text.lines().filter(|l| !l.starts_with("# shellcheck ")) {
+            prelude.push_str(line);
+            prelude.push('\n');
+        }
+    }
+    let out = std::env::var("OUT_DIR").expect("OUT_DIR");
+    std::fs::write(Path::new(&out).join("prelude.sh"), prelude).expect("write the prelude");
+}
