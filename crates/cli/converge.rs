@@ -23,16 +23,18 @@ use crate::{exit, hosts, table};
 
 /// What plan and apply have once the inventory, the playbook and the templates
 /// are read and valid, before connecting.
-struct Loaded {
-    inventory: Inventory,
+pub(crate) struct Loaded {
+    pub(crate) inventory: Inventory,
     /// sha256 of the inventory file, recorded in saved plans.
     inventory_sha256: String,
     engine: Engine,
+    /// The playbook's templates, which the upgrade playbook shares.
+    pub(crate) templates: TemplateSet,
     /// The hosts this run connects to, in inventory order: all of them, or those
     /// `--limit` names plus the first master.
     selected: Vec<String>,
     /// Hosts only read in this run (`--limit` left them out).
-    read_only: std::collections::BTreeSet<String>,
+    pub(crate) read_only: std::collections::BTreeSet<String>,
     /// This run, as the hosts' locks record it.
     run: RunInfo,
     /// Held until the command ends: one run at a time per cluster.
@@ -57,9 +59,9 @@ impl Loaded {
 }
 
 /// What plan and apply need before the engine runs.
-struct Setup {
-    loaded: Loaded,
-    prepared: Prepared,
+pub(crate) struct Setup {
+    pub(crate) loaded: Loaded,
+    pub(crate) prepared: Prepared,
 }
 
 pub fn plan(args: &PlanArgs, output: &OutputArgs) -> u8 {
@@ -78,6 +80,21 @@ async fn plan_async(args: &PlanArgs, output: &OutputArgs) -> u8 {
             return exit::ERROR;
         }
     };
+    let upgrade = match crate::upgrade::pending(&setup, output, args.common.parallel).await {
+        Ok(upgrade) => upgrade,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    };
+    if let Some((up, steps)) = &upgrade {
+        let text = crate::upgrade::render(up, steps, args.common.verbose, color(output));
+        if output.json {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    }
     let engine = &setup.loaded.engine;
     let mut plan = match engine.plan(&setup.prepared.hosts).await {
         Ok(plan) => plan,
@@ -109,7 +126,7 @@ async fn plan_async(args: &PlanArgs, output: &OutputArgs) -> u8 {
     }
     if plan.has_errors() {
         exit::ERROR
-    } else if args.detailed_exitcode && plan.has_changes() {
+    } else if args.detailed_exitcode && (plan.has_changes() || upgrade.is_some()) {
         exit::CHANGES
     } else {
         exit::OK
@@ -281,8 +298,41 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs) -> u8 {
             );
         }
     };
+    let upgrade = match crate::upgrade::pending(&setup, output, args.common.parallel).await {
+        Ok(upgrade) => upgrade,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return outcome.refused(&format!("not applied: {e}"), &[], true);
+        }
+    };
+    let mut asked = false;
+    if let Some((up, steps)) = &upgrade {
+        if saved.is_some() {
+            let why = "a saved plan cannot carry a Kubernetes upgrade: run apply without --plan (or plan again after the upgrade)";
+            eprintln!("error: {why}; nothing was changed on any host");
+            return outcome.refused(&format!("not applied: {why}"), &[], true);
+        }
+        if !args.yes && std::io::stdin().is_terminal() {
+            print!(
+                "{}",
+                crate::upgrade::render(up, steps, args.common.verbose, color(output))
+            );
+            if let Err(why) = crate::upgrade::confirm(up) {
+                eprintln!("error: {why}");
+                return outcome.refused(&format!("not applied: {why}"), &[], false);
+            }
+            asked = true;
+        }
+        if let Err((host, e)) =
+            crate::upgrade::apply(&setup, up, output, args.common.parallel).await
+        {
+            eprintln!("error: {e}");
+            let failed: Vec<(String, String)> = host.into_iter().map(|h| (h, e.clone())).collect();
+            return outcome.refused(&format!("the upgrade stopped: {e}"), &failed, true);
+        }
+    }
     let engine = &setup.loaded.engine;
-    if saved.is_none() && !args.yes && std::io::stdin().is_terminal() {
+    if saved.is_none() && !asked && !args.yes && std::io::stdin().is_terminal() {
         // On a terminal, apply shows what it would do and asks first; what is
         // applied then is exactly that plan.
         match confirm_plan(&setup, output, args.common.verbose).await {
@@ -520,6 +570,7 @@ fn load(args: &ConvergeArgs) -> Option<Loaded> {
         inventory,
         inventory_sha256,
         engine,
+        templates,
         selected,
         read_only,
         run,
@@ -622,62 +673,20 @@ pub fn history_dir(cluster: &str) -> PathBuf {
     base.join(cluster).join("history")
 }
 
-fn color(output: &OutputArgs) -> bool {
+pub(crate) fn color(output: &OutputArgs) -> bool {
     !output.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
 }
 
 /// The plan as a person reads it: per host, what changes and why.
-fn render_plan(plan: &Plan, verbose: bool, color: bool) -> String {
+pub(crate) fn render_plan(plan: &Plan, verbose: bool, color: bool) -> String {
     let mut out = String::new();
     let mut total = 0;
     let mut changing_hosts = 0;
     for host in &plan.hosts {
-        if let Some(error) = &host.error {
-            out.push_str(&format!("{}: cannot be planned: {error}\n", host.host));
-            continue;
-        }
-        let pending = host.pending();
-        let ok = host
-            .tasks
-            .iter()
-            .filter(|t| t.status == TaskStatus::Ok)
-            .count();
+        let pending = render_host_plan(&mut out, &host.host, host, verbose, color);
         total += pending;
-        if pending == 0 {
-            out.push_str(&format!("{}: up to date ({ok} ok)\n", host.host));
-        } else {
+        if pending > 0 {
             changing_hosts += 1;
-            out.push_str(&format!("{}: {pending} to change, {ok} ok\n", host.host));
-        }
-        for task in &host.tasks {
-            let mark = match task.status {
-                TaskStatus::Change => "~",
-                TaskStatus::Drift => "!",
-                TaskStatus::Ok | TaskStatus::Skip if !verbose => continue,
-                TaskStatus::Ok => "=",
-                TaskStatus::Skip => "-",
-            };
-            let what = match task.status {
-                TaskStatus::Drift => " (drift: changed on the host since k8sup applied it)",
-                _ => "",
-            };
-            out.push_str(&format!(
-                "  {mark} {} [{}]{what}: {}\n",
-                task.name, task.kind, task.reason
-            ));
-            if let Some(command) = &task.command {
-                out.push_str(&format!("      $ {command}\n"));
-            }
-            if let Some(diff) = &task.diff {
-                let diff = if color {
-                    k8sup_engine::diff::colorize(diff)
-                } else {
-                    diff.clone()
-                };
-                for line in diff.lines() {
-                    out.push_str(&format!("      {line}\n"));
-                }
-            }
         }
     }
     if total == 0 {
@@ -689,4 +698,61 @@ fn render_plan(plan: &Plan, verbose: bool, color: bool) -> String {
         ));
     }
     out
+}
+
+/// One host's part of a plan, under the heading `title`; returns how many of its
+/// tasks are pending.
+pub(crate) fn render_host_plan(
+    out: &mut String,
+    title: &str,
+    host: &k8sup_engine::HostPlan,
+    verbose: bool,
+    color: bool,
+) -> usize {
+    if let Some(error) = &host.error {
+        out.push_str(&format!("{title}: cannot be planned: {error}\n"));
+        return 0;
+    }
+    let pending = host.pending();
+    let ok = host
+        .tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Ok)
+        .count();
+    if pending == 0 {
+        out.push_str(&format!("{title}: up to date ({ok} ok)\n"));
+    } else {
+        out.push_str(&format!("{title}: {pending} to change, {ok} ok\n"));
+    }
+    for task in &host.tasks {
+        let mark = match task.status {
+            TaskStatus::Change => "~",
+            TaskStatus::Drift => "!",
+            TaskStatus::Ok | TaskStatus::Skip if !verbose => continue,
+            TaskStatus::Ok => "=",
+            TaskStatus::Skip => "-",
+        };
+        let what = match task.status {
+            TaskStatus::Drift => " (drift: changed on the host since k8sup applied it)",
+            _ => "",
+        };
+        out.push_str(&format!(
+            "  {mark} {} [{}]{what}: {}\n",
+            task.name, task.kind, task.reason
+        ));
+        if let Some(command) = &task.command {
+            out.push_str(&format!("      $ {command}\n"));
+        }
+        if let Some(diff) = &task.diff {
+            let diff = if color {
+                k8sup_engine::diff::colorize(diff)
+            } else {
+                diff.clone()
+            };
+            for line in diff.lines() {
+                out.push_str(&format!("      {line}\n"));
+            }
+        }
+    }
+    pending
 }

@@ -20,6 +20,7 @@ mod import;
 mod progress;
 mod report;
 mod table;
+mod upgrade;
 mod validate;
 
 use std::process::ExitCode;

@@ -38,6 +38,10 @@ pub struct Installed {
     pub containerd: Option<String>,
     pub docker: Option<String>,
     pub cri_dockerd: Option<String>,
+    /// On a master: the version of the control plane it runs, the tag of the
+    /// kube-apiserver image in its static pod manifest (`v1.30.14`), which
+    /// `kubeadm upgrade apply|node` moves.
+    pub control_plane: Option<String>,
 }
 
 /// The cgroup driver each installed component is configured with.
@@ -78,6 +82,9 @@ pub struct HostFacts {
     pub cgroup_drivers: CgroupDrivers,
     /// Size in bytes of k8sup's state file, when k8sup has run on the host before.
     pub k8sup_state_bytes: Option<u64>,
+    /// On the first master: the nodes an upgrade cordoned and has not uncordoned yet
+    /// (`/var/lib/k8sup/upgrade/cordoned/NODE`), that is an upgrade to resume.
+    pub upgrade_cordoned: Vec<String>,
     /// The user the facts were gathered as (0: root, directly or through sudo).
     pub uid: u32,
 }
@@ -107,6 +114,7 @@ impl HostFacts {
             installed: Installed::default(),
             cgroup_drivers: CgroupDrivers::default(),
             k8sup_state_bytes: None,
+            upgrade_cordoned: Vec::new(),
             uid: u32::MAX,
         };
         let mut complete = false;
@@ -161,10 +169,12 @@ impl HostFacts {
                 "containerd" => f.installed.containerd = some(value),
                 "docker" => f.installed.docker = some(value),
                 "cri_dockerd" => f.installed.cri_dockerd = some(value),
+                "control_plane" => f.installed.control_plane = some(value),
                 "docker_cgroup" => f.cgroup_drivers.docker = some(value),
                 "containerd_cgroup" => f.cgroup_drivers.containerd = some(value),
                 "kubelet_cgroup" => f.cgroup_drivers.kubelet = some(value),
                 "k8sup_state" => f.k8sup_state_bytes = value.parse().ok(),
+                "upgrade_cordoned" => f.upgrade_cordoned.push(value.to_string()),
                 "uid" => f.uid = value.parse().unwrap_or(u32::MAX),
                 "end" => complete = true,
                 _ => {}
@@ -226,6 +236,38 @@ mod tests {
         assert_eq!(f.listening_ports, vec![22, 6443]);
         assert_eq!(f.cgroup_drivers.docker.as_deref(), Some("cgroupfs"));
         assert_eq!(f.uid, 0);
+    }
+
+    #[test]
+    fn the_control_plane_version_is_read_from_the_api_server_manifest() {
+        let dir = tempfile::tempdir().expect("temp");
+        let manifest = dir.path().join("kube-apiserver.yaml");
+        std::fs::write(
+            &manifest,
+            "spec:\n  containers:\n  - command:\n    - kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v1.30.14\n    imagePullPolicy: IfNotPresent\n",
+        )
+        .unwrap();
+        // The very line of the facts script, run by sh against that file.
+        let line = GATHER_SCRIPT
+            .lines()
+            .find(|l| l.contains("echo \"control_plane="))
+            .expect("the script reads the control plane version")
+            .replace(
+                "/etc/kubernetes/manifests/kube-apiserver.yaml",
+                manifest.to_str().unwrap(),
+            );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "control_plane=v1.30.14\n"
+        );
+        let f =
+            HostFacts::parse(&UBUNTU.replace("uid=0", "control_plane=v1.30.14\nuid=0")).unwrap();
+        assert_eq!(f.installed.control_plane.as_deref(), Some("v1.30.14"));
     }
 
     #[test]

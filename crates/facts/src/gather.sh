@@ -44,6 +44,9 @@ command -v kubectl >/dev/null 2>&1 && echo "kubectl=$(kubectl version --client -
 command -v containerd >/dev/null 2>&1 && echo "containerd=$(containerd --version 2>/dev/null | awk '{ print $3 }')"
 command -v docker >/dev/null 2>&1 && echo "docker=$(docker version --format '{{.Server.Version}}' 2>/dev/null)"
 command -v cri-dockerd >/dev/null 2>&1 && echo "cri_dockerd=$(cri-dockerd --version 2>&1 | awk '{ print $2 }')"
+if [ -r /etc/kubernetes/manifests/kube-apiserver.yaml ]; then
+  echo "control_plane=$(sed -n 's|^[[:space:]]*image:.*/kube-apiserver:\(v[0-9][0-9.]*\).*|\1|p' /etc/kubernetes/manifests/kube-apiserver.yaml | head -n 1)"
+fi
 if [ -r /etc/docker/daemon.json ]; then
   if grep -q 'native.cgroupdriver=systemd' /etc/docker/daemon.json; then echo docker_cgroup=systemd; else echo docker_cgroup=cgroupfs; fi
 fi
@@ -53,6 +56,7 @@ fi
 if [ -r /var/lib/kubelet/config.yaml ]; then
   echo "kubelet_cgroup=$(awk '/^cgroupDriver:/ { print $2 }' /var/lib/kubelet/config.yaml)"
 fi
+for f in /var/lib/k8sup/upgrade/cordoned/*; do [ -e "$f" ] && echo "upgrade_cordoned=${f##*/}"; done
 [ -f /var/lib/k8sup/state.json ] && echo "k8sup_state=$(wc -c < /var/lib/k8sup/state.json)"
 echo "uid=$(id -u)"
 echo end=1

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use k8sup_shell::ShellArg;
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 use crate::diagnostic::{did_you_mean, quoted, Diagnostic, InventoryError};
 use crate::model::*;
@@ -206,7 +206,9 @@ const ROOT_KEYS: &[&str] = &[
     "ssh",
     "hosts",
     "certificates",
+    "upgrade",
 ];
+const UPGRADE_KEYS: &[&str] = &["max_unavailable", "drain", "drain_timeout"];
 const CLUSTER_KEYS: &[&str] = &[
     "name",
     "kubernetes_version",
@@ -305,17 +307,19 @@ impl Loader<'_> {
         let packages = self.packages(&root);
         let images = self.images(&root);
         let certificates = self.certificates(&root);
+        let upgrade = self.upgrade(&root);
         let cluster = cluster_table
             .as_ref()
             .and_then(|t| self.cluster_fields(t, &hosts));
 
-        let (cluster, packages, images, defaults, parallelism, certificates) = (
+        let (cluster, packages, images, defaults, parallelism, certificates, upgrade) = (
             cluster?,
             packages?,
             images?,
             defaults?,
             parallelism?,
             certificates?,
+            upgrade?,
         );
         self.cross_checks(&cluster, &packages, &hosts, cluster_table.as_ref());
         let _ = defaults;
@@ -326,6 +330,7 @@ impl Loader<'_> {
             hosts: hosts.into_iter().map(|h| h.host).collect(),
             parallelism,
             certificates,
+            upgrade,
         })
     }
 
@@ -778,6 +783,106 @@ impl Loader<'_> {
             }
         }
         ok.then_some(out)
+    }
+
+    // ----- [upgrade] -----
+
+    fn upgrade(&mut self, root: &Table<'_, '_>) -> Option<Upgrade> {
+        let mut upgrade = Upgrade::default();
+        let Some(value) = root.get("upgrade") else {
+            return Some(upgrade);
+        };
+        let table = self.r.table(value, "[upgrade]", UPGRADE_KEYS)?;
+        let mut ok = true;
+        if let Some(value) = table.get("max_unavailable") {
+            match self.max_unavailable(value) {
+                Some(m) => upgrade.max_unavailable = m,
+                None => ok = false,
+            }
+        }
+        match self.r.bool(&table, "drain") {
+            Some(drain) => upgrade.drain = drain.value,
+            None => ok &= table.get("drain").is_none(),
+        }
+        match self.r.str(&table, "drain_timeout") {
+            Some(text) => match humantime::parse_duration(&text.value) {
+                Ok(d) if !d.is_zero() => upgrade.drain_timeout = d,
+                Ok(_) => {
+                    self.r.error_help(
+                        "drain_timeout is zero: a drain would give up at once",
+                        Some(text.span),
+                        "write how long a drain may wait for its pods, like \"10m\"",
+                    );
+                    ok = false;
+                }
+                Err(_) => {
+                    self.r.error_help(
+                        format!("drain_timeout {:?} is not a duration", text.value),
+                        Some(text.span),
+                        "write a number and a unit, like \"90s\" or \"10m\"",
+                    );
+                    ok = false;
+                }
+            },
+            None => ok &= table.get("drain_timeout").is_none(),
+        }
+        ok.then_some(upgrade)
+    }
+
+    /// `max_unavailable`: a whole number of nodes (at least 1) or a percentage
+    /// string ("1%" to "100%").
+    fn max_unavailable(&mut self, value: &toml::Spanned<DeValue<'_>>) -> Option<MaxUnavailable> {
+        let help = "write a number of nodes (max_unavailable = 2) or a percentage of the workers (max_unavailable = \"10%\")";
+        match value.get_ref() {
+            DeValue::Integer(i) => {
+                let n = i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok();
+                match n.and_then(|n| u32::try_from(n).ok()).filter(|n| *n >= 1) {
+                    Some(n) => Some(MaxUnavailable::Count(n)),
+                    None => {
+                        self.r.error_help(
+                            format!(
+                                "max_unavailable {} is not a number of nodes of at least 1",
+                                i.as_str()
+                            ),
+                            Some(value.span()),
+                            help,
+                        );
+                        None
+                    }
+                }
+            }
+            DeValue::String(s) => {
+                let percent = s
+                    .strip_suffix('%')
+                    .filter(|d| {
+                        !d.is_empty() && d.len() <= 3 && d.bytes().all(|b| b.is_ascii_digit())
+                    })
+                    .and_then(|d| d.parse::<u32>().ok())
+                    .filter(|p| (1..=100).contains(p));
+                match percent {
+                    Some(p) => Some(MaxUnavailable::Percent(p)),
+                    None => {
+                        self.r.error_help(
+                            format!("max_unavailable {s:?} is not a percentage from 1% to 100%"),
+                            Some(value.span()),
+                            help,
+                        );
+                        None
+                    }
+                }
+            }
+            other => {
+                self.r.error_help(
+                    format!(
+                        "max_unavailable is {}, not a number or a percentage",
+                        crate::reader::type_name(other)
+                    ),
+                    Some(value.span()),
+                    help,
+                );
+                None
+            }
+        }
     }
 
     // ----- [certificates] -----

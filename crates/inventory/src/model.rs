@@ -26,6 +26,60 @@ pub struct Inventory {
     /// How many hosts are worked on at once (`ssh.parallelism`).
     pub parallelism: usize,
     pub certificates: Certificates,
+    pub upgrade: Upgrade,
+}
+
+/// `[upgrade]`: how a raised `kubernetes_version` is rolled out over the nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgrade {
+    /// How many workers may be cordoned at once.
+    pub max_unavailable: MaxUnavailable,
+    /// Drain a node (`--ignore-daemonsets --delete-emptydir-data`) before its
+    /// kubelet changes; false: only cordon it.
+    pub drain: bool,
+    /// How long one drain may wait for its pods to go (`kubectl drain --timeout`).
+    pub drain_timeout: Duration,
+}
+
+impl Default for Upgrade {
+    fn default() -> Self {
+        Upgrade {
+            max_unavailable: MaxUnavailable::Count(1),
+            drain: true,
+            drain_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// `max_unavailable`: a count of nodes, or a percentage of the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxUnavailable {
+    /// At least 1.
+    Count(u32),
+    /// 1 to 100.
+    Percent(u32),
+}
+
+impl MaxUnavailable {
+    /// How many of `workers` nodes may be out at once: a percentage rounds down
+    /// (as a Deployment's maxUnavailable does), but never below one node, or the
+    /// upgrade could not move.
+    pub fn of(self, workers: usize) -> usize {
+        let n = match self {
+            MaxUnavailable::Count(n) => n as usize,
+            MaxUnavailable::Percent(p) => workers * p as usize / 100,
+        };
+        n.max(1)
+    }
+}
+
+impl fmt::Display for MaxUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MaxUnavailable::Count(n) => write!(f, "{n}"),
+            MaxUnavailable::Percent(p) => write!(f, "{p}%"),
+        }
+    }
 }
 
 /// `[certificates]`: when `apply` renews the control plane's certificates.

@@ -13,7 +13,9 @@
 //!   config.toml and Docker Hub mirrors, Docker's daemon.json);
 //! - [`pins`]: containerd.io, docker-ce and cri-dockerd pinned per Kubernetes minor;
 //! - [`context`]: the one template context the playbook is rendered with;
-//! - [`playbook`]: the default playbook and templates, embedded.
+//! - [`upgrade`]: the rules, hops and order of a Kubernetes upgrade, and the
+//!   values of its playbook;
+//! - [`playbook`]: the default playbook, the upgrade playbook and the templates, embedded.
 
 pub mod context;
 mod error;
@@ -22,6 +24,7 @@ pub mod manifest;
 pub mod pins;
 pub mod playbook;
 pub mod runtime;
+pub mod upgrade;
 
 pub use context::template_context;
 pub use error::KubeError;

@@ -11,6 +11,13 @@ pub const PLAYBOOK_NAME: &str = "playbooks/kubernetes.toml";
 /// The default playbook's text.
 pub const PLAYBOOK: &str = include_str!("../../../playbooks/kubernetes.toml");
 
+/// The name the upgrade playbook is reported under.
+pub const UPGRADE_PLAYBOOK_NAME: &str = "playbooks/upgrade.toml";
+
+/// The upgrade playbook's text: one hop of a Kubernetes upgrade, run in phases
+/// by k8sup-ops (see [`crate::upgrade`]).
+pub const UPGRADE_PLAYBOOK: &str = include_str!("../../../playbooks/upgrade.toml");
+
 /// The templates the default playbook uses, by name.
 pub const TEMPLATES: &[(&str, &str)] = &[
     (

@@ -23,6 +23,8 @@ pub struct Prepared {
     /// Problems that forbid changing anything: unreachable hosts, sudo that does
     /// not work, and preflight findings no apply can fix.
     pub blocking: Vec<Finding>,
+    /// Every ready host's facts, by name (what an upgrade reads versions from).
+    pub facts: BTreeMap<String, HostFacts>,
 }
 
 /// Preflight checks that stop an apply before it starts. The others (swap on,
@@ -114,6 +116,7 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
         return Prepared {
             hosts: Vec::new(),
             blocking,
+            facts: BTreeMap::new(),
         };
     }
     // The CNI manifest is fetched, checked and patched once, for every host.
@@ -131,6 +134,7 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
     let mut specs = Vec::new();
     // Binaries for the hosts, read (or downloaded) once per source, so once per arch.
     let mut artifacts = Artifacts::with_cache(download_cache_dir());
+    let mut all_facts = BTreeMap::new();
     for (host, facts, session) in ready {
         match host_spec(
             inventory,
@@ -150,6 +154,7 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
                 message,
             }),
         }
+        all_facts.insert(host.name.clone(), facts);
     }
     if !blocking.is_empty() {
         specs.clear();
@@ -157,6 +162,7 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
     Prepared {
         hosts: specs,
         blocking,
+        facts: all_facts,
     }
 }
 

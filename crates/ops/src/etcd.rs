@@ -33,7 +33,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use k8sup_inventory::{Host, Inventory};
 use k8sup_shell::{Script, ShellArg};
-use k8sup_ssh::{RunOptions, Session};
+use k8sup_ssh::{RunOptions, Session, Transport};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -218,6 +218,17 @@ async fn snapshot_from(
     let session = k8sup_ssh::connect(&target_for(master, connect))
         .await
         .map_err(|e| SnapshotFailure::Unhealthy(e.to_string()))?;
+    let taken = snapshot_over(&session, &master.name).await;
+    session.close().await;
+    taken
+}
+
+/// Takes, checks and reads a snapshot of `master`'s etcd over a connection that is
+/// already open.
+async fn snapshot_over(
+    session: &dyn Transport,
+    master: &str,
+) -> Result<(Vec<u8>, SnapshotStatus), SnapshotFailure> {
     let out = session
         .run_with(
             &Script::new(backup_script()),
@@ -227,8 +238,7 @@ async fn snapshot_from(
             },
         )
         .await
-        .map_err(|e| SnapshotFailure::Failed(host_error(&master.name, e.to_string())))?;
-    session.close().await;
+        .map_err(|e| SnapshotFailure::Failed(host_error(master, e.to_string())))?;
     let stderr = out.stderr_text();
     if out.exit_status == Some(20) {
         return Err(SnapshotFailure::Unhealthy(
@@ -241,13 +251,13 @@ async fn snapshot_from(
         let why = marked(&stderr, "error")
             .map(str::to_string)
             .unwrap_or_else(|| format!("the backup failed ({})", out.status_text()));
-        return Err(SnapshotFailure::Failed(host_error(&master.name, why)));
+        return Err(SnapshotFailure::Failed(host_error(master, why)));
     }
     let status = marked(&stderr, "status")
         .and_then(parse_status)
         .ok_or_else(|| {
             SnapshotFailure::Failed(host_error(
-                &master.name,
+                master,
                 "snapshot status printed no hash, revision and keys",
             ))
         })?;
@@ -255,7 +265,7 @@ async fn snapshot_from(
     let bytes = out.stdout;
     if sha256_hex(&bytes) != host_sum {
         return Err(SnapshotFailure::Failed(host_error(
-            &master.name,
+            master,
             format!(
                 "the snapshot received ({} bytes) does not have the sha256 the master computed: not stored",
                 bytes.len()
@@ -263,6 +273,23 @@ async fn snapshot_from(
         )));
     }
     Ok((bytes, status))
+}
+
+/// A backup over `session`, a connection to `master` the caller holds (the
+/// upgrade's, before `kubeadm upgrade apply`): the same snapshot, checks and
+/// file as [`backup`].
+pub async fn backup_over(
+    inventory: &Inventory,
+    session: &dyn Transport,
+    master: &str,
+    options: &BackupOptions,
+) -> Result<Backup, EtcdError> {
+    std::fs::create_dir_all(&options.dir).map_err(|e| file_error(&options.dir, e))?;
+    match snapshot_over(session, master).await {
+        Ok((bytes, status)) => store(inventory, options, master, &bytes, status),
+        Err(SnapshotFailure::Unhealthy(why)) => Err(host_error(master, why)),
+        Err(SnapshotFailure::Failed(e)) => Err(e),
+    }
 }
 
 fn store(

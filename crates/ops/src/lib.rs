@@ -9,6 +9,8 @@
 //! - [`certs`]: when every certificate expires; renewal one master at a time.
 //! - [`etcd`]: etcd snapshots (backup) and disaster recovery (restore).
 //! - [`lock`]: one run at a time, per cluster on the controller and per host.
+//! - [`upgrade`]: the rolling Kubernetes upgrade plan and apply carry out when
+//!   the inventory's version is newer than the cluster's.
 //! - [`converge`]: connect, gather facts, and hand every host to the engine,
 //!   for `k8sup plan` and `k8sup apply`.
 
@@ -21,3 +23,4 @@ pub mod etcd;
 pub mod facts;
 mod fan_out;
 pub mod lock;
+pub mod upgrade;
