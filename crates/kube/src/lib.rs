@@ -12,9 +12,11 @@
 //! - [`runtime`]: the container runtime's configuration files (containerd's
 //!   config.toml and Docker Hub mirrors, Docker's daemon.json);
 //! - [`pins`]: containerd.io, docker-ce and cri-dockerd pinned per Kubernetes minor;
+//! - [`balancer`]: the node-local API server balancer (haproxy) on every host;
 //! - [`context`]: the one template context the playbook is rendered with;
 //! - [`playbook`]: the default playbook and templates, embedded.
 
+pub mod balancer;
 pub mod context;
 mod error;
 pub mod kubeadm;
