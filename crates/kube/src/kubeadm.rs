@@ -320,7 +320,15 @@ pub fn cert_sans(inventory: &Inventory) -> Vec<String> {
                 .local_port()
                 .map(|_| "localhost".to_string()),
         )
-        .chain(inventory.masters().map(|m| m.internal_address.to_string()));
+        .chain(inventory.masters().map(|m| m.internal_address.to_string()))
+        // `k8sup kubeconfig` points at a master's SSH address when the endpoint is
+        // a local balancer's 127.0.0.1.
+        .chain(
+            inventory
+                .masters()
+                .filter(|_| inventory.cluster.control_plane_lb.local_port().is_some())
+                .map(|m| m.address.clone()),
+        );
     for san in candidates {
         if !sans.contains(&san) {
             sans.push(san);

@@ -9,6 +9,7 @@
 //! - [`certs`]: when every certificate expires; renewal one master at a time.
 //! - [`etcd`]: etcd snapshots (backup) and disaster recovery (restore).
 //! - [`lock`]: one run at a time, per cluster on the controller and per host.
+//! - [`remove`]: nodes with `remove = true`: drained, deleted, reset; etcd quorum kept.
 //! - [`converge`]: connect, gather facts, and hand every host to the engine,
 //!   for `k8sup plan` and `k8sup apply`.
 
@@ -20,3 +21,4 @@ pub mod converge;
 pub mod etcd;
 pub mod facts;
 pub mod lock;
+pub mod remove;

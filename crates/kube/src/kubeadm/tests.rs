@@ -270,7 +270,10 @@ fn a_local_balancer_is_the_endpoint_of_every_host_and_in_the_certificate() {
             "localhost",
             "10.0.0.10",
             "10.0.0.11",
-            "10.0.0.12"
+            "10.0.0.12",
+            "172.120.194.196",
+            "172.120.194.197",
+            "172.120.194.199"
         ]
     );
     for name in ["m2", "w1"] {
