@@ -217,7 +217,7 @@ impl HostFaults<'_> {
             return Ok(());
         }
         let dirs = self.host.dirs();
-        let mut child = sshd::spawn(&self.host.name, &dirs)?;
+        let mut child = sshd::spawn(&self.host.name, &dirs, self.host.netns.as_deref())?;
         sshd::wait_ready(
             &self.host.name,
             self.host.ssh_addr(),

@@ -19,6 +19,10 @@ use crate::sys;
 pub(crate) struct HostPlan {
     pub spec: HostSpec,
     pub address: std::net::Ipv4Addr,
+    /// The host's network namespace, in a namespaced lab.
+    pub netns: Option<String>,
+    /// The host's position in the lab (names its veth).
+    pub index: usize,
     pub sudo: SudoMode,
     pub product_uuid: String,
     pub mac: String,

@@ -17,6 +17,7 @@ use crate::error::{LabError, Result};
 use crate::hostfs::{self, HostDirs, HostPlan};
 use crate::keys;
 use crate::layout::{self, PROXY_PORT, SSH_PORT};
+use crate::netns::{self, Network};
 use crate::profile::{self, CommandRecord};
 use crate::proxy::LatencyProxy;
 use crate::skeleton;
@@ -44,6 +45,9 @@ pub struct Host {
     pub mac: String,
     /// The host's directory under the lab directory.
     pub dir: PathBuf,
+    /// The host's network namespace (`ip netns` name) in a namespaced lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
 }
 
 impl Host {
@@ -156,6 +160,10 @@ impl Lab {
         };
         let total = specs.len() + usize::from(spec.bastion);
         let blocks = layout::claim_blocks(&name, total.div_ceil(layout::HOSTS_PER_BLOCK))?;
+        let namespaced = spec.network == Network::Namespaces;
+        if namespaced {
+            netns::create_bridge(&name, &dir, &blocks)?;
+        }
 
         keys::generate(&lab.private_key(), &format!("k8sup-lab@{name}"))?;
         keys::encrypted_copy(&lab.private_key(), &lab.encrypted_private_key())?;
@@ -165,6 +173,7 @@ impl Lab {
             .map_err(LabError::lab_io(&name, "write authorized_keys"))?;
         let emu_usr = dir.join("emu");
         emu::install_layer(&emulator, &emu_usr)?;
+        crate::realpkg::install_layer(&emu_usr)?;
         layout::ensure_private_dir(&dir.join(CLUSTER_SUBDIR))?;
         if let Some(d) = &durations {
             d.install(&dir.join(CLUSTER_SUBDIR))?;
@@ -177,7 +186,12 @@ impl Lab {
         }
         let random = RandomState::new();
         for (i, host) in all_specs.into_iter().enumerate() {
-            let address = layout::host_address(&blocks, i).ok_or_else(|| LabError::Lab {
+            let address = if namespaced {
+                netns::host_address(&blocks, i)
+            } else {
+                layout::host_address(&blocks, i)
+            };
+            let address = address.ok_or_else(|| LabError::Lab {
                 lab: name.clone(),
                 step: "assign addresses",
                 message: format!("no address for host #{i}"),
@@ -194,11 +208,17 @@ impl Lab {
                     .clone()
                     .unwrap_or_else(|| format!("52:54:00:{:02x}:{:02x}:{:02x}", o[1], o[2], o[3])),
                 address,
+                netns: namespaced.then(|| netns::namespace_name(&name, &host.name)),
+                index: i,
                 spec: host,
             });
         }
+        if namespaced {
+            let names = plans.iter().filter_map(|p| p.netns.clone()).collect();
+            netns::record_namespaces(&name, &dir, names)?;
+        }
 
-        let built = start_hosts(&dir, &skeleton, &emu_usr, &authorized, &plans);
+        let built = start_hosts(&dir, &blocks, &skeleton, &emu_usr, &authorized, &plans);
         let mut hosts = Vec::new();
         let mut first_error = None;
         for (plan, result) in plans.iter().zip(built) {
@@ -214,6 +234,7 @@ impl Lab {
                         product_uuid: plan.product_uuid.clone(),
                         mac: plan.mac.clone(),
                         dir: HostDirs::new(&dir, &plan.spec.name).dir,
+                        netns: plan.netns.clone(),
                     });
                 }
                 Err(e) => {
@@ -394,11 +415,15 @@ impl Lab {
         if let Some(old) = self.proxy.take() {
             old.stop();
         }
-        let routes: Vec<(SocketAddr, SocketAddr)> = self
+        let routes: Vec<crate::proxy::Route> = self
             .hosts
             .iter()
             .chain(self.bastion.iter())
-            .map(|h| (h.proxy_addr(), h.ssh_addr()))
+            .map(|h| crate::proxy::Route {
+                listen: h.proxy_addr(),
+                target: h.ssh_addr(),
+                netns: h.netns.clone(),
+            })
             .collect();
         self.proxy = Some(
             LatencyProxy::start(&routes, rtt / 2).map_err(|e| LabError::Lab {
@@ -443,6 +468,7 @@ fn random_uuid(random: &RandomState, lab: &str, host: &str) -> String {
 /// Builds, mounts and starts every host, several at a time; results in `plans` order.
 fn start_hosts(
     lab_dir: &Path,
+    blocks: &[u32],
     skeleton: &Path,
     emu_usr: &Path,
     authorized: &Path,
@@ -457,7 +483,7 @@ fn start_hosts(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(plan) = plans.get(i) else { break };
-                let result = start_host(lab_dir, skeleton, emu_usr, authorized, plan);
+                let result = start_host(lab_dir, blocks, skeleton, emu_usr, authorized, plan);
                 *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
             });
         }
@@ -481,6 +507,7 @@ fn start_hosts(
 
 fn start_host(
     lab_dir: &Path,
+    blocks: &[u32],
     skeleton: &Path,
     emu_usr: &Path,
     authorized: &Path,
@@ -488,6 +515,13 @@ fn start_host(
 ) -> Result<Child> {
     let host = plan.spec.name.as_str();
     let dirs = HostDirs::new(lab_dir, host);
+    if let Some(ns) = &plan.netns {
+        let lab = lab_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        netns::create_host(&lab, blocks, plan.index, ns, plan.address)?;
+    }
     hostfs::build_layers(&dirs, plan)?;
     keys::generate(&dirs.host_key(), &format!("root@{host}")).map_err(|e| LabError::Host {
         host: host.into(),
@@ -510,5 +544,5 @@ fn start_host(
     );
     std::fs::write(dirs.sshd_config(), config)
         .map_err(LabError::host_io(host, "write sshd_config"))?;
-    sshd::spawn(host, &dirs)
+    sshd::spawn(host, &dirs, plan.netns.as_deref())
 }

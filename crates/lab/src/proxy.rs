@@ -17,6 +17,26 @@ use tokio::time::Instant;
 /// Chunks in flight per direction before the reader waits.
 const IN_FLIGHT_CHUNKS: usize = 256;
 
+/// One relay: where it listens (inside `netns` when the host has its own network
+/// namespace) and the address it relays to (reached from the machine's namespace).
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub listen: SocketAddr,
+    pub target: SocketAddr,
+    pub netns: Option<String>,
+}
+
+impl Route {
+    /// A relay in the machine's own network namespace.
+    pub fn new(listen: SocketAddr, target: SocketAddr) -> Self {
+        Route {
+            listen,
+            target,
+            netns: None,
+        }
+    }
+}
+
 /// A running set of delaying relays; stops when dropped.
 #[derive(Debug)]
 pub struct LatencyProxy {
@@ -28,13 +48,18 @@ pub struct LatencyProxy {
 impl LatencyProxy {
     /// Listens on each route's first address and relays to its second, adding `one_way`
     /// in each direction. Fails if any listener cannot be bound.
-    pub fn start(routes: &[(SocketAddr, SocketAddr)], one_way: Duration) -> std::io::Result<Self> {
+    pub fn start(routes: &[Route], one_way: Duration) -> std::io::Result<Self> {
         let mut listeners = Vec::with_capacity(routes.len());
-        for (listen, target) in routes {
-            let l = std::net::TcpListener::bind(listen)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("bind {listen}: {e}")))?;
+        for route in routes {
+            let listen = route.listen;
+            let bound = match &route.netns {
+                Some(ns) => crate::netns::bind_in(ns, listen),
+                None => std::net::TcpListener::bind(listen),
+            };
+            let l =
+                bound.map_err(|e| std::io::Error::new(e.kind(), format!("bind {listen}: {e}")))?;
             l.set_nonblocking(true)?;
-            listeners.push((l, *target));
+            listeners.push((l, route.target));
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -175,8 +200,11 @@ mod tests {
         let front = std::net::TcpListener::bind("127.0.0.1:0").expect("bind probe");
         let front_addr = front.local_addr().expect("addr");
         drop(front);
-        let proxy = LatencyProxy::start(&[(front_addr, echo_addr)], Duration::from_millis(50))
-            .expect("proxy starts");
+        let proxy = LatencyProxy::start(
+            &[Route::new(front_addr, echo_addr)],
+            Duration::from_millis(50),
+        )
+        .expect("proxy starts");
         let mut c = std::net::TcpStream::connect(front_addr).expect("connect");
         let start = std::time::Instant::now();
         c.write_all(b"ping").expect("write");

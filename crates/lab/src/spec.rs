@@ -38,6 +38,11 @@ pub struct LabSpec {
     /// the spec's directory); none: every emulated operation is instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durations: Option<String>,
+    /// `loopback` (default: every host on its own 127.77.x.y in the machine's network
+    /// namespace) or `namespaces` (every host in its own network namespace, so 127.0.0.1
+    /// is its own; see [`crate::netns`]).
+    #[serde(default)]
+    pub network: crate::netns::Network,
     #[serde(default)]
     pub hosts: Vec<HostSpec>,
 }
@@ -202,8 +207,15 @@ impl LabSpec {
             k8sup_user: SudoMode::default(),
             bastion: false,
             durations: None,
+            network: crate::netns::Network::default(),
             hosts: Vec::new(),
         }
+    }
+
+    /// Every host in its own network namespace (see [`crate::netns`]).
+    pub fn netns(mut self) -> Self {
+        self.network = crate::netns::Network::Namespaces;
+        self
     }
 
     /// Durations for the emulated operations: `realistic` or a durations file's path.

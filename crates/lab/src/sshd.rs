@@ -58,10 +58,20 @@ pub fn config(
 }
 
 /// Starts `sshd -D` for a host; it runs in its own process group so that a terminal's ^C
-/// aimed at the caller does not take the lab down with it.
-pub fn spawn(host: &str, dirs: &HostDirs) -> Result<Child> {
+/// aimed at the caller does not take the lab down with it, and in the host's network
+/// namespace when it has one (so does everything it spawns).
+pub fn spawn(host: &str, dirs: &HostDirs, netns: Option<&str>) -> Result<Child> {
     let _ = std::fs::remove_file(dirs.sshd_pid());
-    Command::new(SSHD)
+    let mut command = Command::new(SSHD);
+    if let Some(name) = netns {
+        let handle = crate::netns::NamespaceHandle::open(name)
+            .map_err(LabError::host_io(host, "open the host's network namespace"))?;
+        // SAFETY: the closure only calls setns(2), which is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || handle.enter());
+        }
+    }
+    command
         .arg("-D")
         .arg("-f")
         .arg(dirs.sshd_config())

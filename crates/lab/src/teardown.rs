@@ -36,14 +36,20 @@ fn owned_by_lab(pid: i32, lab_dir: &Path) -> bool {
 }
 
 /// Processes that belong to the lab: those chrooted into it, those whose command line
-/// names it, and every descendant of those.
+/// names it, those inside its hosts' network namespaces, and every descendant of those.
 pub fn lab_processes(lab_dir: &Path) -> Vec<i32> {
     let procs = sys::processes();
+    let namespaces = crate::netns::read_record(lab_dir)
+        .map(|r| crate::netns::namespace_inodes(&r))
+        .unwrap_or_default();
     let mut found: Vec<i32> = procs
         .iter()
         .filter(|(pid, _)| {
             std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r.starts_with(lab_dir))
                 || owned_by_lab(*pid, lab_dir)
+                || (!namespaces.is_empty()
+                    && crate::netns::process_namespace_inode(*pid)
+                        .is_some_and(|i| namespaces.contains(&i)))
         })
         .map(|(pid, _)| *pid)
         .collect();
@@ -110,6 +116,7 @@ pub fn teardown(name: &str, lab_dir: &Path) -> Result<()> {
             })?;
         }
     }
+    crate::netns::remove(name, lab_dir)?;
     let left = mounts_under(lab_dir);
     if !left.is_empty() {
         return Err(LabError::Lab {

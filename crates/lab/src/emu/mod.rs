@@ -17,9 +17,11 @@
 
 mod apt;
 mod aptsrc;
+mod balancers;
 pub mod cluster;
 mod containerd;
 mod curl;
+mod daemon;
 mod dnf;
 mod dpkg;
 pub mod etcd;

@@ -27,12 +27,26 @@ pub enum Placed {
     Conffile(&'static str, &'static str),
     /// A directory the package owns (left in place when not empty).
     Dir(&'static str),
+    /// A real program or file: copied from the unpacked Debian package (path relative to
+    /// its root, see [`crate::realpkg`]); replaced on upgrade.
+    Real(&'static str, &'static str),
+    /// A real configuration file from the unpacked package: kept on remove, deleted on
+    /// purge, never overwritten.
+    RealConffile(&'static str, &'static str),
+    /// A symbolic link (to its second path).
+    Link(&'static str, &'static str),
 }
 
 impl Placed {
     pub fn path(&self) -> &'static str {
         match self {
-            Placed::Program(p) | Placed::File(p, _) | Placed::Conffile(p, _) | Placed::Dir(p) => p,
+            Placed::Program(p)
+            | Placed::File(p, _)
+            | Placed::Conffile(p, _)
+            | Placed::Dir(p)
+            | Placed::Real(p, _)
+            | Placed::RealConffile(p, _)
+            | Placed::Link(p, _) => p,
         }
     }
 }
@@ -301,12 +315,17 @@ pub fn contents(name: &str, format: Format) -> Vec<Placed> {
             ),
             Placed::Conffile("/etc/yum/pluginconf.d/versionlock.list", ""),
         ],
-        _ => vec![],
+        other => super::balancers::contents(other, format),
     }
 }
 
 /// Packages whose contents the lab knows.
 const PACKAGES: &[&str] = &[
+    "haproxy",
+    "nginx",
+    "nginx-common",
+    "libnginx-mod-stream",
+    "nginx-mod-stream",
     "kubelet",
     "kubeadm",
     "kubectl",
@@ -355,6 +374,8 @@ pub fn main_unit(name: &str) -> Option<&'static str> {
         "kubelet" => Some("kubelet.service"),
         "containerd.io" | "containerd" => Some("containerd.service"),
         "docker-ce" => Some("docker.service"),
+        "haproxy" => Some("haproxy.service"),
+        "nginx" => Some("nginx.service"),
         _ => None,
     }
 }
@@ -388,9 +409,44 @@ pub fn place(inv: &Invocation, name: &str, format: Format) -> std::io::Result<()
                 }
             }
             Placed::Dir(_) => std::fs::create_dir_all(&path)?,
+            Placed::Real(_, source) => copy_real(inv, source, &path)?,
+            Placed::RealConffile(_, source) => {
+                if !path.exists() {
+                    copy_real(inv, source, &path)?;
+                }
+            }
+            Placed::Link(_, target) => {
+                if path.symlink_metadata().is_ok() {
+                    std::fs::remove_file(&path)?;
+                }
+                std::os::unix::fs::symlink(target, &path)?;
+            }
         }
     }
     Ok(())
+}
+
+/// Copies one file of the unpacked real packages to `dest` in the host (a symbolic link
+/// stays a link, a program keeps its mode); fails with the reason when the lab could not
+/// fetch them.
+fn copy_real(inv: &Invocation, source: &str, dest: &Path) -> std::io::Result<()> {
+    let from = inv.path(&format!("{}/root/{source}", crate::realpkg::IN_HOST_DIR));
+    if from.symlink_metadata().is_err() {
+        let why = inv
+            .read(crate::realpkg::UNAVAILABLE_FILE)
+            .unwrap_or_else(|_| format!("{} is missing", from.display()));
+        return Err(std::io::Error::other(format!(
+            "the lab has no real {source}: {}",
+            why.trim()
+        )));
+    }
+    if dest.symlink_metadata().is_ok() {
+        std::fs::remove_file(dest)?;
+    }
+    match std::fs::read_link(&from) {
+        Ok(target) => std::os::unix::fs::symlink(target, dest),
+        Err(_) => std::fs::copy(&from, dest).map(|_| ()),
+    }
 }
 
 /// Removes a package's files; returns whether configuration files were kept.
@@ -405,12 +461,12 @@ pub fn unplace(inv: &Invocation, name: &str, format: Format, purge: bool) -> std
                     std::fs::remove_file(&path)?;
                 }
             }
-            Placed::File(..) => {
-                if path.exists() {
+            Placed::File(..) | Placed::Real(..) | Placed::Link(..) => {
+                if path.symlink_metadata().is_ok() {
                     std::fs::remove_file(&path)?;
                 }
             }
-            Placed::Conffile(..) => {
+            Placed::Conffile(..) | Placed::RealConffile(..) => {
                 // rpm removes an unmodified config file and keeps a modified one as
                 // .rpmsave; dpkg keeps them until purge.
                 if path.exists() {
@@ -448,6 +504,14 @@ pub fn postinst(inv: &Invocation, name: &str) -> String {
         "docker-ce" => &[
             ("enable", &["docker.service", "docker.socket"]),
             ("start", &["docker.socket", "docker.service"]),
+        ],
+        "haproxy" => &[
+            ("enable", &["haproxy.service"]),
+            ("start", &["haproxy.service"]),
+        ],
+        "nginx" => &[
+            ("enable", &["nginx.service"]),
+            ("start", &["nginx.service"]),
         ],
         _ => &[],
     };

@@ -275,6 +275,13 @@ pub fn install(
     let held = db.packages.get(name).is_some_and(|r| r.held);
     let fresh = db.installed(name).is_none();
     payload::place(inv, name, format).map_err(|e| format!("{name}: {e}"))?;
+    if fresh {
+        // The package's maintainer script (deb postinst, rpm %pre) adds its system user.
+        if let Some((user, home)) = super::balancers::system_user(name, format) {
+            super::balancers::add_system_user(inv, user, home)
+                .map_err(|e| format!("{name}: adding user {user}: {e}"))?;
+        }
+    }
     db.packages.insert(
         name.to_string(),
         Record {
@@ -301,6 +308,10 @@ pub fn remove(
     purge: bool,
     format: Format,
 ) -> Result<(), String> {
+    // The prerm stops the package's daemon (a real one runs until then).
+    if let Some(unit) = payload::main_unit(name) {
+        super::daemon::stop_if_real(inv, unit);
+    }
     let kept_conffiles =
         payload::unplace(inv, name, format, purge).map_err(|e| format!("{name}: {e}"))?;
     if let Some(unit) = payload::main_unit(name) {

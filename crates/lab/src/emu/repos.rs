@@ -381,6 +381,43 @@ const COMPOSE_VERSIONS: &[&str] = &["2.29.1", "2.29.7", "2.32.4"];
 /// The distribution archive of the Debian family: name, versions on
 /// (Ubuntu 22.04, Ubuntu 20.04, Debian 12) (empty: not in that archive), preinstalled.
 pub const DEB_ARCHIVE: &[(&str, [&str; 3], bool)] = &[
+    // The load balancers (issue 15). Their program is always Debian 12's real build.
+    (
+        "haproxy",
+        [
+            "2.4.24-0ubuntu0.22.04.2",
+            "2.0.33-0ubuntu0.1",
+            "2.6.12-1+deb12u4",
+        ],
+        false,
+    ),
+    (
+        "nginx",
+        [
+            "1.18.0-6ubuntu14.6",
+            "1.18.0-0ubuntu1.7",
+            "1.22.1-9+deb12u11",
+        ],
+        false,
+    ),
+    (
+        "nginx-common",
+        [
+            "1.18.0-6ubuntu14.6",
+            "1.18.0-0ubuntu1.7",
+            "1.22.1-9+deb12u11",
+        ],
+        false,
+    ),
+    (
+        "libnginx-mod-stream",
+        [
+            "1.18.0-6ubuntu14.6",
+            "1.18.0-0ubuntu1.7",
+            "1.22.1-9+deb12u11",
+        ],
+        false,
+    ),
     ("apt", ["2.4.12", "2.0.10", "2.6.1"], true),
     (
         "dpkg",
@@ -553,6 +590,29 @@ pub const DEB_ARCHIVE: &[(&str, [&str; 3], bool)] = &[
 /// (empty: not in that release), preinstalled.
 pub const RPM_ARCHIVE: &[(&str, [&str; 3], bool)] = &[
     (
+        "haproxy",
+        ["2.4.22-4.el9", "1.8.27-5.el8", "1.5.18-9.el7_9.1"],
+        false,
+    ),
+    (
+        "nginx",
+        [
+            "1:1.20.1-22.el9",
+            "1:1.14.1-9.module+el8.0.0+4108+af250afe",
+            "",
+        ],
+        false,
+    ),
+    (
+        "nginx-mod-stream",
+        [
+            "1:1.20.1-22.el9",
+            "1:1.14.1-9.module+el8.0.0+4108+af250afe",
+            "",
+        ],
+        false,
+    ),
+    (
         "rpm",
         ["4.16.1.3-29.el9", "4.14.3-31.el8", "4.11.3-48.el7_9"],
         true,
@@ -694,6 +754,46 @@ pub const RPM_ARCHIVE: &[(&str, [&str; 3], bool)] = &[
 /// Debian 13, Ubuntu 16.04) (empty: not in that archive), preinstalled. Ubuntu 16.04 is
 /// here only to be refused: k8sup does not install on it.
 pub const DEB_ARCHIVE_NEWER: &[(&str, [&str; 4], bool)] = &[
+    (
+        "haproxy",
+        [
+            "2.8.16-0ubuntu0.24.04.1",
+            "3.2.4-1",
+            "3.0.11-1+deb13u1",
+            "1.6.3-1ubuntu0.3",
+        ],
+        false,
+    ),
+    (
+        "nginx",
+        [
+            "1.24.0-2ubuntu7.5",
+            "1.28.0-2ubuntu1",
+            "1.26.3-3+deb13u1",
+            "1.10.3-0ubuntu0.16.04.5",
+        ],
+        false,
+    ),
+    (
+        "nginx-common",
+        [
+            "1.24.0-2ubuntu7.5",
+            "1.28.0-2ubuntu1",
+            "1.26.3-3+deb13u1",
+            "1.10.3-0ubuntu0.16.04.5",
+        ],
+        false,
+    ),
+    (
+        "libnginx-mod-stream",
+        [
+            "1.24.0-2ubuntu7.5",
+            "1.28.0-2ubuntu1",
+            "1.26.3-3+deb13u1",
+            "",
+        ],
+        false,
+    ),
     ("apt", ["2.8.3", "3.1.6ubuntu2", "3.0.3", "1.2.35"], true),
     (
         "dpkg",
@@ -942,6 +1042,36 @@ pub const DEB_ARCHIVE_NEWER: &[(&str, [&str; 4], bool)] = &[
 /// preinstalled. openEuler and Kylin have no `iptables-nft` split, EL10 no legacy
 /// `iptables`; openEuler and Kylin carry their own `containerd` (not `containerd.io`).
 pub const RPM_ARCHIVE_NEWER: &[(&str, [&str; 4], bool)] = &[
+    (
+        "haproxy",
+        [
+            "3.0.5-4.el10",
+            "2.4.8-6.oe2203sp4",
+            "2.9.5-2.oe2403sp1",
+            "2.0.14-3.ky10",
+        ],
+        false,
+    ),
+    (
+        "nginx",
+        [
+            "2:1.26.3-1.el10",
+            "1:1.21.5-9.oe2203sp4",
+            "1:1.24.0-5.oe2403sp1",
+            "1:1.16.1-10.ky10",
+        ],
+        false,
+    ),
+    (
+        "nginx-mod-stream",
+        [
+            "2:1.26.3-1.el10",
+            "1:1.21.5-9.oe2203sp4",
+            "1:1.24.0-5.oe2403sp1",
+            "1:1.16.1-10.ky10",
+        ],
+        false,
+    ),
     (
         "rpm",
         [
@@ -1542,6 +1672,10 @@ pub fn depends(name: &str, format: Format, distro: Distro) -> Vec<&'static str> 
         ("kubeadm", _) => vec!["cri-tools"],
         ("docker-ce", _) => vec!["containerd.io", "docker-ce-cli"],
         ("containerd", Format::Deb) => vec!["runc"],
+        ("nginx", Format::Deb) => vec!["nginx-common"],
+        ("libnginx-mod-stream", Format::Deb) | ("nginx-mod-stream", Format::Rpm) => {
+            vec!["nginx"]
+        }
         ("python3-dnf-plugin-versionlock", _) | ("yum-utils", _) => vec![],
         _ => vec![],
     }
@@ -1566,6 +1700,10 @@ pub fn summary(name: &str) -> String {
         "kubernetes-cni" => "Binaries required to provision kubernetes container networking",
         "containerd.io" => "An open and reliable container runtime",
         "containerd" => "daemon to control runC",
+        "haproxy" => "fast and reliable load balancing reverse proxy",
+        "nginx" => "small, powerful, scalable web/proxy server",
+        "nginx-common" => "small, powerful, scalable web/proxy server - common files",
+        "libnginx-mod-stream" | "nginx-mod-stream" => "Stream module for Nginx",
         "runc" => "Open Container Project - runtime",
         "docker-ce" => "Docker: the open-source application container engine",
         "docker-ce-cli" => "Docker CLI: the open-source application container engine",

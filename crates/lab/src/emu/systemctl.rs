@@ -114,6 +114,11 @@ impl Unit {
             .unwrap_or_else(|| self.name.clone())
     }
 
+    /// Whether the unit runs one of the real programs (see `daemon`).
+    fn real(&self, inv: &Invocation) -> bool {
+        self.fragment.is_some() && super::daemon::is_real(inv, &self.text(inv))
+    }
+
     fn active(&self, inv: &Invocation) -> bool {
         inv.path(&format!("{SYSTEMD_STATE_DIR}/{}.active", self.name))
             .exists()
@@ -208,7 +213,9 @@ pub fn run(inv: &mut Invocation) -> i32 {
             &units,
             quiet,
             |inv, u| {
-                if u.active(inv) {
+                if u.real(inv) && super::daemon::failure(inv, &u.name).is_some() {
+                    ("failed".into(), false)
+                } else if u.active(inv) {
                     ("active".into(), true)
                 } else {
                     ("inactive".into(), false)
@@ -238,7 +245,19 @@ pub fn run(inv: &mut Invocation) -> i32 {
                 1
             }
         }
-        "is-failed" => each(inv, &units, quiet, |_, _| ("inactive".into(), false), 1),
+        "is-failed" => each(
+            inv,
+            &units,
+            quiet,
+            |inv, u| match u.real(inv) && super::daemon::failure(inv, &u.name).is_some() {
+                true => ("failed".into(), true),
+                false => (
+                    if u.active(inv) { "active" } else { "inactive" }.into(),
+                    false,
+                ),
+            },
+            1,
+        ),
         "start" | "restart" | "reload" | "try-restart" | "reload-or-restart" => {
             for name in &units {
                 let u = Unit::find(inv, name);
@@ -257,6 +276,12 @@ pub fn run(inv: &mut Invocation) -> i32 {
                     inv.errln(&format!("Job for {name} failed.\nSee \"systemctl status {name}\" and \"journalctl -xeu {name}\" for details."));
                     return 1;
                 }
+                if u.real(inv) {
+                    if let Err(code) = real_job(inv, &verb, &u) {
+                        return code;
+                    }
+                    continue;
+                }
                 let was_active = u.active(inv);
                 if let Err(e) = inv.write(&format!("{SYSTEMD_STATE_DIR}/{name}.active"), "") {
                     inv.errln(&format!("Failed to {verb} {name}: {e}"));
@@ -274,6 +299,9 @@ pub fn run(inv: &mut Invocation) -> i32 {
                 if !u.exists() && !u.active(inv) {
                     inv.errln(&format!("Failed to stop {name}: Unit {name} not loaded."));
                     return 5;
+                }
+                if u.real(inv) {
+                    super::daemon::stop(inv, name, &u.text(inv));
                 }
                 let _ =
                     std::fs::remove_file(inv.path(&format!("{SYSTEMD_STATE_DIR}/{name}.active")));
@@ -376,7 +404,11 @@ fn enable(inv: &mut Invocation, units: &[String], now: bool) -> i32 {
             }
             inv.errln(&format!("Created symlink {link} → {fragment}."));
         }
-        if now {
+        if now && u.real(inv) {
+            if let Err(code) = real_job(inv, "start", &u) {
+                return code;
+            }
+        } else if now {
             let _ = inv.write(&format!("{SYSTEMD_STATE_DIR}/{name}.active"), "");
         }
     }
@@ -400,6 +432,9 @@ fn disable(inv: &mut Invocation, units: &[String], now: bool) -> i32 {
                 .unwrap_or_else(|_| link.display().to_string());
             inv.errln(&format!("Removed \"{shown}\"."));
         }
+        if now && u.real(inv) {
+            super::daemon::stop(inv, name, &u.text(inv));
+        }
         if now {
             let _ = std::fs::remove_file(inv.path(&format!("{SYSTEMD_STATE_DIR}/{name}.active")));
         }
@@ -414,6 +449,10 @@ fn status(inv: &mut Invocation, units: &[String]) -> i32 {
         if !u.exists() {
             inv.errln(&format!("Unit {name} could not be found."));
             return 4;
+        }
+        if u.real(inv) {
+            rc = rc.max(real_status(inv, &u));
+            continue;
         }
         let active = u.active(inv);
         let dot = if active { "●" } else { "○" };
@@ -522,6 +561,67 @@ fn list_unit_files(inv: &mut Invocation, patterns: &[String]) -> i32 {
     }
     inv.outln(&format!("\n{count} unit files listed."));
     0
+}
+
+/// A start, restart or reload of a unit that runs a real daemon; the error is the exit
+/// status, with systemd's message printed.
+fn real_job(inv: &mut Invocation, verb: &str, u: &Unit) -> Result<(), i32> {
+    use super::daemon;
+    let text = u.text(inv);
+    let name = &u.name;
+    let result = match verb {
+        "start" => daemon::start(inv, name, &text),
+        "restart" | "reload-or-restart" => {
+            daemon::stop(inv, name, &text);
+            daemon::start(inv, name, &text)
+        }
+        "try-restart" if daemon::main_pid(inv, name).is_some() => {
+            daemon::stop(inv, name, &text);
+            daemon::start(inv, name, &text)
+        }
+        "try-restart" => Ok(()),
+        "reload" => match daemon::main_pid(inv, name) {
+            Some(_) => daemon::reload(inv, name, &text),
+            None => {
+                inv.errln(&format!("{name} is not active, cannot reload."));
+                return Err(1);
+            }
+        },
+        _ => Ok(()),
+    };
+    result.map_err(|_| {
+        inv.errln(&format!("Job for {name} failed because the control process exited with error code.\nSee \"systemctl status {name}\" and \"journalctl -xeu {name}\" for details."));
+        1
+    })
+}
+
+/// `systemctl status` of a unit running a real daemon: its state, main pid and the tail
+/// of its journal.
+fn real_status(inv: &mut Invocation, u: &Unit) -> i32 {
+    use super::daemon;
+    let name = &u.name;
+    let state = u.file_state(inv);
+    let fragment = u.fragment.clone().unwrap_or_default();
+    let (dot, active, rc) = match (daemon::main_pid(inv, name), daemon::failure(inv, name)) {
+        (Some(pid), _) => (
+            "●",
+            format!(
+                "active (running)\n   Main PID: {pid} ({})",
+                name.trim_end_matches(".service")
+            ),
+            0,
+        ),
+        (None, Some(_)) => ("×", "failed (Result: exit-code)".to_string(), 3),
+        (None, None) => ("○", "inactive (dead)".to_string(), 3),
+    };
+    inv.outln(&format!(
+        "{dot} {name} - {}\n     Loaded: loaded ({fragment}; {state}; preset: enabled)\n     Active: {active}\n",
+        u.description(inv)
+    ));
+    for line in daemon::journal_tail(inv, name, 10) {
+        inv.outln(&line);
+    }
+    rc
 }
 
 #[cfg(test)]
