@@ -106,6 +106,58 @@ impl HostFaults<'_> {
         })
     }
 
+    /// Holds one of the host's control-plane static pods down (`kube-apiserver`, `etcd`,
+    /// `kube-controller-manager`, `kube-scheduler`), as a crashed container: the pod log
+    /// says it stopped, and a stopped API server's real listener is gone at once.
+    pub fn stop_static_pod(&self, pod: &str) -> Result<()> {
+        self.check_tool(pod)?;
+        self.set(&format!("pod-down-{pod}"), "")?;
+        self.resync()
+    }
+
+    /// Lets a pod held down by [`HostFaults::stop_static_pod`] run again: the host's
+    /// kubelet starts it on its next sync (run inside the host, over SSH).
+    pub fn start_static_pod(&self, pod: &str) -> Result<()> {
+        self.check_tool(pod)?;
+        let _ = std::fs::remove_file(self.dir().join(format!("pod-down-{pod}")));
+        let out = self.lab.ssh(
+            &self.host.name,
+            "systemctl is-active kubelet >/dev/null; true",
+        )?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(LabError::Host {
+                host: self.host.name.clone(),
+                step: "start a static pod",
+                message: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+    }
+
+    /// The machine goes off: its sshd, sessions and daemons are killed (as
+    /// [`HostFaults::kill_sshd`]) and its control-plane pods stop (their real listeners
+    /// with them).
+    pub fn power_off(&self) -> Result<()> {
+        for pod in [
+            "kube-apiserver",
+            "etcd",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ] {
+            self.set(&format!("pod-down-{pod}"), "")?;
+        }
+        self.kill_sshd()?;
+        self.resync()
+    }
+
+    /// Re-evaluates the host's static pods from the lab's side (its sshd may be down).
+    fn resync(&self) -> Result<()> {
+        let inv = crate::emu::Invocation::new(self.host.root_dir(), "k8sup-lab", &[], 0);
+        crate::emu::etcd::sync(&inv);
+        Ok(())
+    }
+
     /// Removes every command fault of the host.
     pub fn clear(&self) -> Result<()> {
         let Ok(entries) = std::fs::read_dir(self.dir()) else {

@@ -111,6 +111,7 @@ pub(crate) fn profile(plan: &HostPlan) -> HostProfile {
         kernel_release: plan.spec.kernel_release(),
         cgroup: plan.spec.cgroup_version(),
         address: plan.address.to_string(),
+        namespaced: plan.netns.is_some(),
     }
 }
 

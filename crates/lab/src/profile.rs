@@ -34,6 +34,9 @@ pub struct HostProfile {
     pub cgroup: CgroupVersion,
     /// The address sshd listens on (what `ss` shows for port 22 and services).
     pub address: String,
+    /// The host has its own network namespace (its 127.0.0.1 is its own).
+    #[serde(default)]
+    pub namespaced: bool,
 }
 
 /// One emulated command run, as recorded in [`COMMANDS_LOG`].

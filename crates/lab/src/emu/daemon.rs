@@ -293,6 +293,23 @@ fn command(
     Ok(cmd)
 }
 
+/// Starts a detached process in the host (own session, no inherited descriptor, output to
+/// the journal file of `log_as`, working directory `cwd`); its pid.
+pub fn spawn_detached(
+    inv: &Invocation,
+    argv: &[String],
+    log_as: &str,
+    cwd: &str,
+) -> std::io::Result<i32> {
+    let env = vec![(
+        "PATH".to_string(),
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+    )];
+    let mut cmd = command(inv, log_as, argv, &env)?;
+    cmd.current_dir(inv.path(cwd));
+    Ok(cmd.spawn()?.id() as i32)
+}
+
 /// Runs a control command (ExecStartPre, a forking ExecStart, ExecReload, ExecStop) to its
 /// end; its status, or why it could not run.
 fn run_control(

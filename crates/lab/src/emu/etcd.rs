@@ -259,7 +259,7 @@ pub fn sync(inv: &Invocation) {
     let before = etcd.running.get(&host).cloned().unwrap_or_default();
     let mut now_running = BTreeSet::new();
     let mut state_changed = false;
-    for pod in &wanted {
+    for pod in wanted.iter().filter(|p| !pod_faulted(inv, p)) {
         if pod == "etcd" && !before.contains("etcd") {
             match start_etcd(inv, &mut locked.state, &mut etcd) {
                 Ok(loaded) => {
@@ -303,6 +303,15 @@ pub fn sync(inv: &Invocation) {
         let _ = locked.save();
     }
     let _ = etcd.write(&dir);
+    let members = etcd.member_count(&locked.state);
+    super::apiserver::sync_listener(inv, etcd.apiserver_healthy(&host, members));
+}
+
+/// A lab fault holds a static pod down on this host (its container crashed or the
+/// machine is off): `pod-down-<pod>` in the host's fault directory.
+fn pod_faulted(inv: &Invocation, pod: &str) -> bool {
+    inv.path(&format!("/{}/pod-down-{pod}", crate::profile::FAULTS_DIR))
+        .exists()
 }
 
 /// A member's identity, kept in its data directory.

@@ -267,8 +267,16 @@ fn connect(inv: &Invocation, args: &Args) -> Result<Conn, String> {
         .trim_end_matches('/')
         .to_string();
     let state = cluster::read(inv)?;
+    if super::apiserver::dials_for_real(inv) {
+        // A namespaced host dials its server for real, through whatever balancer is there.
+        let dial = super::apiserver::dial(&host_port);
+        if let Some(e) = super::apiserver::kubectl_error(&host_port, &dial) {
+            return Err(e);
+        }
+    }
     let reaches = state.initialized
-        && (host_port == state.endpoint
+        && (super::apiserver::dials_for_real(inv)
+            || host_port == state.endpoint
             || super::kubeadm::resolve(inv, &host_port).ok()
                 == super::kubeadm::resolve(inv, &state.endpoint).ok());
     if !reaches || !super::etcd::api_available(inv, &state) {
@@ -443,6 +451,10 @@ struct Pod {
 
 fn node_ready(state: &ClusterState, node: &Node) -> bool {
     if !node.kubelet.running {
+        return false;
+    }
+    // The node controller's view: no heartbeat within the grace period, NotReady.
+    if super::apiserver::heartbeat_fresh(&node.host) == Some(false) {
         return false;
     }
     let cni = state.objects.iter().filter(|o| is_cni(o)).find(|ds| {

@@ -152,6 +152,7 @@ pub fn sync(inv: &Invocation) {
         return;
     }
     let status = evaluate(inv);
+    super::apiserver::sync_heartbeat(inv, status.running);
     let host = inv.hostname();
     let Ok(mut locked) = cluster::lock(inv) else {
         return;

@@ -15,6 +15,7 @@
 //! links it (see `payload`), and it reads its version with [`pkgdb::installed_version`];
 //! until its module exists it answers through `pending`.
 
+mod apiserver;
 mod apt;
 mod aptsrc;
 mod balancers;
@@ -197,6 +198,7 @@ pub fn dispatch(inv: &mut Invocation) -> i32 {
         "crictl" => containerd::run_crictl(inv),
         "docker" => containerd::run_docker(inv),
         "cri-dockerd" => containerd::run_cri_dockerd(inv),
+        "kubelet-heartbeat" => apiserver::run_heartbeat(inv),
         name if pending::PROGRAMS.contains(&name) => pending::run(inv),
         other => {
             inv.errln(&format!("k8sup-lab-emu: no emulator for {other:?}"));
@@ -239,6 +241,7 @@ pub fn main() -> i32 {
         stderr: String::new(),
     };
     log_invocation(&inv, &argv);
+    apiserver::init(&inv.path(cluster::CLUSTER_DIR));
     if let Ok(profile) = inv.profile() {
         crate::durations::hooks::init(&inv.path(cluster::CLUSTER_DIR), &profile.name);
     }
@@ -415,6 +418,7 @@ pub(crate) mod testing {
                 kernel_release: distro.default_kernel(arch),
                 cgroup: CgroupVersion::V2,
                 address: "127.77.0.2".into(),
+                namespaced: false,
             };
             host.set_profile(&profile);
             host.write("/etc/hostname", "node-1\n");
