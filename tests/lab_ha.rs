@@ -120,8 +120,24 @@ roles = ["master"]
     assert_eq!(members(&lab, "m2"), ["m1", "m2", "m3"]);
     assert_converged(inv, &env);
 
-    // ---- master 1 stops (sshd and its API server): the rest keeps serving ----
-    lab.faults("m1").unwrap().kill_sshd().unwrap();
+    // ---- with m3's etcd down, removing m2 would lose etcd's quorum: refused ----
+    lab.faults("m3").unwrap().stop_static_pod("etcd").unwrap();
+    let quorum = write_inventory(&lab, "quorum.toml", &removing(&first, &["m2"]));
+    let quorum = quorum.to_str().unwrap();
+    let refusal = "removing m2 would leave etcd 1 healthy of 2 member(s), short of a quorum of 2";
+    let plan = k8sup(&["plan", "-i", quorum], &env);
+    assert_eq!(plan.status.code(), Some(1), "{}", stdout(&plan));
+    assert!(stderr(&plan).contains(refusal), "{}", stderr(&plan));
+    let out = k8sup(&["apply", "-i", quorum, "--yes"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains(refusal), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("m2: remove:"), "{}", stdout(&out));
+    lab.faults("m3").unwrap().start_static_pod("etcd").unwrap();
+    assert_eq!(members(&lab, "m2"), ["m1", "m2", "m3"]);
+    assert!(ok(&get_nodes(&lab, "m3", true)).contains("node/m2"));
+
+    // ---- master 1 goes off (sshd, API server, etcd): the rest keeps serving ----
+    lab.faults("m1").unwrap().power_off().unwrap();
     for (host, master) in [("m2", true), ("m3", true), ("w1", false), ("w2", false)] {
         let nodes = ok(&get_nodes(&lab, host, master));
         assert!(nodes.contains("node/w1"), "{host}: {nodes}");
@@ -142,18 +158,6 @@ roles = ["master"]
         "{}",
         stderr(&plan)
     );
-
-    // ---- removing m2 while m1 is dead would lose etcd's quorum: refused ----
-    let quorum = write_inventory(&lab, "quorum.toml", &removing(&first, &["m2"]));
-    let out = k8sup(&["apply", "-i", quorum.to_str().unwrap(), "--yes"], &env);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(
-        stderr(&out).contains("removing m2 would leave etcd 1 healthy of 2 member(s)"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(members(&lab, "m2"), ["m1", "m2", "m3"]);
-    assert!(ok(&get_nodes(&lab, "m3", true)).contains("node/m2"));
 
     // ---- remove the dead m1: needs --yes without a terminal ----
     let without_m1 = removing(&first, &["m1"]);

@@ -26,6 +26,8 @@ const PATH: &str =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH; export PATH;";
 const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
 const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key";
+/// etcdctl with the client certificate, endpoints to be given.
+const ETCDCTL_TLS: &str = "ETCDCTL_API=3 etcdctl --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key";
 /// Files whose presence means k8sup or kubeadm installed something on a host.
 const INSTALLED: &str = "for f in /etc/kubernetes/kubelet.conf /etc/kubernetes/manifests /etc/k8sup /var/lib/k8sup /var/lib/etcd/member; do if [ -e \"$f\" ]; then echo installed; break; fi; done";
 
@@ -52,17 +54,10 @@ pub struct ClusterView {
     pub members: Vec<EtcdMember>,
 }
 
-/// Reads the nodes (and, with `etcd`, the etcd members and their health) on the
-/// first master.
+/// Reads the nodes (and, with `etcd`, the etcd members and the health of each
+/// member's client URL) on the first master.
 pub async fn read_cluster(master: &Session, etcd: bool) -> Result<ClusterView, String> {
-    let mut text = format!(
-        "{PATH}\nif [ ! -e /etc/kubernetes/admin.conf ]; then echo k8sup-no-cluster; exit 0; fi\necho '--- nodes'\n{KUBECTL} get nodes -o name || exit 1\n"
-    );
-    if etcd {
-        text.push_str(&format!(
-            "echo '--- members'\n{ETCDCTL} member list || exit 1\necho '--- health'\n{ETCDCTL} endpoint health --cluster 2>&1 || true\n"
-        ));
-    }
+    let text = cluster_script(etcd);
     let out = master
         .run(&script(text)?)
         .await
@@ -76,6 +71,20 @@ pub async fn read_cluster(master: &Session, etcd: bool) -> Result<ClusterView, S
         ));
     }
     Ok(parse_cluster(&out.stdout_text()))
+}
+
+/// What [`read_cluster`] runs: the nodes, then (with `etcd`) the member list and
+/// the health of every member's client URL.
+fn cluster_script(etcd: bool) -> String {
+    let mut text = format!(
+        "{PATH}\nif [ ! -e /etc/kubernetes/admin.conf ]; then echo k8sup-no-cluster; exit 0; fi\necho '--- nodes'\n{KUBECTL} get nodes -o name || exit 1\n"
+    );
+    if etcd {
+        text.push_str(&format!(
+            "echo '--- members'\nlist=$({ETCDCTL} member list) || exit 1\nprintf '%s\\n' \"$list\"\neps=$(printf '%s\\n' \"$list\" | awk -F', ' '$5 != \"\" {{ print $5 }}' | paste -sd, -)\necho '--- health'\n{ETCDCTL_TLS} --endpoints=\"$eps\" endpoint health 2>&1 || true\n"
+        ));
+    }
+    text
 }
 
 /// The cluster as [`read_cluster`]'s script printed it.

@@ -149,3 +149,59 @@ fn a_removal_that_would_lose_quorum_is_refused() {
         "{e}"
     );
 }
+
+/// The script that reads the cluster, run by a real `sh` against stand-ins for
+/// kubectl and etcdctl: the health is asked of every member's client URL.
+#[test]
+fn the_cluster_script_asks_every_member_s_url_for_its_health() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let admin = dir.path().join("admin.conf");
+    std::fs::write(&admin, "").unwrap();
+    let log = dir.path().join("etcdctl.log");
+    let tools = [
+        ("kubectl", "#!/bin/sh\nprintf 'node/m1\\nnode/m2\\nnode/w1\\n'\n".to_string()),
+        (
+            "etcdctl",
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {}\ncase \"$*\" in\n*'member list'*) printf '8e9e05c52164694d, started, m1, https://10.0.0.1:2380, https://10.0.0.1:2379, false\\n91bc3c398fb3c146, started, m2, https://10.0.0.2:2380, https://10.0.0.2:2379, false\\n';;\n*'endpoint health'*) echo 'https://10.0.0.2:2379 is healthy: successfully committed proposal: took = 2ms'; echo 'https://10.0.0.1:2379 is unhealthy: failed to commit proposal: context deadline exceeded' >&2; echo 'Error: unhealthy cluster' >&2; exit 1;;\nesac\n",
+                log.display()
+            ),
+        ),
+    ];
+    for (name, text) in tools {
+        let path = bin.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // The stand-ins first: this machine may have a kubectl of its own.
+    let text = cluster_script(true)
+        .replace(PATH, "")
+        .replace("/etc/kubernetes/admin.conf", admin.to_str().unwrap());
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&text)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view = parse_cluster(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(view.nodes, ["m1", "m2", "w1"]);
+    let health: Vec<(&str, bool)> = view
+        .members
+        .iter()
+        .map(|m| (m.name.as_str(), m.healthy))
+        .collect();
+    assert_eq!(health, [("m1", false), ("m2", true)]);
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls.contains("--endpoints=https://10.0.0.1:2379,https://10.0.0.2:2379 endpoint health"),
+        "{calls}"
+    );
+}
