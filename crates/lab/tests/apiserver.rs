@@ -289,3 +289,112 @@ fn kubectl_and_kubelets_reach_live_api_servers_through_a_real_haproxy() {
         run(&lab, "w", "kubectl get nodes").status.success()
     });
 }
+
+const ETCDCTL: &str = "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key";
+
+/// The member IDs of `etcdctl member list` (simple format), by name.
+fn members(lab: &Lab, host: &str) -> Vec<(String, String)> {
+    ok(lab, host, &format!("{ETCDCTL} member list"))
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(", ").collect();
+            (f[2].to_string(), f[0].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn etcd_membership_removal_follows_etcd_s_quorum_rules() {
+    if !lab_available() {
+        return;
+    }
+    let spec = LabSpec::new("etcd-members")
+        .netns()
+        .host(HostSpec::new("m").count(3).master());
+    let lab = Lab::up(&spec).expect("lab up");
+    let m1 = lab.host("m-1").unwrap().address;
+    for h in ["m-1", "m-2", "m-3"] {
+        ok(&lab, h, PREPARE);
+    }
+    ok(&lab, "m-1", &kubeadm_config(&format!("{m1}:6443")));
+    let init = ok(
+        &lab,
+        "m-1",
+        "kubeadm init --config /root/kubeadm.yaml --upload-certs",
+    );
+    let key = init
+        .split_whitespace()
+        .skip_while(|w| *w != "--certificate-key")
+        .nth(1)
+        .expect("certificate key")
+        .to_string();
+    let join = ok(&lab, "m-1", "kubeadm token create --print-join-command");
+    for h in ["m-2", "m-3"] {
+        ok(
+            &lab,
+            h,
+            &format!("{} --control-plane --certificate-key {key}", join.trim()),
+        );
+    }
+
+    let list = members(&lab, "m-2");
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert!(list
+        .iter()
+        .all(|(_, id)| id.len() >= 13 && u64::from_str_radix(id, 16).is_ok()));
+    let table = ok(&lab, "m-2", &format!("{ETCDCTL} member list -w table"));
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("|        ID        | STATUS  | NAME |"),
+        "{table}"
+    );
+    let json = ok(&lab, "m-2", &format!("{ETCDCTL} member list -w json"));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["members"].as_array().unwrap().len(), 3);
+    let status = ok(&lab, "m-2", &format!("{ETCDCTL} endpoint status"));
+    assert!(status.starts_with("https://127.0.0.1:2379, "), "{status}");
+    let id = |name: &str| list.iter().find(|(n, _)| n == name).unwrap().1.clone();
+
+    // Master 1 dies: 2 of 3 members run, quorum holds.
+    lab.faults("m-1").unwrap().power_off().unwrap();
+    ok(&lab, "m-2", &format!("{ETCDCTL} endpoint health"));
+    // Removing a live member now would leave 1 of the 2 live: etcd refuses.
+    let refused = run(
+        &lab,
+        "m-2",
+        &format!("{ETCDCTL} member remove {}", id("m-3")),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(err(&refused), "Error: etcdserver: unhealthy cluster");
+    // An unknown ID, a bad one.
+    let unknown = run(&lab, "m-2", &format!("{ETCDCTL} member remove 1234"));
+    assert_eq!(err(&unknown), "Error: etcdserver: member not found");
+    let bad = run(&lab, "m-2", &format!("{ETCDCTL} member remove zz"));
+    assert!(
+        err(&bad).starts_with("Error: bad member ID arg"),
+        "{}",
+        err(&bad)
+    );
+    // The dead member may go.
+    let removed = ok(
+        &lab,
+        "m-2",
+        &format!("{ETCDCTL} member remove {}", id("m-1")),
+    );
+    assert!(
+        removed.starts_with(&format!("Member {:>16} removed from cluster ", id("m-1"))),
+        "{removed}"
+    );
+    let names: Vec<String> = members(&lab, "m-3").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(!names.contains(&"m-1".to_string()));
+
+    // kubeadm reset on a control plane removes its own member (2 live of 2: allowed).
+    ok(&lab, "m-3", "kubeadm reset -f");
+    let names: Vec<String> = members(&lab, "m-2").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["m-2"]);
+    ok(&lab, "m-2", &format!("{ETCDCTL} endpoint health"));
+}

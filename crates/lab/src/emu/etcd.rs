@@ -67,6 +67,23 @@ pub struct EtcdState {
     pub revision: u64,
     /// The sha256 of the store at `revision`.
     pub store_hash: String,
+    /// The cluster's membership (host -> member), as etcd keeps it: a member is added
+    /// when its etcd first starts and leaves only by `member remove` (or `kubeadm
+    /// reset`, which removes it). Empty in clusters made before the lab tracked it.
+    #[serde(default)]
+    pub registry: BTreeMap<String, Member>,
+    /// Hosts whose member was removed: their etcd refuses to start on its old data.
+    #[serde(default)]
+    pub removed: BTreeSet<String>,
+}
+
+/// One etcd member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: u64,
+    pub name: String,
+    pub peer_url: String,
+    pub client_url: String,
 }
 
 /// A JSON file of the cluster directory; its default when absent or unreadable.
@@ -99,14 +116,24 @@ impl EtcdState {
         self.running.get(host).is_some_and(|p| p.contains(pod))
     }
 
-    /// Whether etcd has quorum among `members`.
+    /// Whether etcd has quorum among `members`: more than half of them run.
     fn quorum(&self, members: usize) -> bool {
-        let up = self.running.values().filter(|p| p.contains("etcd")).count();
+        let up = self
+            .running
+            .iter()
+            .filter(|(h, p)| {
+                p.contains("etcd") && (self.registry.is_empty() || self.registry.contains_key(*h))
+            })
+            .count();
         up > 0 && up > members / 2
     }
 
-    /// How many members the cluster has: those that started and are still control planes.
+    /// How many members the cluster has: its registry, or (clusters from before it) those
+    /// that started and are still control planes.
     fn member_count(&self, state: &ClusterState) -> usize {
+        if !self.registry.is_empty() {
+            return self.registry.len();
+        }
         self.members
             .iter()
             .filter(|h| {
@@ -265,6 +292,9 @@ pub fn sync(inv: &Invocation) {
                 Ok(loaded) => {
                     state_changed |= loaded;
                     etcd.failed.remove(&host);
+                    if !etcd.registry.contains_key(&host) {
+                        register_member(inv, &mut etcd, &host);
+                    }
                     etcd.members.insert(host.clone());
                 }
                 Err(why) => {
@@ -346,6 +376,14 @@ fn start_etcd(
     let name = flag_of(&manifest, "name").unwrap_or_else(|| inv.hostname());
     let peer = flag_of(&manifest, "initial-advertise-peer-urls").unwrap_or_default();
     let marker = format!("{}/{WAL}", data_dir.trim_end_matches('/'));
+    let host = inv.hostname();
+    if etcd.removed.contains(&host) && inv.path(&marker).exists() {
+        return Err("the member has been permanently removed from the cluster".into());
+    }
+    if !inv.path(&marker).exists() {
+        // A new member's data: whatever was removed before, this is a new member.
+        etcd.removed.remove(&host);
+    }
     let member: Option<MemberData> = inv
         .read(&marker)
         .ok()
@@ -744,6 +782,9 @@ pub fn run_etcdctl(inv: &mut Invocation) -> i32 {
         }
         ["endpoint", "health"] => endpoint_health(inv, &endpoints, &a),
         ["member", "list"] => member_list(inv, &endpoints[0], &a),
+        ["member", "remove", id] => member_remove(inv, &endpoints[0], id, &a),
+        ["member", "remove"] => exit_error(inv, "member ID is not provided"),
+        ["endpoint", "status"] => endpoint_status(inv, &endpoints, &a),
         [] => {
             inv.outln("NAME:\n\tetcdctl - A simple command line client for etcd3.\n\nUSAGE:\n\tetcdctl [flags]\n\nVERSION:\n\t3.5.12\n\nAPI VERSION:\n\t3.5\n\nCOMMANDS:\n\tendpoint health\tChecks the healthiness of endpoints specified in `--endpoints` flag\n\tmember list\tLists all members in the cluster\n\tsnapshot save\tStores an etcd node backend snapshot to a given file\n\tversion\t\tPrints the version of etcdctl");
             0
@@ -946,41 +987,330 @@ fn snapshot_restore(inv: &mut Invocation, file: &str, a: &Args) -> i32 {
     0
 }
 
-fn member_id(name: &str) -> String {
-    let mut v: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        v ^= u64::from(b);
-        v = v.wrapping_mul(0x0100_0000_01b3);
+/// A member's ID as etcd computes it (`membership.computeMemberID`): the first 8 bytes of
+/// the sha1 of its peer URLs, the cluster token (kubeadm sets none: "etcd-cluster") and,
+/// for a member added to a running cluster, the time it was added.
+fn member_id(peer_url: &str, added_at: Option<u64>) -> u64 {
+    use sha1::Digest as _;
+    let mut b = peer_url.as_bytes().to_vec();
+    b.extend_from_slice(b"etcd-cluster");
+    if let Some(t) = added_at {
+        b.extend_from_slice(t.to_string().as_bytes());
     }
-    format!("{v:x}")
+    let hash = sha1::Sha1::digest(&b);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// Adds this host's member to the registry when its etcd first starts (the first member
+/// of a cluster is an initial member; the others were added to a running cluster).
+fn register_member(inv: &Invocation, etcd: &mut EtcdState, host: &str) {
+    let manifest = inv
+        .read(&format!("{MANIFESTS}/etcd.yaml"))
+        .unwrap_or_default();
+    let address = inv.profile().map(|p| p.address).unwrap_or_default();
+    let peer_url = flag_of(&manifest, "initial-advertise-peer-urls")
+        .unwrap_or_else(|| format!("https://{address}:2380"));
+    let client_url = flag_of(&manifest, "advertise-client-urls")
+        .unwrap_or_else(|| format!("https://{address}:2379"));
+    let added_at = (!etcd.registry.is_empty()).then(|| now_ms() / 1000);
+    let name = flag_of(&manifest, "name").unwrap_or_else(|| host.to_string());
+    etcd.registry.insert(
+        host.to_string(),
+        Member {
+            id: member_id(&peer_url, added_at),
+            name,
+            peer_url,
+            client_url,
+        },
+    );
+}
+
+/// The cluster ID as a number (the lab keeps it as hex text).
+fn cluster_id(etcd: &EtcdState) -> u64 {
+    u64::from_str_radix(&etcd.cluster_id[..etcd.cluster_id.len().min(16)], 16).unwrap_or(0)
+}
+
+/// The members as etcd lists them (sorted by ID), with the host of each.
+fn members_by_id(etcd: &EtcdState) -> Vec<(&String, &Member)> {
+    let mut v: Vec<(&String, &Member)> = etcd.registry.iter().collect();
+    v.sort_by_key(|(_, m)| m.id);
+    v
+}
+
+/// A table as etcdctl's tablewriter renders it: upper-case centred headers, cells
+/// right-aligned, one space of padding.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([h.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = format!(
+        "+{}+",
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    let mut out = format!("{line}\n|");
+    for (h, w) in header.iter().zip(&widths) {
+        let h = h.to_uppercase();
+        let left = (w - h.len()) / 2;
+        out.push_str(&format!(
+            " {}{h}{} |",
+            " ".repeat(left),
+            " ".repeat(w - h.len() - left)
+        ));
+    }
+    out.push_str(&format!("\n{line}\n"));
+    for r in rows {
+        out.push('|');
+        for (c, w) in r.iter().zip(&widths) {
+            out.push_str(&format!(" {c:>w$} |"));
+        }
+        out.push('\n');
+    }
+    out.push_str(&line);
+    out
 }
 
 fn member_list(inv: &mut Invocation, endpoint: &str, a: &Args) -> i32 {
-    let (state, etcd, _) = match reach(inv, endpoint, a) {
+    let (_, etcd, host) = match reach(inv, endpoint, a) {
         Ok(x) => x,
         Err(status) => return status,
     };
-    let members: Vec<&Node> = state.nodes.values().filter(|n| n.control_plane).collect();
-    if a.format() == "json" {
-        let list: Vec<Value> = members
-            .iter()
-            .map(|n| {
-                json!({"ID": u64::from_str_radix(&member_id(&n.name), 16).unwrap_or(0), "name": n.name,
-                       "peerURLs": [format!("https://{}:2380", n.address)],
-                       "clientURLs": [format!("https://{}:2379", n.address)]})
-            })
-            .collect();
-        inv.outln(&json!({"header": {"revision": etcd.revision}, "members": list}).to_string());
-        return 0;
+    let members = members_by_id(&etcd);
+    let rows: Vec<Vec<String>> = members
+        .iter()
+        .map(|(_, m)| {
+            vec![
+                format!("{:x}", m.id),
+                "started".to_string(),
+                m.name.clone(),
+                m.peer_url.clone(),
+                m.client_url.clone(),
+                "false".to_string(),
+            ]
+        })
+        .collect();
+    match a.format().as_str() {
+        "json" => {
+            let list: Vec<Value> = members
+                .iter()
+                .map(|(_, m)| {
+                    json!({"ID": m.id, "name": m.name, "peerURLs": [m.peer_url],
+                           "clientURLs": [m.client_url]})
+                })
+                .collect();
+            let member_id = etcd.registry.get(&host).map_or(0, |m| m.id);
+            inv.outln(
+                &json!({"header": {"cluster_id": cluster_id(&etcd), "member_id": member_id,
+                                   "raft_term": 2 + etcd.registry.len() as u64},
+                        "members": list})
+                .to_string(),
+            );
+        }
+        "table" => inv.outln(&table(
+            &[
+                "ID",
+                "Status",
+                "Name",
+                "Peer Addrs",
+                "Client Addrs",
+                "Is Learner",
+            ],
+            &rows,
+        )),
+        _ => {
+            for r in rows {
+                inv.outln(&r.join(", "));
+            }
+        }
     }
-    for n in members {
-        inv.outln(&format!(
-            "{}, started, {}, https://{}:2380, https://{}:2379, false",
-            member_id(&n.name),
-            n.name,
-            n.address,
-            n.address
-        ));
+    0
+}
+
+/// `member remove ID`: what etcd's server allows (`mayRemoveMember` with the default
+/// strict reconfiguration check): the remaining started members must be a quorum of the
+/// remaining membership, and removing a live member must not break the active quorum; a
+/// member that is down may go. The request itself needs quorum.
+fn member_remove(inv: &mut Invocation, endpoint: &str, id: &str, a: &Args) -> i32 {
+    let Ok(id) = u64::from_str_radix(id, 16) else {
+        return exit_error(
+            inv,
+            &format!(
+                "bad member ID arg (strconv.ParseUint: parsing {id:?}: invalid syntax), expecting ID in Hex"
+            ),
+        );
+    };
+    let (state, _, _) = match reach(inv, endpoint, a) {
+        Ok(x) => x,
+        Err(status) => return status,
+    };
+    let dir = inv.path(cluster::CLUSTER_DIR);
+    let Ok(_locked) = cluster::lock(inv) else {
+        return exit_error(inv, "context deadline exceeded");
+    };
+    let mut etcd = EtcdState::read(&dir);
+    if !etcd.quorum(etcd.member_count(&state)) {
+        return deadline(inv, endpoint, "context deadline exceeded");
+    }
+    let Some(host) = etcd
+        .registry
+        .iter()
+        .find(|(_, m)| m.id == id)
+        .map(|(h, _)| h.clone())
+    else {
+        return exit_error(inv, "etcdserver: member not found");
+    };
+    if let Err(why) = may_remove(&etcd, &host) {
+        return exit_error(inv, why);
+    }
+    remove_member(inv, &mut etcd, &host);
+    if let Err(e) = etcd.write(&dir) {
+        return exit_error(inv, &e);
+    }
+    inv.outln(&format!(
+        "Member {id:16x} removed from cluster {:16x}",
+        cluster_id(&etcd)
+    ));
+    0
+}
+
+/// etcd's `mayRemoveMember` for `host`'s member.
+fn may_remove(etcd: &EtcdState, host: &str) -> Result<(), &'static str> {
+    let live = |h: &String| etcd.runs(h, "etcd");
+    // IsReadyToRemoveVotingMember: "started" = has ever published its name.
+    let others: Vec<&String> = etcd.registry.keys().filter(|h| *h != host).collect();
+    let started = others.iter().filter(|h| etcd.members.contains(**h)).count();
+    if started < others.len() / 2 + 1 {
+        return Err("etcdserver: re-configuration failed due to not enough started members");
+    }
+    if !live(&host.to_string()) {
+        // A member that is down is not part of the active quorum.
+        return Ok(());
+    }
+    let active = etcd.registry.keys().filter(|h| live(h)).count();
+    let all = etcd.registry.len();
+    if active.saturating_sub(1) < 1 + (all - 1) / 2 {
+        return Err("etcdserver: unhealthy cluster");
+    }
+    Ok(())
+}
+
+/// Takes `host`'s member out of the cluster; its etcd, if it runs, stops ("the member has
+/// been permanently removed from the cluster").
+fn remove_member(inv: &Invocation, etcd: &mut EtcdState, host: &str) {
+    etcd.registry.remove(host);
+    etcd.removed.insert(host.to_string());
+    let stopped = etcd
+        .running
+        .get_mut(host)
+        .is_some_and(|pods| pods.remove("etcd"));
+    if stopped {
+        log_event(
+            inv,
+            host,
+            "etcd",
+            "failed",
+            "the member has been permanently removed from the cluster",
+        );
+    }
+}
+
+/// `kubeadm reset` on a control plane: removes this host's member as kubeadm's
+/// `remove-etcd-member` phase does; the error text when etcd refuses.
+pub fn reset_remove_member(inv: &Invocation) -> Result<(), String> {
+    let dir = inv.path(cluster::CLUSTER_DIR);
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let host = inv.hostname();
+    let locked = cluster::lock(inv)?;
+    let mut etcd = EtcdState::read(&dir);
+    if !etcd.registry.contains_key(&host) {
+        return Ok(());
+    }
+    if !etcd.quorum(etcd.member_count(&locked.state)) {
+        return Err("context deadline exceeded".into());
+    }
+    may_remove(&etcd, &host).map_err(String::from)?;
+    remove_member(inv, &mut etcd, &host);
+    etcd.write(&dir)?;
+    drop(locked);
+    Ok(())
+}
+
+/// `endpoint status`: per endpoint its member, version, size, leadership and raft
+/// figures (the leader: the lowest live member ID).
+fn endpoint_status(inv: &mut Invocation, endpoints: &[String], a: &Args) -> i32 {
+    let mut rows = Vec::new();
+    let mut json_rows = Vec::new();
+    for ep in endpoints {
+        let (state, etcd, host) = match reach(inv, ep, a) {
+            Ok(x) => x,
+            Err(status) => return status,
+        };
+        let Some(me) = etcd.registry.get(&host) else {
+            return deadline(inv, ep, "etcdserver: member not found");
+        };
+        let leader = members_by_id(&etcd)
+            .into_iter()
+            .find(|(h, _)| etcd.runs(h, "etcd"))
+            .map_or(0, |(_, m)| m.id);
+        let size = snapshot_bytes(&Store::of(&state, etcd.revision)).len();
+        let term = 2 + etcd.registry.len() as u64;
+        let index = etcd.revision + 3;
+        rows.push(vec![
+            ep.clone(),
+            format!("{:x}", me.id),
+            VERSION.to_string(),
+            human_bytes(size),
+            (leader == me.id).to_string(),
+            "false".to_string(),
+            term.to_string(),
+            index.to_string(),
+            index.to_string(),
+            String::new(),
+        ]);
+        json_rows.push(
+            json!({"Endpoint": ep, "Status": {"header": {"cluster_id": cluster_id(&etcd),
+            "member_id": me.id, "revision": etcd.revision, "raft_term": term},
+            "version": VERSION, "dbSize": size, "leader": leader, "raftIndex": index,
+            "raftTerm": term, "raftAppliedIndex": index, "dbSizeInUse": size}}),
+        );
+    }
+    match a.format().as_str() {
+        "json" => inv.outln(&Value::Array(json_rows).to_string()),
+        "table" => inv.outln(&table(
+            &[
+                "Endpoint",
+                "ID",
+                "Version",
+                "DB Size",
+                "Is Leader",
+                "Is Learner",
+                "Raft Term",
+                "Raft Index",
+                "Raft Applied Index",
+                "Errors",
+            ],
+            &rows,
+        )),
+        _ => {
+            for r in rows {
+                inv.outln(&r.join(", "));
+            }
+        }
     }
     0
 }

@@ -2569,6 +2569,13 @@ fn reset(inv: &mut Invocation, rest: &[String]) -> Outcome {
         }
     }
     inv.outln("[preflight] Running pre-flight checks");
+    // The remove-etcd-member phase: a stacked member leaves the cluster first; when etcd
+    // refuses, kubeadm warns and goes on.
+    if inv.path(&format!("{MANIFESTS}/etcd.yaml")).exists() {
+        if let Err(e) = super::etcd::reset_remove_member(inv) {
+            inv.errln(&klog_warning(inv, "removeetcdmember.go:106", &format!("[reset] Failed to remove etcd member: {e}, please manually remove this etcd member using etcdctl")));
+        }
+    }
     let host = inv.hostname();
     if inv.path(cluster::CLUSTER_DIR).is_dir() {
         let mut locked = cluster::lock(inv)?;
