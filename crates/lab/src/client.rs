@@ -68,4 +68,91 @@ impl Lab {
         self.ssh_via(h.ssh_addr(), "root", command)
             .map_err(crate::LabError::host_io(host, "run ssh"))
     }
+
+    /// Runs `kubectl` with the admin kubeconfig on `master`; its stdout, or an error
+    /// with both streams.
+    fn admin_kubectl(
+        &self,
+        master: &str,
+        args: &str,
+        stdin: Option<&str>,
+    ) -> crate::Result<String> {
+        let command = match stdin {
+            // The manifest goes through a quoted here-document: no shell expansion.
+            Some(text) => format!(
+                "kubectl --kubeconfig=/etc/kubernetes/admin.conf {args} <<'K8SUP_LAB_EOF'\n{text}\nK8SUP_LAB_EOF"
+            ),
+            None => format!("kubectl --kubeconfig=/etc/kubernetes/admin.conf {args}"),
+        };
+        let out = self.ssh(master, &command)?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        Err(crate::LabError::Host {
+            host: master.into(),
+            step: "kubectl",
+            message: format!(
+                "`kubectl {args}` failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        })
+    }
+
+    /// Plants, through kubectl on `master` (real YAML, validated like any apply), a
+    /// Deployment `name` of `replicas` pods in `default` and a PodDisruptionBudget of
+    /// the same name with `minAvailable: replicas`: every drain of a node running one of
+    /// its pods is refused until [`Lab::remove_pdb`].
+    pub fn plant_blocking_pdb(&self, master: &str, name: &str, replicas: u32) -> crate::Result<()> {
+        let yaml = format!(
+            "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: app
+        image: registry.k8s.io/pause:3.10
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  minAvailable: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}"
+        );
+        self.admin_kubectl(master, "apply -f -", Some(&yaml))
+            .map(|_| ())
+    }
+
+    /// Deletes the PodDisruptionBudget `name` (in `default`) planted by
+    /// [`Lab::plant_blocking_pdb`]; its Deployment stays.
+    pub fn remove_pdb(&self, master: &str, name: &str) -> crate::Result<()> {
+        self.admin_kubectl(master, &format!("delete pdb {name} -n default"), None)
+            .map(|_| ())
+    }
+
+    /// Every cordon and uncordon of the lab's cluster so far, oldest first, whichever
+    /// host's kubectl made it (see [`crate::emu::cluster::most_cordoned_at_once`]).
+    pub fn cordon_events(&self) -> crate::Result<Vec<crate::emu::cluster::CordonEvent>> {
+        crate::emu::cluster::cordon_events(&self.cluster_dir()).map_err(|message| {
+            crate::LabError::Lab {
+                lab: self.name().into(),
+                step: "read the cordon log",
+                message,
+            }
+        })
+    }
 }

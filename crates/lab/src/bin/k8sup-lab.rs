@@ -99,6 +99,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The ideal time of a rolling upgrade by one minor under a durations profile:
+    /// masters one at a time, then batches of workers × one node's upgrade time.
+    IdealUpgrade {
+        #[arg(long, value_name = "realistic|FILE", default_value = "realistic")]
+        durations: String,
+        #[arg(long, default_value_t = 1)]
+        masters: usize,
+        #[arg(long)]
+        workers: usize,
+        /// Workers upgraded at once.
+        #[arg(long, default_value_t = 1)]
+        max_unavailable: usize,
+        /// The target Kubernetes version (images' tags).
+        #[arg(long, default_value = "1.31.2")]
+        version: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -342,6 +360,43 @@ fn run(cli: Cli) -> Result<(), LabError> {
                     s(c.mirror_bound_ms)
                 );
                 println!("critical path                {:>8.1} s", s(c.total_ms));
+            }
+            Ok(())
+        }
+        Command::IdealUpgrade {
+            durations,
+            masters,
+            workers,
+            max_unavailable,
+            version,
+            json,
+        } => {
+            use k8sup_lab::durations::upgrade::{ideal_upgrade, UpgradeShape};
+            if max_unavailable == 0 {
+                return Err(LabError::InvalidSpec(
+                    "--max-unavailable 0: at least one worker must be upgradable at a time".into(),
+                ));
+            }
+            let d = k8sup_lab::Durations::resolve(&durations)?;
+            let u = ideal_upgrade(
+                &d,
+                &UpgradeShape::kubeadm(masters, workers, max_unavailable, &version),
+            );
+            if json {
+                println!("{}", serde_json::to_string_pretty(&u).unwrap_or_default());
+            } else {
+                let s = |ms: u64| ms as f64 / 1000.0;
+                println!(
+                    "first master                 {:>8.1} s",
+                    s(u.first_master_ms)
+                );
+                println!(
+                    "each other master            {:>8.1} s",
+                    s(u.other_master_ms)
+                );
+                println!("one worker                   {:>8.1} s", s(u.worker_ms));
+                println!("worker batches               {:>8}", u.batches);
+                println!("ideal upgrade                {:>8.1} s", s(u.total_ms));
             }
             Ok(())
         }

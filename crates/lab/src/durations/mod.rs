@@ -13,10 +13,12 @@
 //! ([`install`]); the emulators read it through [`hooks`], which also records every
 //! duration it applies in [`APPLIED_LOG`], so that a test can assert what was applied
 //! rather than time anything. [`critical`] computes, from a profile and an inventory,
-//! the least wall time a whole cluster can take.
+//! the least wall time a whole cluster can take, and [`upgrade`] the ideal time of a
+//! rolling upgrade (batches × one node's upgrade time).
 
 pub mod critical;
 pub mod hooks;
+pub mod upgrade;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -87,6 +87,14 @@ pub struct Node {
     pub created: u64,
     #[serde(default)]
     pub kubelet: KubeletStatus,
+    /// The control-plane version its static pod manifests run, when it differs from the
+    /// cluster's (between `kubeadm upgrade apply` on one master and `upgrade node` on this
+    /// one); `None`: the cluster's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_version: Option<String>,
+    /// `spec.unschedulable`: cordoned (`kubectl cordon`, `drain`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unschedulable: bool,
 }
 
 /// One object the API server holds.
@@ -133,6 +141,26 @@ pub struct ClusterState {
     pub objects: Vec<Object>,
     /// How many manifests were applied (numbers the files under `manifests/`).
     pub applied: u32,
+    /// The pods of Deployments, ReplicaSets and bare Pod objects, as the scheduler bound
+    /// them (DaemonSet and static pods are derived from the nodes instead).
+    #[serde(default)]
+    pub pods: Vec<PodRecord>,
+    /// Numbers the pods controllers create, so that a replacement gets a new name.
+    #[serde(default)]
+    pub pod_serial: u64,
+}
+
+/// A pod that a controller (or a user, for a bare Pod) created and the scheduler bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodRecord {
+    pub namespace: String,
+    pub name: String,
+    /// `Deployment`, `ReplicaSet` or `Pod` (a bare pod is its own object).
+    pub owner_kind: String,
+    pub owner_name: String,
+    /// The node it is bound to; `None` while Pending (no node fits).
+    pub node: Option<String>,
+    pub created: u64,
 }
 
 impl ClusterState {
@@ -222,6 +250,71 @@ impl Locked {
             .map_err(|e| format!("{CLUSTER_DIR}/manifests/{file}: {e}"))?;
         Ok(file)
     }
+}
+
+/// Every cordon and uncordon of the cluster, in the order they took effect: one JSON
+/// line ([`CordonEvent`]) each, in the cluster directory, appended under the state's lock.
+pub const CORDON_LOG: &str = "cordons.jsonl";
+
+/// A node turned unschedulable (`cordon`, also by `drain`) or schedulable again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CordonEvent {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    pub node: String,
+    /// `cordon` or `uncordon`.
+    pub action: String,
+    /// The host whose kubectl did it.
+    pub by: String,
+}
+
+impl Locked {
+    /// Records a cordon or uncordon that this change makes (call before [`Locked::save`]).
+    pub fn log_cordon(&self, node: &str, cordon: bool, by: &str) {
+        let event = CordonEvent {
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            node: node.to_string(),
+            action: if cordon { "cordon" } else { "uncordon" }.into(),
+            by: by.to_string(),
+        };
+        super::append_json_line(&self.dir.join(CORDON_LOG), &event);
+    }
+}
+
+/// The cordons and uncordons of a lab's cluster so far, oldest first (from outside the
+/// hosts: the lab's cluster directory).
+pub fn cordon_events(dir: &Path) -> Result<Vec<CordonEvent>, String> {
+    let path = dir.join(CORDON_LOG);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("{}: {l:?}: {e}", path.display())))
+        .collect()
+}
+
+/// The most nodes that were cordoned at the same time in `events`, and one moment's set
+/// of them (nodes cordoned before the log began are not known to it).
+pub fn most_cordoned_at_once(events: &[CordonEvent]) -> (usize, Vec<String>) {
+    let mut now = std::collections::BTreeSet::new();
+    let mut most = (0, Vec::new());
+    for e in events {
+        if e.action == "cordon" {
+            now.insert(e.node.clone());
+        } else {
+            now.remove(&e.node);
+        }
+        if now.len() > most.0 {
+            most = (now.len(), now.iter().cloned().collect());
+        }
+    }
+    most
 }
 
 /// Locks and reads the shared state.
@@ -485,6 +578,8 @@ mod tests {
                 pod_cidr: Some("10.244.0.0/24".into()),
                 created: 0,
                 kubelet: KubeletStatus::default(),
+                control_plane_version: None,
+                unschedulable: false,
             },
         );
         assert_eq!(s.next_pod_cidr().as_deref(), Some("10.244.1.0/24"));

@@ -242,6 +242,14 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The kubelet restarted this host's static pod `pod` after its manifest changed (as
+/// `kubeadm upgrade` waits for it to): a stop and a start in the static pod log.
+pub fn restarted(inv: &Invocation, pod: &str) {
+    let host = inv.hostname();
+    log_event(inv, &host, pod, "stopped", "manifest changed");
+    log_event(inv, &host, pod, "started", "");
+}
+
 fn log_event(inv: &Invocation, host: &str, pod: &str, event: &str, message: &str) {
     use std::io::Write;
     let e = PodEvent {

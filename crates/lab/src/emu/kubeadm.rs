@@ -22,6 +22,7 @@ use super::schema::{self, Field};
 use super::Invocation;
 
 mod config_images;
+mod upgrade;
 
 pub(in crate::emu) use config_images::list as control_plane_images;
 
@@ -502,6 +503,7 @@ pub fn run(inv: &mut Invocation) -> i32 {
         Some("join") => join(inv, &version, &rest),
         Some("token") => token(inv, &rest),
         Some("config") => config_images::run(inv, &version, &rest),
+        Some("upgrade") => upgrade::run(inv, &version, &rest),
         Some("reset") => reset(inv, &rest),
         Some("certs") => super::pki::run(inv, &rest).map_err(|(e, usage)| {
             if usage {
@@ -550,6 +552,11 @@ type Outcome = Result<(), Failure>;
 
 fn usage(e: String) -> Failure {
     Failure::Usage(e)
+}
+
+/// What `kubeadm config images list` prints for `version` from `repository`.
+pub(super) fn images_list(repository: &str, version: &str) -> Vec<String> {
+    config_images::list(repository, version)
 }
 
 fn version_cmd(inv: &mut Invocation, version: &str, rest: &[String]) -> Outcome {
@@ -1275,6 +1282,7 @@ fn start_kubelet(
         ),
         "",
     )?;
+    kubelet::started(inv);
     let status = kubelet::evaluate(inv);
     if let Some(e) = &status.error {
         kubelet::log(inv, e);
@@ -1396,6 +1404,8 @@ fn new_node(
         pod_cidr: existing_cidr.or_else(|| state.next_pod_cidr()),
         created: cluster::now(),
         kubelet,
+        control_plane_version: None,
+        unschedulable: false,
     }
 }
 
@@ -1815,6 +1825,8 @@ fn init(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcome
         nodes: BTreeMap::new(),
         objects: Vec::new(),
         applied: locked.state.applied,
+        pods: Vec::new(),
+        pod_serial: 0,
     };
     state.kubelet_config = serde_norway::to_string(&kubelet_config(cfg.kubelet.as_ref(), &state))
         .map_err(|e| e.to_string())?;
@@ -1958,6 +1970,7 @@ fn init(inv: &mut Invocation, kubeadm_version: &str, rest: &[String]) -> Outcome
     }
     state.tokens.push(token.clone());
     essential_objects(&mut state, proxy_disabled, dns_disabled);
+    upgrade::store_config_maps(&mut state, ka.1);
     state.nodes.insert(node_name.clone(), node);
     state.initialized = true;
     locked.state = state;

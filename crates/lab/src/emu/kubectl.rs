@@ -19,12 +19,14 @@ use serde_json::{json, Value};
 use super::cluster::{self, ClusterState, Node, Object};
 use super::Invocation;
 
+mod drain;
 mod jsonpath;
 mod output;
 mod readiness;
 mod validate;
+mod workloads;
 
-use output::Table;
+pub(super) use output::Table;
 
 /// Parsed command line: flags by name and positional words.
 struct Args {
@@ -46,6 +48,10 @@ const VALUE_FLAGS: &[&str] = &[
     "server",
     "field-manager",
     "validate",
+    "grace-period",
+    "pod-selector",
+    "skip-wait-for-delete-timeout",
+    "chunk-size",
 ];
 
 impl Args {
@@ -142,6 +148,9 @@ pub fn run(inv: &mut Invocation) -> i32 {
             "delete" => delete(inv, &args, &conn),
             "label" => label(inv, &args, &conn),
             "taint" => taint(inv, &args, &conn),
+            "cordon" => drain::cordon(inv, &args, &conn, true),
+            "uncordon" => drain::cordon(inv, &args, &conn, false),
+            "drain" => drain::drain(inv, &args, &conn, &version),
             "wait" => wait(inv, &args, &conn),
             "cluster-info" => {
                 inv.outln(&format!(
@@ -205,6 +214,16 @@ fn version_cmd(inv: &mut Invocation, version: &str, args: &Args) -> Result<(), S
     Ok(())
 }
 
+/// The state after the controllers and the scheduler caught up with it (saved if they
+/// changed anything).
+fn reconciled(inv: &Invocation) -> Result<ClusterState, String> {
+    let mut locked = cluster::lock(inv)?;
+    if locked.state.initialized && workloads::reconcile(&mut locked.state) {
+        locked.save()?;
+    }
+    Ok(locked.state)
+}
+
 /// A connection to the cluster through a kubeconfig.
 struct Conn {
     endpoint: String,
@@ -266,7 +285,7 @@ fn connect(inv: &Invocation, args: &Args) -> Result<Conn, String> {
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
-    let state = cluster::read(inv)?;
+    let state = reconciled(inv)?;
     if super::apiserver::dials_for_real(inv) {
         // A namespaced host dials its server for real, through whatever balancer is there.
         let dial = super::apiserver::dial(&host_port);
@@ -312,6 +331,10 @@ fn resource(word: &str) -> Option<Resource> {
         "pod" | "pods" | "po" => Resource::Pods,
         "daemonset" | "daemonsets" | "ds" => Resource::Kind("DaemonSet"),
         "deployment" | "deployments" | "deploy" => Resource::Kind("Deployment"),
+        "replicaset" | "replicasets" | "rs" => Resource::Kind("ReplicaSet"),
+        "poddisruptionbudget" | "poddisruptionbudgets" | "pdb" => {
+            Resource::Kind("PodDisruptionBudget")
+        }
         "namespace" | "namespaces" | "ns" => Resource::Kind("Namespace"),
         "configmap" | "configmaps" | "cm" => Resource::Kind("ConfigMap"),
         "secret" | "secrets" => Resource::Kind("Secret"),
@@ -477,11 +500,7 @@ fn pod_ip(node: &Node, name: &str, host_network: bool) -> Option<String> {
 }
 
 fn template_pod(state: &ClusterState, owner: &Object, name: String, node: Option<&Node>) -> Pod {
-    let spec = owner
-        .body
-        .pointer("/spec/template/spec")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let spec = workloads::pod_spec(owner).cloned().unwrap_or(Value::Null);
     let containers = spec
         .get("containers")
         .and_then(|c| c.as_array())
@@ -517,8 +536,8 @@ fn template_pod(state: &ClusterState, owner: &Object, name: String, node: Option
     }
 }
 
-/// Every pod: control-plane static pods, DaemonSet pods per admitted node, Deployment
-/// replicas on Ready nodes.
+/// Every pod: control-plane static pods, DaemonSet pods per admitted node, and the pods
+/// of Deployments, ReplicaSets and bare Pods where the scheduler bound them.
 fn pods(state: &ClusterState) -> Vec<Pod> {
     let mut out = Vec::new();
     for node in state.nodes.values().filter(|n| n.control_plane) {
@@ -533,7 +552,10 @@ fn pods(state: &ClusterState) -> Vec<Pod> {
             } else {
                 format!(
                     "{}/{component}:v{}",
-                    state.image_repository, state.kubernetes_version
+                    state.image_repository,
+                    node.control_plane_version
+                        .as_deref()
+                        .unwrap_or(&state.kubernetes_version)
                 )
             };
             out.push(Pod {
@@ -554,46 +576,26 @@ fn pods(state: &ClusterState) -> Vec<Pod> {
             });
         }
     }
-    for o in &state.objects {
+    for p in &state.pods {
+        let Some(o) = workloads::owner(state, p) else {
+            continue;
+        };
+        let node = p.node.as_ref().and_then(|n| state.nodes.get(n));
+        let mut pod = template_pod(state, o, p.name.clone(), node);
+        pod.created = p.created;
+        out.push(pod);
+    }
+    for o in state.objects.iter().filter(|o| o.kind == "DaemonSet") {
         let Some(spec) = o.body.pointer("/spec/template/spec") else {
             continue;
         };
-        match o.kind.as_str() {
-            "DaemonSet" => {
-                for node in state.nodes.values().filter(|n| schedulable(spec, n, true)) {
-                    let name = format!(
-                        "{}-{}",
-                        o.name,
-                        cluster::name_suffix(&format!("{}/{}/{}", o.namespace, o.name, node.name))
-                    );
-                    out.push(template_pod(state, o, name, Some(node)));
-                }
-            }
-            "Deployment" => {
-                let replicas = o
-                    .body
-                    .pointer("/spec/replicas")
-                    .and_then(|r| r.as_u64())
-                    .unwrap_or(1);
-                let ready: Vec<&Node> = state
-                    .nodes
-                    .values()
-                    .filter(|n| node_ready(state, n) && schedulable(spec, n, false))
-                    .collect();
-                let rs = cluster::name_suffix(&format!("rs/{}/{}", o.namespace, o.name));
-                for i in 0..replicas {
-                    let name = format!(
-                        "{}-{}{}-{}",
-                        o.name,
-                        rs,
-                        &rs[..3],
-                        cluster::name_suffix(&format!("{}/{}/{i}", o.namespace, o.name))
-                    );
-                    let node = (!ready.is_empty()).then(|| ready[i as usize % ready.len()]);
-                    out.push(template_pod(state, o, name, node));
-                }
-            }
-            _ => {}
+        for node in state.nodes.values().filter(|n| schedulable(spec, n, true)) {
+            let name = format!(
+                "{}-{}",
+                o.name,
+                cluster::name_suffix(&format!("{}/{}/{}", o.namespace, o.name, node.name))
+            );
+            out.push(template_pod(state, o, name, Some(node)));
         }
     }
     out
@@ -655,6 +657,10 @@ fn get(inv: &mut Invocation, args: &Args, conn: &Conn) -> Result<(), String> {
                     continue;
                 }
                 let ready = node_ready(state, n);
+                let mut status = if ready { "Ready" } else { "NotReady" }.to_string();
+                if n.unschedulable {
+                    status.push_str(",SchedulingDisabled");
+                }
                 let mut roles: Vec<&str> = n
                     .labels
                     .keys()
@@ -663,11 +669,7 @@ fn get(inv: &mut Invocation, args: &Args, conn: &Conn) -> Result<(), String> {
                 roles.sort();
                 let mut row = vec![
                     n.name.clone(),
-                    if ready {
-                        "Ready".into()
-                    } else {
-                        "NotReady".into()
-                    },
+                    status,
                     if roles.is_empty() {
                         "<none>".into()
                     } else {
@@ -747,6 +749,14 @@ fn get(inv: &mut Invocation, args: &Args, conn: &Conn) -> Result<(), String> {
                 vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
             } else if kind == "Namespace" {
                 vec!["NAME", "STATUS", "AGE"]
+            } else if kind == "PodDisruptionBudget" {
+                vec![
+                    "NAME",
+                    "MIN AVAILABLE",
+                    "MAX UNAVAILABLE",
+                    "ALLOWED DISRUPTIONS",
+                    "AGE",
+                ]
             } else {
                 vec!["NAME", "AGE"]
             };
@@ -804,6 +814,19 @@ fn get(inv: &mut Invocation, args: &Args, conn: &Conn) -> Result<(), String> {
                     ]
                 } else if kind == "Namespace" {
                     vec![o.name.clone(), "Active".into(), age]
+                } else if kind == "PodDisruptionBudget" {
+                    let field = |f: &str| match o.body.pointer(&format!("/spec/{f}")) {
+                        Some(Value::Number(n)) => n.to_string(),
+                        Some(Value::String(s)) => s.clone(),
+                        _ => "N/A".into(),
+                    };
+                    vec![
+                        o.name.clone(),
+                        field("minAvailable"),
+                        field("maxUnavailable"),
+                        workloads::disruptions_allowed(state, o).max(0).to_string(),
+                        age,
+                    ]
                 } else {
                     vec![o.name.clone(), age]
                 };
@@ -811,10 +834,13 @@ fn get(inv: &mut Invocation, args: &Args, conn: &Conn) -> Result<(), String> {
                     row.insert(0, o.namespace.clone());
                 }
                 table.row(row);
-                items.push(output::object_json(
-                    o,
-                    &owned.iter().map(|p| p.status).collect::<Vec<_>>(),
-                ));
+                let mut item =
+                    output::object_json(o, &owned.iter().map(|p| p.status).collect::<Vec<_>>());
+                if kind == "PodDisruptionBudget" {
+                    item["status"] = json!({"disruptionsAllowed":
+                        workloads::disruptions_allowed(state, o).max(0)});
+                }
+                items.push(item);
             }
         }
     }
@@ -1170,15 +1196,17 @@ fn delete(inv: &mut Invocation, args: &Args, _conn: &Conn) -> Result<(), String>
                 inv.outln(&format!("node \"{name}\" deleted"));
             }
             Resource::Pods => {
-                if !pods(&locked.state)
+                let exists = pods(&locked.state)
                     .iter()
-                    .any(|p| p.name == name && p.namespace == ns)
-                {
+                    .any(|p| p.name == name && p.namespace == ns);
+                if !exists {
                     return Err(format!(
                         "Error from server (NotFound): pods \"{name}\" not found"
                     ));
                 }
-                // Its controller recreates it at once.
+                // A controller's pod is replaced at once; DaemonSet and static pods
+                // come back under the same name.
+                workloads::delete(&mut locked.state, &ns, &name);
                 inv.outln(&format!("pod \"{name}\" deleted"));
             }
             Resource::Kind(kind) => {
@@ -1446,4 +1474,4 @@ fn wait(inv: &mut Invocation, args: &Args, _conn: &Conn) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -17,6 +17,31 @@ pub const LOG: &str = "/var/log/k8sup-lab/kubelet.log";
 pub const CONFIG: &str = "/var/lib/kubelet/config.yaml";
 pub const FLAGS_ENV: &str = "/var/lib/kubelet/kubeadm-flags.env";
 pub const KUBECONFIG: &str = "/etc/kubernetes/kubelet.conf";
+/// The version of the kubelet binary the running process was started from: a package
+/// upgrade changes `/usr/bin/kubelet`, not the process, until the kubelet is restarted.
+pub const RUNNING_VERSION: &str = "/run/lab-systemd/kubelet.running-version";
+
+/// The kubelet (re)starts: from now on it runs the installed binary's version.
+pub fn started(inv: &Invocation) {
+    if let Some(v) = super::pkgdb::upstream_version(inv, "kubelet") {
+        let _ = inv.write(RUNNING_VERSION, &v);
+    }
+}
+
+/// The version the running kubelet reports (`None` when it is not running).
+pub fn running_version(inv: &Invocation) -> Option<String> {
+    if !runtime::unit_active(inv, "kubelet.service") {
+        return None;
+    }
+    match inv.read(RUNNING_VERSION) {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        // Started before the lab recorded versions: what is installed.
+        _ => {
+            started(inv);
+            super::pkgdb::upstream_version(inv, "kubelet")
+        }
+    }
+}
 
 pub fn run(inv: &mut Invocation) -> i32 {
     let version = match cluster::package_version(inv, "kubelet") {
@@ -153,6 +178,12 @@ pub fn sync(inv: &Invocation) {
     }
     let status = evaluate(inv);
     super::apiserver::sync_heartbeat(inv, status.running);
+    // A running kubelet reports its own version in the node's status.
+    let version = status
+        .running
+        .then(|| running_version(inv))
+        .flatten()
+        .map(|v| format!("v{v}"));
     let host = inv.hostname();
     let Ok(mut locked) = cluster::lock(inv) else {
         return;
@@ -162,6 +193,12 @@ pub fn sync(inv: &Invocation) {
         if node.host == host && node.kubelet != status {
             node.kubelet = status.clone();
             changed = true;
+        }
+        if let Some(v) = version.as_ref().filter(|_| node.host == host) {
+            if node.kubelet_version != *v {
+                node.kubelet_version = v.clone();
+                changed = true;
+            }
         }
     }
     if changed {

@@ -162,6 +162,12 @@ impl Invocation {
     }
 }
 
+/// The images kubeadm pulls for Kubernetes `version` (`1.31.2`) from `repository`, as
+/// `kubeadm config images list` prints them.
+pub fn kubeadm_images(repository: &str, version: &str) -> Vec<String> {
+    kubeadm::images_list(repository, version)
+}
+
 /// Runs `tool` with its arguments; returns its exit status.
 pub fn dispatch(inv: &mut Invocation) -> i32 {
     match inv.tool.as_str() {

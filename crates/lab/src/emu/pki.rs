@@ -495,6 +495,30 @@ fn renew(inv: &mut Invocation, rest: &[String]) -> Result<(), (String, bool)> {
     Ok(())
 }
 
+/// What `kubeadm upgrade apply|node` renews on this host (`--certificate-renewal`, on by
+/// default): the certificates of the components it replaced, each for a year from now.
+pub fn renew_for_upgrade(inv: &Invocation, names: &[&str]) -> Result<(), String> {
+    let dir = inv.path(cluster::CLUSTER_DIR);
+    let locked = cluster::lock(inv)?;
+    let mut pki = Pki::read(&dir);
+    let host = inv.hostname();
+    let now = cluster::now();
+    let Some(mine) = pki.hosts.get_mut(&host) else {
+        return Ok(());
+    };
+    for m in MANAGED.iter().filter(|m| names.contains(&m.name)) {
+        if let Some(slot) = mine.get_mut(m.name) {
+            *slot = now + YEAR;
+            if m.file.ends_with(".conf") {
+                renew_kubeconfig(inv, m.file, now);
+            }
+        }
+    }
+    pki.write(&dir)?;
+    drop(locked);
+    Ok(())
+}
+
 /// A renewed kubeconfig embeds a new client certificate.
 fn renew_kubeconfig(inv: &Invocation, file: &str, now: u64) {
     let Ok(text) = inv.read(file) else {

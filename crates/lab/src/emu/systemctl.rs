@@ -289,6 +289,9 @@ pub fn run(inv: &mut Invocation) -> i32 {
                 }
                 if verb.contains("restart") || (verb == "start" && !was_active) {
                     crate::durations::hooks::service(name);
+                    if name == "kubelet.service" {
+                        super::kubelet::started(inv);
+                    }
                 }
             }
             0
@@ -409,7 +412,11 @@ fn enable(inv: &mut Invocation, units: &[String], now: bool) -> i32 {
                 return code;
             }
         } else if now {
+            let was_active = u.active(inv);
             let _ = inv.write(&format!("{SYSTEMD_STATE_DIR}/{name}.active"), "");
+            if name == "kubelet.service" && !was_active {
+                super::kubelet::started(inv);
+            }
         }
     }
     0

@@ -335,10 +335,10 @@ fn a_kubelet_cgroup_mismatch_fails_init() {
     let _ = std::fs::remove_dir_all(&shared);
 }
 
-#[test]
-fn control_plane_join_needs_the_uploaded_certificate_key() {
-    let shared = shared_dir();
-    let m = ready_host("master", "127.77.0.2", Arch::Amd64, &shared);
+/// A first master with a controlPlaneEndpoint and uploaded certificates (others can
+/// join as control planes); returns it and `init`'s output.
+pub(crate) fn init_ha_master(shared: &std::path::Path) -> (FakeHost, String) {
+    let m = ready_host("master", "127.77.0.2", Arch::Amd64, shared);
     m.write(
         "/root/kubeadm.yaml",
         &INIT_V1BETA3.replace(
@@ -351,6 +351,13 @@ fn control_plane_join_needs_the_uploaded_certificate_key() {
         &["init", "--config", "/root/kubeadm.yaml", "--upload-certs"],
     );
     assert_eq!(s, 0, "{err}");
+    (m, out)
+}
+
+#[test]
+fn control_plane_join_needs_the_uploaded_certificate_key() {
+    let shared = shared_dir();
+    let (m, out) = init_ha_master(&shared);
     assert!(out.contains("--control-plane --certificate-key"));
     let state = ClusterState::read(&shared).expect("state");
     let key = state.certificate_key.clone().expect("key");

@@ -8,7 +8,7 @@ use crate::emu::cluster::{self, ClusterState, Node, Object};
 
 /// A table printed like kubectl's tabwriter.
 #[derive(Default)]
-pub(super) struct Table {
+pub(in crate::emu) struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
 }
@@ -140,6 +140,15 @@ pub(super) fn node_json(state: &ClusterState, n: &Node, ready: bool) -> Value {
         spec["podCIDR"] = json!(c);
         spec["podCIDRs"] = json!([c]);
     }
+    let mut taints = taints;
+    if n.unschedulable {
+        spec["unschedulable"] = json!(true);
+        // The node lifecycle controller's taint for a cordoned node.
+        taints.push(
+            json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule",
+            "timeAdded": cluster::rfc3339(n.created)}),
+        );
+    }
     if !taints.is_empty() {
         spec["taints"] = json!(taints);
     }
@@ -200,7 +209,7 @@ pub(super) fn pod_json(p: &Pod) -> Value {
         "kind": "Pod",
         "metadata": {"name": p.name, "namespace": p.namespace,
             "creationTimestamp": cluster::rfc3339(p.created), "uid": uid(&p.name),
-            "ownerReferences": [{"kind": kind, "name": owner, "controller": true}]},
+            "ownerReferences": if kind == "Pod" { json!([]) } else { json!([{"kind": kind, "name": owner, "controller": true}]) }},
         "spec": spec,
         "status": status,
     })
@@ -231,7 +240,7 @@ pub(super) fn object_json(o: &Object, pod_statuses: &[&str]) -> Value {
                 "numberAvailable": running, "numberMisscheduled": 0, "numberReady": running,
                 "observedGeneration": 1, "updatedNumberScheduled": n});
         }
-        "Deployment" => {
+        "Deployment" | "ReplicaSet" => {
             v["status"] = json!({"availableReplicas": running, "readyReplicas": running,
                 "replicas": n, "updatedReplicas": n, "observedGeneration": 1});
         }

@@ -97,7 +97,7 @@ spec:
           path: /etc/cni/net.d
 "#;
 
-fn cluster_of_two() -> (std::path::PathBuf, FakeHost, FakeHost) {
+pub(crate) fn cluster_of_two() -> (std::path::PathBuf, FakeHost, FakeHost) {
     let shared = shared_dir();
     let m = init_master(&shared);
     let (_, cmd, _) = m.run("kubeadm", &["token", "create", "--print-join-command"]);

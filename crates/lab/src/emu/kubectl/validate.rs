@@ -143,6 +143,22 @@ const DEPLOYMENT: Field = Field::Obj(&[
     ("status", A),
 ]);
 
+const REPLICASET: Field = Field::Obj(&[
+    ("apiVersion", S),
+    ("kind", S),
+    ("metadata", META),
+    (
+        "spec",
+        Field::Obj(&[
+            ("replicas", I),
+            ("selector", SELECTOR),
+            ("template", TEMPLATE),
+            ("minReadySeconds", I),
+        ]),
+    ),
+    ("status", A),
+]);
+
 const CONFIGMAP: Field = Field::Obj(&[
     ("apiVersion", S),
     ("kind", S),
@@ -261,6 +277,16 @@ const BUILTINS: &[Builtin] = &[
         ],
         namespaced: true,
         field: &DEPLOYMENT,
+    },
+    Builtin {
+        kind: "ReplicaSet",
+        versions: &[
+            ("apps/v1", None),
+            ("apps/v1beta2", Some(16)),
+            ("extensions/v1beta1", Some(16)),
+        ],
+        namespaced: true,
+        field: &REPLICASET,
     },
     Builtin {
         kind: "ClusterRole",
@@ -528,7 +554,7 @@ pub(super) fn object(
     } else {
         String::new()
     };
-    if kind == "DaemonSet" || kind == "Deployment" {
+    if kind == "DaemonSet" || kind == "Deployment" || kind == "ReplicaSet" {
         let errs = workload_errors(doc);
         if !errs.is_empty() {
             let detail = if errs.len() == 1 {
