@@ -42,11 +42,18 @@ fn get_nodes(lab: &Lab, host: &str, master: bool) -> std::process::Output {
     } else {
         "/etc/kubernetes/kubelet.conf"
     };
-    lab.ssh(
-        host,
-        &format!("kubectl --kubeconfig {conf} get nodes -o name"),
-    )
-    .expect("ssh runs")
+    // Right after a fault the balancer may still pick the master that failed, until
+    // two health checks 2 s apart take it out: a few tries, 1 s apart, within 10 s.
+    let command = format!("kubectl --kubeconfig {conf} get nodes -o name");
+    let mut out = lab.ssh(host, &command).expect("ssh runs");
+    for _ in 0..10 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        out = lab.ssh(host, &command).expect("ssh runs");
+    }
+    out
 }
 
 fn ok(out: &std::process::Output) -> String {

@@ -74,10 +74,12 @@ pub async fn read_cluster(master: &Session, etcd: bool) -> Result<ClusterView, S
 }
 
 /// What [`read_cluster`] runs: the nodes, then (with `etcd`) the member list and
-/// the health of every member's client URL.
+/// the health of every member's client URL. The nodes are asked up to five times,
+/// 2 s apart: through a balancer, a master that just failed is used until its
+/// health checks take it out.
 fn cluster_script(etcd: bool) -> String {
     let mut text = format!(
-        "{PATH}\nif [ ! -e /etc/kubernetes/admin.conf ]; then echo k8sup-no-cluster; exit 0; fi\necho '--- nodes'\n{KUBECTL} get nodes -o name || exit 1\n"
+        "{PATH}\nif [ ! -e /etc/kubernetes/admin.conf ]; then echo k8sup-no-cluster; exit 0; fi\necho '--- nodes'\ni=0\nuntil nodes=$({KUBECTL} get nodes -o name); do i=$((i + 1)); [ \"$i\" -lt 5 ] || exit 1; sleep 2; done\nprintf '%s\\n' \"$nodes\"\n"
     );
     if etcd {
         text.push_str(&format!(
