@@ -149,6 +149,29 @@ roles = ["master"]
         let nodes = ok(&get_nodes(&lab, host, master));
         assert!(nodes.contains("node/w1"), "{host}: {nodes}");
     }
+    // Once the node controller's grace period has passed, m1 (its kubelet gone) is
+    // NotReady; the workers, whose kubelets post through their own balancers to the
+    // masters that are up, stay Ready.
+    let ready = |node: &str| {
+        on(
+            &lab,
+            "m2",
+            &format!("kubectl --kubeconfig /etc/kubernetes/admin.conf get node {node} -o jsonpath='{{.status.conditions[?(@.type==\"Ready\")].status}}'"),
+        )
+        .trim()
+        .to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while ready("m1") == "True" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "m1 stays Ready while off"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    for node in ["w1", "w2", "m2", "m3"] {
+        assert_eq!(ready(node), "True", "{node}");
+    }
     let plan = k8sup(&["plan", "-i", inv], &env);
     let said = stdout(&plan);
     assert!(said.contains("m1: unreachable, skipped:"), "{said}");
@@ -231,6 +254,23 @@ roles = ["master"]
     );
     let second = assert_converged(inv4, &env);
     assert!(stdout(&second).contains("w2: remove (node): nothing left to do"));
+
+    // ---- an unreachable worker stops apply, unless --skip-unreachable ----
+    lab.faults("w1").unwrap().power_off().unwrap();
+    let out = k8sup(&["apply", "-i", inv4, "--yes"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("w1  FAIL  unreachable"),
+        "{}",
+        stderr(&out)
+    );
+    let out = k8sup(&["apply", "-i", inv4, "--yes", "--skip-unreachable"], &env);
+    let said = ok(&out);
+    assert!(
+        said.contains("w1: unreachable, skipped: nothing runs on it"),
+        "{said}"
+    );
+    assert!(said.contains("nothing to change"), "{said}");
 
     // ---- a node deleted from the inventory is warned of, never removed ----
     let start = without_w2.find("\n[[hosts]]\nname = \"w1\"").expect("w1");

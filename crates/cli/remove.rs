@@ -120,3 +120,36 @@ pub async fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8sup_facts::CheckKind;
+
+    #[test]
+    fn apply_goes_on_without_removed_hosts_and_with_the_flag_without_workers() {
+        let text = "[cluster]\nname = \"c\"\nkubernetes_version = \"1.31\"\n\n[[hosts]]\nname = \"m1\"\naddress = \"10.0.0.1\"\nroles = [\"master\"]\nremove = true\n\n[[hosts]]\nname = \"m2\"\naddress = \"10.0.0.2\"\nroles = [\"master\"]\n\n[[hosts]]\nname = \"m3\"\naddress = \"10.0.0.3\"\nroles = [\"master\"]\n\n[[hosts]]\nname = \"w1\"\naddress = \"10.0.0.4\"\nroles = [\"node\"]\n";
+        let path = std::path::Path::new("inv.toml");
+        let inv = Inventory::from_bytes(
+            path,
+            text.as_bytes(),
+            &k8sup_inventory::LoadContext::for_file(path),
+        )
+        .expect("inventory");
+        let skipped: Vec<Finding> = ["m1", "m3", "w1"]
+            .iter()
+            .map(|h| Finding {
+                host: h.to_string(),
+                check: CheckKind::Unreachable,
+                message: "refused".into(),
+            })
+            .collect();
+        assert_eq!(blocking_apply(&skipped, &inv, false), ["m3", "w1"]);
+        assert_eq!(blocking_apply(&skipped, &inv, true), ["m3"]);
+        let said = render(&skipped, None, &inv);
+        assert!(
+            said.starts_with("m1: unreachable, it is being removed: nothing runs on it (refused)\nm3: unreachable, skipped:"),
+            "{said}"
+        );
+    }
+}
