@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{k8sup, lab, read, spec, stderr, stdout, write_inventory};
+use common::{endpoint_on_first_master, k8sup, lab, read, spec, stderr, stdout, write_inventory};
 use k8sup_lab::emu::etcd::{pod_log, PodEvent};
 use k8sup_lab::Lab;
 
@@ -203,7 +203,10 @@ name = "w1"
     let inv = write_inventory(
         &lab,
         "ce.toml",
-        &lab.inventory_toml("[cluster]\nname = \"ce\"\nkubernetes_version = \"1.30\"\n"),
+        &endpoint_on_first_master(
+            &lab,
+            &lab.inventory_toml("[cluster]\nname = \"ce\"\nkubernetes_version = \"1.30\"\n"),
+        ),
     );
     let inv = inv.to_str().unwrap();
     let state_dir = lab.dir().join("k8sup-state");
@@ -434,7 +437,10 @@ name = "w1"
         "renewing.toml",
         &format!(
             "{}\n[certificates]\nrenew_before = \"30d\"\n",
-            lab.inventory_toml("[cluster]\nname = \"ce\"\nkubernetes_version = \"1.30\"\n")
+            endpoint_on_first_master(
+                &lab,
+                &lab.inventory_toml("[cluster]\nname = \"ce\"\nkubernetes_version = \"1.30\"\n")
+            )
         ),
     );
     let out = k8sup(&["apply", "-i", renewing.to_str().unwrap()], &env);

@@ -10,8 +10,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    assert_converged, k8sup, lab, on, read, release_archive, snapshot, spec, stderr, stdout,
-    write_inventory,
+    assert_converged, endpoint_on_first_master, k8sup, lab, on, read, release_archive, snapshot,
+    spec, stderr, stdout, write_inventory,
 };
 use k8sup_lab::Lab;
 
@@ -164,7 +164,11 @@ cni = "flannel"
 pod_cidr = "10.250.0.0/16"
 image_repository = "registry.aliyuncs.com/google_containers"
 "#;
-    let inv = write_inventory(&lab, "dist.toml", &lab.inventory_toml(cluster));
+    let inv = write_inventory(
+        &lab,
+        "dist.toml",
+        &endpoint_on_first_master(&lab, &lab.inventory_toml(cluster)),
+    );
     let inv = inv.to_str().unwrap();
     let state = lab.dir().join("k8sup-state");
     let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
@@ -240,7 +244,11 @@ cri_dockerd = "{}/cri-dockerd-0.3.15.{{arch}}.tgz"
         manifest.display(),
         archives.display()
     );
-    let inv = write_inventory(&lab, "distdock.toml", &lab.inventory_toml(&cluster));
+    let inv = write_inventory(
+        &lab,
+        "distdock.toml",
+        &endpoint_on_first_master(&lab, &lab.inventory_toml(&cluster)),
+    );
     let inv = inv.to_str().unwrap();
     let state = lab.dir().join("k8sup-state");
     let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
@@ -287,7 +295,11 @@ distro = "ubuntu1604"
         return;
     };
     let cluster = "[cluster]\nname = \"distold\"\nkubernetes_version = \"1.30.4\"\n";
-    let inv = write_inventory(&lab, "distold.toml", &lab.inventory_toml(cluster));
+    let inv = write_inventory(
+        &lab,
+        "distold.toml",
+        &endpoint_on_first_master(&lab, &lab.inventory_toml(cluster)),
+    );
     let inv = inv.to_str().unwrap();
     let state = lab.dir().join("k8sup-state");
     let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
@@ -338,7 +350,11 @@ distro = "kylinv10"
         return;
     };
     let cluster = "[cluster]\nname = \"distmore\"\nkubernetes_version = \"1.30.4\"\nruntime = \"containerd\"\ncni = \"flannel\"\n";
-    let inv = write_inventory(&lab, "distmore.toml", &lab.inventory_toml(cluster));
+    let inv = write_inventory(
+        &lab,
+        "distmore.toml",
+        &endpoint_on_first_master(&lab, &lab.inventory_toml(cluster)),
+    );
     let inv = inv.to_str().unwrap();
     let state = lab.dir().join("k8sup-state");
     let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{k8sup, lab, spec, stderr, stdout, write_inventory};
+use common::{endpoint_on_first_master, k8sup, lab, spec, stderr, stdout, write_inventory};
 use k8sup_lab::Lab;
 
 fn nodes(lab: &Lab) -> String {
@@ -50,7 +50,7 @@ arch = "arm64"
         return;
     };
     let cluster = "[cluster]\nname = \"life\"\nkubernetes_version = \"1.31\"\n";
-    let full = lab.inventory_toml(cluster).replace(
+    let full = endpoint_on_first_master(&lab, &lab.inventory_toml(cluster)).replace(
         "name = \"w1\"\n",
         "name = \"w1\"\nlabels = { \"disktype\" = \"ssd\" }\ntaints = [\"dedicated=gpu:NoSchedule\"]\n",
     );
@@ -209,7 +209,11 @@ distro = "rocky8"
     )) else {
         return;
     };
-    let inv = write_inventory(&lab, "distros.toml", &lab.inventory_toml(""));
+    let inv = write_inventory(
+        &lab,
+        "distros.toml",
+        &endpoint_on_first_master(&lab, &lab.inventory_toml("")),
+    );
     let state = lab.dir().join("k8sup-state");
     let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
     let out = k8sup(&["apply", "-i", inv.to_str().unwrap()], &env);

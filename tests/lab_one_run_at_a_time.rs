@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{k8sup, lab, spec, stderr, stdout, write_inventory};
+use common::{endpoint_on_first_master, k8sup, lab, spec, stderr, stdout, write_inventory};
 use k8sup_lab::Lab;
 
 /// Every process on this machine (the lab's hosts are real processes here) with its
@@ -179,7 +179,11 @@ name = "w1"
         return;
     };
     let cluster = "[cluster]\nname = \"argv\"\nkubernetes_version = \"1.31\"\n";
-    let inv = write_inventory(&lab, "inventory.toml", &lab.inventory_toml(cluster));
+    let inv = write_inventory(
+        &lab,
+        "inventory.toml",
+        &endpoint_on_first_master(&lab, &lab.inventory_toml(cluster)),
+    );
     let inv = inv.to_str().unwrap();
     let state = lab.dir().join("k8sup-state");
     let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];
@@ -395,7 +399,11 @@ name = "n1"
         return;
     };
     let cluster = "[cluster]\nname = \"twice\"\nkubernetes_version = \"1.31\"\n";
-    let inv = write_inventory(&lab, "inventory.toml", &lab.inventory_toml(cluster));
+    let inv = write_inventory(
+        &lab,
+        "inventory.toml",
+        &endpoint_on_first_master(&lab, &lab.inventory_toml(cluster)),
+    );
     let inv = inv.to_str().unwrap();
     let state = lab.dir().join("k8sup-state");
     let env = [("K8SUP_STATE_DIR", state.to_str().unwrap())];

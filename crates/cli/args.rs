@@ -126,6 +126,11 @@ pub struct ConvergeArgs {
     /// Show tasks that are already as wanted, too
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// Go on without unreachable workers (saying which); unreachable masters
+    /// still stop an apply, unless they have remove = true
+    #[arg(long)]
+    pub skip_unreachable: bool,
 }
 
 #[derive(Debug, Args)]

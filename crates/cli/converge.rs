@@ -12,7 +12,7 @@ use k8sup_engine::{
 use k8sup_facts::Finding;
 use k8sup_inventory::{Inventory, MAX_INVENTORY_BYTES};
 use k8sup_ops::connect::ConnectOptions;
-use k8sup_ops::converge::{prepare, Prepared};
+use k8sup_ops::converge::{prepare_with, Prepared, Unreachable};
 use k8sup_ops::lock::{lock_cluster, ClusterLock, RunInfo};
 use k8sup_ssh::{EventSink, Secrets};
 
@@ -50,11 +50,12 @@ impl Loaded {
             .collect()
     }
 
-    /// The hosts this run may change, in inventory order.
+    /// The hosts this run may change, in inventory order (those being removed
+    /// are not converged).
     fn changing(&self) -> impl Iterator<Item = &String> {
-        self.selected
-            .iter()
-            .filter(|h| !self.read_only.contains(*h))
+        self.selected.iter().filter(|h| {
+            !self.read_only.contains(*h) && self.inventory.host(h).is_some_and(|h| !h.remove)
+        })
     }
 }
 
@@ -63,6 +64,11 @@ pub(crate) struct Setup {
     pub(crate) loaded: Loaded,
     pub(crate) prepared: Prepared,
 }
+
+/// Why a run that would both upgrade Kubernetes and remove nodes is refused: each
+/// reads the cluster's nodes and masters before it starts, so they go one at a time.
+const UPGRADE_AND_REMOVAL: &str = "this inventory both raises kubernetes_version and removes hosts; \
+    nothing was changed: apply the removals first (with the version as the cluster runs it), then raise the version";
 
 pub fn plan(args: &PlanArgs, output: &OutputArgs) -> u8 {
     // One runtime for the whole command: the connections live on it.
@@ -73,13 +79,34 @@ async fn plan_async(args: &PlanArgs, output: &OutputArgs) -> u8 {
     let Some(loaded) = load(&args.common) else {
         return exit::ERROR;
     };
-    let setup = match connect(loaded, &args.common).await {
+    let setup = match connect(loaded, &args.common, true).await {
         Ok(setup) => setup,
         Err((_, blocking)) => {
             print_blocking(&blocking);
             return exit::ERROR;
         }
     };
+    // Hosts that leave: skipped, stray nodes, removal steps (a refusal ends here).
+    let inventory = &setup.loaded.inventory;
+    let removals = match crate::remove::survey(inventory, &setup.prepared).await {
+        Ok(removals) => removals,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::ERROR;
+        }
+    };
+    let removing = removals.as_ref().is_some_and(|r| r.plan.has_steps());
+    let blocked = crate::remove::blocking_apply(
+        &setup.prepared.skipped,
+        inventory,
+        args.common.skip_unreachable,
+    );
+    if !output.json {
+        print!(
+            "{}",
+            crate::remove::render(&setup.prepared.skipped, removals.as_ref(), inventory)
+        );
+    }
     let upgrade = match crate::upgrade::pending(&setup, output, args.common.parallel).await {
         Ok(upgrade) => upgrade,
         Err(e) => {
@@ -87,6 +114,10 @@ async fn plan_async(args: &PlanArgs, output: &OutputArgs) -> u8 {
             return exit::ERROR;
         }
     };
+    if upgrade.is_some() && removing {
+        eprintln!("error: {UPGRADE_AND_REMOVAL}");
+        return exit::ERROR;
+    }
     if let Some((up, steps)) = &upgrade {
         let text = crate::upgrade::render(up, steps, args.common.verbose, color(output));
         if output.json {
@@ -124,9 +155,15 @@ async fn plan_async(args: &PlanArgs, output: &OutputArgs) -> u8 {
             );
         }
     }
-    if plan.has_errors() {
+    if !blocked.is_empty() {
+        eprintln!(
+            "error: unreachable: {}; apply stops until they answer, are removed (remove = true) or left out (--limit; --skip-unreachable for workers)",
+            blocked.join(", ")
+        );
+    }
+    if plan.has_errors() || !blocked.is_empty() {
         exit::ERROR
-    } else if args.detailed_exitcode && (plan.has_changes() || upgrade.is_some()) {
+    } else if args.detailed_exitcode && (plan.has_changes() || upgrade.is_some() || removing) {
         exit::CHANGES
     } else {
         exit::OK
@@ -145,6 +182,7 @@ pub fn apply(args: &ApplyArgs, output: &OutputArgs) -> u8 {
                 templates: args.common.templates.clone(),
                 parallel: args.common.parallel,
                 verbose: args.common.verbose,
+                skip_unreachable: args.common.skip_unreachable,
             },
             out: None,
             detailed_exitcode: args.detailed_exitcode,
@@ -278,7 +316,7 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs) -> u8 {
             }
         }
     }
-    let setup = match connect(loaded, &args.common).await {
+    let setup = match connect(loaded, &args.common, false).await {
         Ok(setup) => setup,
         Err((_, blocking)) => {
             print_blocking(&blocking);
@@ -298,6 +336,17 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs) -> u8 {
             );
         }
     };
+    // Hosts that leave go first: removed (asked on a terminal, --yes without one),
+    // so that the others' balancers and certificates follow the masters that stay.
+    let inventory = &setup.loaded.inventory;
+    let removals = match crate::remove::survey(inventory, &setup.prepared).await {
+        Ok(removals) => removals,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return outcome.refused(&format!("not applied: {e}"), &[], true);
+        }
+    };
+    let removing = removals.as_ref().is_some_and(|r| r.plan.has_steps());
     let upgrade = match crate::upgrade::pending(&setup, output, args.common.parallel).await {
         Ok(upgrade) => upgrade,
         Err(e) => {
@@ -305,6 +354,29 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs) -> u8 {
             return outcome.refused(&format!("not applied: {e}"), &[], true);
         }
     };
+    if upgrade.is_some() && removing {
+        eprintln!("error: {UPGRADE_AND_REMOVAL}");
+        return outcome.refused(&format!("not applied: {UPGRADE_AND_REMOVAL}"), &[], true);
+    }
+    if !output.json {
+        print!(
+            "{}",
+            crate::remove::render(&setup.prepared.skipped, removals.as_ref(), inventory)
+        );
+    }
+    if let Some(removals) = &removals {
+        if saved.is_some() && removals.plan.has_steps() {
+            let why = "a saved plan does not cover removals: apply without --plan";
+            eprintln!("error: {why}; nothing was changed");
+            return outcome.refused(&format!("not applied: {why}"), &[], true);
+        }
+        if let Err(e) =
+            crate::remove::run(removals, &setup.prepared, &inventory.cluster.name, args.yes).await
+        {
+            eprintln!("error: {e}");
+            return outcome.refused(&format!("not applied: {e}"), &[], true);
+        }
+    }
     let mut asked = false;
     if let Some((up, steps)) = &upgrade {
         if saved.is_some() {
@@ -580,7 +652,11 @@ fn load(args: &ConvergeArgs) -> Option<Loaded> {
 
 /// Connects and gathers facts. Nothing has been changed on any host when it
 /// returns the problems that forbid going on.
-async fn connect(loaded: Loaded, args: &ConvergeArgs) -> Result<Setup, (Loaded, Vec<Finding>)> {
+async fn connect(
+    loaded: Loaded,
+    args: &ConvergeArgs,
+    planning: bool,
+) -> Result<Setup, (Loaded, Vec<Finding>)> {
     let secrets = Secrets::from_env();
     for secret in [&secrets.become_password, &secrets.key_passphrase]
         .into_iter()
@@ -599,7 +675,11 @@ async fn connect(loaded: Loaded, args: &ConvergeArgs) -> Result<Setup, (Loaded, 
         .iter()
         .filter_map(|name| loaded.inventory.host(name))
         .collect();
-    let prepared = prepare(&loaded.inventory, &selected, &connect).await;
+    let unreachable = Unreachable {
+        skip_workers: args.skip_unreachable,
+        skip_any: planning,
+    };
+    let prepared = prepare_with(&loaded.inventory, &selected, &connect, unreachable).await;
     if !prepared.blocking.is_empty() {
         let blocking = prepared.blocking;
         return Err((loaded, blocking));

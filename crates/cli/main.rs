@@ -18,6 +18,7 @@ mod history;
 mod hosts;
 mod import;
 mod progress;
+mod remove;
 mod report;
 mod table;
 mod upgrade;

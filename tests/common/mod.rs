@@ -257,3 +257,26 @@ pub fn release_archive(dir: &Path, arch: &str) {
         .expect("tar runs");
     assert!(status.success(), "tar failed");
 }
+
+/// `inventory` (a lab's inventory text) with `control_plane_endpoint` set to its
+/// first master's API server: what k8sup took by default before the local
+/// balancer, for the tests of several masters whose subject is not the endpoint.
+pub fn endpoint_on_first_master(lab: &Lab, inventory: &str) -> String {
+    let master = lab
+        .hosts()
+        .iter()
+        .find(|h| h.spec.roles.iter().any(|r| r == "master"))
+        .expect("the lab has a master");
+    assert!(
+        inventory.contains("[cluster]\n") && !inventory.contains("control_plane_endpoint"),
+        "{inventory}"
+    );
+    inventory.replacen(
+        "[cluster]\n",
+        &format!(
+            "[cluster]\ncontrol_plane_endpoint = \"{}:6443\"\n",
+            master.address
+        ),
+        1,
+    )
+}

@@ -219,6 +219,8 @@ const CLUSTER_KEYS: &[&str] = &[
     "service_cidr",
     "dns_domain",
     "control_plane_endpoint",
+    "control_plane_lb",
+    "control_plane_lb_port",
     "apiserver_cert_sans",
     "image_repository",
     "registry_mirrors",
@@ -269,6 +271,7 @@ const HOST_KEYS: &[&str] = &[
     "labels",
     "taints",
     "ssh",
+    "remove",
 ];
 const ROLE_NAMES: &[&str] = &["master", "control-plane", "node", "worker"];
 
@@ -379,6 +382,7 @@ impl Loader<'_> {
         let service_cidr = self.cidr(t, "service_cidr", "10.96.0.0/12");
         let dns_domain = self.optional(t, "dns_domain", syntax::dns_name, "dns_domain");
         let endpoint = self.endpoint(t, hosts);
+        let lb = self.control_plane_lb(t, hosts);
         let sans = self.list(
             t,
             "apiserver_cert_sans",
@@ -422,7 +426,14 @@ impl Loader<'_> {
             pod_cidr: pod_cidr?,
             service_cidr: service_cidr?,
             dns_domain: dns_domain?.unwrap_or_else(|| "cluster.local".to_string()),
-            control_plane_endpoint: endpoint?,
+            control_plane_endpoint: match lb? {
+                ControlPlaneLb::Local { port } => Endpoint {
+                    host: "127.0.0.1".into(),
+                    port,
+                },
+                ControlPlaneLb::External => endpoint?,
+            },
+            control_plane_lb: lb?,
             apiserver_cert_sans: sans?,
             image_repository: image_repository?,
             registry_mirrors: mirrors?,
@@ -529,6 +540,101 @@ impl Loader<'_> {
                 None
             }
         }
+    }
+
+    /// `control_plane_lb` and `control_plane_lb_port`: "local" by default with two or
+    /// more masters and no endpoint; "external" is the endpoint the user gives.
+    fn control_plane_lb(
+        &mut self,
+        t: &Table<'_, '_>,
+        hosts: &[ReadHost],
+    ) -> Option<ControlPlaneLb> {
+        let endpoint_given = t.get("control_plane_endpoint").is_some();
+        let lb_span = t.get("control_plane_lb").map(|v| v.span());
+        let chosen = match self.r.str(t, "control_plane_lb") {
+            None if t.get("control_plane_lb").is_some() => return None,
+            None => None,
+            Some(v) => match v.value.as_str() {
+                "local" | "external" => Some(v.value),
+                other => {
+                    let message = format!(
+                        "control_plane_lb {} is not one of {}",
+                        quoted(other),
+                        quoted_list(ControlPlaneLb::NAMES)
+                    );
+                    self.r.error_help(
+                        message,
+                        Some(v.span),
+                        "\"local\": haproxy on every host; \"external\": your own balancer at control_plane_endpoint",
+                    );
+                    return None;
+                }
+            },
+        };
+        let masters = hosts.iter().filter(|h| h.host.roles.master).count();
+        let local = match chosen.as_deref() {
+            Some("local") => true,
+            Some(_) => false,
+            None => masters >= 2 && !endpoint_given,
+        };
+        let port_value = self.r.int(t, "control_plane_lb_port");
+        if t.get("control_plane_lb_port").is_some() && port_value.is_none() {
+            return None;
+        }
+        if local && endpoint_given {
+            self.r.error_help(
+                "control_plane_endpoint and control_plane_lb = \"local\" exclude each other",
+                lb_span.or_else(|| t.get("control_plane_endpoint").map(|v| v.span())),
+                "with a local balancer every host reaches the API server at 127.0.0.1; remove control_plane_endpoint, or set control_plane_lb = \"external\" to use yours",
+            );
+            return None;
+        }
+        if chosen.as_deref() == Some("external") && !endpoint_given {
+            self.r.error_help(
+                "control_plane_lb = \"external\" needs control_plane_endpoint",
+                lb_span,
+                "set control_plane_endpoint to your load balancer's host:port",
+            );
+            return None;
+        }
+        if !local {
+            if let Some(port) = port_value {
+                self.r.error_help(
+                    "control_plane_lb_port is the port of k8sup's local balancer, which this cluster does not run",
+                    Some(port.span),
+                    "remove it, or set control_plane_lb = \"local\"",
+                );
+                return None;
+            }
+            return Some(ControlPlaneLb::External);
+        }
+        let port = match port_value {
+            None => ControlPlaneLb::DEFAULT_LOCAL_PORT,
+            Some(p) => {
+                match u16::try_from(p.value) {
+                    Ok(6443) => {
+                        self.r.error_help(
+                        "control_plane_lb_port 6443 is the API server's own port on the masters",
+                        Some(p.span),
+                        format!("pick another, like the default {}", ControlPlaneLb::DEFAULT_LOCAL_PORT),
+                    );
+                        return None;
+                    }
+                    Ok(port) if port > 0 => port,
+                    _ => {
+                        self.r.error(
+                            format!(
+                                "control_plane_lb_port {} is not a TCP port (1 to 65535)",
+                                p.value
+                            ),
+                            Some(p.span),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(ControlPlaneLb::Local { port })
     }
 
     fn extra_args(
@@ -1163,6 +1269,16 @@ impl Loader<'_> {
                 "give the host that runs the control plane `roles = [\"master\"]`",
             );
         }
+        if hosts.iter().any(|h| h.host.roles.master)
+            && hosts.len() == items.iter().len()
+            && !hosts.iter().any(|h| h.host.roles.master && !h.host.remove)
+        {
+            self.r.error_help(
+                "every master has remove = true: the cluster would have no control plane",
+                Some(value.span().start..value.span().start),
+                "keep at least one master; to tear the whole cluster down use `k8sup reset`",
+            );
+        }
         if items.iter().len() == 0 {
             self.r.error(
                 "`hosts` is empty: the inventory needs at least one master",
@@ -1204,6 +1320,10 @@ impl Loader<'_> {
         };
         let labels = self.labels(&t);
         let taints = self.taints(&t);
+        let remove = match self.r.bool(&t, "remove") {
+            Some(v) => Some(v.value),
+            None => t.get("remove").is_none().then_some(false),
+        };
         let ssh_table = t.get("ssh").map(|v| {
             self.r
                 .table(v, format!("the ssh settings of {}", t.what), HOST_SSH_KEYS)
@@ -1223,6 +1343,7 @@ impl Loader<'_> {
             labels: labels?,
             taints: taints?,
             ssh: ssh?,
+            remove: remove?,
         };
         (name_ok && address_ok).then_some(ReadHost {
             host,

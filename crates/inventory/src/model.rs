@@ -99,7 +99,12 @@ pub struct Cluster {
     pub pod_cidr: IpNet,
     pub service_cidr: IpNet,
     pub dns_domain: String,
+    /// Where kubeadm, the kubelets, kube-proxy and the admin kubeconfigs reach the
+    /// API server: the user's balancer, the one master, or (with a local balancer)
+    /// `127.0.0.1:<control_plane_lb_port>` on every host.
     pub control_plane_endpoint: Endpoint,
+    /// What stands behind `control_plane_endpoint` (`control_plane_lb`).
+    pub control_plane_lb: ControlPlaneLb,
     pub apiserver_cert_sans: Vec<String>,
     /// Where control-plane and pause images come from; `None` is registry.k8s.io.
     pub image_repository: Option<String>,
@@ -270,6 +275,42 @@ impl Arch {
     }
 }
 
+/// What makes the API server reachable when a master is down
+/// (`cluster.control_plane_lb`). An enum with data, so that a balancer with
+/// settings of its own (a kube-vip VIP and interface) fits beside these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlPlaneLb {
+    /// `control_plane_endpoint` is the user's own (a balancer, a DNS name), or,
+    /// with a single master and no endpoint given, that master's address.
+    External,
+    /// haproxy on every host, listening on `127.0.0.1:port`, balancing over every
+    /// master's API server (the default with two or more masters and no endpoint).
+    Local { port: u16 },
+}
+
+impl ControlPlaneLb {
+    /// Every accepted spelling of `control_plane_lb`.
+    pub const NAMES: &'static [&'static str] = &["local", "external"];
+    /// The local balancer's port unless `control_plane_lb_port` says otherwise: the
+    /// apiserver has 6443 on the masters, k3s takes 6444; 7443 is k0s's choice.
+    pub const DEFAULT_LOCAL_PORT: u16 = 7443;
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ControlPlaneLb::External => "external",
+            ControlPlaneLb::Local { .. } => "local",
+        }
+    }
+
+    /// The port of a balancer k8sup runs on every host, if it runs one.
+    pub fn local_port(&self) -> Option<u16> {
+        match self {
+            ControlPlaneLb::Local { port } => Some(*port),
+            ControlPlaneLb::External => None,
+        }
+    }
+}
+
 /// Where the API server is reached: a host (IP or DNS name) and a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -400,19 +441,33 @@ pub struct Host {
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
     pub ssh: SshSettings,
+    /// `remove = true`: drain, delete and reset this node (a master: its etcd
+    /// member too); it gets nothing else.
+    pub remove: bool,
 }
 
 impl Inventory {
-    /// The masters, in file order.
+    /// The masters that stay (not `remove = true`), in file order.
     pub fn masters(&self) -> impl Iterator<Item = &Host> {
-        self.hosts.iter().filter(|h| h.roles.master)
+        self.hosts.iter().filter(|h| h.roles.master && !h.remove)
     }
 
-    /// The master `kubeadm init` runs on: the first one in the file.
+    /// The hosts that stay in the cluster, in file order.
+    pub fn kept(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| !h.remove)
+    }
+
+    /// The hosts marked `remove = true`, in file order.
+    pub fn removed(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.remove)
+    }
+
+    /// The master `kubeadm init` runs on (and that joins are fetched from): the
+    /// first one in the file that stays.
     pub fn first_master(&self) -> &Host {
         self.masters()
             .next()
-            .expect("a validated inventory has a master")
+            .expect("a validated inventory keeps a master")
     }
 
     pub fn host(&self, name: &str) -> Option<&Host> {

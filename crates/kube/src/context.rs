@@ -128,6 +128,7 @@ pub fn template_context(
         .map(|i| quote(i))
         .collect::<Result<Vec<_>, _>>()?
         .join(" ");
+    let balancer = crate::balancer::local_balancer(inventory);
     let runtime_packages: Vec<&str> = match c.runtime {
         k8sup_inventory::Runtime::Containerd => vec!["containerd.io"],
         k8sup_inventory::Runtime::Docker => vec!["docker-ce", "docker-ce-cli", "containerd.io"],
@@ -229,6 +230,14 @@ pub fn template_context(
             "manifest": manifest,
             "manifest_path": CNI_MANIFEST_PATH,
             "images_q": cni_images_q,
+        },
+        // The node-local API server balancer (`control_plane_lb = "local"`).
+        "balancer": {
+            "local": balancer.is_some(),
+            "listen": balancer.as_ref().map(|b| b.listen.clone()).unwrap_or_default(),
+            "port": balancer.as_ref().map_or(0, |b| b.port),
+            "backends": balancer.as_ref().map(|b| b.backends.clone()).unwrap_or_default(),
+            "config_path": crate::balancer::HAPROXY_CFG_PATH,
         },
         "nodes": {
             "labels_script": if is_first_master { labels_script(inventory)? } else { String::new() },
@@ -341,7 +350,7 @@ const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
 /// next apply; it registered with the labels a kubelet may set and its taints).
 fn labels_script(inventory: &Inventory) -> Result<String, KubeError> {
     let mut lines = vec!["set -e".to_string()];
-    for host in &inventory.hosts {
+    for host in inventory.kept() {
         if host.labels.is_empty() && host.taints.is_empty() {
             continue;
         }
@@ -381,7 +390,7 @@ fn labels_script(inventory: &Inventory) -> Result<String, KubeError> {
 /// `unless` of the labels task.
 fn labels_check(inventory: &Inventory) -> Result<String, KubeError> {
     let mut checks = vec!["true".to_string()];
-    for host in &inventory.hosts {
+    for host in inventory.kept() {
         if host.labels.is_empty() && host.taints.is_empty() {
             continue;
         }

@@ -300,8 +300,9 @@ pub fn join_config(inventory: &Inventory, host: &Host) -> Result<String, KubeErr
 
 /// The names the API server certificate is valid for, beyond kubeadm's own
 /// (service IP, `kubernetes.default...`, the host's name and advertise address):
-/// the inventory's extra SANs, the control-plane endpoint's host and every
-/// master's internal address, without repeats, in that order.
+/// the inventory's extra SANs, the control-plane endpoint's host (127.0.0.1 with a
+/// local balancer, and then `localhost` too) and every master's internal address,
+/// without repeats, in that order.
 pub fn cert_sans(inventory: &Inventory) -> Vec<String> {
     let mut sans: Vec<String> = Vec::new();
     let candidates = inventory
@@ -310,7 +311,24 @@ pub fn cert_sans(inventory: &Inventory) -> Vec<String> {
         .iter()
         .cloned()
         .chain([inventory.cluster.control_plane_endpoint.host.clone()])
-        .chain(inventory.masters().map(|m| m.internal_address.to_string()));
+        // Through a local balancer, clients reach any master as 127.0.0.1 (the
+        // endpoint above) or localhost.
+        .chain(
+            inventory
+                .cluster
+                .control_plane_lb
+                .local_port()
+                .map(|_| "localhost".to_string()),
+        )
+        .chain(inventory.masters().map(|m| m.internal_address.to_string()))
+        // `k8sup kubeconfig` points at a master's SSH address when the endpoint is
+        // a local balancer's 127.0.0.1.
+        .chain(
+            inventory
+                .masters()
+                .filter(|_| inventory.cluster.control_plane_lb.local_port().is_some())
+                .map(|m| m.address.clone()),
+        );
     for san in candidates {
         if !sans.contains(&san) {
             sans.push(san);

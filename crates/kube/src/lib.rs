@@ -12,11 +12,13 @@
 //! - [`runtime`]: the container runtime's configuration files (containerd's
 //!   config.toml and Docker Hub mirrors, Docker's daemon.json);
 //! - [`pins`]: containerd.io, docker-ce and cri-dockerd pinned per Kubernetes minor;
+//! - [`balancer`]: the node-local API server balancer (haproxy) on every host;
 //! - [`context`]: the one template context the playbook is rendered with;
 //! - [`upgrade`]: the rules, hops and order of a Kubernetes upgrade, and the
 //!   values of its playbook;
 //! - [`playbook`]: the default playbook, the upgrade playbook and the templates, embedded.
 
+pub mod balancer;
 pub mod context;
 mod error;
 pub mod kubeadm;

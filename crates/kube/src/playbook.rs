@@ -61,6 +61,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/docker.sources.j2"),
     ),
     (
+        "haproxy.cfg.j2",
+        include_str!("../../../templates/haproxy.cfg.j2"),
+    ),
+    (
         "kubeadm-init.yaml.j2",
         include_str!("../../../templates/kubeadm-init.yaml.j2"),
     ),

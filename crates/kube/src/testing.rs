@@ -77,3 +77,37 @@ address = "192.168.56.10"
 roles = ["master", "node"]
 arch = "amd64"
 "#;
+
+/// Three masters and a worker with no endpoint: the local balancer on every host.
+pub const HA_LOCAL: &str = r#"
+[cluster]
+name = "ha"
+kubernetes_version = "1.31.2"
+
+[ssh]
+user = "root"
+
+[[hosts]]
+name = "m1"
+address = "172.120.194.196"
+internal_address = "10.0.0.10"
+roles = ["master"]
+
+[[hosts]]
+name = "m2"
+address = "172.120.194.197"
+internal_address = "10.0.0.11"
+roles = ["master"]
+
+[[hosts]]
+name = "m3"
+address = "172.120.194.199"
+internal_address = "10.0.0.12"
+roles = ["master"]
+
+[[hosts]]
+name = "w1"
+address = "172.120.194.198"
+internal_address = "10.0.0.20"
+roles = ["node"]
+"#;

@@ -14,12 +14,30 @@ use crate::lock::{HostLockError, LockOrder};
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 
 /// Downloads the admin kubeconfig from the first master and points its
-/// `server:` at the inventory's control-plane endpoint.
+/// `server:` at the inventory's control-plane endpoint. With a local balancer
+/// (whose 127.0.0.1 means nothing on this machine) the kubeconfig comes from the
+/// first master that answers, and points at that master's API server.
 pub async fn kubeconfig(inventory: &Inventory, options: &ConnectOptions) -> Result<String, String> {
-    let master = inventory.first_master();
-    let session = k8sup_ssh::connect(&target_for(master, options))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (master, session) = if inventory.cluster.control_plane_lb.local_port().is_some() {
+        let mut failures = Vec::new();
+        let mut found = None;
+        for master in inventory.masters() {
+            match k8sup_ssh::connect(&target_for(master, options)).await {
+                Ok(session) => {
+                    found = Some((master, session));
+                    break;
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        found.ok_or_else(|| format!("no master answers: {}", failures.join("; ")))?
+    } else {
+        let master = inventory.first_master();
+        let session = k8sup_ssh::connect(&target_for(master, options))
+            .await
+            .map_err(|e| e.to_string())?;
+        (master, session)
+    };
     let bytes = session.download(ADMIN_CONF).await.map_err(|e| {
         format!(
             "{e}\n(has the cluster been installed? `k8sup apply` writes {ADMIN_CONF} on {})",
@@ -29,10 +47,14 @@ pub async fn kubeconfig(inventory: &Inventory, options: &ConnectOptions) -> Resu
     session.close().await;
     let text = String::from_utf8(bytes)
         .map_err(|_| format!("{ADMIN_CONF} on {} is not text", master.name))?;
-    rewrite_server(
-        &text,
-        &format!("https://{}", inventory.cluster.control_plane_endpoint),
-    )
+    let server = match inventory.cluster.control_plane_lb.local_port() {
+        Some(_) => k8sup_inventory::Endpoint {
+            host: master.address.clone(),
+            port: k8sup_kube::kubeadm::API_SERVER_PORT,
+        },
+        None => inventory.cluster.control_plane_endpoint.clone(),
+    };
+    rewrite_server(&text, &format!("https://{server}"))
 }
 
 /// Replaces every cluster's `server:` URL in a kubeconfig.
@@ -61,7 +83,7 @@ pub fn rewrite_server(kubeconfig: &str, server: &str) -> Result<String, String> 
 
 /// What `reset` does on each host, in order. Every step tolerates what is
 /// already gone, so a reset of a half-installed or reset host succeeds.
-const RESET_SCRIPT: &str = include_str!("reset.sh");
+pub(crate) const RESET_SCRIPT: &str = include_str!("reset.sh");
 
 /// How one host's reset went.
 #[derive(Debug)]

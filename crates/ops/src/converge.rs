@@ -25,6 +25,29 @@ pub struct Prepared {
     pub blocking: Vec<Finding>,
     /// Every ready host's facts, by name (what an upgrade reads versions from).
     pub facts: BTreeMap<String, HostFacts>,
+    /// Unreachable hosts the run goes on without (see [`Unreachable`]).
+    pub skipped: Vec<Finding>,
+    /// Connections to the reachable hosts with `remove = true` (never converged).
+    pub removed: Vec<(String, Arc<k8sup_ssh::Session>)>,
+    /// The first master's connection, when it is among the hosts: removals and
+    /// the cluster's view run there.
+    pub first_master: Option<Arc<k8sup_ssh::Session>>,
+}
+
+/// Which unreachable hosts a run goes on without. Hosts with `remove = true`
+/// always: removing a dead host is what removal is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unreachable {
+    /// Workers (hosts without the master role): `--skip-unreachable`.
+    pub skip_workers: bool,
+    /// Any host: a plan, which changes nothing, plans the others.
+    pub skip_any: bool,
+}
+
+impl Unreachable {
+    fn skips(&self, host: &Host) -> bool {
+        host.remove || self.skip_any || (self.skip_workers && !host.roles.master)
+    }
 }
 
 /// Preflight checks that stop an apply before it starts. The others (swap on,
@@ -39,12 +62,24 @@ pub fn is_blocking(check: CheckKind) -> bool {
 /// Connects to `hosts` and gathers their facts (one connection each, kept open
 /// for the engine), then runs the blocking preflight checks.
 pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOptions) -> Prepared {
+    prepare_with(inventory, hosts, options, Unreachable::default()).await
+}
+
+/// [`prepare`], going on without the unreachable hosts `unreachable` allows.
+pub async fn prepare_with(
+    inventory: &Inventory,
+    hosts: &[&Host],
+    options: &ConnectOptions,
+    unreachable: Unreachable,
+) -> Prepared {
     let n = options.parallelism(inventory);
     let order = hosts.first().map(|first| LockOrder::new(&first.name));
     let order = order.as_ref();
     let gathered = in_order(hosts, n, |host| gather_host(host, options, order)).await;
 
     let mut blocking = Vec::new();
+    let mut skipped = Vec::new();
+    let mut removed = Vec::new();
     let mut ready = Vec::new();
     for (g, host) in gathered.into_iter().zip(hosts) {
         let finding = |check, message| Finding {
@@ -85,6 +120,13 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
             }
             (
                 Outcome::Facts {
+                    facts: _,
+                    sudo_problem: None,
+                },
+                Some(session),
+            ) if host.remove => removed.push((host.name.clone(), Arc::new(session))),
+            (
+                Outcome::Facts {
                     facts,
                     sudo_problem: None,
                 },
@@ -94,6 +136,9 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
                 CheckKind::Unreachable,
                 "the connection was lost after gathering facts".to_string(),
             )),
+            (Outcome::Failed(error), None) if unreachable.skips(host) => {
+                skipped.push(finding(CheckKind::Unreachable, error));
+            }
             (Outcome::Failed(error), session) => {
                 blocking.push(finding(CheckKind::Unreachable, error));
                 if let Some(s) = session {
@@ -117,6 +162,9 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
             hosts: Vec::new(),
             blocking,
             facts: BTreeMap::new(),
+            skipped,
+            removed: Vec::new(),
+            first_master: None,
         };
     }
     // The CNI manifest is fetched, checked and patched once, for every host.
@@ -135,18 +183,18 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
     // Binaries for the hosts, read (or downloaded) once per source, so once per arch.
     let mut artifacts = Artifacts::with_cache(download_cache_dir());
     let mut all_facts = BTreeMap::new();
+    let mut first_master = None;
     for (host, facts, session) in ready {
-        match host_spec(
-            inventory,
-            host,
-            &facts,
-            manifest.as_deref(),
-            Arc::new(session),
-        )
-        .and_then(|mut spec| {
-            artifacts.add_to(inventory, &mut spec)?;
-            Ok(spec)
-        }) {
+        let session = Arc::new(session);
+        if host.name == inventory.first_master().name {
+            first_master = Some(session.clone());
+        }
+        match host_spec(inventory, host, &facts, manifest.as_deref(), session).and_then(
+            |mut spec| {
+                artifacts.add_to(inventory, &mut spec)?;
+                Ok(spec)
+            },
+        ) {
             Ok(spec) => specs.push(spec),
             Err(message) => blocking.push(Finding {
                 host: host.name.clone(),
@@ -163,6 +211,9 @@ pub async fn prepare(inventory: &Inventory, hosts: &[&Host], options: &ConnectOp
         hosts: specs,
         blocking,
         facts: all_facts,
+        skipped,
+        removed,
+        first_master,
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`lock`]: one run at a time, per cluster on the controller and per host.
 //! - [`upgrade`]: the rolling Kubernetes upgrade plan and apply carry out when
 //!   the inventory's version is newer than the cluster's.
+//! - [`remove`]: nodes with `remove = true`: drained, deleted, reset; etcd quorum kept.
 //! - [`converge`]: connect, gather facts, and hand every host to the engine,
 //!   for `k8sup plan` and `k8sup apply`.
 
@@ -24,3 +25,4 @@ pub mod facts;
 mod fan_out;
 pub mod lock;
 pub mod upgrade;
+pub mod remove;

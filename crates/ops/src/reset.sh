@@ -12,5 +12,10 @@ if command -v iptables >/dev/null 2>&1; then
   for table in filter nat mangle; do iptables -t "$table" -F && iptables -t "$table" -X || exit 1; done
 fi
 if command -v ipvsadm >/dev/null 2>&1; then ipvsadm --clear || true; fi
+# The node-local API server balancer: k8sup's configuration of the distribution's haproxy.
+if grep -qs '^# Written by k8sup' /etc/haproxy/haproxy.cfg; then
+  systemctl disable --now haproxy >/dev/null 2>&1 || true
+  rm -f /etc/haproxy/haproxy.cfg
+fi
 rm -rf /var/lib/k8sup
 echo reset-done

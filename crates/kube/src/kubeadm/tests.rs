@@ -255,3 +255,36 @@ fn labels_a_kubelet_may_set_are_registration_labels() {
     let args = kubelet_args(&inv, inv.host("w1").unwrap());
     assert_eq!(args["node-labels"], "disktype=ssd");
 }
+
+#[test]
+fn a_local_balancer_is_the_endpoint_of_every_host_and_in_the_certificate() {
+    let inv = crate::testing::inventory(crate::testing::HA_LOCAL);
+    let text = init_config(&inv, inv.first_master()).unwrap();
+    insta::assert_snapshot!("init_ha_local_balancer_v1beta4", text);
+    let cluster = &docs(&text)[1];
+    assert_eq!(str_at(cluster, "controlPlaneEndpoint"), "127.0.0.1:7443");
+    assert_eq!(
+        cert_sans(&inv),
+        [
+            "127.0.0.1",
+            "localhost",
+            "10.0.0.10",
+            "10.0.0.11",
+            "10.0.0.12",
+            "172.120.194.196",
+            "172.120.194.197",
+            "172.120.194.199"
+        ]
+    );
+    for name in ["m2", "w1"] {
+        let join = join_config(&inv, inv.host(name).unwrap()).unwrap();
+        assert_eq!(
+            str_at(
+                &docs(&join)[0],
+                "discovery.bootstrapToken.apiServerEndpoint"
+            ),
+            "127.0.0.1:7443",
+            "{name}"
+        );
+    }
+}

@@ -439,3 +439,72 @@ fn runtime_packages_are_installed_at_their_pins() {
 }
 
 mod real_tools;
+
+#[test]
+fn the_local_balancer_runs_on_every_host_before_kubeadm_with_every_master_behind_it() {
+    use crate::testing::HA_LOCAL;
+    let inv = inventory(HA_LOCAL);
+    let mut configs = Vec::new();
+    for host in &inv.hosts {
+        let r = render_host(&inv, host, "debian", ("ubuntu", "22.04"));
+        assert_eq!(r["prepare/apiserver-balancer-package"], ["haproxy"]);
+        assert_eq!(r["services/apiserver-balancer-running"], ["haproxy"]);
+        let config = &r["prepare/apiserver-balancer-config"];
+        assert_eq!(config[0], "/etc/haproxy/haproxy.cfg");
+        configs.push(config[1].clone());
+    }
+    // One file for every host: each reaches the same masters on 127.0.0.1.
+    assert!(configs.windows(2).all(|w| w[0] == w[1]));
+    insta::assert_snapshot!("haproxy_cfg_three_masters", configs[0]);
+    // Installed and running before kubeadm, in the playbook's order.
+    let order: Vec<String> = playbook().all_tasks().map(|(_, t)| t.id.clone()).collect();
+    let at = |id: &str| {
+        order
+            .iter()
+            .position(|t| t == id)
+            .unwrap_or_else(|| panic!("{id}"))
+    };
+    for before in [
+        "prepare/apiserver-balancer-config",
+        "services/apiserver-balancer-running",
+    ] {
+        for kubeadm in [
+            "init/kubeadm-init",
+            "join-control-plane/kubeadm-join",
+            "join-workers/kubeadm-join",
+        ] {
+            assert!(at(before) < at(kubeadm), "{before} after {kubeadm}");
+        }
+    }
+    // A removed master leaves every balancer: the file changes, which reloads it.
+    let removed = inventory(&HA_LOCAL.replacen(
+        "roles = [\"master\"]\n",
+        "roles = [\"master\"]\nremove = true\n",
+        1,
+    ));
+    let w1 = render_host(
+        &removed,
+        removed.host("w1").unwrap(),
+        "debian",
+        ("ubuntu", "22.04"),
+    );
+    let config = &w1["prepare/apiserver-balancer-config"][1];
+    assert!(!config.contains("server m1 "), "{config}");
+    assert!(config.contains("server m2 10.0.0.11:6443\n"), "{config}");
+    assert!(config.contains("server m3 10.0.0.12:6443"), "{config}");
+}
+
+#[test]
+fn an_external_endpoint_gets_no_balancer() {
+    let inv = inventory(HA);
+    for host in &inv.hosts {
+        let r = render_host(&inv, host, "debian", ("ubuntu", "22.04"));
+        assert!(
+            !r.keys()
+                .any(|id| id.contains("balancer") && !id.contains("/handler/")),
+            "{}: {:?}",
+            host.name,
+            r.keys().collect::<Vec<_>>()
+        );
+    }
+}

@@ -18,7 +18,7 @@ use std::process::{Command, Output};
 use k8sup_inventory::{CgroupDriver, Inventory, LoadContext};
 
 use super::{playbook, render_host_with};
-use crate::testing::{inventory, HA, SOLO_DOCKER};
+use crate::testing::{inventory, HA, HA_LOCAL, SOLO_DOCKER};
 
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
@@ -47,6 +47,7 @@ fn everything_written() -> (Vec<Inventory>, Vec<Written>) {
     let mut inventories = vec![
         ("HA".to_string(), inventory(HA)),
         ("SOLO_DOCKER".to_string(), inventory(SOLO_DOCKER)),
+        ("HA_LOCAL".to_string(), inventory(HA_LOCAL)),
     ];
     let dir = Path::new(WORKSPACE).join("inventories");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -277,6 +278,39 @@ fn systemd_analyze_verifies_every_unit() {
         checked += names.len();
     }
     assert!(checked >= 8, "only {checked} units");
+}
+
+#[test]
+fn haproxy_accepts_every_balancer_config() {
+    let root = tools_dir().join("root");
+    let Some(haproxy) = tool(root.join("usr/sbin/haproxy")) else {
+        return;
+    };
+    let (_, written) = everything_written();
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for file in written
+        .iter()
+        .filter(|w| w.path == crate::balancer::HAPROXY_CFG_PATH)
+    {
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, &file.content).unwrap();
+        // Its libraries (lua, opentracing) were unpacked beside it.
+        let out = run(Command::new(&haproxy)
+            .env("LD_LIBRARY_PATH", root.join("usr/lib/x86_64-linux-gnu"))
+            .arg("-c")
+            .arg("-f")
+            .arg(&path));
+        let output = text(&out);
+        assert!(
+            out.status.success() && !output.contains("[WARNING]"),
+            "{}: haproxy -c: {output}\n{}",
+            file.at,
+            file.content
+        );
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} balancer configs");
 }
 
 #[test]

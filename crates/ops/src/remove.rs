@@ -1,0 +1,439 @@
+//! Removing nodes: hosts with `remove = true` in the inventory.
+//!
+//! What the cluster holds is read from the first master that stays (its nodes,
+//! and its etcd members with their health when a master goes); then
+//! [`plan_removals`], a pure function, says what happens to each removed host,
+//! in order, or refuses the whole removal when etcd would lose its quorum; and
+//! [`remove`] does it, one step at a time, stopping at the first failure:
+//!
+//! - a reachable host: cordon and drain it (from the first master), `kubeadm
+//!   reset` and k8sup's cleanup on it (what `k8sup reset` does; on a master,
+//!   `kubeadm reset` also takes its etcd member out), then delete its node;
+//! - an unreachable one: a master's etcd member is removed with `etcdctl member
+//!   remove` from the first master, then its node is deleted; nothing runs on it.
+//!
+//! Dead members go first: each step must leave etcd a quorum of healthy members.
+
+use std::collections::BTreeSet;
+
+use k8sup_inventory::Inventory;
+use k8sup_shell::{Script, ShellArg};
+use k8sup_ssh::Session;
+
+use crate::cluster::RESET_SCRIPT;
+
+const PATH: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH; export PATH;";
+const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
+const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key";
+/// etcdctl with the client certificate, endpoints to be given.
+const ETCDCTL_TLS: &str = "ETCDCTL_API=3 etcdctl --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key";
+/// Files whose presence means k8sup or kubeadm installed something on a host.
+const INSTALLED: &str = "for f in /etc/kubernetes/kubelet.conf /etc/kubernetes/manifests /etc/k8sup /var/lib/k8sup /var/lib/etcd/member; do if [ -e \"$f\" ]; then echo installed; break; fi; done";
+
+/// One etcd member as `etcdctl member list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdMember {
+    /// Hex, as `member remove` takes it.
+    pub id: String,
+    /// kubeadm names a member after its node.
+    pub name: String,
+    pub client_urls: Vec<String>,
+    /// Whether `etcdctl endpoint health --cluster` found it healthy.
+    pub healthy: bool,
+}
+
+/// What the cluster holds, read from the first master.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Whether the cluster exists (the first master has its admin kubeconfig).
+    pub exists: bool,
+    /// Node names.
+    pub nodes: Vec<String>,
+    /// etcd's members; read only when a master is being removed.
+    pub members: Vec<EtcdMember>,
+}
+
+/// Reads the nodes (and, with `etcd`, the etcd members and the health of each
+/// member's client URL) on the first master.
+pub async fn read_cluster(master: &Session, etcd: bool) -> Result<ClusterView, String> {
+    let text = cluster_script(etcd);
+    let out = master
+        .run(&script(text)?)
+        .await
+        .map_err(|e| format!("cannot read the cluster on {}: {e}", master.host()))?;
+    if !out.success() {
+        return Err(format!(
+            "cannot read the cluster on {} ({}): {}",
+            master.host(),
+            out.status_text(),
+            last_line(&out.stderr_text())
+        ));
+    }
+    Ok(parse_cluster(&out.stdout_text()))
+}
+
+/// What [`read_cluster`] runs: the nodes, then (with `etcd`) the member list and
+/// the health of every member's client URL. The nodes are asked up to five times,
+/// 2 s apart: through a balancer, a master that just failed is used until its
+/// health checks take it out.
+fn cluster_script(etcd: bool) -> String {
+    let mut text = format!(
+        "{PATH}\nif [ ! -e /etc/kubernetes/admin.conf ]; then echo k8sup-no-cluster; exit 0; fi\necho '--- nodes'\ni=0\nuntil nodes=$({KUBECTL} get nodes -o name); do i=$((i + 1)); [ \"$i\" -lt 5 ] || exit 1; sleep 2; done\nprintf '%s\\n' \"$nodes\"\n"
+    );
+    if etcd {
+        text.push_str(&format!(
+            "echo '--- members'\nlist=$({ETCDCTL} member list) || exit 1\nprintf '%s\\n' \"$list\"\neps=$(printf '%s\\n' \"$list\" | awk -F', ' '$5 != \"\" {{ print $5 }}' | paste -sd, -)\necho '--- health'\n{ETCDCTL_TLS} --endpoints=\"$eps\" endpoint health 2>&1 || true\n"
+        ));
+    }
+    text
+}
+
+/// The cluster as [`read_cluster`]'s script printed it.
+pub fn parse_cluster(text: &str) -> ClusterView {
+    if text.lines().any(|l| l.trim() == "k8sup-no-cluster") {
+        return ClusterView::default();
+    }
+    let mut view = ClusterView {
+        exists: true,
+        ..ClusterView::default()
+    };
+    let mut section = "";
+    let mut health = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("--- ") {
+            section = name;
+            continue;
+        }
+        match section {
+            "nodes" => {
+                if let Some(node) = line.strip_prefix("node/") {
+                    view.nodes.push(node.to_string());
+                }
+            }
+            // `8e9e05c52164694d, started, m1, https://10.0.0.1:2380, https://10.0.0.1:2379, false`
+            "members" => {
+                let fields: Vec<&str> = line.split(", ").collect();
+                if fields.len() >= 5 {
+                    view.members.push(EtcdMember {
+                        id: fields[0].to_string(),
+                        name: fields[2].to_string(),
+                        client_urls: fields[4].split(',').map(str::to_string).collect(),
+                        healthy: false,
+                    });
+                }
+            }
+            // `https://10.0.0.1:2379 is healthy: successfully committed proposal: took = 2ms`
+            "health" => {
+                if let Some((endpoint, rest)) = line.split_once(' ') {
+                    if rest.starts_with("is healthy") {
+                        health.push(endpoint.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for member in &mut view.members {
+        member.healthy = member.client_urls.iter().any(|u| health.contains(u));
+    }
+    view
+}
+
+/// Where a step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum On {
+    /// The first master that stays.
+    FirstMaster,
+    /// The host being removed.
+    Removed,
+}
+
+/// One thing a removal does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub what: String,
+    pub on: On,
+    /// The command, as the plan shows it.
+    pub command: String,
+}
+
+/// What happens to one removed host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub host: String,
+    pub master: bool,
+    pub reachable: bool,
+    pub steps: Vec<Step>,
+    /// What is not done, and why (an unreachable host is not reset).
+    pub notes: Vec<String>,
+}
+
+/// Every removal, in the order they run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemovalPlan {
+    pub removals: Vec<Removal>,
+}
+
+impl RemovalPlan {
+    /// Whether anything would change.
+    pub fn has_steps(&self) -> bool {
+        self.removals.iter().any(|r| !r.steps.is_empty())
+    }
+
+    /// The plan as a person reads it, after the hosts that converge.
+    pub fn render(&self, first_master: &str) -> String {
+        let mut out = String::new();
+        for r in &self.removals {
+            let role = if r.master { "master" } else { "node" };
+            if r.steps.is_empty() {
+                out.push_str(&format!(
+                    "{}: remove ({role}): nothing left to do\n",
+                    r.host
+                ));
+            } else {
+                out.push_str(&format!(
+                    "{}: remove ({role}{}): {} step(s)\n",
+                    r.host,
+                    if r.reachable { "" } else { ", unreachable" },
+                    r.steps.len()
+                ));
+            }
+            for step in &r.steps {
+                let on = match step.on {
+                    On::FirstMaster => first_master,
+                    On::Removed => &r.host,
+                };
+                out.push_str(&format!(
+                    "  - {} (on {on})\n      $ {}\n",
+                    step.what, step.command
+                ));
+            }
+            for note in &r.notes {
+                out.push_str(&format!("  note: {note}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// Why a removal is refused before anything changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RemovalRefused(pub String);
+
+/// The steps for every host with `remove = true`. `reachable`: the removed hosts
+/// k8sup is connected to; `installed`: those of them that still hold what k8sup
+/// or kubeadm put there; `view`: the cluster as the first master sees it.
+pub fn plan_removals(
+    inventory: &Inventory,
+    reachable: &BTreeSet<String>,
+    installed: &BTreeSet<String>,
+    view: &ClusterView,
+) -> Result<RemovalPlan, RemovalRefused> {
+    check_quorum(inventory, reachable, view)?;
+    let mut removals = Vec::new();
+    // Dead members first: removing them needs fewer healthy members than a live one.
+    let mut hosts: Vec<_> = inventory.removed().collect();
+    hosts.sort_by_key(|h| reachable.contains(&h.name));
+    for host in hosts {
+        let name = arg(&host.name)?;
+        let is_reachable = reachable.contains(&host.name);
+        let in_cluster = view.nodes.contains(&host.name);
+        let member = view.members.iter().find(|m| m.name == host.name);
+        let mut steps = Vec::new();
+        let mut notes = Vec::new();
+        let first = |what: &str, command: Script| Step {
+            what: what.to_string(),
+            on: On::FirstMaster,
+            command: command.render(),
+        };
+        if is_reachable {
+            if in_cluster {
+                steps.push(first(
+                    "cordon",
+                    Script::new(KUBECTL).code("cordon").arg(name.clone()),
+                ));
+                steps.push(first(
+                    "drain",
+                    Script::new(KUBECTL)
+                        .code("drain")
+                        .arg(name.clone())
+                        .code("--ignore-daemonsets --delete-emptydir-data --force --timeout=300s"),
+                ));
+            }
+            if in_cluster || member.is_some() || installed.contains(&host.name) {
+                steps.push(Step {
+                    what: if host.roles.master {
+                        "kubeadm reset (it removes the etcd member) and k8sup's cleanup".into()
+                    } else {
+                        "kubeadm reset and k8sup's cleanup".into()
+                    },
+                    on: On::Removed,
+                    command: "kubeadm reset -f; systemctl stop kubelet; rm -rf /etc/cni/net.d /var/lib/cni /var/lib/kubelet/pki /etc/kubernetes/manifests /var/lib/etcd /etc/k8sup /var/lib/k8sup; haproxy stopped and its k8sup config removed; CNI links and iptables flushed (as `k8sup reset`)".into(),
+                });
+            }
+        } else {
+            if let Some(m) = member {
+                steps.push(first(
+                    "etcd member remove",
+                    Script::new(ETCDCTL).code("member remove").arg(arg(&m.id)?),
+                ));
+            }
+            if in_cluster || member.is_some() {
+                notes.push(format!(
+                    "{} is unreachable: not drained (its pods are rescheduled once its node is deleted) and not reset; reset it with `k8sup reset` if it comes back",
+                    host.name
+                ));
+            }
+        }
+        if in_cluster {
+            steps.push(first(
+                "delete node",
+                Script::new(KUBECTL)
+                    .code("delete node")
+                    .arg(name.clone())
+                    .code("--ignore-not-found"),
+            ));
+        }
+        removals.push(Removal {
+            host: host.name.clone(),
+            master: host.roles.master,
+            reachable: is_reachable,
+            steps,
+            notes,
+        });
+    }
+    Ok(RemovalPlan { removals })
+}
+
+/// Refuses a removal after which etcd would have no quorum, checking each member
+/// removal in the order they run (dead ones first).
+fn check_quorum(
+    inventory: &Inventory,
+    reachable: &BTreeSet<String>,
+    view: &ClusterView,
+) -> Result<(), RemovalRefused> {
+    let going: Vec<&str> = inventory
+        .removed()
+        .filter(|h| h.roles.master)
+        .map(|h| h.name.as_str())
+        .collect();
+    if going.is_empty() || view.members.is_empty() {
+        return Ok(());
+    }
+    let mut members = view.members.len();
+    let mut healthy = view.members.iter().filter(|m| m.healthy).count();
+    let mut order: Vec<&EtcdMember> = view
+        .members
+        .iter()
+        .filter(|m| going.contains(&m.name.as_str()))
+        .collect();
+    order.sort_by_key(|m| m.healthy && reachable.contains(&m.name));
+    for m in order {
+        let quorum = members / 2 + 1;
+        if healthy < quorum {
+            return Err(RemovalRefused(format!(
+                "removing {} needs etcd's quorum, but only {healthy} of its {members} members are healthy (a quorum is {quorum}); nothing was changed",
+                m.name
+            )));
+        }
+        members -= 1;
+        if m.healthy {
+            healthy -= 1;
+        }
+        let quorum_after = members / 2 + 1;
+        if members == 0 || healthy < quorum_after {
+            return Err(RemovalRefused(format!(
+                "removing {} would leave etcd {healthy} healthy of {members} member(s), short of a quorum of {quorum_after}: the control plane would stop; nothing was changed",
+                m.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Nodes the cluster has that the inventory does not name at all: never removed
+/// silently, only warned of.
+pub fn strays(inventory: &Inventory, view: &ClusterView) -> Vec<String> {
+    view.nodes
+        .iter()
+        .filter(|n| inventory.host(n).is_none())
+        .cloned()
+        .collect()
+}
+
+/// The removed hosts among `sessions` that still hold an installation.
+pub async fn installed(sessions: &[(String, std::sync::Arc<Session>)]) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (host, session) in sessions {
+        let out = session.run(&Script::new(INSTALLED)).await;
+        if out.is_ok_and(|o| o.stdout_text().contains("installed")) {
+            found.insert(host.clone());
+        }
+    }
+    found
+}
+
+/// Runs `plan`, step by step; `report` is told each step as it starts. Stops at
+/// the first failure.
+pub async fn remove(
+    plan: &RemovalPlan,
+    first_master: &Session,
+    removed: &[(String, std::sync::Arc<Session>)],
+    report: &dyn Fn(&str, &Step),
+) -> Result<(), String> {
+    for r in &plan.removals {
+        for step in &r.steps {
+            report(&r.host, step);
+            let (session, text): (&Session, String) = match step.on {
+                On::FirstMaster => (first_master, format!("{PATH}\n{}", step.command)),
+                On::Removed => {
+                    let session = removed
+                        .iter()
+                        .find(|(h, _)| *h == r.host)
+                        .map(|(_, s)| s.as_ref())
+                        .ok_or_else(|| format!("{}: no connection to reset it", r.host))?;
+                    (session, RESET_SCRIPT.to_string())
+                }
+            };
+            let out = session
+                .run(&script(text)?)
+                .await
+                .map_err(|e| format!("{}: {} failed: {e}", r.host, step.what))?;
+            if !out.success() {
+                return Err(format!(
+                    "{}: {} failed on {} ({}): {}",
+                    r.host,
+                    step.what,
+                    session.host(),
+                    out.status_text(),
+                    last_line(&out.stderr_text())
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A script of text k8sup wrote (every value in it quoted by [`Script`]), run by
+/// `sh -c`. It holds no secret, so it may be an argument.
+fn script(text: String) -> Result<Script, String> {
+    let text = ShellArg::new(text).map_err(|_| "a script holds a NUL byte".to_string())?;
+    Ok(Script::new("sh -c").arg(text).code("sh"))
+}
+
+fn arg(value: &str) -> Result<ShellArg, RemovalRefused> {
+    ShellArg::new(value).map_err(|_| RemovalRefused(format!("{value:?} holds a NUL byte")))
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests;
