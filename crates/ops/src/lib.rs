@@ -24,5 +24,5 @@ pub mod etcd;
 pub mod facts;
 mod fan_out;
 pub mod lock;
-pub mod upgrade;
 pub mod remove;
+pub mod upgrade;
