@@ -24,7 +24,9 @@ fn members(lab: &Lab, master: &str) -> Vec<String> {
     let out = on(
         lab,
         master,
-        "ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key member list",
+        // A stock kubeadm master: the etcd container's etcdctl, with the certificate its
+        // pod mounts.
+        "crictl -r unix:///run/containerd/containerd.sock exec $(crictl ps --name '^etcd$' -q 2>/dev/null) etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list",
     );
     let mut names: Vec<String> = out
         .lines()
@@ -125,6 +127,24 @@ roles = ["master"]
         );
     }
     assert_eq!(members(&lab, "m2"), ["m1", "m2", "m3"]);
+    assert_converged(inv, &env);
+
+    // ---- a removal and an upgrade in one inventory: refused before anything runs ----
+    let both = removing(&first, &["w2"]).replace(
+        "kubernetes_version = \"1.31\"",
+        "kubernetes_version = \"1.32\"",
+    );
+    let both = write_inventory(&lab, "both.toml", &both);
+    let both = both.to_str().unwrap();
+    let refusal =
+        "this inventory both raises kubernetes_version and removes hosts; nothing was changed";
+    let plan = k8sup(&["plan", "-i", both], &env);
+    assert_eq!(plan.status.code(), Some(1), "{}", stdout(&plan));
+    assert!(stderr(&plan).contains(refusal), "{}", stderr(&plan));
+    let out = k8sup(&["apply", "-i", both, "--yes"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains(refusal), "{}", stderr(&out));
+    assert!(ok(&get_nodes(&lab, "m2", true)).contains("node/w2"));
     assert_converged(inv, &env);
 
     // ---- with m3's etcd down, removing m2 would lose etcd's quorum: refused ----

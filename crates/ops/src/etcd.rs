@@ -105,8 +105,9 @@ pub struct Backup {
 }
 
 /// The functions every etcd script starts with: etcd's tools where they are (the host's,
-/// or those of kubeadm's etcd container, through `crictl exec`).
-const TOOLS: &str = include_str!("etcd_tools.sh");
+/// or those of kubeadm's etcd container, through `crictl exec`): `etcd_find`, then
+/// `etcd_ctl` (the local member), `etcd_ctl_at URLS`, `etcd_utl`, `etcd_scratch`.
+pub(crate) const TOOLS: &str = include_str!("etcd_tools.sh");
 
 const BACKUP_BODY: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 set -u

@@ -23,13 +23,20 @@ etcd_find() {
 
 # etcdctl against the local member, with a client certificate it can read where it runs.
 etcd_ctl() {
+  etcd_ctl_at https://127.0.0.1:2379 "$@"
+}
+
+# etcdctl against the members at $1 (comma-separated client URLs).
+etcd_ctl_at() {
+  etcd_endpoints=$1
+  shift
   if [ "$etcd_where" = host ]; then
-    ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 \
+    ETCDCTL_API=3 etcdctl --endpoints="$etcd_endpoints" \
       --cacert=/etc/kubernetes/pki/etcd/ca.crt \
       --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt \
       --key=/etc/kubernetes/pki/apiserver-etcd-client.key "$@"
   else
-    crictl exec "$etcd_container" etcdctl --endpoints=https://127.0.0.1:2379 \
+    crictl exec "$etcd_container" etcdctl --endpoints="$etcd_endpoints" \
       --cacert=/etc/kubernetes/pki/etcd/ca.crt \
       --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt \
       --key=/etc/kubernetes/pki/etcd/healthcheck-client.key "$@"

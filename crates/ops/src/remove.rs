@@ -21,13 +21,14 @@ use k8sup_shell::{Script, ShellArg};
 use k8sup_ssh::Session;
 
 use crate::cluster::RESET_SCRIPT;
+use crate::etcd::TOOLS;
 
 const PATH: &str =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH; export PATH;";
 const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
-const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key";
-/// etcdctl with the client certificate, endpoints to be given.
-const ETCDCTL_TLS: &str = "ETCDCTL_API=3 etcdctl --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key";
+/// Finds etcd's client tools on the first master (its own etcdctl, or the etcd
+/// container's: see `etcd_tools.sh`) or says why not.
+const ETCD_FIND: &str = "etcd_find || { echo \"etcd's container does not run on this master and it has no etcdctl\" >&2; exit 1; }";
 /// Files whose presence means k8sup or kubeadm installed something on a host.
 const INSTALLED: &str = "for f in /etc/kubernetes/kubelet.conf /etc/kubernetes/manifests /etc/k8sup /var/lib/k8sup /var/lib/etcd/member; do if [ -e \"$f\" ]; then echo installed; break; fi; done";
 
@@ -83,7 +84,7 @@ fn cluster_script(etcd: bool) -> String {
     );
     if etcd {
         text.push_str(&format!(
-            "echo '--- members'\nlist=$({ETCDCTL} member list) || exit 1\nprintf '%s\\n' \"$list\"\neps=$(printf '%s\\n' \"$list\" | awk -F', ' '$5 != \"\" {{ print $5 }}' | paste -sd, -)\necho '--- health'\n{ETCDCTL_TLS} --endpoints=\"$eps\" endpoint health 2>&1 || true\n"
+            "{TOOLS}\n{ETCD_FIND}\necho '--- members'\nlist=$(etcd_ctl member list) || exit 1\nprintf '%s\\n' \"$list\"\neps=$(printf '%s\\n' \"$list\" | awk -F', ' '$5 != \"\" {{ print $5 }}' | paste -sd, -)\necho '--- health'\netcd_ctl_at \"$eps\" endpoint health 2>&1 || true\n"
         ));
     }
     text
@@ -278,7 +279,7 @@ pub fn plan_removals(
             if let Some(m) = member {
                 steps.push(first(
                     "etcd member remove",
-                    Script::new(ETCDCTL).code("member remove").arg(arg(&m.id)?),
+                    Script::new("etcd_find && etcd_ctl member remove").arg(arg(&m.id)?),
                 ));
             }
             if in_cluster || member.is_some() {
@@ -388,7 +389,8 @@ pub async fn remove(
         for step in &r.steps {
             report(&r.host, step);
             let (session, text): (&Session, String) = match step.on {
-                On::FirstMaster => (first_master, format!("{PATH}\n{}", step.command)),
+                // The etcd tools' functions (for a member's removal) come first.
+                On::FirstMaster => (first_master, format!("{PATH}\n{TOOLS}\n{}", step.command)),
                 On::Removed => {
                     let session = removed
                         .iter()

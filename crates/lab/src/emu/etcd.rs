@@ -398,8 +398,15 @@ fn start_etcd(
         .and_then(|t| serde_json::from_str(&t).ok());
     match member {
         None => {
-            if etcd.cluster_id.is_empty() {
+            let joins = flag_of(&manifest, "initial-cluster-state").as_deref() == Some("existing");
+            if etcd.cluster_id.is_empty() || !joins {
+                // `--initial-cluster-state=new` (kubeadm init) on empty data: etcd
+                // bootstraps a new cluster of this one member, with an ID of its own;
+                // the members of any earlier cluster are not in it.
                 etcd.cluster_id = cluster::random_hex(16);
+                etcd.registry.clear();
+                etcd.members.clear();
+                etcd.removed.clear();
             }
             let m = MemberData {
                 cluster_id: etcd.cluster_id.clone(),
