@@ -65,11 +65,6 @@ pub(crate) struct Setup {
     pub(crate) prepared: Prepared,
 }
 
-/// Why a run that would both upgrade Kubernetes and remove nodes is refused: each
-/// reads the cluster's nodes and masters before it starts, so they go one at a time.
-const UPGRADE_AND_REMOVAL: &str = "this inventory both raises kubernetes_version and removes hosts; \
-    nothing was changed: apply the removals first (with the version as the cluster runs it), then raise the version";
-
 pub fn plan(args: &PlanArgs, output: &OutputArgs) -> u8 {
     // One runtime for the whole command: the connections live on it.
     hosts::block_on(plan_async(args, output))
@@ -107,17 +102,14 @@ async fn plan_async(args: &PlanArgs, output: &OutputArgs) -> u8 {
             crate::remove::render(&setup.prepared.skipped, removals.as_ref(), inventory)
         );
     }
-    let upgrade = match crate::upgrade::pending(&setup, output, args.common.parallel).await {
-        Ok(upgrade) => upgrade,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::ERROR;
-        }
-    };
-    if upgrade.is_some() && removing {
-        eprintln!("error: {UPGRADE_AND_REMOVAL}");
-        return exit::ERROR;
-    }
+    let upgrade =
+        match crate::upgrade::pending(&setup, output, args.common.parallel, removing).await {
+            Ok(upgrade) => upgrade,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::ERROR;
+            }
+        };
     if let Some((up, steps)) = &upgrade {
         let text = crate::upgrade::render(up, steps, args.common.verbose, color(output));
         if output.json {
@@ -347,17 +339,14 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs) -> u8 {
         }
     };
     let removing = removals.as_ref().is_some_and(|r| r.plan.has_steps());
-    let upgrade = match crate::upgrade::pending(&setup, output, args.common.parallel).await {
-        Ok(upgrade) => upgrade,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return outcome.refused(&format!("not applied: {e}"), &[], true);
-        }
-    };
-    if upgrade.is_some() && removing {
-        eprintln!("error: {UPGRADE_AND_REMOVAL}");
-        return outcome.refused(&format!("not applied: {UPGRADE_AND_REMOVAL}"), &[], true);
-    }
+    let upgrade =
+        match crate::upgrade::pending(&setup, output, args.common.parallel, removing).await {
+            Ok(upgrade) => upgrade,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return outcome.refused(&format!("not applied: {e}"), &[], true);
+            }
+        };
     if !output.json {
         print!(
             "{}",

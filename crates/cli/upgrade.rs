@@ -48,12 +48,20 @@ fn upgrader<'a>(setup: &'a Setup, output: &OutputArgs, parallel: Option<u32>) ->
     }
 }
 
+/// Why a run that would both upgrade Kubernetes and remove nodes is refused.
+const UPGRADE_AND_REMOVAL: &str = "this inventory both raises kubernetes_version and removes hosts; \
+    nothing was changed: apply the removals first (with the version the cluster runs), then raise the version";
+
 /// The upgrade `plan` and `apply` have to carry out, with its steps; `None` when
 /// the cluster is at the inventory's version (or not installed yet).
+/// With `removing` (hosts with `remove = true` to be removed in this run), a pending
+/// upgrade is refused: each reads the cluster's nodes and masters before it starts,
+/// so they go one run at a time.
 pub(crate) async fn pending(
     setup: &Setup,
     output: &OutputArgs,
     parallel: Option<u32>,
+    removing: bool,
 ) -> Result<Option<(Upgrade, Steps)>, String> {
     let upgrader = upgrader(setup, output, parallel);
     let Some(up) = upgrader.assess().await.map_err(|e| e.to_string())? else {
@@ -61,6 +69,9 @@ pub(crate) async fn pending(
     };
     if !up.pending() {
         return Ok(None);
+    }
+    if removing {
+        return Err(UPGRADE_AND_REMOVAL.to_string());
     }
     if !setup.loaded.read_only.is_empty() {
         return Err(format!(
