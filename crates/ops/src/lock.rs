@@ -171,24 +171,31 @@ fn host_lock_script(run: &RunInfo) -> Script {
 
 /// The script a restarted shell of this run takes the lock with again: at once when it
 /// is free; when this run's own timed-out command still holds it (the file names this
-/// run), once that command ends, waiting up to 60 s for it; never when another run took
-/// it meanwhile.
+/// run), the host stays locked by that command meanwhile, so the shell goes on at once
+/// and a waiter in the background takes the lock on the shell's fd 9 (the same open
+/// file, so the lock stays with the shell after the waiter exits) once that command
+/// ends; never when another run holds it.
 fn relock_script(run: &RunInfo) -> Script {
     let file = ShellArg::new(HOST_LOCK_FILE).expect("a constant path");
     let line = ShellArg::new(run.line()).expect("built from NUL-free parts");
     let id = ShellArg::new(format!("run {} ", run.run_id)).expect("built from NUL-free parts");
     Script::new(concat!(
         r#"{ : >&9; } 2>/dev/null || { echo "the restarted shell does not hold the lock file open" >&2; exit 2; }; "#,
-        "if flock -n 9; then :; elif grep -qF"
+        "if flock -n 9; then printf '%s\\n'"
     ))
+    .arg(line.clone())
+    .code(">")
+    .arg(file.clone())
+    .code("; elif grep -qF")
     .arg(id)
     .arg(file.clone())
-    .code("&& flock -w 60 9; then :; else cat")
-    .arg(file.clone())
-    .code("; exit 3; fi; printf '%s\\n'")
+    .code("; then (flock 9 && printf '%s\\n'")
     .arg(line)
     .code(">")
+    .arg(file.clone())
+    .code(") </dev/null >/dev/null 2>&1 & else cat")
     .arg(file)
+    .code("; exit 3; fi")
 }
 
 /// Takes the host's lock for `run` on `session`, whose target had
@@ -313,7 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn a_restarted_shell_waits_for_its_own_run_s_command_but_not_for_another_run() {
+    fn a_restarted_shell_relocks_after_its_own_run_s_command_but_not_after_another_run() {
         let dir = tempfile::tempdir().expect("temp dir");
         let lock = dir.path().join("k8sup.lock");
         let path = lock.to_str().expect("utf-8").to_string();
@@ -322,7 +329,7 @@ mod tests {
                 .render()
                 .replace(HOST_LOCK_FILE, &path)
         };
-        // A command of run "one" still holds the lock (as the one that timed out does).
+        // A command of a run holds the lock (as one that timed out, left running, does).
         let hold = |id: &str, seconds: &str| {
             std::process::Command::new("sh")
                 .arg("-c")
@@ -344,11 +351,15 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
         };
-        let relock_in_shell = |id: &str| {
+        // The restarted shell: fd 9 open, the relock script, then (still open) whether
+        // someone else could take the lock, right away and once the command has ended.
+        let shell = |id: &str| {
             std::process::Command::new("sh")
                 .arg("-c")
                 .arg(format!(
-                    "exec 9>>'{path}'; sh -c \"$1\" && ! flock -n '{path}' true"
+                    "exec 9>>'{path}'; sh -c \"$1\" || exit $?; echo started; \
+                     flock -n '{path}' true && echo free-at-once; sleep 3; \
+                     flock -n '{path}' true && echo free-later; exit 0"
                 ))
                 .arg("k8sup")
                 .arg(relock(id))
@@ -357,8 +368,14 @@ mod tests {
         };
         let mut own = hold("one", "1");
         wait_held();
-        let again = relock_in_shell("one");
+        let started = std::time::Instant::now();
+        let again = shell("one");
+        let said = String::from_utf8_lossy(&again.stdout).to_string();
         assert!(again.status.success(), "{again:?}");
+        // The shell went on at once, the lock never free: the command, then the shell.
+        assert!(said.starts_with("started"), "{said}");
+        assert!(!said.contains("free"), "{said}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
         assert_eq!(
             std::fs::read_to_string(&lock).expect("lock file"),
             format!("{}\n", run("one").line())
@@ -368,7 +385,7 @@ mod tests {
         std::fs::write(&lock, "").expect("reset");
         let mut other = hold("two", "30");
         wait_held();
-        let refused = relock_in_shell("one");
+        let refused = shell("one");
         assert_eq!(refused.status.code(), Some(HELD as i32), "{refused:?}");
         assert!(String::from_utf8_lossy(&refused.stdout).starts_with("run two on controller ctl"));
         let _ = other.kill();
