@@ -70,7 +70,7 @@ def durations_file(work: Path, profile: str, scale: float) -> str:
     if scale == 1.0:
         return profile
     if profile == "realistic":
-        src = (ROOT / "crates/lab/src/durations/realistic.toml").read_text()
+        src = (ROOT / "testing/lab/src/durations/realistic.toml").read_text()
     else:
         src = Path(profile).read_text()
     scaled, n = re.subn(r"(?m)^time_scale = .*$", f"time_scale = {scale}", src)

@@ -76,7 +76,7 @@ def write(_doc=None, _path=None) -> None:
     out.append("# Benchmarks\n")
     out.append(
         "k8sup side by side with ansible-core, ansible-core + mitogen and pyinfra, on the same\n"
-        "lab hosts (`crates/lab`, Ubuntu 22.04 hosts, each a chroot behind its own sshd on this\n"
+        "lab hosts (`testing/lab`, Ubuntu 22.04 hosts, each a chroot behind its own sshd on this\n"
         "machine), doing the same per-host work: hostname, swap off now and in `/etc/fstab`,\n"
         "`overlay` and `br_netfilter` loaded and persisted, two sysctls applied and persisted,\n"
         "containerd's unit and its `config.toml` from a template (`SystemdCgroup = true`, the\n"

@@ -62,7 +62,7 @@ def run(cmd, what, env=None, log=None, stdin=None):
 
 
 profile = work / "durations.toml"
-realistic = (ROOT / "crates/lab/src/durations/realistic.toml").read_text()
+realistic = (ROOT / "testing/lab/src/durations/realistic.toml").read_text()
 profile.write_text(re.sub(r"(?m)^time_scale = .*$", f"time_scale = {SCALE}", realistic))
 spec = work / "lab.toml"
 spec.write_text('name = "upb"\n[[hosts]]\nname = "master"\ncount = 1\nroles = ["master"]\n'

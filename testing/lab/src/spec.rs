@@ -1,5 +1,5 @@
 //! The lab spec: which hosts a lab holds and what each one looks like (distro, arch, memory,
-//! swap, identity, ports, kernel, cgroup, sudo). Loaded from TOML (`crates/lab/labs/*.toml`)
+//! swap, identity, ports, kernel, cgroup, sudo). Loaded from TOML (`testing/lab/labs/*.toml`)
 //! or built in code by tests.
 
 use std::path::Path;

@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Bring a lab up from a spec (crates/lab/labs/*.toml); it keeps running until `down`.
+    /// Bring a lab up from a spec (testing/lab/labs/*.toml); it keeps running until `down`.
     Up {
         /// The lab spec.
         #[arg(short = 'f', long = "file")]
