@@ -190,9 +190,10 @@ def write(_doc=None, _path=None) -> None:
     out.append("## Targets\n")
     out.extend(targets(best, sizes, rtt, latest, docs))
     out.append("")
-    # Hand-written sections, included as they are: the analysis of the slice runs and
-    # the whole-cluster benchmark (bench/cluster.py records its runs apart).
-    for name in ("analysis.md", "cluster.md"):
+    # Hand-written sections, included as they are: the analysis of the slice runs, the
+    # whole-cluster and the upgrade benchmarks (bench/cluster.py and bench/upgrade.py
+    # record their runs apart).
+    for name in ("analysis.md", "cluster.md", "upgrade.md"):
         notes = BENCH / name
         if notes.exists():
             out.append(notes.read_text().rstrip() + "\n")

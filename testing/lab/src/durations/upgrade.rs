@@ -4,7 +4,8 @@
 //! needs the one before) and no controller overhead:
 //!
 //! - every node: the package indexes of the new minor's repository, the kubeadm package,
-//!   the node drained, the kubelet and kubectl packages, the kubelet restarted;
+//!   the node drained, the kubelet and kubectl packages, the kubelet restarted and the
+//!   node Ready again (`kubelet_ready_after_cni_ms`: the next batch waits for it);
 //! - the first master: the new control-plane images pulled (the mirror to itself) and
 //!   `kubeadm upgrade apply`;
 //! - another master: the same images and `kubeadm upgrade node`, which replaces its
@@ -51,7 +52,7 @@ impl UpgradeShape {
 /// The ideal upgrade time and its parts, milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IdealUpgrade {
-    /// Index update, package swaps, drain and kubelet restart: every node does these.
+    /// Index update, package swaps, drain, kubelet restart and Ready: every node does these.
     pub node_common_ms: u64,
     pub control_plane_pull_ms: u64,
     pub first_master_ms: u64,
@@ -70,7 +71,8 @@ pub fn ideal_upgrade(d: &Durations, shape: &UpgradeShape) -> IdealUpgrade {
         + d.steps.drain_ms
         + d.package_ms("kubelet")
         + d.package_ms("kubectl")
-        + d.service_ms("kubelet");
+        + d.service_ms("kubelet")
+        + d.steps.kubelet_ready_after_cni_ms;
     let control_plane_pull_ms = shape
         .control_plane_images
         .iter()
@@ -107,7 +109,7 @@ mod tests {
         let one = ideal_upgrade(&d, &UpgradeShape::kubeadm(1, 50, 5, "1.31.2"));
         assert_eq!(one.batches, 10);
         assert_eq!(one.total_ms, one.first_master_ms + 10 * one.worker_ms);
-        // A worker: indexes, three packages, drain, upgrade node, restart.
+        // A worker: indexes, three packages, drain, upgrade node, restart, Ready.
         assert_eq!(
             one.worker_ms,
             d.packages.index_update_ms
@@ -117,6 +119,7 @@ mod tests {
                 + d.steps.drain_ms
                 + d.steps.kubeadm_upgrade_node_ms
                 + d.steps.service_restart_ms["kubelet"]
+                + d.steps.kubelet_ready_after_cni_ms
         );
         // A master also pulls the new images and runs apply.
         assert_eq!(
