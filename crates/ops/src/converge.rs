@@ -167,8 +167,14 @@ pub async fn prepare_with(
             first_master: None,
         };
     }
-    // The CNI manifest is fetched, checked and patched once, for every host.
-    let manifest = match cni_manifest(inventory) {
+    // The CNI manifest is fetched, checked and patched once, for every host: a file
+    // read or a download, so on a blocking thread, not on the runtime's workers (which
+    // keep every host's connection alive meanwhile).
+    let owned = inventory.clone();
+    let manifest = match tokio::task::spawn_blocking(move || cni_manifest(&owned))
+        .await
+        .unwrap_or_else(|e| Err(format!("reading the CNI manifest: {e}")))
+    {
         Ok(m) => m,
         Err(message) => {
             blocking.push(Finding {
@@ -180,8 +186,6 @@ pub async fn prepare_with(
         }
     };
     let mut specs = Vec::new();
-    // Binaries for the hosts, read (or downloaded) once per source, so once per arch.
-    let mut artifacts = Artifacts::with_cache(download_cache_dir());
     let mut all_facts = BTreeMap::new();
     let mut first_master = None;
     for (host, facts, session) in ready {
@@ -189,12 +193,7 @@ pub async fn prepare_with(
         if host.name == inventory.first_master().name {
             first_master = Some(session.clone());
         }
-        match host_spec(inventory, host, &facts, manifest.as_deref(), session).and_then(
-            |mut spec| {
-                artifacts.add_to(inventory, &mut spec)?;
-                Ok(spec)
-            },
-        ) {
+        match host_spec(inventory, host, &facts, manifest.as_deref(), session) {
             Ok(spec) => specs.push(spec),
             Err(message) => blocking.push(Finding {
                 host: host.name.clone(),
@@ -203,6 +202,40 @@ pub async fn prepare_with(
             }),
         }
         all_facts.insert(host.name.clone(), facts);
+    }
+    // Binaries for the hosts, read (or downloaded) once per source, so once per arch:
+    // blocking I/O too, on a blocking thread.
+    let owned = inventory.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let mut artifacts = Artifacts::with_cache(download_cache_dir());
+        specs
+            .into_iter()
+            .map(|mut spec| {
+                let added = artifacts.add_to(&owned, &mut spec);
+                (spec, added)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let mut specs = Vec::new();
+    match loaded {
+        Ok(loaded) => {
+            for (spec, added) in loaded {
+                match added {
+                    Ok(()) => specs.push(spec),
+                    Err(message) => blocking.push(Finding {
+                        host: spec.name.clone(),
+                        check: CheckKind::Config,
+                        message,
+                    }),
+                }
+            }
+        }
+        Err(e) => blocking.push(Finding {
+            host: inventory.first_master().name.clone(),
+            check: CheckKind::Config,
+            message: format!("reading the hosts' binaries: {e}"),
+        }),
     }
     if !blocking.is_empty() {
         specs.clear();
