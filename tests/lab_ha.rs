@@ -162,6 +162,27 @@ roles = ["master"]
     lab.faults("m3").unwrap().start_static_pod("etcd").unwrap();
     assert_eq!(members(&lab, "m2"), ["m1", "m2", "m3"]);
     assert!(ok(&get_nodes(&lab, "m3", true)).contains("node/m2"));
+    let ready = |node: &str| {
+        on(
+            &lab,
+            "m2",
+            &format!("kubectl --kubeconfig /etc/kubernetes/admin.conf get node {node} -o jsonpath='{{.status.conditions[?(@.type==\"Ready\")].status}}'"),
+        )
+        .trim()
+        .to_string()
+    };
+    // m3's kubelet lost its own API server while its etcd was down: every node is
+    // Ready again before master 1 goes, so what follows is about master 1 only.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    for node in ["m1", "m2", "m3", "w1", "w2"] {
+        while ready(node) != "True" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{node} is not Ready again"
+            );
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
 
     // ---- master 1 goes off (sshd, API server, etcd): the rest keeps serving ----
     lab.faults("m1").unwrap().power_off().unwrap();
@@ -172,15 +193,6 @@ roles = ["master"]
     // Once the node controller's grace period has passed, m1 (its kubelet gone) is
     // NotReady; the workers, whose kubelets post through their own balancers to the
     // masters that are up, stay Ready.
-    let ready = |node: &str| {
-        on(
-            &lab,
-            "m2",
-            &format!("kubectl --kubeconfig /etc/kubernetes/admin.conf get node {node} -o jsonpath='{{.status.conditions[?(@.type==\"Ready\")].status}}'"),
-        )
-        .trim()
-        .to_string()
-    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while ready("m1") == "True" {
         assert!(
