@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{endpoint_on_first_master, k8sup, lab, read, spec, stderr, stdout, write_inventory};
+use common::{
+    endpoint_on_first_master, k8sup, kill_in, lab, read, spec, stderr, stdout, write_inventory,
+};
 use k8sup_lab::emu::etcd::{pod_log, PodEvent};
 use k8sup_lab::Lab;
 
@@ -31,43 +33,33 @@ fn kubectl(lab: &Lab, host: &str, args: &str) -> (bool, String) {
 
 /// Another run's lock on `host`: a process there holds /run/k8sup.lock (as an apply
 /// from another controller, or the command it left running, does) until dropped.
-struct ForeignLock;
+struct ForeignLock<'a> {
+    lab: &'a Lab,
+    host: &'static str,
+}
 
-/// The `sleep` argument that marks the holder's processes (flock and its sleep).
-const HOLDER_MARK: &str = "31415";
+/// The `sleep` that marks the holder's processes (flock and its sleep).
+const HOLDER: &str = "sleep 31415";
 
-impl ForeignLock {
-    fn take(lab: &Lab, host: &str) -> ForeignLock {
+impl<'a> ForeignLock<'a> {
+    fn take(lab: &'a Lab, host: &'static str) -> ForeignLock<'a> {
         let out = lab
             .ssh(
                 host,
                 &format!(
-                    "setsid flock /run/k8sup.lock sleep {HOLDER_MARK} </dev/null >/dev/null 2>&1 &
+                    "setsid flock /run/k8sup.lock {HOLDER} </dev/null >/dev/null 2>&1 &
                      for i in $(seq 100); do flock -n /run/k8sup.lock true || exit 0; sleep 0.1; done; exit 1"
                 ),
             )
             .expect("ssh runs");
         assert!(out.status.success(), "the foreign lock was not taken");
-        ForeignLock
+        ForeignLock { lab, host }
     }
 }
 
-impl Drop for ForeignLock {
-    /// Kills the holder from the machine (the lab's hosts share its processes).
+impl Drop for ForeignLock<'_> {
     fn drop(&mut self) {
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let holder = args
-                .windows(2)
-                .any(|w| w[0].ends_with(b"sleep") && w[1] == HOLDER_MARK.as_bytes());
-            if let (true, Ok(pid)) = (holder, entry.file_name().to_string_lossy().parse::<i32>()) {
-                // SAFETY: kill(2) with a pid read from /proc; at worst the process is gone.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
+        kill_in(self.lab, self.host, HOLDER);
     }
 }
 
@@ -599,20 +591,18 @@ name = "w1"
         "something stopped"
     );
 
+    let restore = [
+        "etcd",
+        "restore",
+        "-i",
+        inv,
+        "--from",
+        snapshot.to_str().unwrap(),
+        "--yes",
+    ];
     // Another run holds a master: the restore is refused before anything stops.
     let foreign = ForeignLock::take(&lab, "cp3");
-    let out = k8sup(
-        &[
-            "etcd",
-            "restore",
-            "-i",
-            inv,
-            "--from",
-            snapshot.to_str().unwrap(),
-            "--yes",
-        ],
-        &env,
-    );
+    let out = k8sup(&restore, &env);
     drop(foreign);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
@@ -626,18 +616,7 @@ name = "w1"
         "something stopped"
     );
 
-    let out = k8sup(
-        &[
-            "etcd",
-            "restore",
-            "-i",
-            inv,
-            "--from",
-            snapshot.to_str().unwrap(),
-            "--yes",
-        ],
-        &env,
-    );
+    let out = k8sup(&restore, &env);
     said += &stdout(&out);
     said += &stderr(&out);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));

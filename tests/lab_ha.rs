@@ -24,9 +24,7 @@ fn members(lab: &Lab, master: &str) -> Vec<String> {
     let out = on(
         lab,
         master,
-        // A stock kubeadm master: the etcd container's etcdctl, with the certificate its
-        // pod mounts.
-        "crictl -r unix:///run/containerd/containerd.sock exec $(crictl ps --name '^etcd$' -q 2>/dev/null) etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list",
+        &format!("{} member list", k8sup_lab::client::KUBEADM_ETCDCTL),
     );
     let mut names: Vec<String> = out
         .lines()

@@ -11,25 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{endpoint_on_first_master, k8sup, lab, spec, stderr, stdout, write_inventory};
+use common::{
+    endpoint_on_first_master, k8sup, kill_in, lab, processes, spec, stderr, stdout, write_inventory,
+};
 use k8sup_lab::Lab;
-
-/// Every process on this machine (the lab's hosts are real processes here) with its
-/// arguments and the root it runs in, read from the machine's real /proc.
-fn processes() -> Vec<(i32, String, String)> {
-    k8sup_lab::sys::processes()
-        .into_iter()
-        .filter_map(|(pid, _)| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let root = std::fs::read_link(format!("/proc/{pid}/root")).ok()?;
-            Some((
-                pid,
-                String::from_utf8_lossy(&cmdline).replace('\0', " "),
-                root.to_string_lossy().into_owned(),
-            ))
-        })
-        .collect()
-}
 
 /// Samples every process's arguments until stopped.
 struct Sampler {
@@ -108,18 +93,6 @@ fn files_named(lab: &Lab, host: &str, dir: &str, prefix: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Kills every process running inside `host` whose arguments hold `needle`.
-fn kill_in(lab: &Lab, host: &str, needle: &str) {
-    let root = lab.host(host).unwrap().root_dir();
-    for (pid, cmdline, r) in processes() {
-        if Path::new(&r).starts_with(&root) && cmdline.contains(needle) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }
 }
 
 /// Tools a script could hand a secret to as an argument. A process that lives a

@@ -280,3 +280,32 @@ pub fn endpoint_on_first_master(lab: &Lab, inventory: &str) -> String {
         1,
     )
 }
+
+/// Every process on this machine (the lab's hosts are real processes here) with its
+/// arguments and the root it runs in, read from the machine's real /proc.
+pub fn processes() -> Vec<(i32, String, String)> {
+    k8sup_lab::sys::processes()
+        .into_iter()
+        .filter_map(|(pid, _)| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let root = std::fs::read_link(format!("/proc/{pid}/root")).ok()?;
+            Some((
+                pid,
+                String::from_utf8_lossy(&cmdline).replace('\0', " "),
+                root.to_string_lossy().into_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Kills every process running inside `host` whose arguments hold `needle`.
+pub fn kill_in(lab: &Lab, host: &str, needle: &str) {
+    let root = lab.host(host).unwrap().root_dir();
+    for (pid, cmdline, r) in processes() {
+        if std::path::Path::new(&r).starts_with(&root) && cmdline.contains(needle) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}

@@ -8,6 +8,11 @@ use std::process::{Command, Output};
 
 use crate::lab::Lab;
 
+/// `etcdctl` as a test runs it on a stock kubeadm master: the etcd container's (the
+/// host has none), through `crictl exec`, with the client certificate its pod mounts;
+/// the subcommand follows.
+pub const KUBEADM_ETCDCTL: &str = "crictl -r unix:///run/containerd/containerd.sock exec $(crictl ps --name '^etcd$' -q 2>/dev/null) etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key";
+
 /// Why a lab cannot run here, or `None` when it can (root, OpenSSH server and client).
 pub fn unavailable() -> Option<&'static str> {
     if !crate::sys::is_root() {

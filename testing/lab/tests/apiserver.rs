@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use k8sup_lab::client::KUBEADM_ETCDCTL as ETCDCTL;
 use k8sup_lab::{HostSpec, Lab, LabSpec};
 
 mod common;
@@ -276,10 +277,6 @@ fn kubectl_and_kubelets_reach_live_api_servers_through_a_real_haproxy() {
         run(&lab, "w", "kubectl get nodes").status.success()
     });
 }
-
-/// etcdctl as on a stock kubeadm master: the etcd container's, with the client
-/// certificate its pod mounts.
-const ETCDCTL: &str = "crictl -r unix:///run/containerd/containerd.sock exec $(crictl ps --name '^etcd$' -q 2>/dev/null) etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key";
 
 /// The member IDs of `etcdctl member list` (simple format), by name.
 fn members(lab: &Lab, host: &str) -> Vec<(String, String)> {
