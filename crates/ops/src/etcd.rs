@@ -109,6 +109,8 @@ pub struct Backup {
 /// `etcd_ctl` (the local member), `etcd_ctl_at URLS`, `etcd_utl`, `etcd_scratch`.
 pub(crate) const TOOLS: &str = include_str!("etcd_tools.sh");
 
+/// (A failing tool's own last line is what is reported: through `crictl exec`, crictl's
+/// `level=fatal` line about the exit code follows it.)
 const BACKUP_BODY: &str = r#"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 set -u
 umask 077
@@ -122,10 +124,10 @@ etcd_scratch "k8sup-etcd-backup.$$" || exit 4
 tmp=$etcd_scratch_dir
 trap 'rm -rf "$tmp"' EXIT
 if ! etcd_ctl snapshot save "$tmp/snapshot.db" >"$tmp/log" 2>&1; then
-  echo "k8sup-error: etcdctl snapshot save failed: $(tail -n 1 "$tmp/log")" >&2; exit 5
+  echo "k8sup-error: etcdctl snapshot save failed: $(grep -v level=fatal "$tmp/log" | tail -n 1)" >&2; exit 5
 fi
 if ! status=$(etcd_utl snapshot status "$tmp/snapshot.db" -w json 2>"$tmp/log"); then
-  echo "k8sup-error: snapshot status failed: $(tail -n 1 "$tmp/log")" >&2; exit 6
+  echo "k8sup-error: snapshot status failed: $(grep -v level=fatal "$tmp/log" | tail -n 1)" >&2; exit 6
 fi
 echo "k8sup-status: $status" >&2
 echo "k8sup-sha256: $(sha256sum "$tmp/snapshot.db" | cut -d' ' -f1)" >&2

@@ -10,7 +10,8 @@
 //! own binary. Output and errors follow crictl 1.3x (`cmd/crictl/container.go`,
 //! `exec.go`): `-q` prints full ids, the table truncates them to 13 characters, `--name`
 //! is a regular expression, `--state` one of created/running/exited/unknown, a failed
-//! exec is logrus's `level=fatal` line and exit 1, a program's own status is passed on.
+//! exec is logrus's `level=fatal` line and exit 1, and so is a program that fails
+//! ("command terminated with exit code N", after the program's own stderr).
 
 use sha2::{Digest, Sha256};
 
@@ -317,7 +318,14 @@ pub fn exec(inv: &mut Invocation, args: &[String]) -> i32 {
     };
     inv.stdout.push_str(&inner.stdout);
     inv.stderr.push_str(&inner.stderr);
-    status
+    if status == 0 {
+        return 0;
+    }
+    // crictl does not pass the program's status on: it fails itself, saying which.
+    fatal(
+        inv,
+        &format!("execing command in container: command terminated with exit code {status}"),
+    )
 }
 
 #[cfg(test)]
@@ -420,6 +428,12 @@ mod tests {
         assert!(
             err.contains(
                 "open /etc/kubernetes/pki/apiserver-etcd-client.crt: no such file or directory"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.trim_end().ends_with(
+                "level=fatal msg=\"execing command in container: command terminated with exit code 1\""
             ),
             "{err}"
         );
