@@ -53,10 +53,15 @@ pub enum EtcdError {
 }
 
 /// The last non-empty line of a tool's stderr: what it said went wrong.
+/// Through `crictl exec` a failing tool's lines are followed by crictl's own, which
+/// only says that it failed: that one is passed over.
 pub(crate) fn last_line(text: &str) -> &str {
+    let said = |l: &&str| !l.trim().is_empty();
+    let crictl = |l: &&str| l.contains("msg=\"execing command in container: command terminated");
     text.lines()
         .rev()
-        .find(|l| !l.trim().is_empty())
+        .find(|l| said(l) && !crictl(l))
+        .or_else(|| text.lines().rev().find(said))
         .unwrap_or("")
 }
 
@@ -838,6 +843,18 @@ pub async fn restore(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_line_is_the_tool_s_own_not_crictl_s() {
+        let through_crictl = "Error: etcdserver: unhealthy cluster\ntime=\"2026-12-02T07:00:00Z\" level=fatal msg=\"execing command in container: command terminated with exit code 1\"\n";
+        assert_eq!(
+            last_line(through_crictl),
+            "Error: etcdserver: unhealthy cluster"
+        );
+        assert_eq!(last_line("a\nb\n\n"), "b");
+        let only_crictl = "time=\"x\" level=fatal msg=\"execing command in container: command terminated with exit code 2\"";
+        assert_eq!(last_line(only_crictl), only_crictl);
+    }
 
     #[test]
     fn names_sort_by_time_and_are_recognised() {
