@@ -229,13 +229,37 @@ pub fn process_namespace_inode(pid: i32) -> Option<u64> {
     text.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
-/// Removes every namespace (their veths go with them) and the bridge (its routes go with
+/// Removes every host's veth pair, every namespace and the bridge (its routes go with
 /// it). Called once no process of the lab is left.
+///
+/// A veth is deleted by name first: the kernel frees a deleted namespace (and the veth
+/// end inside it) only once nothing holds it, and asynchronously even then, so a veth
+/// left to go with its namespace can outlive the teardown.
 pub fn remove(lab: &str, lab_dir: &Path) -> Result<()> {
     let Some(record) = read_record(lab_dir) else {
         return Ok(());
     };
     let mut first_error = None;
+    let veth_prefix = format!("{}v", record.bridge);
+    if let Ok(links) = std::fs::read_dir("/sys/class/net") {
+        let mut veths: Vec<String> = links
+            .filter_map(|link| link.ok()?.file_name().into_string().ok())
+            .filter(|name| {
+                name.strip_prefix(&veth_prefix).is_some_and(|index| {
+                    !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())
+                })
+            })
+            .collect();
+        veths.sort();
+        for veth in veths {
+            // Gone already when its namespace went first: only a veth still there counts.
+            if let Err(e) = ip(lab, &["link", "delete", &veth]) {
+                if Path::new("/sys/class/net").join(&veth).exists() {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+    }
     for ns in &record.namespaces {
         if namespace_path(ns).exists() {
             if let Err(e) = ip(lab, &["netns", "delete", ns]) {
