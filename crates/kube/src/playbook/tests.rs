@@ -251,14 +251,32 @@ fn images_are_pulled_ahead_on_every_host_before_it_waits_for_init() {
     let w1 = render_host(&inv, inv.host("w1").unwrap(), "redhat", ("rocky", "9.4"));
     let pull = &w1["join-workers/images-pulled-ahead"][0];
     assert!(
-        pull.contains("*/kube-proxy:*|*/pause:*) crictl pull \"$i\""),
+        pull.contains("*/kube-proxy:*|*/pause:*) set -- \"$@\" \"$i\";;"),
         "{pull}"
     );
     assert!(pull.contains("flannel"), "{pull}");
+    // In the background, holding none of the shell's descriptors (fd 9: the host lock).
+    assert!(
+        pull.contains("setsid sh -c ") && pull.trim_end().ends_with("9>&- &"),
+        "{pull}"
+    );
     // Guarded like the join: a joined host does not pull again.
     assert_eq!(
         w1["join-workers/images-pulled-ahead"][1],
         "/etc/kubernetes/kubelet.conf"
+    );
+    // Waited for after the join, only when pulls were started.
+    let ids: Vec<String> = playbook().all_tasks().map(|(_, t)| t.id.clone()).collect();
+    let at = |id: &str| {
+        ids.iter()
+            .position(|i| i == id)
+            .unwrap_or_else(|| panic!("{id}"))
+    };
+    assert!(at("join-workers/kubeadm-join") < at("join-workers/images-pulled"));
+    assert!(at("join-workers/images-pulled") < at("ready/node-ready"));
+    assert_eq!(
+        w1["join-workers/images-pulled"][1],
+        "test ! -e /var/lib/k8sup/pull-ahead"
     );
 }
 

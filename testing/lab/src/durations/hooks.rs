@@ -125,12 +125,12 @@ impl Active {
         self.spend("service-restart", unit, self.durations.service_ms(unit));
     }
 
-    /// Pulls one image through the shared mirror now; returns when it is present.
-    pub fn pull(&self, image: &str) -> u64 {
+    /// Starts a pull of one image through the shared mirror now: reserves the mirror and
+    /// returns when the image will be present (the caller waits for it).
+    pub fn start_pull(&self, image: &str) -> u64 {
         let start = now_ms();
         let done = self.transfer(image, start);
         self.record(start, "image-pull", image, self.unscaled(done - start));
-        std::thread::sleep(Duration::from_millis(done.saturating_sub(now_ms())));
         done
     }
 

@@ -22,8 +22,23 @@ use crate::durations::{hooks, Durations};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
     pub bytes: u64,
-    /// When it is (or, pulled by a kubelet ahead of time, will be) present, ms since epoch.
+    /// When it is (or, being pulled, will be) present, ms since epoch.
     pub at_ms: u64,
+    /// The process pulling it while `at_ms` is ahead (a `crictl pull`, or kubeadm's): a
+    /// pull whose client died is cancelled, as the runtime cancels a CRI pull whose
+    /// caller went away. `None` for the kubelet's pulls, which last as long as the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub puller: Option<u32>,
+}
+
+impl Stored {
+    /// Present by `now`, or on its way: a pull still in progress.
+    fn counts(&self, now: u64) -> bool {
+        self.at_ms <= now
+            || self
+                .puller
+                .is_none_or(|pid| Path::new("/proc").join(pid.to_string()).exists())
+    }
 }
 
 /// The store of the host `host` under a cluster directory.
@@ -37,16 +52,28 @@ fn host_name(inv: &Invocation) -> String {
         .unwrap_or_else(|_| inv.hostname())
 }
 
-/// The images `host` holds (by reference, as pulled).
+/// The images `host` holds or is pulling (by reference, as pulled); a pull whose client
+/// died is not among them.
 pub fn held(cluster_dir: &Path, host: &str) -> BTreeMap<String, Stored> {
+    let now = hooks::now_ms();
+    let mut store = stored(cluster_dir, host);
+    store.retain(|_, s| s.counts(now));
+    store
+}
+
+fn stored(cluster_dir: &Path, host: &str) -> BTreeMap<String, Stored> {
     std::fs::read_to_string(store_file(cluster_dir, host))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default()
 }
 
-/// Adds images to `host`'s store (under a lock: pulls run in parallel).
-pub fn add(cluster_dir: &Path, host: &str, images: &[(String, u64)]) -> Result<(), String> {
+/// Runs `f` on `host`'s store under its lock (pulls run in parallel) and writes it back.
+fn update<T>(
+    cluster_dir: &Path,
+    host: &str,
+    f: impl FnOnce(&mut BTreeMap<String, Stored>) -> T,
+) -> Result<T, String> {
     let path = store_file(cluster_dir, host);
     let dir = path.parent().unwrap_or(cluster_dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -65,20 +92,30 @@ pub fn add(cluster_dir: &Path, host: &str, images: &[(String, u64)]) -> Result<(
         ));
     }
     let mut store = held(cluster_dir, host);
-    let sizes = sizes();
-    for (image, at_ms) in images {
-        let bytes = sizes.image_bytes(image);
-        let entry = store.entry(image.clone()).or_insert(Stored {
-            bytes,
-            at_ms: *at_ms,
-        });
-        entry.at_ms = entry.at_ms.min(*at_ms);
-    }
+    let out = f(&mut store);
     let text = serde_json::to_string_pretty(&store).map_err(|e| e.to_string())?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(out)
+}
+
+/// Adds images the kubelet pulled, or will have pulled by their time, to `host`'s store.
+pub fn add(cluster_dir: &Path, host: &str, images: &[(String, u64)]) -> Result<(), String> {
+    let sizes = sizes();
+    update(cluster_dir, host, |store| {
+        for (image, at_ms) in images {
+            let bytes = sizes.image_bytes(image);
+            let entry = store.entry(image.clone()).or_insert(Stored {
+                bytes,
+                at_ms: *at_ms,
+                puller: None,
+            });
+            entry.at_ms = entry.at_ms.min(*at_ms);
+            entry.puller = None;
+        }
+    })
 }
 
 /// The profile whose sizes `crictl images` shows.
@@ -88,23 +125,38 @@ fn sizes() -> Durations {
         .unwrap_or_else(Durations::realistic)
 }
 
-/// Pulls `image` on this host unless it holds it (waiting for one a kubelet is still
-/// pulling); with durations on, the pull takes its time through the shared mirror.
+/// Pulls `image` on this host unless it holds it; with durations on, the pull takes its
+/// time through the shared mirror. An image another pull is fetching (a kubelet's, or a
+/// `crictl pull` running beside this one) is waited for, not fetched again: containerd
+/// keeps one ingest per blob, and a second pull of content being written waits for the
+/// first (its content store answers "unavailable" until the writer commits).
 pub fn pull(inv: &Invocation, image: &str) -> Result<(), String> {
     let cluster_dir = inv.path(CLUSTER_DIR);
     let host = host_name(inv);
-    if let Some(s) = held(&cluster_dir, &host).get(image) {
-        let now = hooks::now_ms();
-        if s.at_ms > now {
-            std::thread::sleep(std::time::Duration::from_millis(s.at_ms - now));
+    let sizes = sizes();
+    let at = update(&cluster_dir, &host, |store| {
+        if let Some(s) = store.get(image) {
+            return s.at_ms;
         }
-        return Ok(());
+        let at = match hooks::active() {
+            Some(a) => a.start_pull(image),
+            None => hooks::now_ms(),
+        };
+        store.insert(
+            image.to_string(),
+            Stored {
+                bytes: sizes.image_bytes(image),
+                at_ms: at,
+                puller: Some(std::process::id()),
+            },
+        );
+        at
+    })?;
+    let now = hooks::now_ms();
+    if at > now {
+        std::thread::sleep(std::time::Duration::from_millis(at - now));
     }
-    let at = match hooks::active() {
-        Some(a) => a.pull(image),
-        None => hooks::now_ms(),
-    };
-    add(&cluster_dir, &host, &[(image.to_string(), at)])
+    Ok(())
 }
 
 /// A stable stand-in for an image's digest: 64 hex digits derived from its reference.
@@ -358,6 +410,48 @@ mod tests {
             "{}",
             inv.stdout
         );
+    }
+
+    #[test]
+    fn an_image_being_pulled_is_waited_for_and_a_cancelled_pull_is_not() {
+        let h = FakeHost::new(Distro::Ubuntu2204, Arch::Amd64);
+        let inv = Invocation::new(&h.root, "crictl", &[], 0);
+        let cluster_dir = inv.path(CLUSTER_DIR);
+        let host = host_name(&inv);
+        let image = "registry.k8s.io/kube-proxy:v1.30.4";
+        let in_flight = |puller: u32| {
+            let at = hooks::now_ms() + 300;
+            update(&cluster_dir, &host, |store| {
+                store.insert(
+                    image.to_string(),
+                    Stored {
+                        bytes: 1,
+                        at_ms: at,
+                        puller: Some(puller),
+                    },
+                );
+            })
+            .expect("store");
+            at
+        };
+        // Another pull (this process stands for it) is fetching it: not listed yet, and a
+        // second pull waits for that one instead of fetching it again.
+        let at = in_flight(std::process::id());
+        let mut listing = Invocation::new(&h.root, "crictl", &[], 0);
+        crictl_images(&mut listing, None);
+        assert!(!listing.stdout.contains("kube-proxy"), "{}", listing.stdout);
+        pull(&inv, image).expect("pull");
+        assert!(hooks::now_ms() >= at);
+        assert_eq!(held(&cluster_dir, &host)[image].at_ms, at);
+        // The puller died: its pull was cancelled, so the image is fetched anew.
+        let mut dead = std::process::Command::new("true").spawn().expect("true");
+        dead.wait().expect("wait");
+        let cancelled = in_flight(dead.id());
+        assert!(!held(&cluster_dir, &host).contains_key(image));
+        pull(&inv, image).expect("pull");
+        let now = held(&cluster_dir, &host)[image].clone();
+        assert!(now.at_ms < cancelled, "{now:?}");
+        assert_eq!(now.puller, Some(std::process::id()));
     }
 
     #[test]
