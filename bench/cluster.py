@@ -115,6 +115,7 @@ def bench(n: int, work: Path, profile: str, scale: float, version: str,
         logfile = work / f"apply-{n}.log"
         log(f"k8sup apply on {n} hosts (log {logfile})")
         t0 = time.monotonic()
+        started_ms = time.time() * 1000
         with open(logfile, "w") as f:
             extra = ["--playbook", playbook] if playbook else []
             rc = subprocess.run([str(K8SUP), "apply", "-i", str(inv)] + extra, stdout=f,
@@ -140,6 +141,8 @@ def bench(n: int, work: Path, profile: str, scale: float, version: str,
         ops: dict[str, int] = {}
         for a in applied:
             ops[a["op"]] = ops.get(a["op"], 0) + 1
+        kept = work / f"applied-{n}.jsonl"
+        kept.write_text((cluster_dir / "durations" / "applied.jsonl").read_text())
         crit = json.loads(run([str(LAB_BIN), "critical-path", "--durations", profile,
                                "--hosts", str(n), "--masters", "3",
                                "--version", version_full(state), "--json"], "critical-path"))
@@ -151,12 +154,53 @@ def bench(n: int, work: Path, profile: str, scale: float, version: str,
             "k8sup_wall_s": round(wall, 2), "critical_path_s": round(crit_s, 2),
             "ratio": round(wall / crit_s, 3), "critical_path": crit,
             "first_master_packages": first_pkgs, "applied_ops": ops,
-            "log": str(logfile),
+            "timeline_s": timeline(applied, started_ms, scale),
+            "log": str(logfile), "applied_log": str(kept),
         }
         log(f"N={n}: k8sup {wall:.1f}s, critical path {crit_s:.1f}s, ratio {wall / crit_s:.2f}")
         return result
     finally:
         subprocess.run([str(LAB_BIN), "down", name], capture_output=True)
+
+
+def timeline(applied: list, started_ms: float, scale: float) -> dict:
+    """When the chain's steps started and ended, seconds of wall time after the apply
+    started (from the lab's applied log; an entry's `ms` is profile time, so scaled)."""
+    def end(a: dict) -> float:
+        return a["at_ms"] + a["ms"] * scale
+
+    def rel(ms: float) -> float:
+        return round((ms - started_ms) / 1000, 1)
+
+    def pick(op: str) -> list:
+        return [a for a in applied if a["op"] == op]
+
+    t: dict[str, float] = {}
+    init = pick("kubeadm-init")
+    if init:
+        t["init_start"] = rel(init[0]["at_ms"])
+        t["init_end"] = rel(end(init[0]))
+    for name, op in [("node_join", "kubeadm-join"), ("cp_join", "kubeadm-join-control-plane")]:
+        steps = pick(op)
+        if steps:
+            t[f"{name}_first_start"] = rel(min(a["at_ms"] for a in steps))
+            t[f"{name}_last_end"] = rel(max(end(a) for a in steps))
+    node_pulls = [a for a in pick("image-pull") if a["host"].startswith("node-")
+                  or "(kubelet of node-" in a["what"]]
+    if node_pulls:
+        t["node_pulls_first_start"] = rel(min(a["at_ms"] for a in node_pulls))
+        t["node_pulls_last_end"] = rel(max(end(a) for a in node_pulls))
+    master_pulls = [a for a in pick("image-pull") if a["host"].startswith("master-")
+                    and "(kubelet of node-" not in a["what"]]
+    if master_pulls:
+        t["master_pulls_last_end"] = rel(max(end(a) for a in master_pulls))
+    restarts = [a for a in pick("service-restart") if "containerd" in a["what"]]
+    if restarts:
+        t["last_runtime_restart_end"] = rel(max(end(a) for a in restarts))
+    ready = pick("kubelet-ready")
+    if ready:
+        t["last_ready"] = rel(max(end(a) for a in ready))
+    return t
 
 
 def version_full(state: dict) -> str:

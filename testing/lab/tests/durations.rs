@@ -118,3 +118,59 @@ fn emulated_operations_take_and_record_the_profiles_durations() {
         .is_empty());
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Two pulls of one image on a host at once fetch it once: the second waits for the
+/// first (containerd keeps one ingest per blob); a pull whose client is killed is
+/// cancelled, and the next pull fetches the image anew.
+#[test]
+fn a_pull_of_an_image_in_flight_waits_for_it_and_a_killed_one_is_cancelled() {
+    if !lab_available() {
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("k8sup-lab-inflight-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    // 1/100 of real time with a 1 Mbit/s mirror: kube-proxy's ~30 MiB take ~250 s of
+    // profile time, 2.5 s here.
+    let profile = tmp.join("slow-mirror.toml");
+    let text = durations::REALISTIC
+        .1
+        .replace("time_scale = 1.0", "time_scale = 0.01")
+        .replace("mirror_mbps = 1000", "mirror_mbps = 1");
+    assert!(
+        text.contains("mirror_mbps = 1\n"),
+        "the profile changed shape"
+    );
+    std::fs::write(&profile, text).expect("write profile");
+    let lab = Lab::up(
+        &LabSpec::new("inflight")
+            .durations(profile.to_string_lossy())
+            .host(HostSpec::new("host")),
+    )
+    .expect("lab up");
+    ok(&lab, "host", PREPARE);
+    let proxy = "registry.k8s.io/kube-proxy:v1.30.4";
+    ok(
+        &lab,
+        "host",
+        &format!("crictl pull {proxy} >/dev/null & sleep 0.5; crictl pull {proxy}; wait"),
+    );
+    let pulls = |image: &str| {
+        durations::applied(&lab.cluster_dir())
+            .expect("log")
+            .iter()
+            .filter(|a| a.op == "image-pull" && a.what == image)
+            .count()
+    };
+    assert_eq!(pulls(proxy), 1, "fetched twice");
+
+    let flannel = "docker.io/flannel/flannel:v0.25.6";
+    ok(
+        &lab,
+        "host",
+        &format!("crictl pull {flannel} & p=$!; sleep 0.5; kill -9 $p; crictl pull {flannel}"),
+    );
+    assert_eq!(pulls(flannel), 2, "a cancelled pull was waited for");
+    let listed = ok(&lab, "host", "crictl images");
+    assert!(listed.contains("docker.io/flannel/flannel"), "{listed}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

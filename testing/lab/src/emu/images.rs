@@ -24,20 +24,34 @@ pub struct Stored {
     pub bytes: u64,
     /// When it is (or, being pulled, will be) present, ms since epoch.
     pub at_ms: u64,
-    /// The process pulling it while `at_ms` is ahead (a `crictl pull`, or kubeadm's): a
-    /// pull whose client died is cancelled, as the runtime cancels a CRI pull whose
-    /// caller went away. `None` for the kubelet's pulls, which last as long as the node.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub puller: Option<u32>,
+    /// Pulled by a client (a `crictl pull`, or kubeadm's) that holds the pull's lock
+    /// file ([`pull_lock`]) while `at_ms` is ahead: a pull whose client died is
+    /// cancelled, as the runtime cancels a CRI pull whose caller went away. `false` for
+    /// the kubelet's pulls, which last as long as the node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pulling: bool,
 }
 
-impl Stored {
-    /// Present by `now`, or on its way: a pull still in progress.
-    fn counts(&self, now: u64) -> bool {
-        self.at_ms <= now
-            || self
-                .puller
-                .is_none_or(|pid| Path::new("/proc").join(pid.to_string()).exists())
+/// The lock file a client holds while it pulls `image` on `host`. A lock, not a pid: it
+/// is released the moment the client dies, zombie or not, and a lab host's `/proc` is
+/// not the kernel's.
+fn pull_lock(cluster_dir: &Path, host: &str, image: &str) -> PathBuf {
+    cluster_dir
+        .join("images")
+        .join(format!("{host}.{}.pull", &digest(image)[..16]))
+}
+
+/// `flock` on `file` with `operation`: whether it was taken.
+fn flock(file: &std::fs::File, operation: libc::c_int) -> bool {
+    // SAFETY: flock on a descriptor `file` owns and keeps open for the call.
+    unsafe { libc::flock(file.as_raw_fd(), operation) == 0 }
+}
+
+/// Whether a client still pulls `image` on `host` (holds its lock).
+fn still_pulling(cluster_dir: &Path, host: &str, image: &str) -> bool {
+    match std::fs::File::open(pull_lock(cluster_dir, host, image)) {
+        Ok(file) => !flock(&file, libc::LOCK_SH | libc::LOCK_NB),
+        Err(_) => false,
     }
 }
 
@@ -57,7 +71,8 @@ fn host_name(inv: &Invocation) -> String {
 pub fn held(cluster_dir: &Path, host: &str) -> BTreeMap<String, Stored> {
     let now = hooks::now_ms();
     let mut store = stored(cluster_dir, host);
-    store.retain(|_, s| s.counts(now));
+    store
+        .retain(|image, s| s.at_ms <= now || !s.pulling || still_pulling(cluster_dir, host, image));
     store
 }
 
@@ -110,10 +125,10 @@ pub fn add(cluster_dir: &Path, host: &str, images: &[(String, u64)]) -> Result<(
             let entry = store.entry(image.clone()).or_insert(Stored {
                 bytes,
                 at_ms: *at_ms,
-                puller: None,
+                pulling: false,
             });
             entry.at_ms = entry.at_ms.min(*at_ms);
-            entry.puller = None;
+            entry.pulling = false;
         }
     })
 }
@@ -134,9 +149,24 @@ pub fn pull(inv: &Invocation, image: &str) -> Result<(), String> {
     let cluster_dir = inv.path(CLUSTER_DIR);
     let host = host_name(inv);
     let sizes = sizes();
-    let at = update(&cluster_dir, &host, |store| {
+    let lock_path = pull_lock(&cluster_dir, &host, image);
+    let (at, _lock) = update(&cluster_dir, &host, |store| {
         if let Some(s) = store.get(image) {
-            return s.at_ms;
+            return Ok((s.at_ms, None));
+        }
+        // Taken before the pull is announced, under the store's lock: no reader sees
+        // the entry without its holder.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        if !flock(&lock, libc::LOCK_EX | libc::LOCK_NB) {
+            return Err(format!(
+                "{}: held by a pull the store does not know",
+                lock_path.display()
+            ));
         }
         let at = match hooks::active() {
             Some(a) => a.start_pull(image),
@@ -147,11 +177,11 @@ pub fn pull(inv: &Invocation, image: &str) -> Result<(), String> {
             Stored {
                 bytes: sizes.image_bytes(image),
                 at_ms: at,
-                puller: Some(std::process::id()),
+                pulling: true,
             },
         );
-        at
-    })?;
+        Ok((at, Some(lock)))
+    })??;
     let now = hooks::now_ms();
     if at > now {
         std::thread::sleep(std::time::Duration::from_millis(at - now));
@@ -419,7 +449,7 @@ mod tests {
         let cluster_dir = inv.path(CLUSTER_DIR);
         let host = host_name(&inv);
         let image = "registry.k8s.io/kube-proxy:v1.30.4";
-        let in_flight = |puller: u32| {
+        let in_flight = || {
             let at = hooks::now_ms() + 300;
             update(&cluster_dir, &host, |store| {
                 store.insert(
@@ -427,31 +457,35 @@ mod tests {
                     Stored {
                         bytes: 1,
                         at_ms: at,
-                        puller: Some(puller),
+                        pulling: true,
                     },
                 );
             })
             .expect("store");
             at
         };
-        // Another pull (this process stands for it) is fetching it: not listed yet, and a
-        // second pull waits for that one instead of fetching it again.
-        let at = in_flight(std::process::id());
+        let lock_path = pull_lock(&cluster_dir, &host, image);
+        // Another client is fetching it (this test holds its lock): not listed yet, and
+        // a second pull waits for that one instead of fetching it again.
+        std::fs::create_dir_all(lock_path.parent().expect("dir")).expect("images dir");
+        let holder = std::fs::File::create(&lock_path).expect("lock file");
+        assert!(flock(&holder, libc::LOCK_EX));
+        let at = in_flight();
         let mut listing = Invocation::new(&h.root, "crictl", &[], 0);
         crictl_images(&mut listing, None);
         assert!(!listing.stdout.contains("kube-proxy"), "{}", listing.stdout);
         pull(&inv, image).expect("pull");
         assert!(hooks::now_ms() >= at);
         assert_eq!(held(&cluster_dir, &host)[image].at_ms, at);
-        // The puller died: its pull was cancelled, so the image is fetched anew.
-        let mut dead = std::process::Command::new("true").spawn().expect("true");
-        dead.wait().expect("wait");
-        let cancelled = in_flight(dead.id());
+        // The client died (its lock went with it): the pull was cancelled, so the image
+        // is fetched anew.
+        drop(holder);
+        let cancelled = in_flight();
         assert!(!held(&cluster_dir, &host).contains_key(image));
         pull(&inv, image).expect("pull");
         let now = held(&cluster_dir, &host)[image].clone();
         assert!(now.at_ms < cancelled, "{now:?}");
-        assert_eq!(now.puller, Some(std::process::id()));
+        assert!(now.pulling);
     }
 
     #[test]
