@@ -1,14 +1,9 @@
 //! Operations on the cluster as a whole: fetch the admin kubeconfig from the
-//! first master, and tear every host down for a fresh apply (`reset`).
+//! first master (`reset`, which tears every host down, is [`crate::reset`]).
 
-use k8sup_inventory::{Host, Inventory};
-use k8sup_shell::Script;
-
-use k8sup_ssh::Session;
+use k8sup_inventory::Inventory;
 
 use crate::connect::{target_for, ConnectOptions};
-use crate::fan_out::in_order;
-use crate::lock::{HostLockError, LockOrder};
 
 /// Where kubeadm writes the cluster admin's kubeconfig on a master.
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
@@ -78,120 +73,6 @@ pub fn rewrite_server(kubeconfig: &str, server: &str) -> Result<String, String> 
         Ok(out)
     } else {
         Err("the kubeconfig has no cluster server to point at the control-plane endpoint".into())
-    }
-}
-
-/// What `reset` does on each host, in order. Every step tolerates what is
-/// already gone, so a reset of a half-installed or reset host succeeds.
-pub(crate) const RESET_SCRIPT: &str = include_str!("reset.sh");
-
-/// How one host's reset went.
-#[derive(Debug)]
-pub struct ResetReport {
-    pub host: String,
-    pub result: Result<(), String>,
-}
-
-/// Resets every host of `hosts` in parallel. With `options.run`, every host is
-/// connected to and locked first: when another run holds any of them, none is reset.
-pub async fn reset(
-    inventory: &Inventory,
-    hosts: &[&Host],
-    options: &ConnectOptions,
-) -> Vec<ResetReport> {
-    let n = options.parallelism(inventory);
-    let order = hosts.first().map(|first| LockOrder::new(&first.name));
-    let order = order.as_ref();
-    let sessions: Vec<Result<Session, LockedOr>> =
-        in_order(hosts, n, |host| connect_and_lock(host, options, order)).await;
-    let any_locked = sessions
-        .iter()
-        .any(|s| matches!(s, Err(LockedOr::Locked(_))));
-    in_order(
-        hosts.iter().zip(sessions),
-        n,
-        |(host, session)| async move {
-            let result = match session {
-                Ok(session) if any_locked => {
-                    session.close().await;
-                    Err(format!(
-                        "{} was not reset: another run holds one of the hosts; nothing was changed",
-                        host.name
-                    ))
-                }
-                Ok(session) => reset_host(host, session).await,
-                Err(LockedOr::Locked(why)) => {
-                    Err(format!("{}: {why}; nothing was changed", host.name))
-                }
-                Err(LockedOr::Failed(why)) => Err(why),
-            };
-            ResetReport {
-                host: host.name.clone(),
-                result,
-            }
-        },
-    )
-    .await
-}
-
-/// Why a host cannot be reset.
-enum LockedOr {
-    /// Another run holds it.
-    Locked(String),
-    /// Unreachable, or the lock could not be taken.
-    Failed(String),
-}
-
-async fn connect_and_lock(
-    host: &Host,
-    options: &ConnectOptions,
-    order: Option<&LockOrder>,
-) -> Result<Session, LockedOr> {
-    let session = match k8sup_ssh::connect(&target_for(host, options)).await {
-        Ok(session) => session,
-        Err(e) => {
-            if let Some(order) = order {
-                order.unreachable(&host.name);
-            }
-            return Err(LockedOr::Failed(e.to_string()));
-        }
-    };
-    if let (Some(run), Some(order)) = (&options.run, order) {
-        if let Err(e) = order.lock(&host.name, &session, run).await {
-            session.close().await;
-            return Err(match e {
-                HostLockError::Held(_) => LockedOr::Locked(e.to_string()),
-                HostLockError::Failed(_) => LockedOr::Failed(format!("{}: {e}", host.name)),
-            });
-        }
-    }
-    Ok(session)
-}
-
-async fn reset_host(host: &Host, session: Session) -> Result<(), String> {
-    let out = session
-        .run(&Script::new(RESET_SCRIPT))
-        .await
-        .map_err(|e| e.to_string())?;
-    session.close().await;
-    if out.success() && out.stdout_text().contains("reset-done") {
-        Ok(())
-    } else {
-        let stderr = out.stderr_text();
-        let tail: Vec<&str> = stderr
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        Err(format!(
-            "reset failed on {} ({}): {}",
-            host.name,
-            out.status_text(),
-            tail.join(" / ")
-        ))
     }
 }
 

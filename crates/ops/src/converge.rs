@@ -250,6 +250,18 @@ pub async fn prepare_with(
     }
 }
 
+/// A host's role names, as playbooks select hosts by them (`master`, `node`).
+pub(crate) fn roles(host: &Host) -> BTreeSet<String> {
+    let mut roles = BTreeSet::new();
+    if host.roles.master {
+        roles.insert("master".to_string());
+    }
+    if host.roles.node {
+        roles.insert("node".to_string());
+    }
+    roles
+}
+
 /// The engine's view of one host: selection data, platform and template context.
 fn host_spec(
     inventory: &Inventory,
@@ -258,13 +270,6 @@ fn host_spec(
     manifest: Option<&str>,
     transport: Arc<k8sup_ssh::Session>,
 ) -> Result<HostSpec, String> {
-    let mut roles = BTreeSet::new();
-    if host.roles.master {
-        roles.insert("master".to_string());
-    }
-    if host.roles.node {
-        roles.insert("node".to_string());
-    }
     let platform = Platform {
         arch: facts
             .arch
@@ -283,7 +288,7 @@ fn host_spec(
         .map_err(|e| e.to_string())?;
     Ok(HostSpec {
         name: host.name.clone(),
-        roles,
+        roles: roles(host),
         labels: host.labels.clone(),
         first_master: inventory.first_master().name == host.name,
         platform,

@@ -129,24 +129,16 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
 }
 
 /// Why a host could not be locked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostLockError {
     /// Another run holds it; what its lock file says.
+    #[error(
+        "locked by {0} ({HOST_LOCK_FILE}): wait for that run (or the command it left running) to end"
+    )]
     Held(String),
     /// The lock could not be taken at all.
+    #[error("cannot lock the host: {0}")]
     Failed(String),
-}
-
-impl std::fmt::Display for HostLockError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HostLockError::Held(holder) => write!(
-                f,
-                "locked by {holder} ({HOST_LOCK_FILE}): wait for that run (or the command it left running) to end"
-            ),
-            HostLockError::Failed(why) => write!(f, "cannot lock the host: {why}"),
-        }
-    }
 }
 
 /// Exit status of the lock script when another run holds the lock.

@@ -16,12 +16,13 @@
 
 use std::collections::BTreeSet;
 
+use k8sup_engine::EventSink;
 use k8sup_inventory::Inventory;
 use k8sup_shell::{Script, ShellArg};
 use k8sup_ssh::Session;
 
-use crate::cluster::RESET_SCRIPT;
 use crate::etcd::TOOLS;
+use crate::reset::reset_over;
 
 const PATH: &str =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH; export PATH;";
@@ -272,7 +273,7 @@ pub fn plan_removals(
                         "kubeadm reset and k8sup's cleanup".into()
                     },
                     on: On::Removed,
-                    command: "kubeadm reset -f; systemctl stop kubelet; rm -rf /etc/cni/net.d /var/lib/cni /var/lib/kubelet/pki /etc/kubernetes/manifests /var/lib/etcd /etc/k8sup /var/lib/k8sup; haproxy stopped and its k8sup config removed; CNI links and iptables flushed (as `k8sup reset`)".into(),
+                    command: reset_steps(),
                 });
             }
         } else {
@@ -377,13 +378,33 @@ pub async fn installed(sessions: &[(String, std::sync::Arc<Session>)]) -> BTreeS
     found
 }
 
-/// Runs `plan`, step by step; `report` is told each step as it starts. Stops at
-/// the first failure.
+/// What the plan shows of a removed host's reset: the reset playbook's steps.
+fn reset_steps() -> String {
+    let steps: Vec<String> = crate::reset::playbook()
+        .map(|p| {
+            p.plays
+                .into_iter()
+                .flat_map(|p| p.tasks)
+                .map(|t| t.name)
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{} (as `k8sup reset`): {}",
+        k8sup_kube::playbook::RESET_PLAYBOOK_NAME,
+        steps.join("; ")
+    )
+}
+
+/// Runs `plan`, step by step; `report` is told each step as it starts, `events`
+/// gets the engine's events of a removed host's reset. Stops at the first failure.
 pub async fn remove(
+    inventory: &Inventory,
     plan: &RemovalPlan,
     first_master: &Session,
     removed: &[(String, std::sync::Arc<Session>)],
     report: &dyn Fn(&str, &Step),
+    events: EventSink,
 ) -> Result<(), String> {
     for r in &plan.removals {
         for step in &r.steps {
@@ -395,9 +416,15 @@ pub async fn remove(
                     let session = removed
                         .iter()
                         .find(|(h, _)| *h == r.host)
-                        .map(|(_, s)| s.as_ref())
+                        .map(|(_, s)| s.clone())
                         .ok_or_else(|| format!("{}: no connection to reset it", r.host))?;
-                    (session, RESET_SCRIPT.to_string())
+                    let host = inventory
+                        .host(&r.host)
+                        .ok_or_else(|| format!("{}: not in the inventory", r.host))?;
+                    reset_over(inventory, host, session, events.clone())
+                        .await
+                        .map_err(|e| format!("{}: {} failed: {e}", r.host, step.what))?;
+                    continue;
                 }
             };
             let out = session
