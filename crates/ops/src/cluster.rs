@@ -2,17 +2,42 @@
 //! first master (`reset`, which tears every host down, is [`crate::reset`]).
 
 use k8sup_inventory::Inventory;
+use k8sup_ssh::{CommandError, ConnectError};
 
 use crate::connect::{target_for, ConnectOptions};
 
 /// Where kubeadm writes the cluster admin's kubeconfig on a master.
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 
+/// Why the admin kubeconfig could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeconfigError {
+    #[error("no master answers: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    NoMasterAnswers(Vec<ConnectError>),
+    #[error(transparent)]
+    Unreachable(Box<ConnectError>),
+    #[error(
+        "{source}\n(has the cluster been installed? `k8sup apply` writes {ADMIN_CONF} on {host})"
+    )]
+    Download {
+        host: String,
+        #[source]
+        source: Box<CommandError>,
+    },
+    #[error("{ADMIN_CONF} on {host} is not text")]
+    NotText { host: String },
+    #[error("the kubeconfig has no cluster server to point at the control-plane endpoint")]
+    NoServer,
+}
+
 /// Downloads the admin kubeconfig from the first master and points its
 /// `server:` at the inventory's control-plane endpoint. With a local balancer
 /// (whose 127.0.0.1 means nothing on this machine) the kubeconfig comes from the
 /// first master that answers, and points at that master's API server.
-pub async fn kubeconfig(inventory: &Inventory, options: &ConnectOptions) -> Result<String, String> {
+pub async fn kubeconfig(
+    inventory: &Inventory,
+    options: &ConnectOptions,
+) -> Result<String, KubeconfigError> {
     let (master, session) = if inventory.cluster.control_plane_lb.local_port().is_some() {
         let mut failures = Vec::new();
         let mut found = None;
@@ -22,26 +47,28 @@ pub async fn kubeconfig(inventory: &Inventory, options: &ConnectOptions) -> Resu
                     found = Some((master, session));
                     break;
                 }
-                Err(e) => failures.push(e.to_string()),
+                Err(e) => failures.push(e),
             }
         }
-        found.ok_or_else(|| format!("no master answers: {}", failures.join("; ")))?
+        found.ok_or(KubeconfigError::NoMasterAnswers(failures))?
     } else {
         let master = inventory.first_master();
         let session = k8sup_ssh::connect(&target_for(master, options))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| KubeconfigError::Unreachable(Box::new(e)))?;
         (master, session)
     };
-    let bytes = session.download(ADMIN_CONF).await.map_err(|e| {
-        format!(
-            "{e}\n(has the cluster been installed? `k8sup apply` writes {ADMIN_CONF} on {})",
-            master.name
-        )
-    })?;
+    let bytes = session
+        .download(ADMIN_CONF)
+        .await
+        .map_err(|source| KubeconfigError::Download {
+            host: master.name.clone(),
+            source: Box::new(source),
+        })?;
     session.close().await;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| format!("{ADMIN_CONF} on {} is not text", master.name))?;
+    let text = String::from_utf8(bytes).map_err(|_| KubeconfigError::NotText {
+        host: master.name.clone(),
+    })?;
     let server = match inventory.cluster.control_plane_lb.local_port() {
         Some(_) => k8sup_inventory::Endpoint {
             host: master.address.clone(),
@@ -53,7 +80,7 @@ pub async fn kubeconfig(inventory: &Inventory, options: &ConnectOptions) -> Resu
 }
 
 /// Replaces every cluster's `server:` URL in a kubeconfig.
-pub fn rewrite_server(kubeconfig: &str, server: &str) -> Result<String, String> {
+pub fn rewrite_server(kubeconfig: &str, server: &str) -> Result<String, KubeconfigError> {
     let mut found = false;
     let mut out = String::with_capacity(kubeconfig.len());
     for line in kubeconfig.lines() {
@@ -72,7 +99,7 @@ pub fn rewrite_server(kubeconfig: &str, server: &str) -> Result<String, String> 
     if found {
         Ok(out)
     } else {
-        Err("the kubeconfig has no cluster server to point at the control-plane endpoint".into())
+        Err(KubeconfigError::NoServer)
     }
 }
 
