@@ -33,7 +33,9 @@ pub async fn survey(
         return Ok(None);
     };
     let masters_go = inventory.removed().any(|h| h.roles.master);
-    let view = remove::read_cluster(master, masters_go).await?;
+    let view = remove::read_cluster(master, masters_go)
+        .await
+        .map_err(|e| e.to_string())?;
     let reachable: BTreeSet<String> = prepared.removed.iter().map(|(h, _)| h.clone()).collect();
     let installed = remove::installed(&prepared.removed).await;
     let plan = remove::plan_removals(inventory, &reachable, &installed, &view)
@@ -137,7 +139,8 @@ pub async fn run(
         &report,
         events,
     )
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     for host in hosts {
         println!("{host}: removed");
     }

@@ -19,10 +19,10 @@ use std::collections::BTreeSet;
 use k8sup_engine::EventSink;
 use k8sup_inventory::Inventory;
 use k8sup_shell::{Script, ShellArg};
-use k8sup_ssh::Session;
+use k8sup_ssh::{CommandError, Session};
 
 use crate::etcd::TOOLS;
-use crate::reset::reset_over;
+use crate::reset::{reset_over, ResetError};
 
 const PATH: &str =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH; export PATH;";
@@ -56,21 +56,70 @@ pub struct ClusterView {
     pub members: Vec<EtcdMember>,
 }
 
+/// Why the cluster could not be read, or a removal step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error("cannot read the cluster on {host}: {source}")]
+    ReadLost {
+        host: String,
+        #[source]
+        source: Box<CommandError>,
+    },
+    #[error("cannot read the cluster on {host} ({status}): {said}")]
+    Read {
+        host: String,
+        status: String,
+        /// The last line the script printed on stderr.
+        said: String,
+    },
+    #[error("{host}: no connection to reset it")]
+    NotConnected { host: String },
+    #[error("{host}: not in the inventory")]
+    NotInInventory { host: String },
+    #[error("{host}: {step} failed: {source}")]
+    Reset {
+        host: String,
+        step: String,
+        #[source]
+        source: Box<ResetError>,
+    },
+    #[error("{host}: {step} failed: {source}")]
+    StepLost {
+        host: String,
+        step: String,
+        #[source]
+        source: Box<CommandError>,
+    },
+    #[error("{host}: {step} failed on {on} ({status}): {said}")]
+    Step {
+        host: String,
+        step: String,
+        /// The host it ran on (the first master, or the removed host).
+        on: String,
+        status: String,
+        said: String,
+    },
+    #[error("a script holds a NUL byte")]
+    NulByte,
+}
+
 /// Reads the nodes (and, with `etcd`, the etcd members and the health of each
 /// member's client URL) on the first master.
-pub async fn read_cluster(master: &Session, etcd: bool) -> Result<ClusterView, String> {
+pub async fn read_cluster(master: &Session, etcd: bool) -> Result<ClusterView, RemoveError> {
     let text = cluster_script(etcd);
     let out = master
         .run(&script(text)?)
         .await
-        .map_err(|e| format!("cannot read the cluster on {}: {e}", master.host()))?;
+        .map_err(|source| RemoveError::ReadLost {
+            host: master.host().to_string(),
+            source: Box::new(source),
+        })?;
     if !out.success() {
-        return Err(format!(
-            "cannot read the cluster on {} ({}): {}",
-            master.host(),
-            out.status_text(),
-            last_line(&out.stderr_text())
-        ));
+        return Err(RemoveError::Read {
+            host: master.host().to_string(),
+            status: out.status_text(),
+            said: last_line(&out.stderr_text()).to_string(),
+        });
     }
     Ok(parse_cluster(&out.stdout_text()))
 }
@@ -405,7 +454,7 @@ pub async fn remove(
     removed: &[(String, std::sync::Arc<Session>)],
     report: &dyn Fn(&str, &Step),
     events: EventSink,
-) -> Result<(), String> {
+) -> Result<(), RemoveError> {
     for r in &plan.removals {
         for step in &r.steps {
             report(&r.host, step);
@@ -417,29 +466,42 @@ pub async fn remove(
                         .iter()
                         .find(|(h, _)| *h == r.host)
                         .map(|(_, s)| s.clone())
-                        .ok_or_else(|| format!("{}: no connection to reset it", r.host))?;
-                    let host = inventory
-                        .host(&r.host)
-                        .ok_or_else(|| format!("{}: not in the inventory", r.host))?;
+                        .ok_or_else(|| RemoveError::NotConnected {
+                            host: r.host.clone(),
+                        })?;
+                    let host =
+                        inventory
+                            .host(&r.host)
+                            .ok_or_else(|| RemoveError::NotInInventory {
+                                host: r.host.clone(),
+                            })?;
                     reset_over(inventory, host, session, events.clone())
                         .await
-                        .map_err(|e| format!("{}: {} failed: {e}", r.host, step.what))?;
+                        .map_err(|source| RemoveError::Reset {
+                            host: r.host.clone(),
+                            step: step.what.clone(),
+                            source: Box::new(source),
+                        })?;
                     continue;
                 }
             };
-            let out = session
-                .run(&script(text)?)
-                .await
-                .map_err(|e| format!("{}: {} failed: {e}", r.host, step.what))?;
+            let out =
+                session
+                    .run(&script(text)?)
+                    .await
+                    .map_err(|source| RemoveError::StepLost {
+                        host: r.host.clone(),
+                        step: step.what.clone(),
+                        source: Box::new(source),
+                    })?;
             if !out.success() {
-                return Err(format!(
-                    "{}: {} failed on {} ({}): {}",
-                    r.host,
-                    step.what,
-                    session.host(),
-                    out.status_text(),
-                    last_line(&out.stderr_text())
-                ));
+                return Err(RemoveError::Step {
+                    host: r.host.clone(),
+                    step: step.what.clone(),
+                    on: session.host().to_string(),
+                    status: out.status_text(),
+                    said: last_line(&out.stderr_text()).to_string(),
+                });
             }
         }
     }
@@ -448,8 +510,8 @@ pub async fn remove(
 
 /// A script of text k8sup wrote (every value in it quoted by [`Script`]), run by
 /// `sh -c`. It holds no secret, so it may be an argument.
-fn script(text: String) -> Result<Script, String> {
-    let text = ShellArg::new(text).map_err(|_| "a script holds a NUL byte".to_string())?;
+fn script(text: String) -> Result<Script, RemoveError> {
+    let text = ShellArg::new(text).map_err(|_| RemoveError::NulByte)?;
     Ok(Script::new("sh -c").arg(text).code("sh"))
 }
 
