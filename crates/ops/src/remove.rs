@@ -271,8 +271,24 @@ impl RemovalPlan {
 
 /// Why a removal is refused before anything changes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct RemovalRefused(pub String);
+pub enum RemovalRefused {
+    #[error("removing {member} needs etcd's quorum, but only {healthy} of its {members} members are healthy (a quorum is {quorum}); nothing was changed")]
+    NoQuorum {
+        member: String,
+        healthy: usize,
+        members: usize,
+        quorum: usize,
+    },
+    #[error("removing {member} would leave etcd {healthy} healthy of {members} member(s), short of a quorum of {quorum}: the control plane would stop; nothing was changed")]
+    WouldLoseQuorum {
+        member: String,
+        healthy: usize,
+        members: usize,
+        quorum: usize,
+    },
+    #[error("{0:?} holds a NUL byte")]
+    NulByte(String),
+}
 
 /// The steps for every host with `remove = true`. `reachable`: the removed hosts
 /// k8sup is connected to; `installed`: those of them that still hold what k8sup
@@ -385,10 +401,12 @@ fn check_quorum(
     for m in order {
         let quorum = members / 2 + 1;
         if healthy < quorum {
-            return Err(RemovalRefused(format!(
-                "removing {} needs etcd's quorum, but only {healthy} of its {members} members are healthy (a quorum is {quorum}); nothing was changed",
-                m.name
-            )));
+            return Err(RemovalRefused::NoQuorum {
+                member: m.name.clone(),
+                healthy,
+                members,
+                quorum,
+            });
         }
         members -= 1;
         if m.healthy {
@@ -396,10 +414,12 @@ fn check_quorum(
         }
         let quorum_after = members / 2 + 1;
         if members == 0 || healthy < quorum_after {
-            return Err(RemovalRefused(format!(
-                "removing {} would leave etcd {healthy} healthy of {members} member(s), short of a quorum of {quorum_after}: the control plane would stop; nothing was changed",
-                m.name
-            )));
+            return Err(RemovalRefused::WouldLoseQuorum {
+                member: m.name.clone(),
+                healthy,
+                members,
+                quorum: quorum_after,
+            });
         }
     }
     Ok(())
@@ -516,7 +536,7 @@ fn script(text: String) -> Result<Script, RemoveError> {
 }
 
 fn arg(value: &str) -> Result<ShellArg, RemovalRefused> {
-    ShellArg::new(value).map_err(|_| RemovalRefused(format!("{value:?} holds a NUL byte")))
+    ShellArg::new(value).map_err(|_| RemovalRefused::NulByte(value.to_string()))
 }
 
 fn last_line(text: &str) -> &str {

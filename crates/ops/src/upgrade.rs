@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use k8sup_engine::{
-    Engine, EngineEvent, EngineOptions, EventSink, HostOutcome, HostPlan, HostSpec, Playbook,
-    TaskPlan, TaskStatus, TemplateSet,
+    Engine, EngineError, EngineEvent, EngineOptions, EventSink, HostOutcome, HostPlan, HostSpec,
+    Playbook, PlaybookError, TaskPlan, TaskStatus, TemplateSet,
 };
 use k8sup_facts::HostFacts;
 use k8sup_inventory::{Host, Inventory, KubeVersion};
@@ -80,7 +80,14 @@ pub enum UpgradeFailure {
         source: NodeListError,
     },
     #[error("the upgrade playbook: {0}")]
-    Playbook(String),
+    Playbook(#[from] PlaybookError),
+    #[error("the upgrade playbook: {0}")]
+    Engine(#[source] EngineError),
+    /// The engine could not run the playbook: its message, redacted.
+    #[error("the upgrade playbook: {0}")]
+    Apply(String),
+    #[error("the upgrade playbook: {0:?} holds a NUL byte")]
+    NulByte(String),
 }
 
 /// Why a node was not drained (or cordoned): it is left cordoned.
@@ -230,7 +237,7 @@ pub fn blocked_pods(stderr: &str) -> Vec<String> {
 }
 
 fn word(text: &str) -> Result<ShellArg, UpgradeFailure> {
-    ShellArg::new(text).map_err(|_| UpgradeFailure::Playbook(format!("{text:?} holds a NUL byte")))
+    ShellArg::new(text).map_err(|_| UpgradeFailure::NulByte(text.to_string()))
 }
 
 /// Runs `script` on `host`; its stdout when it succeeds, else what it said.
@@ -385,8 +392,7 @@ impl Upgrader<'_> {
         let playbook = Playbook::parse(
             k8sup_kube::playbook::UPGRADE_PLAYBOOK_NAME,
             k8sup_kube::playbook::UPGRADE_PLAYBOOK,
-        )
-        .map_err(|e| UpgradeFailure::Playbook(e.to_string()))?;
+        )?;
         let engine = Engine::new(
             playbook,
             self.templates,
@@ -462,10 +468,7 @@ impl Upgrader<'_> {
                     .collect();
                 for phase in Phase::ALL {
                     let specs = self.specs(&hosts, hop, &[phase])?;
-                    let planned = engine
-                        .plan(&specs)
-                        .await
-                        .map_err(|e| UpgradeFailure::Playbook(e.to_string()))?;
+                    let planned = engine.plan(&specs).await.map_err(UpgradeFailure::Engine)?;
                     for (plan, host_plan) in plans.iter_mut().zip(planned.hosts) {
                         if plan.error.is_none() {
                             plan.error = host_plan.error;
@@ -700,7 +703,7 @@ impl Upgrader<'_> {
         let report = engine
             .apply(&specs, None, sink)
             .await
-            .map_err(|e| UpgradeFailure::Playbook(engine.redactor().redact(&e.to_string())))?;
+            .map_err(|e| UpgradeFailure::Apply(engine.redactor().redact(&e.to_string())))?;
         for host in &report.hosts {
             if host.outcome == HostOutcome::Ok {
                 continue;
