@@ -75,6 +75,13 @@ fn kubeconfig_points_at_the_endpoint_and_is_private() {
     assert!(stdout(&out).contains("server: https://k8s.example.org:6443"));
 }
 
+/// `text` holds every one of `lines`.
+fn says(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+}
+
 #[test]
 fn reset_clears_every_host_and_can_run_twice() {
     let Some(lab) = lab(&spec("name = \"reset\"\n[[hosts]]\nname = \"m1\"\nroles = [\"master\"]\n[[hosts]]\nname = \"n1\"\ndistro = \"rocky9\"\narch = \"arm64\"\n")) else {
@@ -119,17 +126,18 @@ fn reset_clears_every_host_and_can_run_twice() {
     for h in lab.hosts() {
         assert!(plan.contains(&format!("{}: ", h.name)), "{plan}");
     }
-    for line in [
-        "  ~ kubernetes directories removed [command]: `for d in",
-        "      $ rm -rf /etc/cni/net.d /var/lib/cni",
-        "  ~ k8sup state removed [command]: `test ! -e /var/lib/k8sup` exited 1",
-        "      $ rm -rf /var/lib/k8sup",
-        "  = kubeadm reset [command]: `! command -v kubeadm >/dev/null 2>&1` succeeded",
-        "  = haproxy balancer removed [command]: ",
-        "on 2 of 2 host(s); nothing was changed.",
-    ] {
-        assert!(plan.contains(line), "{line}: {plan}");
-    }
+    says(
+        &plan,
+        &[
+            "  ~ kubernetes directories removed [command]: `for d in",
+            "      $ rm -rf /etc/cni/net.d /var/lib/cni",
+            "  ~ k8sup state removed [command]: `test ! -e /var/lib/k8sup` exited 1",
+            "      $ rm -rf /var/lib/k8sup",
+            "  = kubeadm reset [command]: `! command -v kubeadm >/dev/null 2>&1` succeeded",
+            "  = haproxy balancer removed [command]: ",
+            "on 2 of 2 host(s); nothing was changed.",
+        ],
+    );
     for h in lab.hosts() {
         for f in leftovers {
             assert!(
@@ -144,13 +152,14 @@ fn reset_clears_every_host_and_can_run_twice() {
     let said = stdout(&out);
     assert!(said.contains("2 hosts reset"), "{said}");
     // The engine's progress, as apply shows it when stdout is not a terminal.
-    for line in [
-        "m1: changed: kubernetes directories removed",
-        "n1: changed: k8sup state removed",
-        "m1: reset\n",
-    ] {
-        assert!(said.contains(line), "{line}: {said}");
-    }
+    says(
+        &said,
+        &[
+            "m1: changed: kubernetes directories removed",
+            "n1: changed: k8sup state removed",
+            "m1: reset\n",
+        ],
+    );
     for h in lab.hosts() {
         for f in leftovers {
             assert!(!h.path(f).exists(), "{}: {f} is left", h.name);

@@ -158,6 +158,65 @@ fn host_spec(inventory: &Inventory, host: &Host, transport: Arc<dyn Transport>) 
     }
 }
 
+/// The hosts of a reset that answered (and were locked), as the engine sees them.
+struct Connected {
+    specs: Vec<HostSpec>,
+    sessions: Vec<Arc<Session>>,
+}
+
+impl Connected {
+    fn add(&mut self, inventory: &Inventory, host: &Host, session: Session) {
+        let session = Arc::new(session);
+        self.specs.push(host_spec(inventory, host, session.clone()));
+        self.sessions.push(session);
+    }
+
+    /// Closes every session, once the engine is done with them.
+    async fn close(self) {
+        drop(self.specs);
+        for session in self.sessions {
+            if let Ok(session) = Arc::try_unwrap(session) {
+                session.close().await;
+            }
+        }
+    }
+}
+
+/// The same error for every host of `specs`: the playbook or the engine failed.
+fn on_every_host<T>(specs: &[HostSpec], e: &ResetError) -> BTreeMap<String, Result<T, ResetError>> {
+    let message = e.to_string();
+    specs
+        .iter()
+        .map(|spec| {
+            let error = ResetError::Host {
+                host: spec.name.clone(),
+                message: message.clone(),
+            };
+            (spec.name.clone(), Err(error))
+        })
+        .collect()
+}
+
+/// `results` in the order of `hosts`; a host without one gets `missing`.
+fn in_order_of<T>(
+    hosts: &[&Host],
+    mut results: BTreeMap<String, Result<T, ResetError>>,
+    missing: &str,
+) -> Vec<(String, Result<T, ResetError>)> {
+    hosts
+        .iter()
+        .map(|host| {
+            let result = results.remove(&host.name).unwrap_or_else(|| {
+                Err(ResetError::Host {
+                    host: host.name.clone(),
+                    message: missing.to_string(),
+                })
+            });
+            (host.name.clone(), result)
+        })
+        .collect()
+}
+
 /// Resets every host of `hosts` in parallel, the engine's events going to `events`.
 /// With `options.run`, every host is connected to and locked first: when another
 /// run holds any of them, none is reset.
@@ -171,51 +230,33 @@ pub async fn reset(
     let any_locked = sessions
         .iter()
         .any(|s| matches!(s, Err(ResetError::Locked { .. })));
-    let mut results: BTreeMap<String, Result<(), ResetError>> = BTreeMap::new();
-    let mut specs = Vec::new();
-    let mut connected = Vec::new();
+    let mut results = BTreeMap::new();
+    let mut connected = Connected {
+        specs: Vec::new(),
+        sessions: Vec::new(),
+    };
     for (host, session) in hosts.iter().zip(sessions) {
         match session {
             Ok(session) if any_locked => {
                 session.close().await;
-                results.insert(
-                    host.name.clone(),
-                    Err(ResetError::OtherHostLocked {
-                        host: host.name.clone(),
-                    }),
-                );
+                let host = host.name.clone();
+                results.insert(host.clone(), Err(ResetError::OtherHostLocked { host }));
             }
-            Ok(session) => {
-                let session = Arc::new(session);
-                specs.push(host_spec(inventory, host, session.clone()));
-                connected.push(session);
-            }
+            Ok(session) => connected.add(inventory, host, session),
             Err(e) => {
                 results.insert(host.name.clone(), Err(e));
             }
         }
     }
-    if !specs.is_empty() {
+    if !connected.specs.is_empty() {
         let parallelism = options.parallelism(inventory);
-        results.extend(run(&specs, parallelism, &secrets(options), events).await);
+        let secrets = secrets(options);
+        results.extend(run(&connected.specs, parallelism, &secrets, events).await);
     }
-    drop(specs);
-    for session in connected {
-        if let Ok(session) = Arc::try_unwrap(session) {
-            session.close().await;
-        }
-    }
-    hosts
-        .iter()
-        .map(|host| ResetReport {
-            host: host.name.clone(),
-            result: results.remove(&host.name).unwrap_or_else(|| {
-                Err(ResetError::Host {
-                    host: host.name.clone(),
-                    message: "the reset did not report on it".into(),
-                })
-            }),
-        })
+    connected.close().await;
+    in_order_of(hosts, results, "the reset did not report on it")
+        .into_iter()
+        .map(|(host, result)| ResetReport { host, result })
         .collect()
 }
 
@@ -228,24 +269,25 @@ pub async fn plan(
     options: &ConnectOptions,
 ) -> Vec<ResetPlan> {
     let sessions = connect_all(inventory, hosts, options).await;
-    let mut plans: BTreeMap<String, Result<HostPlan, ResetError>> = BTreeMap::new();
-    let mut specs = Vec::new();
-    let mut connected = Vec::new();
+    let mut plans = BTreeMap::new();
+    let mut connected = Connected {
+        specs: Vec::new(),
+        sessions: Vec::new(),
+    };
     for (host, session) in hosts.iter().zip(sessions) {
         match session {
-            Ok(session) => {
-                let session = Arc::new(session);
-                specs.push(host_spec(inventory, host, session.clone()));
-                connected.push(session);
-            }
+            Ok(session) => connected.add(inventory, host, session),
             Err(e) => {
                 plans.insert(host.name.clone(), Err(e));
             }
         }
     }
-    if !specs.is_empty() {
+    if !connected.specs.is_empty() {
         let planned = match engine(options.parallelism(inventory), &secrets(options)) {
-            Ok(engine) => engine.plan(&specs).await.map_err(ResetError::from),
+            Ok(engine) => engine
+                .plan(&connected.specs)
+                .await
+                .map_err(ResetError::from),
             Err(e) => Err(e),
         };
         match planned {
@@ -254,38 +296,13 @@ pub async fn plan(
                     plans.insert(host_plan.host.clone(), Ok(host_plan));
                 }
             }
-            Err(e) => {
-                // The same playbook for every host: each is refused alike.
-                let message = e.to_string();
-                for spec in &specs {
-                    plans.insert(
-                        spec.name.clone(),
-                        Err(ResetError::Host {
-                            host: spec.name.clone(),
-                            message: message.clone(),
-                        }),
-                    );
-                }
-            }
+            Err(e) => plans.extend(on_every_host(&connected.specs, &e)),
         }
     }
-    drop(specs);
-    for session in connected {
-        if let Ok(session) = Arc::try_unwrap(session) {
-            session.close().await;
-        }
-    }
-    hosts
-        .iter()
-        .map(|host| ResetPlan {
-            host: host.name.clone(),
-            plan: plans.remove(&host.name).unwrap_or_else(|| {
-                Err(ResetError::Host {
-                    host: host.name.clone(),
-                    message: "the plan did not cover it".into(),
-                })
-            }),
-        })
+    connected.close().await;
+    in_order_of(hosts, plans, "the plan did not cover it")
+        .into_iter()
+        .map(|(host, plan)| ResetPlan { host, plan })
         .collect()
 }
 
@@ -357,22 +374,9 @@ async fn run(
     secrets: &[String],
     events: EventSink,
 ) -> BTreeMap<String, Result<(), ResetError>> {
-    let failed_everywhere = |e: ResetError| {
-        let message = e.to_string();
-        specs
-            .iter()
-            .map(|spec| {
-                let error = ResetError::Host {
-                    host: spec.name.clone(),
-                    message: message.clone(),
-                };
-                (spec.name.clone(), Err(error))
-            })
-            .collect()
-    };
     let engine = match engine(parallelism, secrets) {
         Ok(engine) => engine,
-        Err(e) => return failed_everywhere(e),
+        Err(e) => return on_every_host(specs, &e),
     };
     // Each host's failure as the engine told it: its exit status and stderr.
     let failures: Arc<Mutex<BTreeMap<String, Failure>>> = Arc::default();
@@ -393,7 +397,7 @@ async fn run(
     });
     let report = match engine.apply(specs, None, sink).await {
         Ok(report) => report,
-        Err(e) => return failed_everywhere(e.into()),
+        Err(e) => return on_every_host(specs, &e.into()),
     };
     let failures = failures.lock().map(|f| f.clone()).unwrap_or_default();
     let mut results = BTreeMap::new();
