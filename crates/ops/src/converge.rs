@@ -114,7 +114,7 @@ pub async fn prepare_with(
                 },
                 session,
             ) => {
-                blocking.push(finding(CheckKind::Sudo, problem));
+                blocking.push(finding(CheckKind::Sudo, problem.to_string()));
                 if let Some(s) = session {
                     s.close().await;
                 }
@@ -138,10 +138,10 @@ pub async fn prepare_with(
                 "the connection was lost after gathering facts".to_string(),
             )),
             (Outcome::Failed(error), None) if unreachable.skips(host) => {
-                skipped.push(finding(CheckKind::Unreachable, error));
+                skipped.push(finding(CheckKind::Unreachable, error.to_string()));
             }
             (Outcome::Failed(error), session) => {
-                blocking.push(finding(CheckKind::Unreachable, error));
+                blocking.push(finding(CheckKind::Unreachable, error.to_string()));
                 if let Some(s) = session {
                     s.close().await;
                 }
