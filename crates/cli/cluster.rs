@@ -2,6 +2,9 @@
 
 use std::io::Write;
 
+use std::sync::Arc;
+
+use k8sup_engine::EventSink as EngineEvents;
 use k8sup_inventory::Inventory;
 use k8sup_ops::connect::ConnectOptions;
 use k8sup_ops::{cluster, reset};
@@ -104,20 +107,22 @@ pub fn reset(args: &ResetArgs, output: &OutputArgs) -> u8 {
         return print_reset_plan(&plans, output);
     }
     // Reset prints text, whatever --json says (docs/cli.md): the engine's events as
-    // apply shows them on a terminal or as plain lines, then one line per host.
+    // apply shows them on a terminal or as plain lines, then one line per host. With
+    // --quiet, only the errors (each names the failed step) and the result.
     let text_output = OutputArgs {
         json: false,
         no_color: output.no_color,
         quiet: output.quiet,
     };
-    let progress = Progress::new(&text_output, &names, false);
-    let reports = hosts::block_on(reset::reset(
-        &inventory,
-        &selected,
-        &options,
-        progress.sink(),
-    ));
-    progress.finish();
+    let progress = (!output.quiet).then(|| Progress::new(&text_output, &names, false));
+    let events: EngineEvents = match &progress {
+        Some(progress) => progress.sink(),
+        None => Arc::new(|_| {}),
+    };
+    let reports = hosts::block_on(reset::reset(&inventory, &selected, &options, events));
+    if let Some(progress) = progress {
+        progress.finish();
+    }
     let mut failed = 0;
     for r in &reports {
         match &r.result {

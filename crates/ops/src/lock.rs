@@ -211,7 +211,11 @@ fn host_lock_script(run: &RunInfo) -> Script {
     .arg(line)
     .code(">")
     .arg(file.clone())
-    .code("; else cat")
+    // The holder empties the file before it writes its line: a loser that looks in
+    // between finds it empty, and looks once more a moment later.
+    .code("; else [ -s")
+    .arg(file.clone())
+    .code("] || sleep 1; cat")
     .arg(file)
     .code("; exit 3; fi")
 }
