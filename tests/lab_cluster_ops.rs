@@ -75,6 +75,13 @@ fn kubeconfig_points_at_the_endpoint_and_is_private() {
     assert!(stdout(&out).contains("server: https://k8s.example.org:6443"));
 }
 
+/// `text` holds every one of `lines`.
+fn says(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+}
+
 #[test]
 fn reset_clears_every_host_and_can_run_twice() {
     let Some(lab) = lab(&spec("name = \"reset\"\n[[hosts]]\nname = \"m1\"\nroles = [\"master\"]\n[[hosts]]\nname = \"n1\"\ndistro = \"rocky9\"\narch = \"arm64\"\n")) else {
@@ -112,12 +119,54 @@ fn reset_clears_every_host_and_can_run_twice() {
             h.name
         );
     }
+    // The dry run shows every step per host and changes nothing.
+    let out = k8sup(&["reset", "-i", inv, "--dry-run"], &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let plan = stdout(&out);
+    for h in lab.hosts() {
+        assert!(plan.contains(&format!("{}: ", h.name)), "{plan}");
+    }
+    says(
+        &plan,
+        &[
+            "  ~ kubernetes directories removed [command]: `for d in",
+            "      $ rm -rf /etc/cni/net.d /var/lib/cni",
+            "  ~ k8sup state removed [command]: `test ! -e /var/lib/k8sup` exited 1",
+            "      $ rm -rf /var/lib/k8sup",
+            "  = kubeadm reset [command]: `! command -v kubeadm >/dev/null 2>&1` succeeded",
+            "  = haproxy balancer removed [command]: ",
+            "on 2 of 2 host(s); nothing was changed.",
+        ],
+    );
+    for h in lab.hosts() {
+        for f in leftovers {
+            assert!(
+                h.path(f).exists(),
+                "{}: {f} is gone after a dry run",
+                h.name
+            );
+        }
+    }
     let out = k8sup(&["reset", "-i", inv, "--yes"], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("2 hosts reset"), "{}", stdout(&out));
+    let said = stdout(&out);
+    assert!(said.contains("2 hosts reset"), "{said}");
+    // The engine's progress, as apply shows it when stdout is not a terminal.
+    says(
+        &said,
+        &[
+            "m1: changed: kubernetes directories removed",
+            "n1: changed: k8sup state removed",
+            "m1: reset\n",
+        ],
+    );
     for h in lab.hosts() {
         for f in leftovers {
             assert!(!h.path(f).exists(), "{}: {f} is left", h.name);
+        }
+        // No ledger of the reset's own outlives it, nor k8sup's directory.
+        for dir in ["/var/lib/k8sup", "/etc/k8sup", "/run/k8sup-reset"] {
+            assert!(!h.path(dir).exists(), "{}: {dir} is left", h.name);
         }
     }
     let out = k8sup(&["reset", "-i", inv, "--yes"], &[]);
@@ -126,4 +175,66 @@ fn reset_clears_every_host_and_can_run_twice() {
         "a second reset works too: {}",
         stderr(&out)
     );
+    assert!(
+        !stdout(&out).contains("changed: k8sup state removed"),
+        "nothing left to remove: {}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_reset_step_that_fails_is_named_and_stops_that_host() {
+    let Some(lab) = lab(&spec(
+        "name = \"reset-fails\"\n[[hosts]]\nname = \"m1\"\nroles = [\"master\"]\n",
+    )) else {
+        return;
+    };
+    let inv = write_inventory(&lab, "reset.toml", &lab.inventory_toml(""));
+    let inv = inv.to_str().unwrap();
+    let m1 = lab.host("m1").unwrap();
+    for f in ["/var/lib/k8sup/state.json", "/etc/k8sup/kubeadm.yaml"] {
+        std::fs::create_dir_all(m1.path(f).parent().unwrap()).unwrap();
+        std::fs::write(m1.path(f), "x").unwrap();
+    }
+    // iptables as its package puts it, then made to fail (status 4: iptables's
+    // "resource problem"; the step stops at it with 1).
+    let installed = lab.ssh("m1", "apt-get install -y iptables").unwrap();
+    assert!(
+        installed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    lab.faults("m1")
+        .unwrap()
+        .fail_command("iptables", 4)
+        .unwrap();
+    let out = k8sup(&["reset", "-i", inv, "--yes"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "error: reset failed on m1 at \"iptables flushed\" (exit 1): iptables: failed"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("1 of 1 hosts were not reset"), "{err}");
+    assert!(!stdout(&out).contains("m1: reset\n"), "{}", stdout(&out));
+    // The steps before it were taken, the ones after it were not: k8sup's state
+    // stays, so the host still reads as k8sup's; the reset's own ledger does not.
+    assert!(!m1.path("/etc/k8sup").exists());
+    assert!(m1.path("/var/lib/k8sup/state.json").exists());
+    assert!(!m1.path("/run/k8sup-reset").exists());
+
+    // Fixed, it goes on where it stopped; --quiet prints nothing when all is well.
+    lab.faults("m1").unwrap().clear().unwrap();
+    let out = k8sup(&["reset", "-i", inv, "--yes", "-q"], &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert!(!m1.path("/var/lib/k8sup").exists());
 }

@@ -258,6 +258,10 @@ pub struct ResetArgs {
     /// Do not ask for confirmation; required when stdin is not a terminal
     #[arg(long)]
     pub yes: bool,
+
+    /// Show, per host, each step reset would take and why, changing nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// A duration as people write it: `30d`, `2w`, `12h`.

@@ -359,9 +359,7 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs) -> u8 {
             eprintln!("error: {why}; nothing was changed");
             return outcome.refused(&format!("not applied: {why}"), &[], true);
         }
-        if let Err(e) =
-            crate::remove::run(removals, &setup.prepared, &inventory.cluster.name, args.yes).await
-        {
+        if let Err(e) = crate::remove::run(removals, &setup.prepared, inventory, args.yes).await {
             eprintln!("error: {e}");
             return outcome.refused(&format!("not applied: {e}"), &[], true);
         }
@@ -407,14 +405,14 @@ async fn apply_async(args: &ApplyArgs, output: &OutputArgs) -> u8 {
     if !output.json {
         print!("{}", setup.loaded.read_only_note());
     }
-    let changing: Vec<_> = setup
+    let names: Vec<&str> = setup
         .prepared
         .hosts
         .iter()
         .filter(|h| !setup.loaded.read_only.contains(&h.name))
-        .cloned()
+        .map(|h| h.name.as_str())
         .collect();
-    let progress = Progress::new(output, &changing, args.common.verbose);
+    let progress = Progress::new(output, &names, args.common.verbose);
     let result = engine
         .apply(&setup.prepared.hosts, saved.as_ref(), progress.sink())
         .await;

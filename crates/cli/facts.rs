@@ -32,9 +32,10 @@ pub fn run(args: &HostsArgs, output: &OutputArgs) -> u8 {
                     facts,
                     sudo_problem,
                 } => json!({
-                    "name": r.host, "facts": facts, "sudo_problem": sudo_problem,
+                    "name": r.host, "facts": facts,
+                    "sudo_problem": sudo_problem.as_ref().map(ToString::to_string),
                 }),
-                Outcome::Failed(e) => json!({ "name": r.host, "error": e }),
+                Outcome::Failed(e) => json!({ "name": r.host, "error": e.to_string() }),
             })
             .collect();
         println!("{}", json!({ "hosts": hosts }));

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use k8sup_engine::{EngineEvent, EventSink, HostSpec, TaskOutcome};
+use k8sup_engine::{EngineEvent, EventSink, TaskOutcome};
 
 use crate::args::OutputArgs;
 
@@ -31,12 +31,13 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(output: &OutputArgs, hosts: &[HostSpec], verbose: bool) -> Progress {
+    /// The renderer of a run on the hosts named `hosts`.
+    pub fn new(output: &OutputArgs, hosts: &[&str], verbose: bool) -> Progress {
         let mode = if output.json {
             Mode::Json
         } else if std::io::stdout().is_terminal() && !output.quiet {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
-            let width = hosts.iter().map(|h| h.name.len()).max().unwrap_or(4);
+            let width = hosts.iter().map(|h| h.len()).max().unwrap_or(4);
             let style = ProgressStyle::with_template(&format!(
                 "{{spinner}} {{prefix:{width}}}  {{wide_msg}}"
             ))
@@ -46,10 +47,10 @@ impl Progress {
                 .map(|h| {
                     let bar = multi.add(ProgressBar::new_spinner());
                     bar.set_style(style.clone());
-                    bar.set_prefix(h.name.clone());
+                    bar.set_prefix(h.to_string());
                     bar.set_message("connected");
                     bar.enable_steady_tick(Duration::from_millis(120));
-                    (h.name.clone(), bar)
+                    (h.to_string(), bar)
                 })
                 .collect();
             let overall = multi.add(ProgressBar::new(hosts.len() as u64));

@@ -5,7 +5,9 @@
 //! question on a terminal or with `--yes`).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use k8sup_engine::{EngineEvent, EventSink};
 use k8sup_facts::Finding;
 use k8sup_inventory::Inventory;
 use k8sup_ops::converge::Prepared;
@@ -31,7 +33,9 @@ pub async fn survey(
         return Ok(None);
     };
     let masters_go = inventory.removed().any(|h| h.roles.master);
-    let view = remove::read_cluster(master, masters_go).await?;
+    let view = remove::read_cluster(master, masters_go)
+        .await
+        .map_err(|e| e.to_string())?;
     let reachable: BTreeSet<String> = prepared.removed.iter().map(|(h, _)| h.clone()).collect();
     let installed = remove::installed(&prepared.removed).await;
     let plan = remove::plan_removals(inventory, &reachable, &installed, &view)
@@ -90,9 +94,10 @@ pub fn blocking_apply<'a>(
 pub async fn run(
     removals: &Removals,
     prepared: &Prepared,
-    cluster: &str,
+    inventory: &Inventory,
     yes: bool,
 ) -> Result<(), String> {
+    let cluster = &inventory.cluster.name;
     if !removals.plan.has_steps() {
         return Ok(());
     }
@@ -114,7 +119,28 @@ pub async fn run(
         .as_ref()
         .ok_or("the first master is not connected")?;
     let report = |host: &str, step: &remove::Step| println!("{host}: remove: {}", step.what);
-    remove::remove(&removals.plan, master, &prepared.removed, &report).await?;
+    // A removed host's reset: each step that changed something, as it is done.
+    let events: EventSink = Arc::new(|event| {
+        if let EngineEvent::TaskFinished {
+            host,
+            name,
+            changed: true,
+            ..
+        } = event
+        {
+            println!("  {host}: {name}");
+        }
+    });
+    remove::remove(
+        inventory,
+        &removals.plan,
+        master,
+        &prepared.removed,
+        &report,
+        events,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     for host in hosts {
         println!("{host}: removed");
     }

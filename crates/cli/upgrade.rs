@@ -96,7 +96,9 @@ pub(crate) async fn apply(
         .await
         .map_err(|e| {
             let hosts = match &e {
-                UpgradeFailure::Host { host, .. } => vec![host.clone()],
+                UpgradeFailure::Host { host, .. } | UpgradeFailure::Nodes { host, .. } => {
+                    vec![host.clone()]
+                }
                 UpgradeFailure::Drain { hosts, .. } => hosts.clone(),
                 _ => Vec::new(),
             };

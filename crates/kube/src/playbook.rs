@@ -18,6 +18,13 @@ pub const UPGRADE_PLAYBOOK_NAME: &str = "playbooks/upgrade.toml";
 /// by k8sup-ops (see [`crate::upgrade`]).
 pub const UPGRADE_PLAYBOOK: &str = include_str!("../../../playbooks/upgrade.toml");
 
+/// The name the reset playbook is reported under.
+pub const RESET_PLAYBOOK_NAME: &str = "playbooks/reset.toml";
+
+/// The reset playbook's text: what `k8sup reset` (and the removal of a reachable
+/// node) does on each host, run by k8sup-ops.
+pub const RESET_PLAYBOOK: &str = include_str!("../../../playbooks/reset.toml");
+
 /// The templates the default playbook uses, by name.
 pub const TEMPLATES: &[(&str, &str)] = &[
     (

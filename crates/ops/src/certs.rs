@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use k8sup_inventory::{Host, Inventory};
 use k8sup_shell::Script;
+use k8sup_ssh::{CommandError, ConnectError};
 use serde::Serialize;
 
 use crate::connect::{target_for, ConnectOptions};
@@ -51,14 +52,92 @@ pub struct CertificateExpiry {
 }
 
 /// A host whose certificates could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct HostError {
     pub host: String,
-    pub error: String,
+    #[serde(serialize_with = "as_text")]
+    pub error: CertsError,
+}
+
+/// An error in a JSON report: its message.
+fn as_text<S: serde::Serializer>(error: &CertsError, out: S) -> Result<S::Ok, S::Error> {
+    out.collect_str(error)
+}
+
+/// Why a host's certificates could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CertsError {
+    #[error(transparent)]
+    Unreachable(Box<ConnectError>),
+    #[error(transparent)]
+    Lost(Box<CommandError>),
+    #[error("{host}: unexpected answer from the certificate check")]
+    Unexpected { host: String },
+    #[error("{host}: kubeadm certs check-expiration failed (exit {status}): {said}")]
+    CheckExpiration {
+        host: String,
+        status: String,
+        /// The last line kubeadm printed.
+        said: String,
+    },
+    #[error("{host}: cannot read {KUBELET_CLIENT_PEM}: {line}")]
+    KubeletUnreadable { host: String, line: String },
+    #[error("{host}: cannot read the date {date:?} of {KUBELET_CLIENT_PEM}")]
+    KubeletDate { host: String, date: String },
+    #[error("{host}: kubeadm printed no expiration summary")]
+    NoSummary { host: String },
+    #[error("{host}: kubeadm's expiration summary: {source}")]
+    Summary {
+        host: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{host}: {name}: bad expirationDate {date:?}")]
+    BadDate {
+        host: String,
+        name: String,
+        date: String,
+    },
+}
+
+/// Why the renewal stopped; the masters after the one named were not touched.
+#[derive(Debug, thiserror::Error)]
+pub enum RenewError {
+    #[error("{host} is not in the inventory")]
+    NotInInventory { host: String },
+    #[error("the API server of {other} does not answer ({source}): restarting {host} now could take the API down; nothing was done on {host}")]
+    OtherApiServerDown {
+        other: String,
+        host: String,
+        #[source]
+        source: LivezError,
+    },
+    #[error(transparent)]
+    Unreachable(Box<ConnectError>),
+    #[error(transparent)]
+    Lost(Box<CommandError>),
+    #[error("renewing the certificates of {host} failed ({status}): {said}; the masters after it were not touched")]
+    Failed {
+        host: String,
+        status: String,
+        said: String,
+    },
+}
+
+/// Why a master's API server was not found answering.
+#[derive(Debug, thiserror::Error)]
+pub enum LivezError {
+    #[error(transparent)]
+    Unreachable(Box<ConnectError>),
+    #[error(transparent)]
+    Lost(Box<CommandError>),
+    /// `curl` failed: what it said.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Every certificate of the cluster, soonest expiry first, and the hosts that failed.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct CertsReport {
     pub certificates: Vec<CertificateExpiry>,
     pub errors: Vec<HostError>,
@@ -123,10 +202,10 @@ pub async fn gather(inventory: &Inventory, options: &ConnectOptions) -> CertsRep
 async fn host_certificates(
     host: &Host,
     options: &ConnectOptions,
-) -> Result<Vec<CertificateExpiry>, String> {
+) -> Result<Vec<CertificateExpiry>, CertsError> {
     let session = k8sup_ssh::connect(&target_for(host, options))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| CertsError::Unreachable(Box::new(e)))?;
     let script = if host.roles.master {
         MASTER_SCRIPT
     } else {
@@ -135,29 +214,29 @@ async fn host_certificates(
     let out = session
         .run(&Script::new(script))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| CertsError::Lost(Box::new(e)))?;
     session.close().await;
     parse_host_output(&host.name, &out.stdout_text())
 }
 
 /// The certificates in one host's answer to [`MASTER_SCRIPT`] or [`NODE_SCRIPT`].
-fn parse_host_output(host: &str, text: &str) -> Result<Vec<CertificateExpiry>, String> {
+fn parse_host_output(host: &str, text: &str) -> Result<Vec<CertificateExpiry>, CertsError> {
     let mut certs = Vec::new();
     let (kubeadm, kubelet) = match text.split_once("--- kubelet\n") {
         Some((a, b)) => (a, b),
         None => {
-            return Err(format!(
-                "{host}: unexpected answer from the certificate check"
-            ))
+            return Err(CertsError::Unexpected {
+                host: host.to_string(),
+            })
         }
     };
     if let Some(kubeadm) = kubeadm.split_once("--- kubeadm\n").map(|(_, k)| k) {
         if let Some((said, status)) = kubeadm.split_once("--- kubeadm-failed ") {
-            let last = crate::etcd::last_line(said);
-            return Err(format!(
-                "{host}: kubeadm certs check-expiration failed (exit {}): {last}",
-                status.trim()
-            ));
+            return Err(CertsError::CheckExpiration {
+                host: host.to_string(),
+                status: status.trim().to_string(),
+                said: crate::etcd::last_line(said).to_string(),
+            });
         }
         certs.extend(parse_check_expiration(host, kubeadm)?);
     }
@@ -165,9 +244,13 @@ fn parse_host_output(host: &str, text: &str) -> Result<Vec<CertificateExpiry>, S
     if line != "missing" {
         let date = line
             .strip_prefix("notAfter=")
-            .ok_or_else(|| format!("{host}: cannot read {KUBELET_CLIENT_PEM}: {line}"))?;
-        let expires = parse_openssl_date(date).ok_or_else(|| {
-            format!("{host}: cannot read the date {date:?} of {KUBELET_CLIENT_PEM}")
+            .ok_or_else(|| CertsError::KubeletUnreadable {
+                host: host.to_string(),
+                line: line.to_string(),
+            })?;
+        let expires = parse_openssl_date(date).ok_or_else(|| CertsError::KubeletDate {
+            host: host.to_string(),
+            date: date.to_string(),
         })?;
         certs.push(CertificateExpiry {
             host: host.to_string(),
@@ -182,12 +265,15 @@ fn parse_host_output(host: &str, text: &str) -> Result<Vec<CertificateExpiry>, S
 }
 
 /// kubeadm's `CertificateExpirationSummary` (`-o json`).
-fn parse_check_expiration(host: &str, text: &str) -> Result<Vec<CertificateExpiry>, String> {
-    let start = text
-        .find('{')
-        .ok_or_else(|| format!("{host}: kubeadm printed no expiration summary"))?;
-    let doc: serde_json::Value = serde_json::from_str(&text[start..])
-        .map_err(|e| format!("{host}: kubeadm's expiration summary: {e}"))?;
+fn parse_check_expiration(host: &str, text: &str) -> Result<Vec<CertificateExpiry>, CertsError> {
+    let start = text.find('{').ok_or_else(|| CertsError::NoSummary {
+        host: host.to_string(),
+    })?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text[start..]).map_err(|source| CertsError::Summary {
+            host: host.to_string(),
+            source,
+        })?;
     let mut out = Vec::new();
     for (key, kind) in [
         ("certificates", CertKind::Kubeadm),
@@ -199,8 +285,11 @@ fn parse_check_expiration(host: &str, text: &str) -> Result<Vec<CertificateExpir
             }
             let name = c["name"].as_str().unwrap_or("").to_string();
             let date = c["expirationDate"].as_str().unwrap_or("");
-            let expires = parse_rfc3339(date)
-                .ok_or_else(|| format!("{host}: {name}: bad expirationDate {date:?}"))?;
+            let expires = parse_rfc3339(date).ok_or_else(|| CertsError::BadDate {
+                host: host.to_string(),
+                name: name.clone(),
+                date: date.to_string(),
+            })?;
             out.push(CertificateExpiry {
                 host: host.to_string(),
                 name,
@@ -386,19 +475,21 @@ echo k8sup-renewed
 const LIVEZ: &str = "curl -ksf --max-time 10 https://127.0.0.1:6443/livez";
 
 /// Whether `master`'s own API server answers `/livez`.
-async fn apiserver_answers(master: &Host, options: &ConnectOptions) -> Result<(), String> {
+async fn apiserver_answers(master: &Host, options: &ConnectOptions) -> Result<(), LivezError> {
     let session = k8sup_ssh::connect(&target_for(master, options))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| LivezError::Unreachable(Box::new(e)))?;
     let out = session
         .run(&Script::new(LIVEZ))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| LivezError::Lost(Box::new(e)))?;
     session.close().await;
     if out.success() {
         Ok(())
     } else {
-        Err(crate::etcd::last_line(&out.stderr_text()).to_string())
+        Err(LivezError::Failed(
+            crate::etcd::last_line(&out.stderr_text()).to_string(),
+        ))
     }
 }
 
@@ -416,25 +507,28 @@ pub async fn renew(
     options: &ConnectOptions,
     plan: &RenewPlan,
     on_step: impl Fn(RenewStep),
-) -> Result<(), String> {
+) -> Result<(), RenewError> {
     for m in &plan.masters {
         let host = inventory
             .host(&m.host)
-            .ok_or_else(|| format!("{} is not in the inventory", m.host))?;
+            .ok_or_else(|| RenewError::NotInInventory {
+                host: m.host.clone(),
+            })?;
         // Restarting this master is safe only while every other API server answers.
         for other in inventory.masters().filter(|o| o.name != m.host) {
-            if let Err(why) = apiserver_answers(other, options).await {
-                return Err(format!(
-                    "the API server of {} does not answer ({why}): restarting {} now could take the API down; nothing was done on {}",
-                    other.name, m.host, m.host
-                ));
+            if let Err(source) = apiserver_answers(other, options).await {
+                return Err(RenewError::OtherApiServerDown {
+                    other: other.name.clone(),
+                    host: m.host.clone(),
+                    source,
+                });
             }
         }
         on_step(RenewStep::Renewing(m.host.clone()));
         let started = std::time::Instant::now();
         let session = k8sup_ssh::connect(&target_for(host, options))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| RenewError::Unreachable(Box::new(e)))?;
         let out = session
             .run_with(
                 &Script::new(RENEW_SCRIPT),
@@ -444,16 +538,14 @@ pub async fn renew(
                 },
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| RenewError::Lost(Box::new(e)))?;
         session.close().await;
         if !out.success() || !out.stdout_text().contains("k8sup-renewed") {
-            let why = out.stderr_text();
-            let last = crate::etcd::last_line(&why);
-            return Err(format!(
-                "renewing the certificates of {} failed ({}): {last}; the masters after it were not touched",
-                m.host,
-                out.status_text()
-            ));
+            return Err(RenewError::Failed {
+                host: m.host.clone(),
+                status: out.status_text(),
+                said: crate::etcd::last_line(&out.stderr_text()).to_string(),
+            });
         }
         on_step(RenewStep::Renewed {
             host: m.host.clone(),
@@ -512,7 +604,8 @@ mod tests {
             "m1",
             "--- kubeadm\nerror: something\n--- kubeadm-failed 1\n--- kubelet\nmissing\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(failed.contains("exit 1): error: something"), "{failed}");
         assert!(parse_host_output("n1", "--- kubelet\nmissing\n")
             .unwrap()

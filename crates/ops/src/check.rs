@@ -42,7 +42,7 @@ pub async fn check(
                     findings.push(Finding {
                         host: host.name.clone(),
                         check: CheckKind::Sudo,
-                        message: problem,
+                        message: problem.to_string(),
                     });
                 }
                 table.push((host.name.clone(), Some((*facts).clone())));
@@ -52,7 +52,7 @@ pub async fn check(
                 findings.push(Finding {
                     host: host.name.clone(),
                     check: CheckKind::Unreachable,
-                    message: error,
+                    message: error.to_string(),
                 });
                 table.push((host.name.clone(), None));
             }

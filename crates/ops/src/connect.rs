@@ -5,7 +5,7 @@ use std::time::Duration;
 use k8sup_inventory::{Host, HostKeyChecking, Inventory};
 use k8sup_ssh::{EventSink, Secrets, Target};
 
-use crate::lock::{RunInfo, HOST_LOCK_FILE};
+use crate::lock::{HostLockError, RunInfo, HOST_LOCK_FILE};
 
 /// What the command line adds to the inventory for connecting.
 #[derive(Clone, Default)]
@@ -80,6 +80,29 @@ impl HeldHosts {
     }
 }
 
+/// Why one host could not be held for a run.
+#[derive(Debug, thiserror::Error)]
+pub enum HostHoldError {
+    #[error("{host}: {source}")]
+    Unreachable {
+        host: String,
+        #[source]
+        source: Box<k8sup_ssh::ConnectError>,
+    },
+    #[error("{host}: {source}")]
+    Lock {
+        host: String,
+        #[source]
+        source: HostLockError,
+    },
+}
+
+/// The hosts [`hold_hosts`] could not hold, each with why; none of them stays
+/// locked.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct HoldError(pub Vec<HostHoldError>);
+
 /// Locks `hosts` for `run` before a command that changes them outside `apply`
 /// (`certs renew`, `etcd restore`), first host first as `apply` does, so that of
 /// such a command and an apply from another controller only one goes on. Every host
@@ -89,7 +112,7 @@ pub async fn hold_hosts(
     hosts: &[&Host],
     options: &ConnectOptions,
     run: &RunInfo,
-) -> Result<HeldHosts, String> {
+) -> Result<HeldHosts, HoldError> {
     let options = ConnectOptions {
         run: Some(run.clone()),
         ..options.clone()
@@ -107,7 +130,10 @@ pub async fn hold_hosts(
                     if let Some(order) = order {
                         order.unreachable(&host.name);
                     }
-                    return Err(format!("{}: {e}", host.name));
+                    return Err(HostHoldError::Unreachable {
+                        host: host.name.clone(),
+                        source: Box::new(e),
+                    });
                 }
             };
             let locked = match order {
@@ -116,9 +142,12 @@ pub async fn hold_hosts(
             };
             match locked {
                 Ok(()) => Ok(session),
-                Err(e) => {
+                Err(source) => {
                     session.close().await;
-                    Err(format!("{}: {e}", host.name))
+                    Err(HostHoldError::Lock {
+                        host: host.name.clone(),
+                        source,
+                    })
                 }
             }
         }
@@ -136,6 +165,6 @@ pub async fn hold_hosts(
         Ok(HeldHosts { sessions })
     } else {
         HeldHosts { sessions }.release().await;
-        Err(errors.join("; "))
+        Err(HoldError(errors))
     }
 }

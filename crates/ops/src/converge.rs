@@ -6,10 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8sup_engine::input::read_capped;
+use k8sup_engine::input::{read_capped, InputError};
 use k8sup_engine::{Artifact, Family, HostSpec, Platform};
 use k8sup_facts::{preflight, CheckKind, DistroFamily, Finding, HostFacts};
 use k8sup_inventory::{Host, Inventory};
+use k8sup_kube::KubeError;
 
 use crate::connect::ConnectOptions;
 use crate::facts::{gather_host, Outcome};
@@ -113,7 +114,7 @@ pub async fn prepare_with(
                 },
                 session,
             ) => {
-                blocking.push(finding(CheckKind::Sudo, problem));
+                blocking.push(finding(CheckKind::Sudo, problem.to_string()));
                 if let Some(s) = session {
                     s.close().await;
                 }
@@ -137,10 +138,10 @@ pub async fn prepare_with(
                 "the connection was lost after gathering facts".to_string(),
             )),
             (Outcome::Failed(error), None) if unreachable.skips(host) => {
-                skipped.push(finding(CheckKind::Unreachable, error));
+                skipped.push(finding(CheckKind::Unreachable, error.to_string()));
             }
             (Outcome::Failed(error), session) => {
-                blocking.push(finding(CheckKind::Unreachable, error));
+                blocking.push(finding(CheckKind::Unreachable, error.to_string()));
                 if let Some(s) = session {
                     s.close().await;
                 }
@@ -173,7 +174,8 @@ pub async fn prepare_with(
     let owned = inventory.clone();
     let manifest = match tokio::task::spawn_blocking(move || cni_manifest(&owned))
         .await
-        .unwrap_or_else(|e| Err(format!("reading the CNI manifest: {e}")))
+        .map_err(|e| format!("reading the CNI manifest: {e}"))
+        .and_then(|read| read.map_err(|e| e.to_string()))
     {
         Ok(m) => m,
         Err(message) => {
@@ -195,10 +197,10 @@ pub async fn prepare_with(
         }
         match host_spec(inventory, host, &facts, manifest.as_deref(), session) {
             Ok(spec) => specs.push(spec),
-            Err(message) => blocking.push(Finding {
+            Err(e) => blocking.push(Finding {
                 host: host.name.clone(),
                 check: CheckKind::Config,
-                message,
+                message: e.to_string(),
             }),
         }
         all_facts.insert(host.name.clone(), facts);
@@ -223,10 +225,10 @@ pub async fn prepare_with(
             for (spec, added) in loaded {
                 match added {
                     Ok(()) => specs.push(spec),
-                    Err(message) => blocking.push(Finding {
+                    Err(e) => blocking.push(Finding {
                         host: spec.name.clone(),
                         check: CheckKind::Config,
-                        message,
+                        message: e.to_string(),
                     }),
                 }
             }
@@ -250,14 +252,79 @@ pub async fn prepare_with(
     }
 }
 
-/// The engine's view of one host: selection data, platform and template context.
-fn host_spec(
-    inventory: &Inventory,
-    host: &Host,
-    facts: &HostFacts,
-    manifest: Option<&str>,
-    transport: Arc<k8sup_ssh::Session>,
-) -> Result<HostSpec, String> {
+/// Why a host cannot be handed to the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum HostSpecError {
+    #[error(transparent)]
+    Facts(#[from] serde_json::Error),
+    #[error(transparent)]
+    Context(#[from] KubeError),
+}
+
+/// Why something k8sup hands the hosts (the CNI manifest, the cri-dockerd program)
+/// could not be read, downloaded or used on this machine.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot download {what} {url}: {source}")]
+    Download {
+        what: String,
+        url: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error(transparent)]
+    Read(#[from] InputError),
+    #[error("{what} {from} has sha256 {digest}, but {wanted} was expected: refusing it")]
+    Digest {
+        what: String,
+        /// The file or URL.
+        from: String,
+        digest: String,
+        wanted: String,
+    },
+    #[error("cni_manifest {from} has sha256 {digest}, but the inventory says {wanted}: refusing to apply it")]
+    ManifestDigest {
+        from: String,
+        digest: String,
+        wanted: String,
+    },
+    #[error("cni_manifest {from} is not text")]
+    ManifestNotText { from: String },
+    #[error(transparent)]
+    Manifest(#[from] KubeError),
+    #[error("packages.cri_dockerd {from}: {source}")]
+    Archive {
+        from: String,
+        #[source]
+        source: ArchiveError,
+    },
+    #[error("cri-dockerd is needed (runtime \"docker\") but packages.cri_dockerd is not set")]
+    NoCriDockerd,
+    /// The error of a source that failed for an earlier host: each source is read
+    /// once per run.
+    #[error(transparent)]
+    Shared(Arc<SourceError>),
+}
+
+/// Why a cri-dockerd release archive holds no usable program.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("not a gzip-compressed tar archive: {0}")]
+    NotTar(#[source] std::io::Error),
+    #[error("bad path in the archive: {0}")]
+    BadPath(#[source] std::io::Error),
+    #[error("cri-dockerd/cri-dockerd in the archive is not a regular file")]
+    NotAFile,
+    #[error("cannot read cri-dockerd/cri-dockerd from the archive: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("cri-dockerd/cri-dockerd in the archive is too large")]
+    TooLarge,
+    #[error("the archive holds no cri-dockerd/cri-dockerd")]
+    Missing,
+}
+
+/// A host's role names, as playbooks select hosts by them (`master`, `node`).
+pub(crate) fn roles(host: &Host) -> BTreeSet<String> {
     let mut roles = BTreeSet::new();
     if host.roles.master {
         roles.insert("master".to_string());
@@ -265,6 +332,17 @@ fn host_spec(
     if host.roles.node {
         roles.insert("node".to_string());
     }
+    roles
+}
+
+/// The engine's view of one host: selection data, platform and template context.
+fn host_spec(
+    inventory: &Inventory,
+    host: &Host,
+    facts: &HostFacts,
+    manifest: Option<&str>,
+    transport: Arc<k8sup_ssh::Session>,
+) -> Result<HostSpec, HostSpecError> {
     let platform = Platform {
         arch: facts
             .arch
@@ -277,13 +355,12 @@ fn host_spec(
         distro: facts.os.id.clone(),
         distro_version: facts.os.version_id.clone(),
     };
-    let facts_json = serde_json::to_value(facts).map_err(|e| e.to_string())?;
+    let facts_json = serde_json::to_value(facts)?;
     // `manifest` is the inventory's patched CNI manifest; None: the built-in one.
-    let context = k8sup_kube::context::template_context(inventory, host, &facts_json, manifest)
-        .map_err(|e| e.to_string())?;
+    let context = k8sup_kube::context::template_context(inventory, host, &facts_json, manifest)?;
     Ok(HostSpec {
         name: host.name.clone(),
-        roles,
+        roles: roles(host),
         labels: host.labels.clone(),
         first_master: inventory.first_master().name == host.name,
         platform,
@@ -296,7 +373,7 @@ fn host_spec(
 /// Fetches the inventory's `cni_manifest` (a file here, or a URL, downloaded
 /// once), checks its sha256 when the inventory gives one, and patches it for
 /// this cluster. `None` when the inventory names none.
-pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, String> {
+pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, SourceError> {
     use k8sup_inventory::ManifestSource;
     let Some(source) = &inventory.cluster.cni_manifest else {
         return Ok(None);
@@ -304,7 +381,7 @@ pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, String> {
     let (what, bytes, wanted) = match source {
         ManifestSource::File { path, sha256 } => (
             path.display().to_string(),
-            read_capped(path, MAX_MANIFEST_BYTES, "cni_manifest").map_err(|e| e.to_string())?,
+            read_capped(path, MAX_MANIFEST_BYTES, "cni_manifest")?,
             sha256,
         ),
         ManifestSource::Url { url, sha256 } => (url.clone(), download(url)?, sha256),
@@ -312,34 +389,44 @@ pub fn cni_manifest(inventory: &Inventory) -> Result<Option<String>, String> {
     let digest = sha256_hex(&bytes);
     if let Some(wanted) = wanted {
         if *wanted != digest {
-            return Err(format!(
-                "cni_manifest {what} has sha256 {digest}, but the inventory says {wanted}: refusing to apply it"
-            ));
+            return Err(SourceError::ManifestDigest {
+                from: what,
+                digest,
+                wanted: wanted.clone(),
+            });
         }
     }
-    let text = String::from_utf8(bytes).map_err(|_| format!("cni_manifest {what} is not text"))?;
+    let text = String::from_utf8(bytes).map_err(|_| SourceError::ManifestNotText { from: what })?;
     let patch = k8sup_kube::manifest::ManifestPatch::for_inventory(inventory);
-    k8sup_kube::manifest::cni_manifest(inventory, Some(&text), &patch).map_err(|e| e.to_string())
+    Ok(k8sup_kube::manifest::cni_manifest(
+        inventory,
+        Some(&text),
+        &patch,
+    )?)
 }
 
 /// The largest CNI manifest k8sup reads or downloads (Calico's is ~300 KiB).
 const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Downloads `url` on the controller (at most [`MAX_MANIFEST_BYTES`]).
-fn download(url: &str) -> Result<Vec<u8>, String> {
+fn download(url: &str) -> Result<Vec<u8>, SourceError> {
     download_limited(url, "cni_manifest", MAX_MANIFEST_BYTES)
 }
 
 /// Downloads `url` on the controller, at most `limit` bytes; `what` names it in errors.
-fn download_limited(url: &str, what: &str, limit: u64) -> Result<Vec<u8>, String> {
-    let fail = |e: &dyn std::fmt::Display| format!("cannot download {what} {url}: {e}");
-    let response = ureq::get(url).call().map_err(|e| fail(&e))?;
+fn download_limited(url: &str, what: &str, limit: u64) -> Result<Vec<u8>, SourceError> {
+    let fail = |source| SourceError::Download {
+        what: what.to_string(),
+        url: url.to_string(),
+        source: Box::new(source),
+    };
+    let response = ureq::get(url).call().map_err(fail)?;
     response
         .into_body()
         .with_config()
         .limit(limit)
         .read_to_vec()
-        .map_err(|e| fail(&e))
+        .map_err(fail)
 }
 
 /// The name the default playbook uploads cri-dockerd under (`artifact = "cri-dockerd"`).
@@ -364,7 +451,7 @@ pub fn download_cache_dir() -> Option<std::path::PathBuf> {
 /// source names the arch: `{arch}` is filled in per host).
 #[derive(Default)]
 struct Artifacts {
-    by_source: BTreeMap<String, Result<Artifact, String>>,
+    by_source: BTreeMap<String, Result<Artifact, Arc<SourceError>>>,
     /// Downloads whose sha256 is known are kept here by digest, across runs.
     cache: Option<std::path::PathBuf>,
 }
@@ -380,7 +467,7 @@ impl Artifacts {
     /// Registers the artifacts `spec`'s host needs: cri-dockerd when Docker needs
     /// it, from `packages.cri_dockerd` (a release archive, a URL or a file here)
     /// or, with `packages.source = "binary"`, `binary_dir/<arch>/cri-dockerd`.
-    fn add_to(&mut self, inventory: &Inventory, spec: &mut HostSpec) -> Result<(), String> {
+    fn add_to(&mut self, inventory: &Inventory, spec: &mut HostSpec) -> Result<(), SourceError> {
         if !inventory.needs_cri_dockerd() {
             return Ok(());
         }
@@ -397,8 +484,10 @@ impl Artifacts {
                     Some(sha) => read_verified(cache.as_deref(), source, sha, "cri-dockerd")?,
                     None => read_source(source, "packages.cri_dockerd")?,
                 };
-                cri_dockerd_from_archive(&archive)
-                    .map_err(|e| format!("packages.cri_dockerd {source}: {e}"))
+                cri_dockerd_from_archive(&archive).map_err(|e| SourceError::Archive {
+                    from: source.to_string(),
+                    source: e,
+                })
             })?
         } else if let Some(dir) = &inventory.packages.binary_dir {
             // The declared arch, else the facts' (as the template context says).
@@ -407,13 +496,10 @@ impl Artifacts {
                 .unwrap_or(&spec.platform.arch);
             let path = dir.join(arch).join("cri-dockerd");
             self.once(format!("binary:{}", path.display()), || {
-                read_capped(&path, CRI_DOCKERD_LIMIT, "cri-dockerd").map_err(|e| e.to_string())
+                Ok(read_capped(&path, CRI_DOCKERD_LIMIT, "cri-dockerd")?)
             })?
         } else {
-            return Err(
-                "cri-dockerd is needed (runtime \"docker\") but packages.cri_dockerd is not set"
-                    .to_string(),
-            );
+            return Err(SourceError::NoCriDockerd);
         };
         spec.artifacts
             .insert(CRI_DOCKERD_ARTIFACT.to_string(), artifact);
@@ -427,12 +513,13 @@ impl Artifacts {
     fn once(
         &mut self,
         key: String,
-        load: impl FnOnce() -> Result<Vec<u8>, String>,
-    ) -> Result<Artifact, String> {
+        load: impl FnOnce() -> Result<Vec<u8>, SourceError>,
+    ) -> Result<Artifact, SourceError> {
         self.by_source
             .entry(key)
-            .or_insert_with(|| load().map(Artifact::new))
+            .or_insert_with(|| load().map(Artifact::new).map_err(Arc::new))
             .clone()
+            .map_err(SourceError::Shared)
     }
 }
 
@@ -445,7 +532,7 @@ fn read_verified(
     source: &str,
     wanted: &str,
     what: &str,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, SourceError> {
     let cached = cache.map(|dir| dir.join(wanted));
     if let Some(bytes) = cached.as_ref().and_then(|path| std::fs::read(path).ok()) {
         // A damaged cache entry is downloaded again, not trusted.
@@ -456,9 +543,12 @@ fn read_verified(
     let bytes = read_source(source, what)?;
     let digest = sha256_hex(&bytes);
     if digest != wanted {
-        return Err(format!(
-            "{what} {source} has sha256 {digest}, but {wanted} was expected: refusing it"
-        ));
+        return Err(SourceError::Digest {
+            what: what.to_string(),
+            from: source.to_string(),
+            digest,
+            wanted: wanted.to_string(),
+        });
     }
     if let Some(path) = cached {
         // The cache only saves a download: a cache that cannot be written
@@ -489,29 +579,28 @@ fn store_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 
 /// The bytes of `source`: downloaded when it is an http(s) URL, else read from
 /// this machine.
-fn read_source(source: &str, what: &str) -> Result<Vec<u8>, String> {
+fn read_source(source: &str, what: &str) -> Result<Vec<u8>, SourceError> {
     if source.starts_with("https://") || source.starts_with("http://") {
         return download_limited(source, what, CRI_DOCKERD_LIMIT);
     }
     let path = source.strip_prefix("file://").unwrap_or(source);
-    read_capped(std::path::Path::new(path), CRI_DOCKERD_LIMIT, what).map_err(|e| e.to_string())
+    Ok(read_capped(
+        std::path::Path::new(path),
+        CRI_DOCKERD_LIMIT,
+        what,
+    )?)
 }
 
 /// The program `cri-dockerd/cri-dockerd` in a cri-dockerd release archive
 /// (`cri-dockerd-<version>.<arch>.tgz`: a gzip-compressed tar).
-pub fn cri_dockerd_from_archive(archive: &[u8]) -> Result<Vec<u8>, String> {
+pub fn cri_dockerd_from_archive(archive: &[u8]) -> Result<Vec<u8>, ArchiveError> {
     use std::io::Read;
     let gz = flate2::read::GzDecoder::new(archive);
     let mut tar = tar::Archive::new(gz);
-    let entries = tar
-        .entries()
-        .map_err(|e| format!("not a gzip-compressed tar archive: {e}"))?;
+    let entries = tar.entries().map_err(ArchiveError::NotTar)?;
     for entry in entries {
-        let entry = entry.map_err(|e| format!("not a gzip-compressed tar archive: {e}"))?;
-        let path = entry
-            .path()
-            .map_err(|e| format!("bad path in the archive: {e}"))?
-            .into_owned();
+        let entry = entry.map_err(ArchiveError::NotTar)?;
+        let path = entry.path().map_err(ArchiveError::BadPath)?.into_owned();
         let wanted = path
             .components()
             .filter(|c| !matches!(c, std::path::Component::CurDir))
@@ -522,19 +611,19 @@ pub fn cri_dockerd_from_archive(archive: &[u8]) -> Result<Vec<u8>, String> {
             continue;
         }
         if !entry.header().entry_type().is_file() {
-            return Err("cri-dockerd/cri-dockerd in the archive is not a regular file".into());
+            return Err(ArchiveError::NotAFile);
         }
         let mut program = Vec::new();
         entry
             .take(CRI_DOCKERD_LIMIT + 1)
             .read_to_end(&mut program)
-            .map_err(|e| format!("cannot read cri-dockerd/cri-dockerd from the archive: {e}"))?;
+            .map_err(ArchiveError::Read)?;
         if program.len() as u64 > CRI_DOCKERD_LIMIT {
-            return Err("cri-dockerd/cri-dockerd in the archive is too large".into());
+            return Err(ArchiveError::TooLarge);
         }
         return Ok(program);
     }
-    Err("the archive holds no cri-dockerd/cri-dockerd".into())
+    Err(ArchiveError::Missing)
 }
 
 #[cfg(test)]
@@ -574,10 +663,12 @@ mod tests {
     fn archives_without_the_program_or_not_archives_are_refused() {
         let other = tgz(&[("cri-dockerd/README.md", b"hi"), ("cri-dockerd", b"x")]);
         assert_eq!(
-            cri_dockerd_from_archive(&other).unwrap_err(),
+            cri_dockerd_from_archive(&other).unwrap_err().to_string(),
             "the archive holds no cri-dockerd/cri-dockerd"
         );
-        let err = cri_dockerd_from_archive(b"plain text, not gzip").unwrap_err();
+        let err = cri_dockerd_from_archive(b"plain text, not gzip")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("not a gzip-compressed tar archive"),
             "{err}"
@@ -592,7 +683,9 @@ mod tests {
         let bytes = read_source(path.to_str().unwrap(), "packages.cri_dockerd").unwrap();
         assert_eq!(cri_dockerd_from_archive(&bytes).unwrap(), b"prog");
         let missing = dir.path().join("nope.tgz");
-        let err = read_source(missing.to_str().unwrap(), "packages.cri_dockerd").unwrap_err();
+        let err = read_source(missing.to_str().unwrap(), "packages.cri_dockerd")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("cannot read packages.cri_dockerd "),
             "{err}"
@@ -709,7 +802,7 @@ arch = "arm64"
         )
         .expect("inventory");
         assert_eq!(
-            cni_manifest(&inventory).unwrap_err(),
+            cni_manifest(&inventory).unwrap_err().to_string(),
             "cni_manifest /dev/zero is larger than 16 MiB: k8sup reads no more of it"
         );
     }
@@ -773,7 +866,7 @@ arch = "arm64"
         let (bad_url, _) = serve(tgz(&[("README.md", b"hi")]));
         let bad = docker_inventory(&bad_url);
         let mut spec = spec_for(&bad, bad.first_master());
-        let e = artifacts.add_to(&bad, &mut spec).unwrap_err();
+        let e = artifacts.add_to(&bad, &mut spec).unwrap_err().to_string();
         assert_eq!(
             e,
             format!("packages.cri_dockerd {bad_url}: the archive holds no cri-dockerd/cri-dockerd")
@@ -794,7 +887,7 @@ arch = "arm64"
         let plain = docker_inventory_with(&format!("files_mirror = \"{mirror}\""));
         let mut artifacts = Artifacts::with_cache(Some(cache.path().to_path_buf()));
         let mut spec = spec_for(&plain, plain.first_master());
-        let e = artifacts.add_to(&plain, &mut spec).unwrap_err();
+        let e = artifacts.add_to(&plain, &mut spec).unwrap_err().to_string();
         let pinned = "4779b7c3663f002871e79ecf6aa8eb48d0bb74df035baecf56b816deb21d12c4";
         assert!(
             e.contains(&format!("has sha256 {digest}, but {pinned} was expected")),

@@ -4,7 +4,7 @@
 use k8sup_facts::{HostFacts, GATHER_SCRIPT};
 use k8sup_inventory::{Host, Inventory};
 use k8sup_shell::Script;
-use k8sup_ssh::{CommandError, Session};
+use k8sup_ssh::{CommandError, ConnectError, Session};
 
 use crate::connect::{target_for, ConnectOptions};
 use crate::fan_out::in_order;
@@ -23,10 +23,10 @@ pub enum Outcome {
     /// gathered as the SSH user instead.
     Facts {
         facts: Box<HostFacts>,
-        sudo_problem: Option<String>,
+        sudo_problem: Option<GatherError>,
     },
     /// No connection, or the host did not answer as a host should.
-    Failed(String),
+    Failed(GatherError),
 }
 
 /// Gathers facts from `hosts` (in inventory order in the result).
@@ -76,7 +76,7 @@ pub async fn gather_host(
             }
             return Gathered {
                 session: None,
-                outcome: Outcome::Failed(e.to_string()),
+                outcome: Outcome::Failed(GatherError::Unreachable(Box::new(e))),
                 lock: None,
             };
         }
@@ -87,7 +87,7 @@ pub async fn gather_host(
         (None, _) => None,
     };
     if let Some(Err(held @ HostLockError::Held(_))) = &lock {
-        let outcome = Outcome::Failed(held.to_string());
+        let outcome = Outcome::Failed(GatherError::Locked(held.clone()));
         session.close().await;
         return Gathered {
             session: None,
@@ -110,7 +110,7 @@ async fn gather_on(session: Session, target: &k8sup_ssh::Target) -> Gathered {
             },
             lock: None,
         },
-        Err(GatherError::Sudo(problem)) => {
+        Err(problem) if problem.is_sudo() => {
             // Sudo does not work: say so, and gather what the user can see.
             session.close().await;
             let mut plain = target.clone();
@@ -122,7 +122,7 @@ async fn gather_on(session: Session, target: &k8sup_ssh::Target) -> Gathered {
                             facts: Box::new(facts),
                             sudo_problem: Some(problem),
                         },
-                        Err(e) => Outcome::Failed(e.to_string()),
+                        Err(e) => Outcome::Failed(e),
                     };
                     Gathered {
                         session: Some(s),
@@ -132,62 +132,86 @@ async fn gather_on(session: Session, target: &k8sup_ssh::Target) -> Gathered {
                 }
                 Err(e) => Gathered {
                     session: None,
-                    outcome: Outcome::Failed(e.to_string()),
+                    outcome: Outcome::Failed(GatherError::Unreachable(Box::new(e))),
                     lock: None,
                 },
             }
         }
         Err(e) => Gathered {
             session: Some(session),
-            outcome: Outcome::Failed(e.to_string()),
+            outcome: Outcome::Failed(e),
             lock: None,
         },
     }
 }
 
-enum GatherError {
-    Sudo(String),
-    Other(String),
+/// Why a host's facts could not be gathered (or, for sudo, not as root).
+#[derive(Debug, thiserror::Error)]
+pub enum GatherError {
+    #[error(transparent)]
+    Unreachable(Box<ConnectError>),
+    #[error(transparent)]
+    Locked(HostLockError),
+    // The transport's message quotes the whole facts script: these say it shortly.
+    #[error("sudo on {host} asks for a password; set K8SUP_BECOME_PASSWORD or allow the SSH user passwordless sudo")]
+    SudoPassword { host: String },
+    #[error("sudo on {host} refused the password in K8SUP_BECOME_PASSWORD")]
+    SudoRejected { host: String },
+    #[error("sudo does not work for {host}: {said}")]
+    Sudo {
+        host: String,
+        /// The last lines of the script's stderr, joined by ` / `.
+        said: String,
+    },
+    #[error(transparent)]
+    Lost(Box<CommandError>),
+    #[error("the facts script failed on {host} ({status}): {said}")]
+    Script {
+        host: String,
+        status: String,
+        said: String,
+    },
+    #[error("{host}: {why}")]
+    Unreadable { host: String, why: String },
 }
 
-impl std::fmt::Display for GatherError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            GatherError::Sudo(m) | GatherError::Other(m) => f.write_str(m),
-        }
+impl GatherError {
+    /// Sudo does not work: the facts can still be gathered as the SSH user.
+    fn is_sudo(&self) -> bool {
+        matches!(
+            self,
+            GatherError::SudoPassword { .. }
+                | GatherError::SudoRejected { .. }
+                | GatherError::Sudo { .. }
+        )
     }
 }
 
 async fn run_script(session: &Session) -> Result<HostFacts, GatherError> {
     let script = Script::new(GATHER_SCRIPT);
     let out = session.run(&script).await.map_err(|e| match e {
-        // The transport's message quotes the whole facts script: say it shortly.
-        CommandError::BecomePasswordRequired { host, .. } => GatherError::Sudo(format!(
-            "sudo on {host} asks for a password; set K8SUP_BECOME_PASSWORD or allow the SSH user passwordless sudo"
-        )),
-        CommandError::BecomePasswordRejected { host, .. } => GatherError::Sudo(format!(
-            "sudo on {host} refused the password in K8SUP_BECOME_PASSWORD"
-        )),
-        other => GatherError::Other(other.to_string()),
+        CommandError::BecomePasswordRequired { host, .. } => GatherError::SudoPassword { host },
+        CommandError::BecomePasswordRejected { host, .. } => GatherError::SudoRejected { host },
+        other => GatherError::Lost(Box::new(other)),
     })?;
     if !out.success() {
         let stderr = out.stderr_text();
         let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         if stderr.contains("sudo:") {
-            return Err(GatherError::Sudo(format!(
-                "sudo does not work for {}: {}",
-                session.host(),
-                tail.join(" / ")
-            )));
+            return Err(GatherError::Sudo {
+                host: session.host().to_string(),
+                said: tail.join(" / "),
+            });
         }
-        return Err(GatherError::Other(format!(
-            "the facts script failed on {} ({}): {}",
-            session.host(),
-            out.status_text(),
-            tail.join(" / ")
-        )));
+        return Err(GatherError::Script {
+            host: session.host().to_string(),
+            status: out.status_text(),
+            said: tail.join(" / "),
+        });
     }
-    HostFacts::parse(&out.stdout_text())
-        .map_err(|why| GatherError::Other(format!("{}: {why}", session.host())))
+    HostFacts::parse(&out.stdout_text()).map_err(|why| GatherError::Unreadable {
+        host: session.host().to_string(),
+        why,
+    })
 }

@@ -5,7 +5,8 @@
 //!   hosts are connected to in parallel, bounded by `parallelism`.
 //! - [`facts`]: gather [`k8sup_facts::HostFacts`] from every host.
 //! - [`check`]: facts plus preflight findings, for `k8sup check`.
-//! - [`cluster`]: the admin kubeconfig, and `reset` for the nightly reprovision.
+//! - [`cluster`]: the admin kubeconfig.
+//! - [`reset`]: the reset playbook on every host, for the nightly reprovision.
 //! - [`certs`]: when every certificate expires; renewal one master at a time.
 //! - [`etcd`]: etcd snapshots (backup) and disaster recovery (restore).
 //! - [`lock`]: one run at a time, per cluster on the controller and per host.
@@ -25,4 +26,5 @@ pub mod facts;
 mod fan_out;
 pub mod lock;
 pub mod remove;
+pub mod reset;
 pub mod upgrade;

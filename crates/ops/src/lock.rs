@@ -69,19 +69,71 @@ pub struct ClusterLock {
     pub path: PathBuf,
 }
 
+/// Why the cluster's lock on the controller was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterLockError {
+    #[error("cannot create the state directory {}: {source}", dir.display())]
+    StateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the cluster's lock {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cluster {cluster} is locked by {holder} ({}): nothing was changed; wait for that run to end",
+        path.display()
+    )]
+    Held {
+        cluster: String,
+        /// What the holder's lock file says (`run ... on controller ...`).
+        holder: String,
+        path: PathBuf,
+    },
+    #[error("cannot write the cluster's lock {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Takes the lock of `cluster` in `dir` (created if need be), or says who holds it.
-pub fn lock_cluster(dir: &Path, cluster: &str, run: &RunInfo) -> Result<ClusterLock, String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create the state directory {}: {e}", dir.display()))?;
+pub fn lock_cluster(
+    dir: &Path,
+    cluster: &str,
+    run: &RunInfo,
+) -> Result<ClusterLock, ClusterLockError> {
+    std::fs::create_dir_all(dir).map_err(|source| ClusterLockError::StateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let path = dir.join("lock");
-    let mut file = OpenOptions::new()
+    let opened = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .map_err(|e| format!("cannot open the cluster's lock {}: {e}", path.display()))?;
-    if !try_lock(&file).map_err(|e| format!("cannot lock {}: {e}", path.display()))? {
+        .open(&path);
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(source) => return Err(ClusterLockError::Open { path, source }),
+    };
+    let locked = match try_lock(&file) {
+        Ok(locked) => locked,
+        Err(source) => return Err(ClusterLockError::Lock { path, source }),
+    };
+    if !locked {
         // The holder writes who it is right after locking: give it a moment.
         let mut holder = String::new();
         for _ in 0..25 {
@@ -100,16 +152,19 @@ pub fn lock_cluster(dir: &Path, cluster: &str, run: &RunInfo) -> Result<ClusterL
             .filter(|l| !l.is_empty())
             .unwrap_or("another run")
             .to_string();
-        return Err(format!(
-            "cluster {cluster} is locked by {holder} ({}): nothing was changed; wait for that run to end",
-            path.display()
-        ));
+        return Err(ClusterLockError::Held {
+            cluster: cluster.to_string(),
+            holder,
+            path,
+        });
     }
     let written = file
         .set_len(0)
         .and_then(|()| file.rewind())
         .and_then(|()| writeln!(file, "{}", run.line()));
-    written.map_err(|e| format!("cannot write the cluster's lock {}: {e}", path.display()))?;
+    if let Err(source) = written {
+        return Err(ClusterLockError::Write { path, source });
+    }
     Ok(ClusterLock { _file: file, path })
 }
 
@@ -129,24 +184,16 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
 }
 
 /// Why a host could not be locked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostLockError {
     /// Another run holds it; what its lock file says.
+    #[error(
+        "locked by {0} ({HOST_LOCK_FILE}): wait for that run (or the command it left running) to end"
+    )]
     Held(String),
     /// The lock could not be taken at all.
+    #[error("cannot lock the host: {0}")]
     Failed(String),
-}
-
-impl std::fmt::Display for HostLockError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HostLockError::Held(holder) => write!(
-                f,
-                "locked by {holder} ({HOST_LOCK_FILE}): wait for that run (or the command it left running) to end"
-            ),
-            HostLockError::Failed(why) => write!(f, "cannot lock the host: {why}"),
-        }
-    }
 }
 
 /// Exit status of the lock script when another run holds the lock.
@@ -164,7 +211,11 @@ fn host_lock_script(run: &RunInfo) -> Script {
     .arg(line)
     .code(">")
     .arg(file.clone())
-    .code("; else cat")
+    // The holder empties the file before it writes its line: a loser that looks in
+    // between finds it empty, and looks once more a moment later.
+    .code("; else [ -s")
+    .arg(file.clone())
+    .code("] || sleep 1; cat")
     .arg(file)
     .code("; exit 3; fi")
 }
@@ -299,7 +350,9 @@ mod tests {
     fn a_second_cluster_lock_names_the_holder_and_a_dropped_one_is_taken_over() {
         let dir = tempfile::tempdir().expect("temp dir");
         let first = lock_cluster(dir.path(), "prod", &run("one")).expect("free");
-        let refused = lock_cluster(dir.path(), "prod", &run("two")).expect_err("held");
+        let refused = lock_cluster(dir.path(), "prod", &run("two"))
+            .expect_err("held")
+            .to_string();
         assert!(
             refused.contains("cluster prod is locked by run one on controller ctl (pid 7)"),
             "{refused}"

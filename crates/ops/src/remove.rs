@@ -16,12 +16,13 @@
 
 use std::collections::BTreeSet;
 
+use k8sup_engine::EventSink;
 use k8sup_inventory::Inventory;
 use k8sup_shell::{Script, ShellArg};
-use k8sup_ssh::Session;
+use k8sup_ssh::{CommandError, Session};
 
-use crate::cluster::RESET_SCRIPT;
 use crate::etcd::TOOLS;
+use crate::reset::{reset_over, ResetError};
 
 const PATH: &str =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH; export PATH;";
@@ -55,21 +56,70 @@ pub struct ClusterView {
     pub members: Vec<EtcdMember>,
 }
 
+/// Why the cluster could not be read, or a removal step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error("cannot read the cluster on {host}: {source}")]
+    ReadLost {
+        host: String,
+        #[source]
+        source: Box<CommandError>,
+    },
+    #[error("cannot read the cluster on {host} ({status}): {said}")]
+    Read {
+        host: String,
+        status: String,
+        /// The last line the script printed on stderr.
+        said: String,
+    },
+    #[error("{host}: no connection to reset it")]
+    NotConnected { host: String },
+    #[error("{host}: not in the inventory")]
+    NotInInventory { host: String },
+    #[error("{host}: {step} failed: {source}")]
+    Reset {
+        host: String,
+        step: String,
+        #[source]
+        source: Box<ResetError>,
+    },
+    #[error("{host}: {step} failed: {source}")]
+    StepLost {
+        host: String,
+        step: String,
+        #[source]
+        source: Box<CommandError>,
+    },
+    #[error("{host}: {step} failed on {on} ({status}): {said}")]
+    Step {
+        host: String,
+        step: String,
+        /// The host it ran on (the first master, or the removed host).
+        on: String,
+        status: String,
+        said: String,
+    },
+    #[error("a script holds a NUL byte")]
+    NulByte,
+}
+
 /// Reads the nodes (and, with `etcd`, the etcd members and the health of each
 /// member's client URL) on the first master.
-pub async fn read_cluster(master: &Session, etcd: bool) -> Result<ClusterView, String> {
+pub async fn read_cluster(master: &Session, etcd: bool) -> Result<ClusterView, RemoveError> {
     let text = cluster_script(etcd);
     let out = master
         .run(&script(text)?)
         .await
-        .map_err(|e| format!("cannot read the cluster on {}: {e}", master.host()))?;
+        .map_err(|source| RemoveError::ReadLost {
+            host: master.host().to_string(),
+            source: Box::new(source),
+        })?;
     if !out.success() {
-        return Err(format!(
-            "cannot read the cluster on {} ({}): {}",
-            master.host(),
-            out.status_text(),
-            last_line(&out.stderr_text())
-        ));
+        return Err(RemoveError::Read {
+            host: master.host().to_string(),
+            status: out.status_text(),
+            said: last_line(&out.stderr_text()).to_string(),
+        });
     }
     Ok(parse_cluster(&out.stdout_text()))
 }
@@ -221,8 +271,24 @@ impl RemovalPlan {
 
 /// Why a removal is refused before anything changes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct RemovalRefused(pub String);
+pub enum RemovalRefused {
+    #[error("removing {member} needs etcd's quorum, but only {healthy} of its {members} members are healthy (a quorum is {quorum}); nothing was changed")]
+    NoQuorum {
+        member: String,
+        healthy: usize,
+        members: usize,
+        quorum: usize,
+    },
+    #[error("removing {member} would leave etcd {healthy} healthy of {members} member(s), short of a quorum of {quorum}: the control plane would stop; nothing was changed")]
+    WouldLoseQuorum {
+        member: String,
+        healthy: usize,
+        members: usize,
+        quorum: usize,
+    },
+    #[error("{0:?} holds a NUL byte")]
+    NulByte(String),
+}
 
 /// The steps for every host with `remove = true`. `reachable`: the removed hosts
 /// k8sup is connected to; `installed`: those of them that still hold what k8sup
@@ -272,7 +338,7 @@ pub fn plan_removals(
                         "kubeadm reset and k8sup's cleanup".into()
                     },
                     on: On::Removed,
-                    command: "kubeadm reset -f; systemctl stop kubelet; rm -rf /etc/cni/net.d /var/lib/cni /var/lib/kubelet/pki /etc/kubernetes/manifests /var/lib/etcd /etc/k8sup /var/lib/k8sup; haproxy stopped and its k8sup config removed; CNI links and iptables flushed (as `k8sup reset`)".into(),
+                    command: reset_steps(),
                 });
             }
         } else {
@@ -335,10 +401,12 @@ fn check_quorum(
     for m in order {
         let quorum = members / 2 + 1;
         if healthy < quorum {
-            return Err(RemovalRefused(format!(
-                "removing {} needs etcd's quorum, but only {healthy} of its {members} members are healthy (a quorum is {quorum}); nothing was changed",
-                m.name
-            )));
+            return Err(RemovalRefused::NoQuorum {
+                member: m.name.clone(),
+                healthy,
+                members,
+                quorum,
+            });
         }
         members -= 1;
         if m.healthy {
@@ -346,10 +414,12 @@ fn check_quorum(
         }
         let quorum_after = members / 2 + 1;
         if members == 0 || healthy < quorum_after {
-            return Err(RemovalRefused(format!(
-                "removing {} would leave etcd {healthy} healthy of {members} member(s), short of a quorum of {quorum_after}: the control plane would stop; nothing was changed",
-                m.name
-            )));
+            return Err(RemovalRefused::WouldLoseQuorum {
+                member: m.name.clone(),
+                healthy,
+                members,
+                quorum: quorum_after,
+            });
         }
     }
     Ok(())
@@ -377,14 +447,34 @@ pub async fn installed(sessions: &[(String, std::sync::Arc<Session>)]) -> BTreeS
     found
 }
 
-/// Runs `plan`, step by step; `report` is told each step as it starts. Stops at
-/// the first failure.
+/// What the plan shows of a removed host's reset: the reset playbook's steps.
+fn reset_steps() -> String {
+    let steps: Vec<String> = crate::reset::playbook()
+        .map(|p| {
+            p.plays
+                .into_iter()
+                .flat_map(|p| p.tasks)
+                .map(|t| t.name)
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{} (as `k8sup reset`): {}",
+        k8sup_kube::playbook::RESET_PLAYBOOK_NAME,
+        steps.join("; ")
+    )
+}
+
+/// Runs `plan`, step by step; `report` is told each step as it starts, `events`
+/// gets the engine's events of a removed host's reset. Stops at the first failure.
 pub async fn remove(
+    inventory: &Inventory,
     plan: &RemovalPlan,
     first_master: &Session,
     removed: &[(String, std::sync::Arc<Session>)],
     report: &dyn Fn(&str, &Step),
-) -> Result<(), String> {
+    events: EventSink,
+) -> Result<(), RemoveError> {
     for r in &plan.removals {
         for step in &r.steps {
             report(&r.host, step);
@@ -395,24 +485,43 @@ pub async fn remove(
                     let session = removed
                         .iter()
                         .find(|(h, _)| *h == r.host)
-                        .map(|(_, s)| s.as_ref())
-                        .ok_or_else(|| format!("{}: no connection to reset it", r.host))?;
-                    (session, RESET_SCRIPT.to_string())
+                        .map(|(_, s)| s.clone())
+                        .ok_or_else(|| RemoveError::NotConnected {
+                            host: r.host.clone(),
+                        })?;
+                    let host =
+                        inventory
+                            .host(&r.host)
+                            .ok_or_else(|| RemoveError::NotInInventory {
+                                host: r.host.clone(),
+                            })?;
+                    reset_over(inventory, host, session, events.clone())
+                        .await
+                        .map_err(|source| RemoveError::Reset {
+                            host: r.host.clone(),
+                            step: step.what.clone(),
+                            source: Box::new(source),
+                        })?;
+                    continue;
                 }
             };
-            let out = session
-                .run(&script(text)?)
-                .await
-                .map_err(|e| format!("{}: {} failed: {e}", r.host, step.what))?;
+            let out =
+                session
+                    .run(&script(text)?)
+                    .await
+                    .map_err(|source| RemoveError::StepLost {
+                        host: r.host.clone(),
+                        step: step.what.clone(),
+                        source: Box::new(source),
+                    })?;
             if !out.success() {
-                return Err(format!(
-                    "{}: {} failed on {} ({}): {}",
-                    r.host,
-                    step.what,
-                    session.host(),
-                    out.status_text(),
-                    last_line(&out.stderr_text())
-                ));
+                return Err(RemoveError::Step {
+                    host: r.host.clone(),
+                    step: step.what.clone(),
+                    on: session.host().to_string(),
+                    status: out.status_text(),
+                    said: last_line(&out.stderr_text()).to_string(),
+                });
             }
         }
     }
@@ -421,13 +530,13 @@ pub async fn remove(
 
 /// A script of text k8sup wrote (every value in it quoted by [`Script`]), run by
 /// `sh -c`. It holds no secret, so it may be an argument.
-fn script(text: String) -> Result<Script, String> {
-    let text = ShellArg::new(text).map_err(|_| "a script holds a NUL byte".to_string())?;
+fn script(text: String) -> Result<Script, RemoveError> {
+    let text = ShellArg::new(text).map_err(|_| RemoveError::NulByte)?;
     Ok(Script::new("sh -c").arg(text).code("sh"))
 }
 
 fn arg(value: &str) -> Result<ShellArg, RemovalRefused> {
-    ShellArg::new(value).map_err(|_| RemovalRefused(format!("{value:?} holds a NUL byte")))
+    ShellArg::new(value).map_err(|_| RemovalRefused::NulByte(value.to_string()))
 }
 
 fn last_line(text: &str) -> &str {

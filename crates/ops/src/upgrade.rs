@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use k8sup_engine::{
-    Engine, EngineEvent, EngineOptions, EventSink, HostOutcome, HostPlan, HostSpec, Playbook,
-    TaskPlan, TaskStatus, TemplateSet,
+    Engine, EngineError, EngineEvent, EngineOptions, EventSink, HostOutcome, HostPlan, HostSpec,
+    Playbook, PlaybookError, TaskPlan, TaskStatus, TemplateSet,
 };
 use k8sup_facts::HostFacts;
 use k8sup_inventory::{Host, Inventory, KubeVersion};
@@ -73,8 +73,41 @@ pub enum UpgradeFailure {
         /// Per node, what kept it from draining.
         why: String,
     },
+    #[error("{host}: {source}")]
+    Nodes {
+        host: String,
+        #[source]
+        source: NodeListError,
+    },
     #[error("the upgrade playbook: {0}")]
-    Playbook(String),
+    Playbook(#[from] PlaybookError),
+    #[error("the upgrade playbook: {0}")]
+    Engine(#[source] EngineError),
+    /// The engine could not run the playbook: its message, redacted.
+    #[error("the upgrade playbook: {0}")]
+    Apply(String),
+    #[error("the upgrade playbook: {0:?} holds a NUL byte")]
+    NulByte(String),
+}
+
+/// Why a node was not drained (or cordoned): it is left cordoned.
+#[derive(Debug, thiserror::Error)]
+enum DrainError {
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeFailure),
+    #[error("cannot record on {master} that it is cordoned: {why}")]
+    Mark { master: String, why: String },
+    #[error("`kubectl drain` failed: {0}")]
+    Failed(String),
+    #[error(
+        "a PodDisruptionBudget (or the pods' own shutdown) kept {} from being evicted within drain_timeout {}",
+        pods.join(", "),
+        humantime::format_duration(*timeout)
+    )]
+    Blocked {
+        pods: Vec<String>,
+        timeout: Duration,
+    },
 }
 
 /// A node as the API reports it.
@@ -142,13 +175,19 @@ pub fn order<'i>(inventory: &'i Inventory, cordoned: &BTreeSet<String>) -> Vec<V
     steps
 }
 
+/// Why `kubectl get nodes -o json` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeListError {
+    #[error("kubectl get nodes printed no node list: {0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("kubectl get nodes printed no items")]
+    NoItems,
+}
+
 /// Parses `kubectl get nodes -o json`.
-pub fn parse_nodes(text: &str) -> Result<BTreeMap<String, NodeStatus>, String> {
-    let list: Value = serde_json::from_str(text)
-        .map_err(|e| format!("kubectl get nodes printed no node list: {e}"))?;
-    let items = list["items"]
-        .as_array()
-        .ok_or("kubectl get nodes printed no items")?;
+pub fn parse_nodes(text: &str) -> Result<BTreeMap<String, NodeStatus>, NodeListError> {
+    let list: Value = serde_json::from_str(text)?;
+    let items = list["items"].as_array().ok_or(NodeListError::NoItems)?;
     let mut nodes = BTreeMap::new();
     for item in items {
         let Some(name) = item["metadata"]["name"].as_str() else {
@@ -198,7 +237,7 @@ pub fn blocked_pods(stderr: &str) -> Vec<String> {
 }
 
 fn word(text: &str) -> Result<ShellArg, UpgradeFailure> {
-    ShellArg::new(text).map_err(|_| UpgradeFailure::Playbook(format!("{text:?} holds a NUL byte")))
+    ShellArg::new(text).map_err(|_| UpgradeFailure::NulByte(text.to_string()))
 }
 
 /// Runs `script` on `host`; its stdout when it succeeds, else what it said.
@@ -315,9 +354,9 @@ impl Upgrader<'_> {
                 host: master.name.clone(),
                 message: format!("cannot read the cluster's nodes: {why}"),
             })?;
-        let nodes = parse_nodes(&text).map_err(|message| UpgradeFailure::Host {
+        let nodes = parse_nodes(&text).map_err(|source| UpgradeFailure::Nodes {
             host: master.name.clone(),
-            message,
+            source,
         })?;
         let cordoned = self.cordon_markers().into_iter().collect();
         let kubelets: Vec<(String, KubeVersion)> = self
@@ -353,8 +392,7 @@ impl Upgrader<'_> {
         let playbook = Playbook::parse(
             k8sup_kube::playbook::UPGRADE_PLAYBOOK_NAME,
             k8sup_kube::playbook::UPGRADE_PLAYBOOK,
-        )
-        .map_err(|e| UpgradeFailure::Playbook(e.to_string()))?;
+        )?;
         let engine = Engine::new(
             playbook,
             self.templates,
@@ -430,10 +468,7 @@ impl Upgrader<'_> {
                     .collect();
                 for phase in Phase::ALL {
                     let specs = self.specs(&hosts, hop, &[phase])?;
-                    let planned = engine
-                        .plan(&specs)
-                        .await
-                        .map_err(|e| UpgradeFailure::Playbook(e.to_string()))?;
+                    let planned = engine.plan(&specs).await.map_err(UpgradeFailure::Engine)?;
                     for (plan, host_plan) in plans.iter_mut().zip(planned.hosts) {
                         if plan.error.is_none() {
                             plan.error = host_plan.error;
@@ -668,7 +703,7 @@ impl Upgrader<'_> {
         let report = engine
             .apply(&specs, None, sink)
             .await
-            .map_err(|e| UpgradeFailure::Playbook(engine.redactor().redact(&e.to_string())))?;
+            .map_err(|e| UpgradeFailure::Apply(engine.redactor().redact(&e.to_string())))?;
         for host in &report.hosts {
             if host.outcome == HostOutcome::Ok {
                 continue;
@@ -695,21 +730,24 @@ impl Upgrader<'_> {
 
     /// Marks `node` on the first master, then drains it (or cordons it) from there;
     /// why it could not be.
-    async fn drain(&self, node: &str) -> Result<(), String> {
+    async fn drain(&self, node: &str) -> Result<(), DrainError> {
         let first = &self.inventory.first_master().name;
-        let transport = self.transport(first).map_err(|e| e.to_string())?;
+        let transport = self.transport(first)?;
         let mark = Script::new("install -d -m 0700")
             .code(CORDONED_DIR)
             .code("&& touch")
-            .arg(word(&format!("{CORDONED_DIR}/{node}")).map_err(|e| e.to_string())?);
+            .arg(word(&format!("{CORDONED_DIR}/{node}"))?);
         run(transport, &mark, Duration::from_secs(60))
             .await
-            .map_err(|(why, _)| format!("cannot record on {first} that it is cordoned: {why}"))?;
+            .map_err(|(why, _)| DrainError::Mark {
+                master: first.clone(),
+                why,
+            })?;
         let upgrade = &self.inventory.upgrade;
         let what = if upgrade.drain { "drained" } else { "cordoned" };
         // kubectl gives up at --timeout; a little more for it to say so.
         let timeout = upgrade.drain_timeout + Duration::from_secs(60);
-        let command = self.drain_command(node).map_err(|e| e.to_string())?;
+        let command = self.drain_command(node)?;
         match run(transport, &command, timeout).await {
             Ok(_) => {
                 (self.say)(format!("    {node}: {what}"));
@@ -718,13 +756,12 @@ impl Upgrader<'_> {
             Err((why, stderr)) => {
                 let pods = blocked_pods(&stderr);
                 Err(if pods.is_empty() {
-                    format!("`kubectl drain` failed: {why}")
+                    DrainError::Failed(why)
                 } else {
-                    format!(
-                        "a PodDisruptionBudget (or the pods' own shutdown) kept {} from being evicted within drain_timeout {}",
-                        pods.join(", "),
-                        humantime::format_duration(upgrade.drain_timeout)
-                    )
+                    DrainError::Blocked {
+                        pods,
+                        timeout: upgrade.drain_timeout,
+                    }
                 })
             }
         }
