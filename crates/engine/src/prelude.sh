@@ -13,7 +13,8 @@
 # - results: k8sup_v (k8sup_read_text, k8sup_sysctl_value, k8sup_probe_hostname;
 #   printed by k8sup_put), k8sup_p (k8sup_sysctl_path), k8sup_up (k8sup_uptime),
 #   k8sup_now (k8sup_now), k8sup_index_n (k8sup_index);
-# - inputs: k8sup_text and k8sup_has_text (the content of the next k8sup_write).
+# - inputs: k8sup_text and k8sup_has_text (the content of the next k8sup_write,
+#   set by k8sup_input or by a kind's apply).
 # The calls script.rs writes after the prelude keep their own: k8sup_apply_rc,
 # k8sup_apply_t0, k8sup_apply_t1 and k8sup_o.
 k8sup_nl='
@@ -202,4 +203,7 @@ k8sup_guard() {
   return 1
 }
 k8sup_len() { K8SUP_LEN=$1; }
+# The content of the next k8sup_write, given in the script: the shell's own printf
+# writes it, where the next bytes of stdin need a `head`.
+k8sup_input() { k8sup_text=$1; k8sup_has_text=1; }
 k8sup_reach() { [ "$k8sup_from" -le "$1" ]; }
