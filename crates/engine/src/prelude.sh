@@ -75,7 +75,7 @@ k8sup_prefetch() {
     if [ -f "$k8sup_pf_f" ] && [ -r "$k8sup_pf_f" ]; then set -- "$@" "$k8sup_pf_f"; fi
   done
   [ $# -gt 0 ] || return 0
-  k8sup_pst=$(stat -L -c '%a %U %G' -- "$@") || return 0
+  k8sup_pst=$(stat -L -c '%s %a %U %G' -- "$@") || return 0
   k8sup_psum=$(sha256sum -- "$@") || return 0
   k8sup_pf_i=0
   for k8sup_pf_f; do k8sup_pf_i=$((k8sup_pf_i + 1)); eval "k8sup_pfp_$k8sup_pf_i=\$k8sup_pf_f"; done
@@ -105,17 +105,21 @@ k8sup_probe_file() {
     if [ "$k8sup_file_x" = "$1" ]; then eval "k8sup_file_x=\$k8sup_pfs_$k8sup_file_j; k8sup_file_s=\$k8sup_pfh_$k8sup_file_j"; break; fi
     k8sup_file_j=$((k8sup_file_j + 1))
   done
+  # The stat is "size mode owner group": the size decides below whether the content
+  # is sent, without a `wc`.
   if [ -n "$k8sup_file_s" ]; then
-    echo "stat=$k8sup_file_x"
+    echo "stat=${k8sup_file_x#* }"
   else
-    echo "stat=$(stat -L -c '%a %U %G' -- "$1")"
+    k8sup_file_x=$(stat -L -c '%s %a %U %G' -- "$1")
+    echo "stat=${k8sup_file_x#* }"
     k8sup_file_s=$(sha256sum < "$1") || return 1
     k8sup_file_s=${k8sup_file_s%% *}
   fi
   echo "sha256=$k8sup_file_s"
   [ "$k8sup_file_s" = "$2" ] && return 0
   [ -n "$3" ] && return 0
-  k8sup_file_n=$(wc -c < "$1")
+  k8sup_file_n=${k8sup_file_x%% *}
+  case $k8sup_file_n in ''|*[!0-9]*) k8sup_file_n=$(wc -c < "$1");; esac
   if [ "$k8sup_file_n" -gt 1048576 ]; then echo "content_too_large=$k8sup_file_n"; return 0; fi
   printf 'content='; k8sup_b64 < "$1"; echo
 }

@@ -709,11 +709,45 @@ mod tests {
                 } else {
                     assert_eq!((count("stat"), count("sha256sum")), (3, 3), "{shell}");
                 }
+                // The size that decides whether the content is sent comes with the stat.
+                assert_eq!(count("wc"), 0, "{shell}");
             }
             assert_eq!(bodies[0], bodies[1], "{shell}");
             assert!(bodies[0][0].1.contains("sha256="), "{:?}", bodies[0]);
             assert!(bodies[0][3].1.contains("kind=dir"), "{:?}", bodies[0]);
             assert!(bodies[0][4].1.contains("kind=absent"), "{:?}", bodies[0]);
+        }
+    }
+
+    /// A file over 1 MiB is reported by its size (from the stat), not sent, with or
+    /// without the prefetch.
+    #[test]
+    fn large_files_are_reported_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 1024 * 1024 + 1]).unwrap();
+        let path = big.display().to_string();
+        for prefetch in [false, true] {
+            let mut framed = FramedScript::new();
+            if prefetch {
+                framed = framed.prefetch([path.as_str()]);
+            }
+            let (script, framing) = framed
+                .section(
+                    "0",
+                    Script::new("k8sup_probe_file")
+                        .arg(arg(path.as_str()).unwrap())
+                        .arg(arg("").unwrap()),
+                )
+                .finish();
+            let sections = run_framed("/bin/sh", &script, &framing, &[]);
+            let fields = sections[0].fields();
+            assert_eq!(
+                fields["content_too_large"], "1048577",
+                "prefetch {prefetch}"
+            );
+            assert!(!fields.contains_key("content"), "prefetch {prefetch}");
+            assert_eq!(fields["stat"].split(' ').count(), 3, "{:?}", fields["stat"]);
         }
     }
 
