@@ -611,18 +611,23 @@ mod tests {
                 "2",
                 Script::new(
                     "k8sup_probe_sysctl /nonexistent/k8sup '' net.ipv4.ip_forward \
-                     net.ipv4.ip_local_port_range net/ipv4/conf/eth0.5/forwarding",
+                     net.ipv4.ip_local_port_range net/ipv4/conf/eth0.5/forwarding \
+                     net.bridge.bridge-nf-call-iptables",
                 ),
             )
             .section("3", Script::new("k8sup_probe_hostname"))
             .finish();
         // Only base64 and tr (for values that are not plain text) can be found: no
-        // lsmod, sysctl or hostname.
+        // lsmod or hostname, and a sysctl that must not be asked (it answers 9).
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         for tool in ["base64", "tr"] {
             std::os::unix::fs::symlink(format!("/usr/bin/{tool}"), bin.join(tool)).unwrap();
         }
+        std::fs::write(bin.join("sysctl"), "#!/bin/sh\necho 9\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("sysctl"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
         for shell in ["/bin/sh", "/bin/bash"] {
             let sections = run_framed(
                 shell,
@@ -641,6 +646,11 @@ mod tests {
             );
             assert_eq!(
                 sysctl["text.net/ipv4/conf/eth0.5/forwarding"], "0",
+                "{shell}"
+            );
+            // No file under /proc/sys: no value, as sysctl would say.
+            assert_eq!(
+                sysctl["text.net.bridge.bridge-nf-call-iptables"], "",
                 "{shell}"
             );
             assert_eq!(sections[3].fields()["current_text"], "node-1", "{shell}");
