@@ -641,8 +641,10 @@ def versions() -> dict:
         v[pkg] = r.stdout.strip() if r.returncode == 0 else None
     r = subprocess.run([str(K8SUP_BIN), "--version"], capture_output=True, text=True)
     v["k8sup"] = r.stdout.strip()
+    # BENCH_COMMIT names the commit of binaries built elsewhere (BENCH_K8SUP), e.g. a
+    # base branch measured beside this one; by default, this checkout's.
     r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    v["commit"] = r.stdout.strip()
+    v["commit"] = os.environ.get("BENCH_COMMIT") or r.stdout.strip()
     return v
 
 
