@@ -153,6 +153,49 @@ class Lab:
             out[h["name"]] = (text.count("Starting session"), text.count("Accepted publickey"))
         return out
 
+    def hosts_cpu_seconds(self) -> float:
+        """The CPU time every host's sshd and all it started have used so far (user +
+        system, of the listening sshd and its reaped descendants: sessions, shells and
+        every program the scripts ran), summed over the hosts: the work a tool made the
+        hosts do, which the machine's load does not change. Waits (up to 5 s) until no
+        session of a finished run is still being torn down, so that all of it is reaped."""
+        pids = []
+        for h in self.hosts:
+            try:
+                pids.append(int((h["dir"] / "sshd.pid").read_text().strip()))
+            except (OSError, ValueError):
+                pass
+        wanted = set(pids)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            busy = False
+            for d in os.listdir("/proc"):
+                if not d.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        stat = f.read()
+                except OSError:
+                    continue
+                if int(stat[stat.rindex(")") + 2:].split()[1]) in wanted:
+                    busy = True
+                    break
+            if not busy:
+                break
+            time.sleep(0.1)
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            # utime, stime, cutime, cstime: fields 14-17 of proc(5), 11-14 after the name.
+            total += sum(int(x) for x in fields[11:15])
+        return total / ticks
+
     def commands_logged(self) -> int:
         total = 0
         for h in self.hosts:
@@ -371,6 +414,7 @@ def close_control_masters(env: dict) -> None:
 def run_tool(tool: str, lab: Lab, work: Path, phase: str) -> dict:
     cmd, env = tool_command(tool, lab, work)
     before = lab.counters()
+    cpu_before = lab.hosts_cpu_seconds()
     cmds_before = lab.commands_logged()
     timefile = work / f"{tool}-{phase}.time"
     logfile = work / f"{tool}-{phase}.log"
@@ -388,6 +432,7 @@ def run_tool(tool: str, lab: Lab, work: Path, phase: str) -> dict:
     tree_peak = tree.stop()
     close_control_masters(env)
     after = lab.counters()
+    hosts_cpu = lab.hosts_cpu_seconds() - cpu_before
     tinfo = timefile.read_text() if timefile.exists() else ""
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", tinfo)
     user = re.search(r"User time \(seconds\): ([\d.]+)", tinfo)
@@ -400,6 +445,7 @@ def run_tool(tool: str, lab: Lab, work: Path, phase: str) -> dict:
         "peak_rss_mb": round(int(rss.group(1)) / 1024, 1) if rss else None,
         "tree_rss_mb": round(tree_peak / 1024, 1),
         "cpu_s": round(float(user.group(1)) + float(sys_.group(1)), 2) if user and sys_ else None,
+        "hosts_cpu_s": round(hosts_cpu, 2),
         "sessions_per_host": round(sum(sessions) / len(sessions), 2),
         "sessions_max": max(sessions),
         "connections_per_host": round(sum(conns) / len(conns), 2),
@@ -463,6 +509,7 @@ def floor_run(lab: Lab, phase: str) -> dict:
     script (the converge blindly does everything; the no-op only reads what a tool must
     read to know there is nothing to do)."""
     before = lab.counters()
+    cpu_before = lab.hosts_cpu_seconds()
     procs = []
     started = time.monotonic()
     for h in lab.hosts:
@@ -482,9 +529,11 @@ def floor_run(lab: Lab, phase: str) -> dict:
     if failed:
         raise BenchError(f"floor {phase} failed on {len(failed)} hosts: {failed[:3]}")
     after = lab.counters()
+    hosts_cpu = lab.hosts_cpu_seconds() - cpu_before
     sessions = [after[h][0] - before[h][0] for h in after]
     return {"tool": "floor", "phase": phase, "hosts": lab.n, "port": lab.port, "exit": 0,
-            "wall_s": round(wall, 3), "sessions_per_host": round(sum(sessions) / len(sessions), 2)}
+            "wall_s": round(wall, 3), "sessions_per_host": round(sum(sessions) / len(sessions), 2),
+            "hosts_cpu_s": round(hosts_cpu, 2)}
 
 
 def handshake_seconds(lab: Lab, samples: int = 5) -> float:
