@@ -168,32 +168,16 @@ class Lab:
         wanted = set(pids)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            busy = False
-            for d in os.listdir("/proc"):
-                if not d.isdigit():
-                    continue
-                try:
-                    with open(f"/proc/{d}/stat") as f:
-                        stat = f.read()
-                except OSError:
-                    continue
-                if int(stat[stat.rindex(")") + 2:].split()[1]) in wanted:
-                    busy = True
-                    break
-            if not busy:
+            if not any(int(fields[1]) in wanted for _, fields in processes()):
                 break
             time.sleep(0.1)
         ticks = os.sysconf("SC_CLK_TCK")
         total = 0
         for pid in pids:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            # utime, stime, cutime, cstime: fields 14-17 of proc(5), 11-14 after the name.
-            total += sum(int(x) for x in fields[11:15])
+            fields = proc_stat(pid)
+            if fields is not None:
+                # utime, stime, cutime, cstime: fields 14-17 of proc(5), 11-14 here.
+                total += sum(int(x) for x in fields[11:15])
         return total / ticks
 
     def commands_logged(self) -> int:
@@ -320,6 +304,26 @@ def restarts(lab: Lab) -> int:
 # ---------------------------------------------------------------- running a tool
 
 
+def proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (the state first), or None
+    when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def processes():
+    """(pid, stat fields) of every process there is now."""
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            fields = proc_stat(d)
+            if fields is not None:
+                yield int(d), fields
+
+
 class TreeRss:
     """Samples the summed RSS of a process tree (the controller and its children)."""
 
@@ -334,16 +338,11 @@ class TreeRss:
         while not self._stop.is_set():
             parents: dict[int, int] = {}
             rss: dict[int, int] = {}
-            for d in os.listdir("/proc"):
-                if not d.isdigit():
-                    continue
+            for pid, fields in processes():
                 try:
-                    with open(f"/proc/{d}/stat") as f:
-                        stat = f.read()
-                    fields = stat[stat.rindex(")") + 2:].split()
-                    parents[int(d)] = int(fields[1])
-                    rss[int(d)] = int(fields[21]) * 4
-                except (OSError, ValueError, IndexError):
+                    parents[pid] = int(fields[1])
+                    rss[pid] = int(fields[21]) * 4
+                except (ValueError, IndexError):
                     continue
             tree = {self.pid}
             grew = True
