@@ -90,6 +90,8 @@ class Lab:
         self.proxy: subprocess.Popen | None = None
         self.port = 2222
         self.default_parallelism = False
+        self.cpu_group = CpuGroup.make(f"k8sup-bench-{self.name}", [
+            pid for pid in (read_pid(h["dir"] / "sshd.pid") for h in self.hosts) if pid is not None])
 
     def root(self, host: dict) -> Path:
         return host["dir"] / "root"
@@ -114,6 +116,8 @@ class Lab:
                 self.proxy.kill()
             self.proxy = None
         lab_down(self.name)
+        if self.cpu_group is not None:
+            self.cpu_group.remove()
 
     def k8sup_inventory(self, path: Path) -> Path:
         # parallelism = N like the peers' forks; the --max run keeps k8sup's default (64):
@@ -153,6 +157,14 @@ class Lab:
             out[h["name"]] = (text.count("Starting session"), text.count("Accepted publickey"))
         return out
 
+    def hosts_cpu_seconds(self) -> float | None:
+        """The CPU time (user + system) the lab's hosts have used so far: every host's
+        sshd and all it started (sessions, shells, every program the scripts ran, and
+        whatever outlives its session), counted by the kernel in the lab's own CPU
+        accounting cgroup. The work a tool made the hosts do, which the machine's load
+        does not change. None when there is no such cgroup."""
+        return None if self.cpu_group is None else self.cpu_group.seconds()
+
     def commands_logged(self) -> int:
         total = 0
         for h in self.hosts:
@@ -163,6 +175,73 @@ class Lab:
             except FileNotFoundError:
                 pass
         return total
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class CpuGroup:
+    """A CPU accounting cgroup (v1 `cpuacct`, or v2) holding a lab's sshds: everything
+    they start is born in it, so its usage is all the CPU the hosts used."""
+
+    def __init__(self, path: Path, usage):
+        self.path = path
+        self._usage = usage
+
+    @staticmethod
+    def make(name: str, pids: list[int]) -> "CpuGroup | None":
+        v1 = Path("/sys/fs/cgroup/cpuacct")
+        if (v1 / "cpuacct.usage").exists():
+            path = v1 / name
+            usage = lambda: int((path / "cpuacct.usage").read_text()) / 1e9  # noqa: E731
+        elif Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            path = Path("/sys/fs/cgroup") / name
+
+            def usage() -> float:
+                for line in (path / "cpu.stat").read_text().splitlines():
+                    if line.startswith("usage_usec "):
+                        return int(line.split()[1]) / 1e6
+                raise OSError("no usage_usec in cpu.stat")
+        else:
+            return None
+        try:
+            path.mkdir(exist_ok=True)
+            for pid in pids:
+                (path / "cgroup.procs").write_text(f"{pid}\n")
+            usage()
+        except OSError as e:
+            log(f"no CPU accounting of the hosts ({path}: {e})")
+            CpuGroup(path, usage).remove()
+            return None
+        return CpuGroup(path, usage)
+
+    def seconds(self) -> float | None:
+        try:
+            return self._usage()
+        except (OSError, ValueError):
+            return None
+
+    def remove(self) -> None:
+        """Removes the group once the lab's processes are gone (those left, if any, go
+        back to the root group first)."""
+        root = self.path.parent / "cgroup.procs"
+        for _ in range(50):
+            try:
+                for pid in (self.path / "cgroup.procs").read_text().split():
+                    try:
+                        root.write_text(f"{pid}\n")
+                    except OSError:
+                        pass
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1)
 
 
 def lab_down(name: str) -> None:
@@ -277,6 +356,26 @@ def restarts(lab: Lab) -> int:
 # ---------------------------------------------------------------- running a tool
 
 
+def proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (the state first), or None
+    when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def processes():
+    """(pid, stat fields) of every process there is now."""
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            fields = proc_stat(d)
+            if fields is not None:
+                yield int(d), fields
+
+
 class TreeRss:
     """Samples the summed RSS of a process tree (the controller and its children)."""
 
@@ -291,16 +390,11 @@ class TreeRss:
         while not self._stop.is_set():
             parents: dict[int, int] = {}
             rss: dict[int, int] = {}
-            for d in os.listdir("/proc"):
-                if not d.isdigit():
-                    continue
+            for pid, fields in processes():
                 try:
-                    with open(f"/proc/{d}/stat") as f:
-                        stat = f.read()
-                    fields = stat[stat.rindex(")") + 2:].split()
-                    parents[int(d)] = int(fields[1])
-                    rss[int(d)] = int(fields[21]) * 4
-                except (OSError, ValueError, IndexError):
+                    parents[pid] = int(fields[1])
+                    rss[pid] = int(fields[21]) * 4
+                except (ValueError, IndexError):
                     continue
             tree = {self.pid}
             grew = True
@@ -371,6 +465,7 @@ def close_control_masters(env: dict) -> None:
 def run_tool(tool: str, lab: Lab, work: Path, phase: str) -> dict:
     cmd, env = tool_command(tool, lab, work)
     before = lab.counters()
+    cpu_before = lab.hosts_cpu_seconds()
     cmds_before = lab.commands_logged()
     timefile = work / f"{tool}-{phase}.time"
     logfile = work / f"{tool}-{phase}.log"
@@ -388,6 +483,8 @@ def run_tool(tool: str, lab: Lab, work: Path, phase: str) -> dict:
     tree_peak = tree.stop()
     close_control_masters(env)
     after = lab.counters()
+    cpu_after = lab.hosts_cpu_seconds()
+    hosts_cpu = None if cpu_before is None or cpu_after is None else round(cpu_after - cpu_before, 2)
     tinfo = timefile.read_text() if timefile.exists() else ""
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", tinfo)
     user = re.search(r"User time \(seconds\): ([\d.]+)", tinfo)
@@ -400,6 +497,7 @@ def run_tool(tool: str, lab: Lab, work: Path, phase: str) -> dict:
         "peak_rss_mb": round(int(rss.group(1)) / 1024, 1) if rss else None,
         "tree_rss_mb": round(tree_peak / 1024, 1),
         "cpu_s": round(float(user.group(1)) + float(sys_.group(1)), 2) if user and sys_ else None,
+        "hosts_cpu_s": hosts_cpu,
         "sessions_per_host": round(sum(sessions) / len(sessions), 2),
         "sessions_max": max(sessions),
         "connections_per_host": round(sum(conns) / len(conns), 2),
@@ -463,6 +561,7 @@ def floor_run(lab: Lab, phase: str) -> dict:
     script (the converge blindly does everything; the no-op only reads what a tool must
     read to know there is nothing to do)."""
     before = lab.counters()
+    cpu_before = lab.hosts_cpu_seconds()
     procs = []
     started = time.monotonic()
     for h in lab.hosts:
@@ -482,9 +581,12 @@ def floor_run(lab: Lab, phase: str) -> dict:
     if failed:
         raise BenchError(f"floor {phase} failed on {len(failed)} hosts: {failed[:3]}")
     after = lab.counters()
+    cpu_after = lab.hosts_cpu_seconds()
+    hosts_cpu = None if cpu_before is None or cpu_after is None else round(cpu_after - cpu_before, 2)
     sessions = [after[h][0] - before[h][0] for h in after]
     return {"tool": "floor", "phase": phase, "hosts": lab.n, "port": lab.port, "exit": 0,
-            "wall_s": round(wall, 3), "sessions_per_host": round(sum(sessions) / len(sessions), 2)}
+            "wall_s": round(wall, 3), "sessions_per_host": round(sum(sessions) / len(sessions), 2),
+            "hosts_cpu_s": hosts_cpu}
 
 
 def handshake_seconds(lab: Lab, samples: int = 5) -> float:
@@ -641,8 +743,10 @@ def versions() -> dict:
         v[pkg] = r.stdout.strip() if r.returncode == 0 else None
     r = subprocess.run([str(K8SUP_BIN), "--version"], capture_output=True, text=True)
     v["k8sup"] = r.stdout.strip()
+    # BENCH_COMMIT names the commit of binaries built elsewhere (BENCH_K8SUP), e.g. a
+    # base branch measured beside this one; by default, this checkout's.
     r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    v["commit"] = r.stdout.strip()
+    v["commit"] = os.environ.get("BENCH_COMMIT") or r.stdout.strip()
     return v
 
 

@@ -13,7 +13,8 @@
 # - results: k8sup_v (k8sup_read_text, k8sup_sysctl_value, k8sup_probe_hostname;
 #   printed by k8sup_put), k8sup_p (k8sup_sysctl_path), k8sup_up (k8sup_uptime),
 #   k8sup_now (k8sup_now), k8sup_index_n (k8sup_index);
-# - inputs: k8sup_text and k8sup_has_text (the content of the next k8sup_write).
+# - inputs: k8sup_text and k8sup_has_text (the content of the next k8sup_write,
+#   set by k8sup_input or by a kind's apply).
 # The calls script.rs writes after the prelude keep their own: k8sup_apply_rc,
 # k8sup_apply_t0, k8sup_apply_t1 and k8sup_o.
 k8sup_nl='
@@ -74,7 +75,7 @@ k8sup_prefetch() {
     if [ -f "$k8sup_pf_f" ] && [ -r "$k8sup_pf_f" ]; then set -- "$@" "$k8sup_pf_f"; fi
   done
   [ $# -gt 0 ] || return 0
-  k8sup_pst=$(stat -L -c '%a %U %G' -- "$@") || return 0
+  k8sup_pst=$(stat -L -c '%s %a %U %G' -- "$@") || return 0
   k8sup_psum=$(sha256sum -- "$@") || return 0
   k8sup_pf_i=0
   for k8sup_pf_f; do k8sup_pf_i=$((k8sup_pf_i + 1)); eval "k8sup_pfp_$k8sup_pf_i=\$k8sup_pf_f"; done
@@ -104,17 +105,21 @@ k8sup_probe_file() {
     if [ "$k8sup_file_x" = "$1" ]; then eval "k8sup_file_x=\$k8sup_pfs_$k8sup_file_j; k8sup_file_s=\$k8sup_pfh_$k8sup_file_j"; break; fi
     k8sup_file_j=$((k8sup_file_j + 1))
   done
+  # The stat is "size mode owner group": the size decides below whether the content
+  # is sent, without a `wc`.
   if [ -n "$k8sup_file_s" ]; then
-    echo "stat=$k8sup_file_x"
+    echo "stat=${k8sup_file_x#* }"
   else
-    echo "stat=$(stat -L -c '%a %U %G' -- "$1")"
+    k8sup_file_x=$(stat -L -c '%s %a %U %G' -- "$1")
+    echo "stat=${k8sup_file_x#* }"
     k8sup_file_s=$(sha256sum < "$1") || return 1
     k8sup_file_s=${k8sup_file_s%% *}
   fi
   echo "sha256=$k8sup_file_s"
   [ "$k8sup_file_s" = "$2" ] && return 0
   [ -n "$3" ] && return 0
-  k8sup_file_n=$(wc -c < "$1")
+  k8sup_file_n=${k8sup_file_x%% *}
+  case $k8sup_file_n in ''|*[!0-9]*) k8sup_file_n=$(wc -c < "$1");; esac
   if [ "$k8sup_file_n" -gt 1048576 ]; then echo "content_too_large=$k8sup_file_n"; return 0; fi
   printf 'content='; k8sup_b64 < "$1"; echo
 }
@@ -202,4 +207,7 @@ k8sup_guard() {
   return 1
 }
 k8sup_len() { K8SUP_LEN=$1; }
+# The content of the next k8sup_write, given in the script: the shell's own printf
+# writes it, where the next bytes of stdin need a `head`.
+k8sup_input() { k8sup_text=$1; k8sup_has_text=1; }
 k8sup_reach() { [ "$k8sup_from" -le "$1" ]; }

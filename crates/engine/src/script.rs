@@ -53,6 +53,53 @@ pub(crate) struct LedgerWrite {
     pub journal_prefix: String,
 }
 
+/// What the call of an apply section writes (see `k8sup_write` in the prelude). No
+/// `Debug`: the text may hold a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum ApplyInput {
+    /// It writes nothing: its stdin is `/dev/null`.
+    Nothing,
+    /// The next this many bytes of the channel's stdin (the rest belongs to later
+    /// applies), which `head -c` reads: content that cannot be shell text, or too
+    /// long to be put in the script.
+    Stdin(usize),
+    /// This text, given in the script itself (a file on the host only its owner
+    /// reads, never a process's argument) and written by the shell's own `printf`:
+    /// no process reads it from stdin.
+    Text(ShellArg),
+}
+
+/// The longest content put in a script as text (its quoted form counts towards the
+/// batch's size, [`crate::engine`]'s `MAX_BATCH_SCRIPT`); longer content goes on stdin.
+pub(crate) const MAX_INLINE_TEXT: usize = 16 * 1024;
+
+impl ApplyInput {
+    /// How an apply gets `content`: as text in the script when it is UTF-8 without a
+    /// NUL and at most [`MAX_INLINE_TEXT`] bytes, else on stdin.
+    pub fn for_content(content: Option<&[u8]>) -> ApplyInput {
+        let Some(bytes) = content else {
+            return ApplyInput::Nothing;
+        };
+        if bytes.len() <= MAX_INLINE_TEXT {
+            if let Some(text) = std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|t| ShellArg::new(t).ok())
+            {
+                return ApplyInput::Text(text);
+            }
+        }
+        ApplyInput::Stdin(bytes.len())
+    }
+
+    /// The bytes this input adds to the script.
+    pub fn script_len(&self) -> usize {
+        match self {
+            ApplyInput::Text(text) => text.quoted().len(),
+            ApplyInput::Nothing | ApplyInput::Stdin(_) => 0,
+        }
+    }
+}
+
 /// A script under construction: the prelude, the nonce, then sections.
 pub(crate) struct FramedScript {
     script: Script,
@@ -119,33 +166,43 @@ impl FramedScript {
 
     /// Adds the apply of a task as section `name`: `call`'s stdout goes to stderr, its
     /// fd 3 becomes the section body; the start and end times are kept for the state
-    /// write. With `stdin_len`, the call reads exactly that many bytes of the channel's
-    /// stdin (the rest belongs to later applies); without, it reads nothing.
-    pub fn apply_section(mut self, name: &str, call: Script, stdin_len: Option<usize>) -> Self {
+    /// write. `input` is the content the call writes (see [`ApplyInput`]).
+    pub fn apply_section(mut self, name: &str, call: Script, input: ApplyInput) -> Self {
         let name_arg = ShellArg::new(name).expect("section names are ours");
         self.script = self
             .script
             .code("; k8sup_now; k8sup_apply_t0=$k8sup_now; k8sup_begin")
             .arg(name_arg.clone());
-        self.script = match stdin_len {
-            Some(len) => self
+        let text = matches!(input, ApplyInput::Text(_));
+        self.script = match input {
+            ApplyInput::Stdin(len) => self
                 .script
                 .code("; k8sup_len")
                 .arg(ShellArg::new(len.to_string()).expect("digits"))
                 .code("; {")
                 .then("", call)
                 .code("; } 3>&1 >&2"),
-            None => self
+            ApplyInput::Text(content) => self
+                .script
+                .code("; k8sup_input")
+                .arg(content)
+                .code("; {")
+                .then("", call)
+                .code("; } </dev/null 3>&1 >&2"),
+            ApplyInput::Nothing => self
                 .script
                 .code("; {")
                 .then("", call)
                 .code("; } </dev/null 3>&1 >&2"),
         };
+        self.script = self.script.code("; k8sup_apply_rc=$?;");
+        if text {
+            // Not left for a later write, whatever the call did with it.
+            self.script = self.script.code("k8sup_has_text=;");
+        }
         self.script = self
             .script
-            .code(
-                "; k8sup_apply_rc=$?; K8SUP_LEN=; k8sup_now; k8sup_apply_t1=$k8sup_now; k8sup_end",
-            )
+            .code("K8SUP_LEN=; k8sup_now; k8sup_apply_t1=$k8sup_now; k8sup_end")
             .arg(name_arg)
             .code("$k8sup_apply_rc");
         self.expected.push(name.to_string());
@@ -418,7 +475,7 @@ mod tests {
                             Script::new("k8sup_write")
                                 .arg(arg("/etc/app.conf").unwrap())
                                 .arg(arg("0644").unwrap()),
-                            Some(12),
+                            ApplyInput::Text(arg("new content\n").unwrap()),
                         )
                         .state_section("s1", path.clone(), &write)?
                         .stop_unless_applied(path.clone()),
@@ -554,18 +611,23 @@ mod tests {
                 "2",
                 Script::new(
                     "k8sup_probe_sysctl /nonexistent/k8sup '' net.ipv4.ip_forward \
-                     net.ipv4.ip_local_port_range net/ipv4/conf/eth0.5/forwarding",
+                     net.ipv4.ip_local_port_range net/ipv4/conf/eth0.5/forwarding \
+                     net.bridge.bridge-nf-call-iptables",
                 ),
             )
             .section("3", Script::new("k8sup_probe_hostname"))
             .finish();
         // Only base64 and tr (for values that are not plain text) can be found: no
-        // lsmod, sysctl or hostname.
+        // lsmod or hostname, and a sysctl that must not be asked (it answers 9).
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         for tool in ["base64", "tr"] {
             std::os::unix::fs::symlink(format!("/usr/bin/{tool}"), bin.join(tool)).unwrap();
         }
+        std::fs::write(bin.join("sysctl"), "#!/bin/sh\necho 9\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("sysctl"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
         for shell in ["/bin/sh", "/bin/bash"] {
             let sections = run_framed(
                 shell,
@@ -584,6 +646,11 @@ mod tests {
             );
             assert_eq!(
                 sysctl["text.net/ipv4/conf/eth0.5/forwarding"], "0",
+                "{shell}"
+            );
+            // No file under /proc/sys: no value, as sysctl would say.
+            assert_eq!(
+                sysctl["text.net.bridge.bridge-nf-call-iptables"], "",
                 "{shell}"
             );
             assert_eq!(sections[3].fields()["current_text"], "node-1", "{shell}");
@@ -652,11 +719,45 @@ mod tests {
                 } else {
                     assert_eq!((count("stat"), count("sha256sum")), (3, 3), "{shell}");
                 }
+                // The size that decides whether the content is sent comes with the stat.
+                assert_eq!(count("wc"), 0, "{shell}");
             }
             assert_eq!(bodies[0], bodies[1], "{shell}");
             assert!(bodies[0][0].1.contains("sha256="), "{:?}", bodies[0]);
             assert!(bodies[0][3].1.contains("kind=dir"), "{:?}", bodies[0]);
             assert!(bodies[0][4].1.contains("kind=absent"), "{:?}", bodies[0]);
+        }
+    }
+
+    /// A file over 1 MiB is reported by its size (from the stat), not sent, with or
+    /// without the prefetch.
+    #[test]
+    fn large_files_are_reported_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 1024 * 1024 + 1]).unwrap();
+        let path = big.display().to_string();
+        for prefetch in [false, true] {
+            let mut framed = FramedScript::new();
+            if prefetch {
+                framed = framed.prefetch([path.as_str()]);
+            }
+            let (script, framing) = framed
+                .section(
+                    "0",
+                    Script::new("k8sup_probe_file")
+                        .arg(arg(path.as_str()).unwrap())
+                        .arg(arg("").unwrap()),
+                )
+                .finish();
+            let sections = run_framed("/bin/sh", &script, &framing, &[]);
+            let fields = sections[0].fields();
+            assert_eq!(
+                fields["content_too_large"], "1048577",
+                "prefetch {prefetch}"
+            );
+            assert!(!fields.contains_key("content"), "prefetch {prefetch}");
+            assert_eq!(fields["stat"].split(' ').count(), 3, "{:?}", fields["stat"]);
         }
     }
 
@@ -698,6 +799,73 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 5, "no temporary file left: {names:?}");
+    }
+
+    /// Text content is put in the script and written by the shell's printf; content
+    /// that cannot be shell text (a NUL, not UTF-8) or is too long is read from stdin.
+    /// Either way the file gets exactly the bytes, and an apply reads only its own.
+    #[test]
+    fn content_is_written_from_the_script_or_from_stdin_exactly() {
+        let text = "it's \"quoted\" $HOME `x` \\ é\n\n\n".to_string();
+        let long = "x".repeat(MAX_INLINE_TEXT + 1);
+        let binary = b"\0\x01bin\n\xff".to_vec();
+        let not_utf8 = b"caf\xe9\n".to_vec();
+        assert!(matches!(
+            ApplyInput::for_content(Some(text.as_bytes())),
+            ApplyInput::Text(_)
+        ));
+        for bytes in [long.as_bytes(), &binary, &not_utf8] {
+            assert!(matches!(
+                ApplyInput::for_content(Some(bytes)),
+                ApplyInput::Stdin(n) if n == bytes.len()
+            ));
+        }
+        assert!(ApplyInput::for_content(None) == ApplyInput::Nothing);
+
+        let dir = tempfile::tempdir().unwrap();
+        let contents: [&[u8]; 4] = [text.as_bytes(), long.as_bytes(), &binary, &not_utf8];
+        let mut framed = FramedScript::new();
+        let mut stdin = Vec::new();
+        for (i, content) in contents.iter().enumerate() {
+            let path = dir.path().join(format!("f{i}"));
+            let input = ApplyInput::for_content(Some(content));
+            if let ApplyInput::Stdin(_) = input {
+                stdin.extend_from_slice(content);
+            }
+            let call = Script::new("k8sup_write")
+                .arg(arg(path.display().to_string()).unwrap())
+                .arg(arg("0644").unwrap());
+            framed = framed.apply_section(&format!("a{i}"), call, input);
+        }
+        let (script, framing) = framed.finish();
+        let rendered = script.render();
+        assert!(
+            rendered.contains("k8sup_input 'it'"),
+            "the text is in the script"
+        );
+        assert!(!rendered.contains(&long), "long content is not");
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&rendered)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let sections = framing
+            .parse(&String::from_utf8_lossy(&out.stdout))
+            .unwrap();
+        assert_eq!(sections.len(), 4);
+        for (i, content) in contents.iter().enumerate() {
+            assert_eq!(sections[i].status, 0, "a{i}");
+            assert_eq!(
+                std::fs::read(dir.path().join(format!("f{i}"))).unwrap(),
+                *content,
+                "f{i}"
+            );
+        }
     }
 
     /// Without bash's EPOCHREALTIME, task times come from one `date` and /proc/uptime.

@@ -16,7 +16,7 @@ use super::Engine;
 use crate::error::TaskError;
 use crate::event::EngineEvent;
 use crate::program::Step;
-use crate::script::{arg, FramedScript, Framing, Section};
+use crate::script::{arg, ApplyInput, FramedScript, Framing, Section};
 use crate::state::{PendingEntry, StateLedger};
 
 impl HostRunner<'_, '_> {
@@ -125,21 +125,18 @@ impl HostRunner<'_, '_> {
                 handler_ran: step.handler.then_some(step.task.id.as_str()),
             });
             let write = ledger.batch_write(&pending);
+            let input = ApplyInput::for_content(change.stdin.as_deref());
+            if let (ApplyInput::Stdin(_), Some(bytes)) = (&input, &change.stdin) {
+                stdin.extend_from_slice(bytes);
+            }
             script = script.while_going(|script| {
                 Ok::<_, String>(
                     script
-                        .apply_section(
-                            &format!("a{i}"),
-                            change.apply.clone(),
-                            change.stdin.as_ref().map(Vec::len),
-                        )
+                        .apply_section(&format!("a{i}"), change.apply.clone(), input)
                         .state_section(&format!("s{i}"), path_arg.clone(), &write)?
                         .stop_unless_applied(path_arg.clone()),
                 )
             })?;
-            if let Some(bytes) = &change.stdin {
-                stdin.extend_from_slice(bytes);
-            }
             if !announced {
                 markers.insert(
                     format!("{nonce} begin a{i}"),

@@ -22,7 +22,7 @@ use crate::host::HostSpec;
 use crate::kinds::{FetchSpec, Rendered};
 use crate::plan::{TaskPlan, TaskStatus};
 use crate::program::{self, Selection};
-use crate::script::{arg, FramedScript};
+use crate::script::{arg, ApplyInput, FramedScript};
 
 /// Values flowing between hosts, and signals.
 pub(super) struct Board {
@@ -320,7 +320,7 @@ impl Shared<'_> {
             .ok_or_else(|| format!("no connection to {}", slot.producer_host))?;
         let call = Script::new("k8sup_fetch").arg(arg(cmd)?);
         let (script, framing) = FramedScript::new()
-            .apply_section("apply", call, None)
+            .apply_section("apply", call, ApplyInput::Nothing)
             .finish();
         let output = transport
             .run_with(&script, RunOptions::default())

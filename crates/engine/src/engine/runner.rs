@@ -15,10 +15,11 @@ use crate::kinds::{self, Change, Rendered, Verdict};
 use crate::plan::{HostPlan, TaskStatus};
 use crate::program::{self, Selection, Step};
 use crate::report::TaskReport;
+use crate::script::ApplyInput;
 use crate::state::StateLedger;
 
-/// The most text (applies, ledger writes, guards) one batch adds to its script: the
-/// whole script goes in one `exec` argument, which Linux caps at 128 KiB.
+/// The most text (applies with the content they write in the script, ledger writes,
+/// guards) one batch adds to its script.
 pub(super) const MAX_BATCH_SCRIPT: usize = 48 * 1024;
 
 /// What the runner does with a step, decided from fresh verdicts.
@@ -492,6 +493,7 @@ impl<'s> HostRunner<'s, '_> {
                 }
                 Decision::Apply { change, drift } => {
                     let grows = change.apply.render().len()
+                        + ApplyInput::for_content(change.stdin.as_deref()).script_len()
                         + ledger_size
                         + 300 * (batch.len() + 1)
                         + step.probe().map_or(0, |p| p.render().len());

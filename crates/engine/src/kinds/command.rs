@@ -2,9 +2,9 @@
 //! existence means done) and/or `unless` (a read-only check command; exit 0 means
 //! done). Without a guard it runs on every apply, and the plan says so.
 //!
-//! The command is playbook code: it runs in a `sh` of its own exactly as rendered, the
-//! text handed over in that shell's environment, never as an argument (it may hold a
-//! fetched secret; see `k8sup_sh` in the prelude).
+//! The command is playbook code: it runs in a subshell of its own exactly as rendered,
+//! the text held in a shell variable, never in an argument or the environment (it may
+//! hold a fetched secret; see `k8sup_sh` in `command.sh`).
 
 use k8sup_shell::Script;
 use toml::Spanned;
@@ -165,6 +165,40 @@ mod tests {
             c.apply.render(),
             "k8sup_apply_command 'kubeadm init --config /etc/k8sup/kubeadm.yaml'"
         );
+    }
+
+    /// Playbook code runs as `sh -c` would run it, in a fork of the script's shell: its
+    /// `exit`, variables, `cd` and `set -e` end with it, it sees no positional
+    /// parameters, and the commands it starts do not get its text in their environment.
+    #[test]
+    fn playbook_code_runs_apart_from_the_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join("env");
+        let code = format!(
+            "token=s3cr3t; cd /; set -e; echo \"n=$#\"; env > {}; exit 7",
+            arg(env_file.display().to_string()).unwrap().quoted()
+        );
+        let script = format!(
+            "{}\nset -- a b; k8sup_apply_command {}; echo \"rc=$? pwd=$PWD token=${{token:-}} args=$#\"; false; echo after",
+            crate::script::PRELUDE,
+            arg(code).unwrap().quoted()
+        );
+        for shell in ["/bin/sh", "/bin/bash"] {
+            let out = std::process::Command::new(shell)
+                .arg("-c")
+                .arg(&script)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            let dir_text = dir.path().display().to_string();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                format!("n=0\nrc=7 pwd={dir_text} token= args=2\nafter\n"),
+                "{shell}"
+            );
+            let env = std::fs::read_to_string(&env_file).unwrap();
+            assert!(!env.contains("s3cr3t"), "{shell}: {env}");
+        }
     }
 
     #[test]

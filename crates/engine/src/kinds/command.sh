@@ -5,9 +5,10 @@ k8sup_probe_command() {
   if [ -n "$2" ]; then k8sup_sh "$2" </dev/null >/dev/null 2>&1 3>&-; echo "unless=$?"; fi
   return 0
 }
-# Playbook code ($1) in a sh of its own, as `sh -c` would run it, but handed over in
-# the environment (readable by its owner only) and not as an argument (readable by
-# every local user): it may hold a secret. Its own commands do not inherit it.
-# shellcheck disable=SC2016 # the single quotes are the inner sh's code, expanded there
-k8sup_sh() { K8SUP_CODE=$1 sh -c 'k8sup_c=$K8SUP_CODE; unset K8SUP_CODE; eval "$k8sup_c"' k8sup; }
+# Playbook code ($1) in a subshell of its own: a fork of this shell, not a new
+# program, with no positional parameters, so its `exit`, `set`, `cd`, traps and
+# variables end with it as they would in a `sh -c`. The text is in an unexported
+# variable, never in a process's arguments (readable by every local user) or in the
+# environment of the commands it runs: it may hold a secret.
+k8sup_sh() { ( k8sup_c=$1; set --; eval "$k8sup_c" ); }
 k8sup_apply_command() { k8sup_reloaded=; k8sup_sh "$1" </dev/null 3>&-; }

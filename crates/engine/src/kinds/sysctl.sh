@@ -12,6 +12,9 @@ k8sup_sysctl_path() {
 k8sup_sysctl_value() {
   k8sup_sysctl_path "$1"
   if [ -f "$k8sup_proc/sys/$k8sup_p" ] && k8sup_read_text "$k8sup_proc/sys/$k8sup_p" 2>/dev/null; then return 0; fi
+  # /proc/sys is there but not this key's file (br_netfilter's keys before the module
+  # is loaded): sysctl, which reads that very file, has no value either.
+  if [ -d "$k8sup_proc/sys/kernel" ] && [ ! -e "$k8sup_proc/sys/$k8sup_p" ]; then k8sup_v=; return 0; fi
   k8sup_v=$(sysctl -n "$1" 2>/dev/null) || k8sup_v=
 }
 k8sup_probe_sysctl() {
