@@ -52,14 +52,7 @@ fn a_node_joins_while_its_images_arrive_and_each_is_fetched_once() {
         return;
     };
     let inv = write_inventory(&lab, "pull-ahead.toml", &lab.inventory_toml(""));
-    let out = k8sup(&["apply", "-i", inv.to_str().unwrap()], &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    apply_succeeds(inv.to_str().unwrap());
     let scale = 0.05;
     let log = durations::applied(&lab.cluster_dir()).expect("applied log");
     let join = log
@@ -145,12 +138,11 @@ fn a_failed_pull_ahead_is_named_after_the_join() {
     // Once the registry answers, the kubelet pulls what is missing and the next apply
     // finishes.
     lab.faults("w1").unwrap().clear().unwrap();
-    let out = k8sup(&["apply", "-i", inv.to_str().unwrap()], &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    apply_succeeds(inv.to_str().unwrap());
+}
+
+fn apply_succeeds(inv: &str) {
+    let out = k8sup(&["apply", "-i", inv], &[]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}");
 }

@@ -39,11 +39,19 @@ mkdir -p /etc/containerd
 containerd config default > /etc/containerd/config.toml
 systemctl restart containerd";
 
-/// The built-in profile at 1/100 of real time, as a file the spec names.
-fn scaled_profile(dir: &std::path::Path) -> std::path::PathBuf {
-    let text = durations::REALISTIC
+/// The built-in profile at 1/100 of real time, with `changes` made to its lines, as a
+/// file the spec names.
+fn scaled_profile(dir: &std::path::Path, changes: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = durations::REALISTIC
         .1
         .replace("time_scale = 1.0", "time_scale = 0.01");
+    for (line, to) in changes {
+        assert!(
+            text.contains(&format!("{line}\n")),
+            "no line {line:?} in the profile"
+        );
+        text = text.replace(&format!("{line}\n"), &format!("{to}\n"));
+    }
     let path = dir.join("durations.toml");
     std::fs::write(&path, text).expect("write profile");
     path
@@ -56,7 +64,7 @@ fn emulated_operations_take_and_record_the_profiles_durations() {
     }
     let tmp = std::env::temp_dir().join(format!("k8sup-lab-durations-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("tmp");
-    let profile = scaled_profile(&tmp);
+    let profile = scaled_profile(&tmp, &[]);
     let lab = Lab::up(
         &LabSpec::new("durations")
             .durations(profile.to_string_lossy())
@@ -119,6 +127,10 @@ fn emulated_operations_take_and_record_the_profiles_durations() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// Waits (up to 10 s) until the host's image store names the image that follows: a pull
+/// of it has started.
+const ANNOUNCED: &str = "w() { i=0; until grep -qsF \"\\\"$1\\\"\" /var/lib/k8sup-lab-cluster/images/host.json; do i=$((i + 1)); [ $i -lt 200 ] || exit 9; sleep 0.05; done; }; w";
+
 /// Two pulls of one image on a host at once fetch it once: the second waits for the
 /// first (containerd keeps one ingest per blob); a pull whose client is killed is
 /// cancelled, and the next pull fetches the image anew.
@@ -131,16 +143,7 @@ fn a_pull_of_an_image_in_flight_waits_for_it_and_a_killed_one_is_cancelled() {
     std::fs::create_dir_all(&tmp).expect("tmp");
     // 1/100 of real time with a 1 Mbit/s mirror: kube-proxy's ~30 MiB take ~250 s of
     // profile time, 2.5 s here.
-    let profile = tmp.join("slow-mirror.toml");
-    let text = durations::REALISTIC
-        .1
-        .replace("time_scale = 1.0", "time_scale = 0.01")
-        .replace("mirror_mbps = 1000", "mirror_mbps = 1");
-    assert!(
-        text.contains("mirror_mbps = 1\n"),
-        "the profile changed shape"
-    );
-    std::fs::write(&profile, text).expect("write profile");
+    let profile = scaled_profile(&tmp, &[("mirror_mbps = 1000", "mirror_mbps = 1")]);
     let lab = Lab::up(
         &LabSpec::new("inflight")
             .durations(profile.to_string_lossy())
@@ -152,7 +155,7 @@ fn a_pull_of_an_image_in_flight_waits_for_it_and_a_killed_one_is_cancelled() {
     ok(
         &lab,
         "host",
-        &format!("crictl pull {proxy} >/dev/null & sleep 0.5; crictl pull {proxy}; wait"),
+        &format!("crictl pull {proxy} >/dev/null & {ANNOUNCED} {proxy}; crictl pull {proxy}; wait"),
     );
     let pulls = |image: &str| {
         durations::applied(&lab.cluster_dir())
@@ -167,7 +170,7 @@ fn a_pull_of_an_image_in_flight_waits_for_it_and_a_killed_one_is_cancelled() {
     ok(
         &lab,
         "host",
-        &format!("crictl pull {flannel} & p=$!; sleep 0.5; kill -9 $p; crictl pull {flannel}"),
+        &format!("crictl pull {flannel} & p=$!; {ANNOUNCED} {flannel}; kill -9 $p; wait $p; crictl pull {flannel}"),
     );
     assert_eq!(pulls(flannel), 2, "a cancelled pull was waited for");
     let listed = ok(&lab, "host", "crictl images");

@@ -69,10 +69,11 @@ fn host_name(inv: &Invocation) -> String {
 /// The images `host` holds or is pulling (by reference, as pulled); a pull whose client
 /// died is not among them.
 pub fn held(cluster_dir: &Path, host: &str) -> BTreeMap<String, Stored> {
-    let now = hooks::now_ms();
     let mut store = stored(cluster_dir, host);
-    store
-        .retain(|image, s| s.at_ms <= now || !s.pulling || still_pulling(cluster_dir, host, image));
+    // A pull counts while its client holds its lock; once done, the client marks it
+    // pulled. An entry still marked as pulling whose client is gone was cancelled, even
+    // if its time has passed since.
+    store.retain(|image, s| !s.pulling || still_pulling(cluster_dir, host, image));
     store
 }
 
@@ -150,7 +151,7 @@ pub fn pull(inv: &Invocation, image: &str) -> Result<(), String> {
     let host = host_name(inv);
     let sizes = sizes();
     let lock_path = pull_lock(&cluster_dir, &host, image);
-    let (at, _lock) = update(&cluster_dir, &host, |store| {
+    let (at, lock) = update(&cluster_dir, &host, |store| {
         if let Some(s) = store.get(image) {
             return Ok((s.at_ms, None));
         }
@@ -185,6 +186,14 @@ pub fn pull(inv: &Invocation, image: &str) -> Result<(), String> {
     let now = hooks::now_ms();
     if at > now {
         std::thread::sleep(std::time::Duration::from_millis(at - now));
+    }
+    if lock.is_some() {
+        // Pulled: present from now on, whether or not this client lives.
+        update(&cluster_dir, &host, |store| {
+            if let Some(s) = store.get_mut(image) {
+                s.pulling = false;
+            }
+        })?;
     }
     Ok(())
 }
@@ -485,7 +494,7 @@ mod tests {
         pull(&inv, image).expect("pull");
         let now = held(&cluster_dir, &host)[image].clone();
         assert!(now.at_ms < cancelled, "{now:?}");
-        assert!(now.pulling);
+        assert!(!now.pulling, "pulled: no longer in flight");
     }
 
     #[test]
