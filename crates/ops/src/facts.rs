@@ -4,11 +4,11 @@
 use k8sup_facts::{HostFacts, GATHER_SCRIPT};
 use k8sup_inventory::{Host, Inventory};
 use k8sup_shell::Script;
-use k8sup_ssh::{CommandError, ConnectError, Session};
+use k8sup_ssh::{CommandError, CommandOutput, ConnectError, Session};
 
 use crate::connect::{target_for, ConnectOptions};
 use crate::fan_out::in_order;
-use crate::lock::{lock_host, HostLockError, LockOrder};
+use crate::lock::{lock_then, HostLockError, LockOrder};
 
 /// What one host answered.
 #[derive(Debug)]
@@ -81,10 +81,25 @@ pub async fn gather_host(
             };
         }
     };
-    let lock = match (&options.run, order) {
-        (Some(run), Some(order)) => Some(order.lock(&host.name, &session, run).await),
-        (Some(run), None) => Some(lock_host(&session, run).await),
-        (None, _) => None,
+    // With a run, the lock and the facts go in one request: the facts run only once the
+    // host is locked. A lock that failed for another reason than another run's (no
+    // root, say) is retried by nothing, but the facts are still gathered, to say why.
+    let (lock, facts) = match &options.run {
+        Some(run) => {
+            let turn = match order {
+                Some(order) => order.turn(&host.name).await,
+                None => Ok(()),
+            };
+            let (result, facts) = match turn {
+                Ok(()) => lock_then(&session, run, GATHER_SCRIPT).await,
+                Err(held) => (Err(held), None),
+            };
+            if let Some(order) = order {
+                order.settle(&host.name, &result);
+            }
+            (Some(result), facts)
+        }
+        None => (None, None),
     };
     if let Some(Err(held @ HostLockError::Held(_))) = &lock {
         let outcome = Outcome::Failed(GatherError::Locked(held.clone()));
@@ -95,7 +110,27 @@ pub async fn gather_host(
             lock,
         };
     }
-    let gathered = gather_on(session, &target).await;
+    let gathered = match facts {
+        Some(out) => match facts_from(session.host(), &out) {
+            Ok(facts) => Gathered {
+                session: Some(session),
+                outcome: Outcome::Facts {
+                    facts: Box::new(facts),
+                    sudo_problem: None,
+                },
+                lock: None,
+            },
+            // As when the facts are asked alone: sudo's own complaint falls back to the
+            // SSH user's view (asking again), anything else is the host's answer.
+            Err(problem) if problem.is_sudo() => gather_on(session, &target).await,
+            Err(problem) => Gathered {
+                session: Some(session),
+                outcome: Outcome::Failed(problem),
+                lock: None,
+            },
+        },
+        None => gather_on(session, &target).await,
+    };
     Gathered { lock, ..gathered }
 }
 
@@ -194,24 +229,29 @@ async fn run_script(session: &Session) -> Result<HostFacts, GatherError> {
         CommandError::BecomePasswordRejected { host, .. } => GatherError::SudoRejected { host },
         other => GatherError::Lost(Box::new(other)),
     })?;
+    facts_from(session.host(), &out)
+}
+
+/// The facts in the output of [`GATHER_SCRIPT`] on `host`, or why there are none.
+fn facts_from(host: &str, out: &CommandOutput) -> Result<HostFacts, GatherError> {
     if !out.success() {
         let stderr = out.stderr_text();
         let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         if stderr.contains("sudo:") {
             return Err(GatherError::Sudo {
-                host: session.host().to_string(),
+                host: host.to_string(),
                 said: tail.join(" / "),
             });
         }
         return Err(GatherError::Script {
-            host: session.host().to_string(),
+            host: host.to_string(),
             status: out.status_text(),
             said: tail.join(" / "),
         });
     }
     HostFacts::parse(&out.stdout_text()).map_err(|why| GatherError::Unreadable {
-        host: session.host().to_string(),
+        host: host.to_string(),
         why,
     })
 }
