@@ -223,12 +223,18 @@ def targets(best, sizes, rtt, latest, docs_all) -> list[str]:
         # Single runs move by ±20% here: judge on the median of the runs that measured
         # both, in the same results file, with the newest k8sup commit and the same
         # k8sup binary (a debug build is several times slower on the controller).
-        commit = latest["versions"].get("commit")
-        binary = latest.get("k8sup_binary")
+        # The newest binary that was measured against the floor at this size: a later
+        # run of another kind (round trips on 2 hosts, say) does not judge this target.
+        def paired(d):
+            rs = {(r["tool"], r["hosts"], r.get("rtt_ms", 0), r["phase"]): r for r in d["results"]}
+            return rs.get(("k8sup", n, 0, "converge")), rs.get(("floor", n, 0, "converge"))
+
+        judged = next((d for d in reversed(docs_all) if all(paired(d))), latest)
+        commit = judged["versions"].get("commit")
+        binary = judged.get("k8sup_binary")
         pairs, loads = [], []
         for d in docs_all:
-            rs = {(r["tool"], r["hosts"], r.get("rtt_ms", 0), r["phase"]): r for r in d["results"]}
-            kk, ff = rs.get(("k8sup", n, 0, "converge")), rs.get(("floor", n, 0, "converge"))
+            kk, ff = paired(d)
             if kk and ff and d["versions"].get("commit") == commit and d.get("k8sup_binary") == binary:
                 pairs.append(kk["wall_s"] / ff["wall_s"])
                 if d.get("load_start"):
