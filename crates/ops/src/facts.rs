@@ -110,33 +110,22 @@ pub async fn gather_host(
             lock,
         };
     }
-    let gathered = match facts {
-        Some(out) => match facts_from(session.host(), &out) {
-            Ok(facts) => Gathered {
-                session: Some(session),
-                outcome: Outcome::Facts {
-                    facts: Box::new(facts),
-                    sudo_problem: None,
-                },
-                lock: None,
-            },
-            // As when the facts are asked alone: sudo's own complaint falls back to the
-            // SSH user's view (asking again), anything else is the host's answer.
-            Err(problem) if problem.is_sudo() => gather_on(session, &target).await,
-            Err(problem) => Gathered {
-                session: Some(session),
-                outcome: Outcome::Failed(problem),
-                lock: None,
-            },
-        },
-        None => gather_on(session, &target).await,
-    };
+    let gathered = gather_on(session, &target, facts).await;
     Gathered { lock, ..gathered }
 }
 
-/// Gathers the facts on `session` (one made for `target`).
-async fn gather_on(session: Session, target: &k8sup_ssh::Target) -> Gathered {
-    match run_script(&session).await {
+/// Gathers the facts on `session` (one made for `target`), or reads them from `asked`,
+/// the output of a request that already ran the facts script there.
+async fn gather_on(
+    session: Session,
+    target: &k8sup_ssh::Target,
+    asked: Option<CommandOutput>,
+) -> Gathered {
+    let answer = match asked {
+        Some(out) => facts_from(session.host(), &out),
+        None => run_script(&session).await,
+    };
+    match answer {
         Ok(facts) => Gathered {
             session: Some(session),
             outcome: Outcome::Facts {
