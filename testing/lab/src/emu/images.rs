@@ -24,10 +24,11 @@ pub struct Stored {
     pub bytes: u64,
     /// When it is (or, being pulled, will be) present, ms since epoch.
     pub at_ms: u64,
-    /// Pulled by a client (a `crictl pull`, or kubeadm's) that holds the pull's lock
-    /// file ([`pull_lock`]) while `at_ms` is ahead: a pull whose client died is
-    /// cancelled, as the runtime cancels a CRI pull whose caller went away. `false` for
-    /// the kubelet's pulls, which last as long as the node.
+    /// Being pulled by a client (a `crictl pull`, or kubeadm's) that holds the pull's
+    /// lock file ([`pull_lock`]) until it marks the image pulled: a pull whose client
+    /// died first is cancelled, as the runtime cancels a CRI pull whose caller went
+    /// away. `false` once pulled, and for the kubelet's pulls, which last as long as
+    /// the node.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pulling: bool,
 }
@@ -45,6 +46,16 @@ fn pull_lock(cluster_dir: &Path, host: &str, image: &str) -> PathBuf {
 fn flock(file: &std::fs::File, operation: libc::c_int) -> bool {
     // SAFETY: flock on a descriptor `file` owns and keeps open for the call.
     unsafe { libc::flock(file.as_raw_fd(), operation) == 0 }
+}
+
+/// Opens (or makes) the lock file at `path`, to `flock` it.
+fn lock_file(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Whether a client still pulls `image` on `host` (holds its lock).
@@ -93,14 +104,9 @@ fn update<T>(
     let path = store_file(cluster_dir, host);
     let dir = path.parent().unwrap_or(cluster_dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(format!("{host}.lock")))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+    // Released when `lock` is dropped.
+    let lock = lock_file(&dir.join(format!("{host}.lock")))?;
+    if !flock(&lock, libc::LOCK_EX) {
         return Err(format!(
             "{}: {}",
             dir.display(),
@@ -157,12 +163,7 @@ pub fn pull(inv: &Invocation, image: &str) -> Result<(), String> {
         }
         // Taken before the pull is announced, under the store's lock: no reader sees
         // the entry without its holder.
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        let lock = lock_file(&lock_path)?;
         if !flock(&lock, libc::LOCK_EX | libc::LOCK_NB) {
             return Err(format!(
                 "{}: held by a pull the store does not know",
