@@ -47,6 +47,7 @@ pub(crate) fn connect_options() -> ConnectOptions {
         events: EventSink::new(hosts::print_event),
         parallel: None,
         run: None,
+        first_master_read: None,
     }
 }
 

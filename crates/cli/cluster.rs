@@ -29,6 +29,7 @@ pub fn kubeconfig(args: &KubeconfigArgs, output: &OutputArgs) -> u8 {
         events: EventSink::new(hosts::print_event),
         parallel: None,
         run: None,
+        first_master_read: None,
     };
     let text = match hosts::block_on(cluster::kubeconfig(&inventory, &options)) {
         Ok(text) => text,

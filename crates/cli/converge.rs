@@ -656,6 +656,11 @@ async fn connect(
         events: EventSink::new(hosts::print_event),
         parallel: args.parallel.map(|n| n as usize),
         run: Some(loaded.run.clone()),
+        // What `survey` reads of the cluster, read with the first master's facts.
+        first_master_read: k8sup_ops::remove::cluster_read(
+            loaded.inventory.removed().any(|h| h.roles.master),
+        )
+        .ok(),
     };
     let selected: Vec<_> = loaded
         .selected

@@ -57,6 +57,7 @@ pub fn connect_options(args: &HostsArgs) -> ConnectOptions {
         events: EventSink::new(print_event),
         parallel: args.parallel.map(|n| n as usize),
         run: None,
+        first_master_read: None,
     }
 }
 

@@ -33,9 +33,12 @@ pub async fn survey(
         return Ok(None);
     };
     let masters_go = inventory.removed().any(|h| h.roles.master);
-    let view = remove::read_cluster(master, masters_go)
-        .await
-        .map_err(|e| e.to_string())?;
+    // The read came with the first master's facts, unless it could not.
+    let view = match &prepared.first_master_read {
+        Some(out) => remove::cluster_view(master.host(), out),
+        None => remove::read_cluster(master, masters_go).await,
+    }
+    .map_err(|e| e.to_string())?;
     let reachable: BTreeSet<String> = prepared.removed.iter().map(|(h, _)| h.clone()).collect();
     let installed = remove::installed(&prepared.removed).await;
     let plan = remove::plan_removals(inventory, &reachable, &installed, &view)

@@ -19,6 +19,12 @@ pub struct ConnectOptions {
     /// The run that locks every host it connects to (`plan`, `apply`, `reset`);
     /// `None` for what only reads (`facts`, `check`).
     pub run: Option<RunInfo>,
+    /// A read-only script the inventory's first master runs in the request of its
+    /// facts (after them, once it is locked), so that what the run reads of the
+    /// cluster costs no round trip of its own: its output is
+    /// [`crate::converge::Prepared::first_master_read`]. It must hold no secret (see
+    /// [`crate::facts::gather_host_then`]).
+    pub first_master_read: Option<k8sup_shell::Script>,
 }
 
 impl ConnectOptions {
@@ -138,7 +144,7 @@ pub async fn hold_hosts(
             };
             let locked = match order {
                 Some(order) => order.lock(&host.name, &session, run).await,
-                None => crate::lock::lock_host(&session, run).await,
+                None => crate::lock::lock_host(&session, run, None).await,
             };
             match locked {
                 Ok(()) => Ok(session),

@@ -13,7 +13,7 @@ use k8sup_inventory::{Host, Inventory};
 use k8sup_kube::KubeError;
 
 use crate::connect::ConnectOptions;
-use crate::facts::{gather_host, Outcome};
+use crate::facts::{gather_host_then, Gathered, Outcome};
 use crate::fan_out::in_order;
 use crate::lock::{HostLockError, LockOrder};
 
@@ -33,6 +33,9 @@ pub struct Prepared {
     /// The first master's connection, when it is among the hosts: removals and
     /// the cluster's view run there.
     pub first_master: Option<Arc<k8sup_ssh::Session>>,
+    /// The output of [`ConnectOptions::first_master_read`] on the first master, when
+    /// it ran.
+    pub first_master_read: Option<k8sup_ssh::CommandOutput>,
 }
 
 /// Which unreachable hosts a run goes on without. Hosts with `remove = true`
@@ -76,7 +79,25 @@ pub async fn prepare_with(
     let n = options.parallelism(inventory);
     let order = hosts.first().map(|first| LockOrder::new(&first.name));
     let order = order.as_ref();
-    let gathered = in_order(hosts, n, |host| gather_host(host, options, order)).await;
+    let first_name = &inventory.first_master().name;
+    let gathered = in_order(hosts, n, |host| {
+        let then = options
+            .first_master_read
+            .as_ref()
+            .filter(|_| &host.name == first_name);
+        gather_host_then(host, options, order, then)
+    })
+    .await;
+    let mut first_master_read = None;
+    let gathered: Vec<Gathered> = gathered
+        .into_iter()
+        .map(|(g, then)| {
+            if then.is_some() {
+                first_master_read = then;
+            }
+            g
+        })
+        .collect();
 
     let mut blocking = Vec::new();
     let mut skipped = Vec::new();
@@ -166,6 +187,7 @@ pub async fn prepare_with(
             skipped,
             removed: Vec::new(),
             first_master: None,
+            first_master_read: None,
         };
     }
     // The CNI manifest is fetched, checked and patched once, for every host: a file
@@ -249,6 +271,7 @@ pub async fn prepare_with(
         skipped,
         removed,
         first_master,
+        first_master_read,
     }
 }
 

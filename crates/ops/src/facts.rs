@@ -8,7 +8,7 @@ use k8sup_ssh::{CommandError, CommandOutput, ConnectError, Session};
 
 use crate::connect::{target_for, ConnectOptions};
 use crate::fan_out::in_order;
-use crate::lock::{lock_then, HostLockError, LockOrder};
+use crate::lock::{lock_then, HostLockError, LockOrder, CONTENDED_WAIT_SECS};
 
 /// What one host answered.
 #[derive(Debug)]
@@ -67,6 +67,32 @@ pub async fn gather_host(
     options: &ConnectOptions,
     order: Option<&LockOrder>,
 ) -> Gathered {
+    gather_host_then(host, options, order, None).await.0
+}
+
+/// [`gather_host`], and with `then`, a read-only script run in the same request right
+/// after the facts (with `options.run`, once the host is locked): its output, when the
+/// facts came, is the second value. It costs no round trip of its own. Like the facts,
+/// `then` must hold no secret: the request may travel in the line that starts the
+/// host's shell (see [`k8sup_ssh::RunOptions::public`]).
+pub async fn gather_host_then(
+    host: &Host,
+    options: &ConnectOptions,
+    order: Option<&LockOrder>,
+    then: Option<&Script>,
+) -> (Gathered, Option<CommandOutput>) {
+    // Once another run was found holding the first host, the others are not even
+    // connected to.
+    if let (Some(order), Some(_)) = (order, &options.run) {
+        if let Err(held) = order.turn(&host.name) {
+            let gathered = Gathered {
+                session: None,
+                outcome: Outcome::Failed(GatherError::Locked(held.clone())),
+                lock: Some(Err(held)),
+            };
+            return (gathered, None);
+        }
+    }
     let target = target_for(host, options);
     let session = match k8sup_ssh::connect(&target).await {
         Ok(session) => session,
@@ -74,44 +100,129 @@ pub async fn gather_host(
             if let Some(order) = order {
                 order.unreachable(&host.name);
             }
-            return Gathered {
+            let gathered = Gathered {
                 session: None,
                 outcome: Outcome::Failed(GatherError::Unreachable(Box::new(e))),
                 lock: None,
             };
+            return (gathered, None);
         }
     };
+    let script = request_script(then);
     // With a run, the lock and the facts go in one request: the facts run only once the
     // host is locked. A lock that failed for another reason than another run's (no
     // root, say) is retried by nothing, but the facts are still gathered, to say why.
-    let (lock, facts) = match &options.run {
+    let (lock, asked) = match &options.run {
         Some(run) => {
-            let turn = match order {
-                Some(order) => order.turn(&host.name).await,
-                None => Ok(()),
-            };
-            let (result, facts) = match turn {
-                Ok(()) => lock_then(&session, run, GATHER_SCRIPT).await,
-                Err(held) => (Err(held), None),
+            let (mut result, mut asked) = match order.map(|o| o.turn(&host.name)) {
+                Some(Err(held)) => (Err(held), None),
+                _ => lock_then(&session, run, &script, None).await,
             };
             if let Some(order) = order {
+                if order.try_again(&host.name, &result).await {
+                    (result, asked) =
+                        lock_then(&session, run, &script, Some(CONTENDED_WAIT_SECS)).await;
+                }
                 order.settle(&host.name, &result);
             }
-            (Some(result), facts)
+            (Some(result), asked)
         }
         None => (None, None),
     };
     if let Some(Err(held @ HostLockError::Held(_))) = &lock {
         let outcome = Outcome::Failed(GatherError::Locked(held.clone()));
         session.close().await;
-        return Gathered {
+        let gathered = Gathered {
             session: None,
             outcome,
             lock,
         };
+        return (gathered, None);
     }
+    let asked = match asked {
+        Some(out) => Some(out),
+        None if then.is_some() && lock.as_ref().is_none_or(Result::is_ok) => {
+            session.run(&script).await.ok()
+        }
+        None => None,
+    };
+    let (facts, then_out) = match asked {
+        Some(out) => {
+            let (facts, rest) = split_then(out);
+            (Some(facts), rest)
+        }
+        None => (None, None),
+    };
     let gathered = gather_on(session, &target, facts).await;
-    Gathered { lock, ..gathered }
+    let then_out = then_out.filter(|_| matches!(gathered.outcome, Outcome::Facts { .. }));
+    (Gathered { lock, ..gathered }, then_out)
+}
+
+/// The line between the facts' output and a `then` script's, in one request.
+const THEN_MARK: &str = "k8sup-facts-end";
+
+/// The request: the facts, and `then` after them. `then` runs in a subshell of its own,
+/// so that its `exit` ends it alone; its stdout follows [`THEN_MARK`] and its exit
+/// status and stderr come after its stdout, as the last lines:
+/// `THEN_MARK status N` then the stderr, each line as is.
+fn request_script(then: Option<&Script>) -> Script {
+    let facts = Script::new(GATHER_SCRIPT);
+    let Some(then) = then else {
+        return facts;
+    };
+    // The facts' exit status is the request's: the `then` part ends with it.
+    Script::new("{")
+        .then("", facts)
+        .code(concat!(
+            "\n}; k8sup_facts_rc=$?\n",
+            "printf '\\nk8sup-facts-end\\n'\n",
+            // stdout goes through fd 3; stderr is kept to be printed after it.
+            "{ k8sup_then_err=$( { (\n",
+        ))
+        .then("", then.clone())
+        .code(concat!(
+            "\n) 3>&-; } 2>&1 1>&3 ); k8sup_then_rc=$?; } 3>&1\n",
+            "printf '\\nk8sup-facts-end status %s\\n%s\\n' \"$k8sup_then_rc\" \"$k8sup_then_err\"\n",
+            "exit \"$k8sup_facts_rc\"\n",
+        ))
+}
+
+/// Splits a request's output into the facts' and the `then` script's (its stdout,
+/// exit status and stderr, as a [`CommandOutput`]); `None` for the second when the
+/// request did not get that far.
+fn split_then(mut out: CommandOutput) -> (CommandOutput, Option<CommandOutput>) {
+    let mark = format!("\n{THEN_MARK}\n");
+    let Some(at) = find(&out.stdout, mark.as_bytes()) else {
+        return (out, None);
+    };
+    let rest = out.stdout.split_off(at);
+    let rest = &rest[mark.len()..];
+    let status_mark = format!("\n{THEN_MARK} status ");
+    let Some(end) = rfind(rest, status_mark.as_bytes()) else {
+        return (out, None);
+    };
+    let stdout = rest[..end].to_vec();
+    let tail = String::from_utf8_lossy(&rest[end + status_mark.len()..]).to_string();
+    let (status, stderr) = tail.split_once('\n').unwrap_or((tail.as_str(), ""));
+    let then = CommandOutput {
+        stdout,
+        stderr: stderr
+            .strip_suffix('\n')
+            .unwrap_or(stderr)
+            .as_bytes()
+            .to_vec(),
+        exit_status: status.trim().parse().ok(),
+        exit_signal: None,
+    };
+    (out, Some(then))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
 }
 
 /// Gathers the facts on `session` (one made for `target`), or reads them from `asked`,
@@ -243,4 +354,63 @@ fn facts_from(host: &str, out: &CommandOutput) -> Result<HostFacts, GatherError>
         host: host.to_string(),
         why,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `script` with a local `sh`, as the host's shell would.
+    fn run_locally(script: &Script) -> CommandOutput {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script.render())
+            .output()
+            .expect("sh runs");
+        CommandOutput {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            exit_status: out.status.code().map(|c| c as u32),
+            exit_signal: None,
+        }
+    }
+
+    #[test]
+    fn a_script_sent_with_the_facts_keeps_its_own_output_status_and_stderr() {
+        let then = Script::new("printf 'a\\nb'; echo oops >&2; echo second >&2; exit 3");
+        let out = run_locally(&request_script(Some(&then)));
+        assert_eq!(out.exit_status, Some(0), "the facts' status: {out:?}");
+        let (facts, then_out) = split_then(out);
+        let facts = facts_from("h", &facts).expect("the facts parse as without a script after");
+        assert!(!facts.machine.is_empty() && !facts.hostname.is_empty());
+        let then_out = then_out.expect("the script ran");
+        assert_eq!(then_out.stdout_text(), "a\nb");
+        assert_eq!(then_out.exit_status, Some(3));
+        assert_eq!(then_out.stderr_text(), "oops\nsecond");
+    }
+
+    #[test]
+    fn a_script_that_exits_at_once_ends_alone_and_the_facts_stand() {
+        let then = Script::new("exit 0");
+        let (facts, then_out) = split_then(run_locally(&request_script(Some(&then))));
+        assert!(facts_from("h", &facts).is_ok());
+        let then_out = then_out.expect("the script ran");
+        assert!(then_out.stdout.is_empty() && then_out.stderr.is_empty());
+        assert!(then_out.success());
+        // Without a script, the request is the facts script alone.
+        assert_eq!(request_script(None).render(), GATHER_SCRIPT);
+    }
+
+    #[test]
+    fn output_cut_before_the_script_s_status_gives_no_script_output() {
+        let out = CommandOutput {
+            stdout: b"facts\nk8sup-facts-end\npartial".to_vec(),
+            stderr: Vec::new(),
+            exit_status: None,
+            exit_signal: Some("KILL".into()),
+        };
+        let (facts, then_out) = split_then(out);
+        assert_eq!(facts.stdout, b"facts");
+        assert!(then_out.is_none());
+    }
 }

@@ -199,25 +199,39 @@ pub enum HostLockError {
 /// Exit status of the lock script when another run holds the lock.
 const HELD: u32 = 3;
 
+/// How long a host's second try at its lock waits for another run to let it go: the
+/// other run, which did not get the first host, drops every lock it took as soon as it
+/// learns that (see [`LockOrder`]).
+pub const CONTENDED_WAIT_SECS: u32 = 30;
+
 /// The script that takes the host's lock on fd 9 of the session's shell and records
-/// `run` in it, or prints the holder and exits [`HELD`].
-fn host_lock_script(run: &RunInfo) -> Script {
+/// `run` in it, or prints the holder and exits [`HELD`]. With `wait`, it waits up to
+/// that many seconds for the lock (`flock -w`); else it gives up at once.
+fn host_lock_script(run: &RunInfo, wait: Option<u32>) -> Script {
     let file = ShellArg::new(HOST_LOCK_FILE).expect("a constant path");
     let line = ShellArg::new(run.line()).expect("built from NUL-free parts");
-    Script::new(concat!(
+    let script = Script::new(concat!(
         r#"{ : >&9; } 2>/dev/null || { echo "the session's shell does not hold the lock file open (no shell on this host, or no root)" >&2; exit 2; }; "#,
-        "if flock -n 9; then printf '%s\\n'"
-    ))
-    .arg(line)
-    .code(">")
-    .arg(file.clone())
-    // The holder empties the file before it writes its line: a loser that looks in
-    // between finds it empty, and looks once more a moment later.
-    .code("; else [ -s")
-    .arg(file.clone())
-    .code("] || sleep 1; cat")
-    .arg(file)
-    .code("; exit 3; fi")
+        "if flock"
+    ));
+    let script = match wait {
+        None => script.code("-n"),
+        Some(secs) => script
+            .code("-w")
+            .arg(ShellArg::new(secs.to_string()).expect("digits")),
+    };
+    script
+        .code("9; then printf '%s\\n'")
+        .arg(line)
+        .code(">")
+        .arg(file.clone())
+        // The holder empties the file before it writes its line: a loser that looks in
+        // between finds it empty, and looks once more a moment later.
+        .code("; else [ -s")
+        .arg(file.clone())
+        .code("] || sleep 1; cat")
+        .arg(file)
+        .code("; exit 3; fi")
 }
 
 /// The script a restarted shell of this run takes the lock with again: at once when it
@@ -257,16 +271,23 @@ const LOCKED_MARK: &str = "k8sup-host-locked\n";
 /// holds it, runs `then` (a read-only script, such as the facts'): a round trip less
 /// per host than the lock and `then` apart. Returns the lock's result and, when the lock
 /// was taken, `then`'s output (its stdout without the lock's mark); when the lock was not
-/// taken, `then` did not run.
+/// taken, `then` did not run. With `wait`, the lock is waited for up to that many seconds.
 pub async fn lock_then(
     session: &Session,
     run: &RunInfo,
-    then: &'static str,
+    then: &Script,
+    wait: Option<u32>,
 ) -> (Result<(), HostLockError>, Option<CommandOutput>) {
-    let script = host_lock_script(run)
+    let script = host_lock_script(run, wait)
         .code("\nprintf 'k8sup-host-locked\\n'\n")
-        .code(then);
-    let mut out = match session.run(&script).await {
+        .then("", then.clone());
+    // Nothing secret in the lock's and the facts' text: as the session's first command
+    // it goes with the start of the host's shell.
+    let options = k8sup_ssh::RunOptions {
+        public: true,
+        ..k8sup_ssh::RunOptions::default()
+    };
+    let mut out = match session.run_with(&script, options).await {
         Ok(out) => out,
         Err(e) => return (Err(HostLockError::Failed(e.to_string())), None),
     };
@@ -299,10 +320,15 @@ fn lock_failure(out: &CommandOutput) -> HostLockError {
 
 /// Takes the host's lock for `run` on `session`, whose target had
 /// `held_file = Some(HOST_LOCK_FILE)`; a shell the session starts again later takes it
-/// again before anything else.
-pub async fn lock_host(session: &Session, run: &RunInfo) -> Result<(), HostLockError> {
+/// again before anything else. With `wait`, the lock is waited for up to that many
+/// seconds.
+pub async fn lock_host(
+    session: &Session,
+    run: &RunInfo,
+    wait: Option<u32>,
+) -> Result<(), HostLockError> {
     let out = session
-        .run(&host_lock_script(run))
+        .run(&host_lock_script(run, wait))
         .await
         .map_err(|e| HostLockError::Failed(e.to_string()))?;
     if out.exit_status == Some(0) {
@@ -312,14 +338,32 @@ pub async fn lock_host(session: &Session, run: &RunInfo) -> Result<(), HostLockE
     Err(lock_failure(&out))
 }
 
-/// Hosts are locked first host first: the others wait until the first is locked (or
-/// found unreachable), and are not tried when another run holds it. Of two runs started
-/// at once from two controllers, the one that got the first host then gets them all
-/// and the other refuses, instead of each holding some and both refusing.
+/// How the first host's lock went, as the other hosts see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum First {
+    /// Not known yet.
+    Pending,
+    /// This run holds it.
+    Locked,
+    /// Another run holds it.
+    Held,
+    /// It could not be reached or locked for another reason: nothing waits for it.
+    Gone,
+}
+
+/// The first host decides between two runs: of two runs started at once from two
+/// controllers, the one that got the first host gets them all and the other refuses,
+/// instead of each holding some and both refusing. Every host tries its lock at once
+/// (no host waits for the first's answer: no round trip is spent on the order when
+/// nobody contends). A host that finds another run holding it waits for the first
+/// host's answer: when this run holds the first host, the other run is the one that
+/// gives up (it drops every lock it took once it learns that its first host is held),
+/// so the host tries again, waiting up to [`CONTENDED_WAIT_SECS`] for the lock; else
+/// it is refused. A host whose turn comes after another run was found holding the
+/// first host is not tried at all.
 pub struct LockOrder {
     first: String,
-    /// `Some(true)` once another run was found holding the first host.
-    first_held: tokio::sync::watch::Sender<Option<bool>>,
+    first_state: tokio::sync::watch::Sender<First>,
 }
 
 impl LockOrder {
@@ -327,14 +371,14 @@ impl LockOrder {
     pub fn new(first: &str) -> LockOrder {
         LockOrder {
             first: first.to_string(),
-            first_held: tokio::sync::watch::channel(None).0,
+            first_state: tokio::sync::watch::channel(First::Pending).0,
         }
     }
 
     /// Says that `host` could not even be connected to, so nothing waits for it.
     pub fn unreachable(&self, host: &str) {
         if host == self.first {
-            self.first_held.send_replace(Some(false));
+            self.first_state.send_replace(First::Gone);
         }
     }
 
@@ -345,38 +389,52 @@ impl LockOrder {
         session: &Session,
         run: &RunInfo,
     ) -> Result<(), HostLockError> {
-        self.turn(host).await?;
-        let result = lock_host(session, run).await;
+        self.turn(host)?;
+        let mut result = lock_host(session, run, None).await;
+        if self.try_again(host, &result).await {
+            result = lock_host(session, run, Some(CONTENDED_WAIT_SECS)).await;
+        }
         self.settle(host, &result);
         result
     }
 
-    /// Waits until `host` may try its lock: the first host at once; another once the
-    /// first is locked or unreachable, or `Held` when another run holds the first.
-    pub async fn turn(&self, host: &str) -> Result<(), HostLockError> {
-        if host == self.first {
-            return Ok(());
-        }
-        let mut first_held = self.first_held.subscribe();
-        let held = first_held
-            .wait_for(Option::is_some)
-            .await
-            .map(|held| *held == Some(true))
-            .unwrap_or(false);
-        if held {
-            return Err(HostLockError::Held(format!(
-                "the run that holds {} (not tried)",
-                self.first
-            )));
+    /// Whether `host` may try its lock: not once another run was found holding the
+    /// first host (`Held` then, without trying).
+    pub fn turn(&self, host: &str) -> Result<(), HostLockError> {
+        if host != self.first && *self.first_state.borrow() == First::Held {
+            return Err(self.not_tried());
         }
         Ok(())
     }
 
-    /// Says how `host`'s lock went; the first host's releases or stops the others.
+    fn not_tried(&self) -> HostLockError {
+        HostLockError::Held(format!("the run that holds {} (not tried)", self.first))
+    }
+
+    /// After `host`'s first try gave `result`: whether to try again, waiting for the
+    /// lock. Only when another run held `host` (not the first host) and this run holds
+    /// the first host, which it waits to know.
+    pub async fn try_again(&self, host: &str, result: &Result<(), HostLockError>) -> bool {
+        if host == self.first || !matches!(result, Err(HostLockError::Held(_))) {
+            return false;
+        }
+        let mut state = self.first_state.subscribe();
+        let decided = state
+            .wait_for(|s| *s != First::Pending)
+            .await
+            .map(|s| *s)
+            .unwrap_or(First::Gone);
+        decided == First::Locked
+    }
+
+    /// Says how `host`'s lock went; the first host's decides for the others.
     pub fn settle(&self, host: &str, result: &Result<(), HostLockError>) {
         if host == self.first {
-            self.first_held
-                .send_replace(Some(matches!(result, Err(HostLockError::Held(_)))));
+            self.first_state.send_replace(match result {
+                Ok(()) => First::Locked,
+                Err(HostLockError::Held(_)) => First::Held,
+                Err(HostLockError::Failed(_)) => First::Gone,
+            });
         }
     }
 }
@@ -500,7 +558,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let lock = dir.path().join("k8sup.lock");
         let script = |id: &str| {
-            host_lock_script(&run(id))
+            host_lock_script(&run(id), None)
                 .render()
                 .replace(HOST_LOCK_FILE, lock.to_str().expect("utf-8"))
         };
@@ -547,5 +605,92 @@ mod tests {
             Some(2),
             "without fd 9 there is no lock"
         );
+    }
+
+    #[test]
+    fn a_waiting_lock_script_gets_the_lock_once_the_holder_lets_it_go() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let lock = dir.path().join("k8sup.lock");
+        let script = |id: &str, wait: Option<u32>| {
+            host_lock_script(&run(id), wait)
+                .render()
+                .replace(HOST_LOCK_FILE, lock.to_str().expect("utf-8"))
+        };
+        let mut holder = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "exec 9>>'{}'; sh -c \"$1\" && sleep 2",
+                lock.display()
+            ))
+            .arg("k8sup")
+            .arg(script("one", None))
+            .spawn()
+            .expect("sh runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(&lock)
+            .unwrap_or_default()
+            .is_empty()
+        {
+            assert!(std::time::Instant::now() < deadline, "never taken");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let second = |wait| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("exec 9>>'{}'; sh -c \"$1\"", lock.display()))
+                .arg("k8sup")
+                .arg(script("two", wait))
+                .output()
+                .expect("sh runs")
+        };
+        // At once: refused, naming the holder.
+        let refused = second(None);
+        assert_eq!(refused.status.code(), Some(HELD as i32));
+        assert!(String::from_utf8_lossy(&refused.stdout).starts_with("run one on controller ctl"));
+        // Waiting: taken once the holder is gone.
+        let taken = second(Some(20));
+        assert!(taken.status.success(), "{taken:?}");
+        assert_eq!(
+            std::fs::read_to_string(&lock).expect("lock file"),
+            format!("{}\n", run("two").line())
+        );
+        let _ = holder.wait();
+    }
+
+    #[tokio::test]
+    async fn a_host_held_by_another_run_is_tried_again_only_when_this_run_holds_the_first() {
+        let held = Err(HostLockError::Held("run x".into()));
+        let order = LockOrder::new("m1");
+        // Nobody waits to try: every host may try at once.
+        assert!(order.turn("n1").is_ok());
+        // The first host is never tried again, nor a host that got its lock.
+        assert!(!order.try_again("m1", &held).await);
+        assert!(!order.try_again("n1", &Ok(())).await);
+        // A held host waits for the first host's answer: this run holds it, so again.
+        let waiting = order.try_again("n1", &held);
+        tokio::pin!(waiting);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), &mut waiting)
+                .await
+                .is_err(),
+            "decided before the first host's answer"
+        );
+        order.settle("m1", &Ok(()));
+        assert!(waiting.await);
+
+        // Another run holds the first host: no second try, and no first try after.
+        let order = LockOrder::new("m1");
+        order.settle("m1", &held);
+        assert!(!order.try_again("n1", &held).await);
+        let refused = order.turn("n2").expect_err("not tried");
+        assert!(refused
+            .to_string()
+            .contains("the run that holds m1 (not tried)"));
+        assert!(order.turn("m1").is_ok());
+
+        // The first host unreachable: nobody waits for it, and a held host is refused.
+        let order = LockOrder::new("m1");
+        order.unreachable("m1");
+        assert!(!order.try_again("n1", &held).await);
     }
 }

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use k8sup_engine::EventSink;
 use k8sup_inventory::Inventory;
 use k8sup_shell::{Script, ShellArg};
-use k8sup_ssh::{CommandError, Session};
+use k8sup_ssh::{CommandError, CommandOutput, Session};
 
 use crate::etcd::TOOLS;
 use crate::reset::{reset_over, ResetError};
@@ -106,17 +106,28 @@ pub enum RemoveError {
 /// Reads the nodes (and, with `etcd`, the etcd members and the health of each
 /// member's client URL) on the first master.
 pub async fn read_cluster(master: &Session, etcd: bool) -> Result<ClusterView, RemoveError> {
-    let text = cluster_script(etcd);
     let out = master
-        .run(&script(text)?)
+        .run(&cluster_read(etcd)?)
         .await
         .map_err(|source| RemoveError::ReadLost {
             host: master.host().to_string(),
             source: Box::new(source),
         })?;
+    cluster_view(master.host(), &out)
+}
+
+/// The script [`read_cluster`] runs on the first master (for
+/// [`crate::connect::ConnectOptions::first_master_read`]).
+pub fn cluster_read(etcd: bool) -> Result<Script, RemoveError> {
+    script(cluster_script(etcd))
+}
+
+/// The cluster as [`cluster_read`]'s output on `host` says it, or why it could not be
+/// read.
+pub fn cluster_view(host: &str, out: &CommandOutput) -> Result<ClusterView, RemoveError> {
     if !out.success() {
         return Err(RemoveError::Read {
-            host: master.host().to_string(),
+            host: host.to_string(),
             status: out.status_text(),
             said: last_line(&out.stderr_text()).to_string(),
         });

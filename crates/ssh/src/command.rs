@@ -43,6 +43,11 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// Gets stdout and stderr as they arrive, besides capturing them.
     pub on_output: Option<OutputSink>,
+    /// The script holds no secret and may be seen in the host's process list: as the
+    /// session's first command (without stdin), it then travels in the line that starts
+    /// the session's shell instead of after it, a round trip less. Every other script
+    /// travels on stdin only, never in a process's arguments.
+    pub public: bool,
 }
 
 impl RunOptions {
@@ -60,6 +65,7 @@ impl std::fmt::Debug for RunOptions {
             .field("stdin_bytes", &self.stdin.as_ref().map(Vec::len))
             .field("timeout", &self.timeout)
             .field("on_output", &self.on_output.is_some())
+            .field("public", &self.public)
             .finish()
     }
 }

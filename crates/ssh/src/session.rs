@@ -37,6 +37,9 @@ use crate::transport::Transport;
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Longest command text quoted in an error message.
 const COMMAND_SUMMARY_CHARS: usize = 300;
+/// The longest public first command sent in the shell's start line (a single argument
+/// may be 128 KiB on Linux, and the start line holds the server too).
+const MAX_FIRST_IN_START: usize = 64 * 1024;
 
 /// Connects to `target` (through its bastion, if any) and authenticates.
 pub async fn connect(target: &Target) -> Result<Session, ConnectError> {
@@ -256,6 +259,8 @@ struct ShellChannel {
     started: Option<Early>,
     /// Follows sudo until the shell runs (with `become`).
     gate: Option<BecomeGate>,
+    /// The first request went with the shell's start line: its exchange sends nothing.
+    first_sent: bool,
 }
 
 impl Session {
@@ -364,7 +369,15 @@ impl Session {
         let limit = options.timeout.unwrap_or(self.command_timeout);
         let run = async {
             if matches!(slot, ShellSlot::NotStarted) {
-                *slot = match self.start_shell(command).await? {
+                // A public first command (no stdin) of the session's first shell goes
+                // with the shell's start; a restarted shell takes its lock again first.
+                let first = (options.public
+                    && options.stdin.as_deref().is_none_or(<[u8]>::is_empty)
+                    && text.len() <= MAX_FIRST_IN_START
+                    && self.shells_started.load(Ordering::Relaxed) == 0)
+                    .then(|| ShellArg::new(text).ok())
+                    .flatten();
+                *slot = match self.start_shell(command, first.as_ref()).await? {
                     Some(channel) => ShellSlot::Ready(channel),
                     None => ShellSlot::Unavailable,
                 };
@@ -443,9 +456,13 @@ impl Session {
     /// Only a sudo that needs a password is waited for (it must have the password before
     /// any request); otherwise the first request follows the `exec` at once and its
     /// exchange reads the server's ready line. `None` when the host cannot run it.
-    async fn start_shell(&self, command: &str) -> Result<Option<ShellChannel>, CommandError> {
+    async fn start_shell(
+        &self,
+        command: &str,
+        first: Option<&ShellArg>,
+    ) -> Result<Option<ShellChannel>, CommandError> {
         let token = shell::new_token();
-        let server = shell::server_script(&token, self.held_file.as_ref());
+        let server = shell::server_script(&token, self.held_file.as_ref(), first);
         let line = self.exec_line(&server);
         let (read, write) = self.open_channel(command).await?.split();
         write
@@ -461,6 +478,7 @@ impl Session {
                 Become::No => None,
                 Become::WithoutPassword | Become::WithPassword => Some(BecomeGate::default()),
             },
+            first_sent: first.is_some(),
         };
         if self.sudo == Become::WithPassword {
             let ShellChannel {
@@ -548,9 +566,15 @@ impl Session {
             token,
             started,
             gate,
+            first_sent,
         } = channel;
         let write = &*write;
+        // The first request may have gone with the shell's start line.
+        let already_sent = std::mem::take(first_sent);
         let send = async {
+            if already_sent {
+                return Ok(());
+            }
             write
                 .data(&request[..])
                 .await

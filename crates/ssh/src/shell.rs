@@ -29,8 +29,11 @@
 //! starts and forks faster than `bash`; `bash` on the Red Hat family).
 //!
 //! The first request is sent right after the channel's `exec`, without waiting for the
-//! server's ready line (one round trip less per host); only a `sudo` that wants a
-//! password is answered first.
+//! server's ready line; only a `sudo` that wants a password is answered first. OpenSSH's
+//! sshd opens a session channel's window only once the `exec` succeeded, so that request
+//! still waits a round trip for the window; a first request that holds no secret
+//! ([`crate::RunOptions::public`]: the lock and the facts) goes instead in the `exec`
+//! line itself, as the server's first script, and costs no round trip of its own.
 //!
 //! A session falls back to one channel per command when the shell is busy (commands run
 //! at once), when the host's `head` is not GNU's, and for every command after one that
@@ -99,7 +102,14 @@ const RUN_SCRIPT_FILE: &str = r#"sh -c 'k8sup_f=$1; shift; . "$k8sup_f"' k8sup "
 
 /// The server loop (see the module docs). With `held_file`, the server opens that file
 /// on fd 9 first (see [`crate::Target::held_file`]); a file it cannot open is left out.
-pub(crate) fn server_script(token: &str, held_file: Option<&ShellArg>) -> Script {
+/// With `first`, the server runs that script as its first request, with no stdin,
+/// before it reads any (see [`crate::RunOptions::public`]): the script is then in the
+/// server's arguments, which any local user can read, so it must hold no secret.
+pub(crate) fn server_script(
+    token: &str,
+    held_file: Option<&ShellArg>,
+    first: Option<&ShellArg>,
+) -> Script {
     let token = ShellArg::new(token).expect("a token is hex digits");
     // `set --` because a Script puts a space between its pieces.
     let mut script = Script::new("set --")
@@ -123,9 +133,22 @@ pub(crate) fn server_script(token: &str, held_file: Option<&ShellArg>) -> Script
             .arg(file.clone())
             .code("; } 2>/dev/null;");
     }
+    script = script.code(r#"printf '%s-ready\n' "$k8sup_end"; "#);
+    if let Some(first) = first {
+        // The same steps as a request's without stdin (the loop below).
+        script = script
+            .code("set --")
+            .arg(first.clone())
+            .code(r#"; umask 077; printf '%s' "$1" > "$k8sup_d/s"; umask "$k8sup_um"; set --; "#)
+            .code(RUN_SCRIPT_FILE)
+            .code(concat!(
+                r#" </dev/null; k8sup_rc=$?; : > "$k8sup_d/s"; "#,
+                r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; "#,
+                r#"printf '\n%s\n' "$k8sup_end" >&2; "#,
+            ));
+    }
     script
         .code(concat!(
-            r#"printf '%s-ready\n' "$k8sup_end"; "#,
             r#"while IFS=' ' read -r k8sup_n k8sup_m; do "#,
             // The script goes to a 0600 file, never into a process's arguments.
             r#"umask 077; head -c "$k8sup_n" > "$k8sup_d/s"; umask "$k8sup_um"; "#,
@@ -301,10 +324,19 @@ mod tests {
     /// The server under the machine's sh, fed `requests`, its stdout and stderr split
     /// into per-request outputs by the same parser the session uses.
     fn serve(requests: &[(&str, &[u8])]) -> Vec<(Vec<u8>, Vec<u8>, u32)> {
+        serve_after(None, requests)
+    }
+
+    /// [`serve`] with `first` given in the server's start line: its output comes first.
+    fn serve_after(
+        first: Option<&str>,
+        requests: &[(&str, &[u8])],
+    ) -> Vec<(Vec<u8>, Vec<u8>, u32)> {
         let token = new_token();
+        let first_arg = first.map(|f| ShellArg::new(f).expect("no NUL"));
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(server_script(&token, None).render())
+            .arg(server_script(&token, None, first_arg.as_ref()).render())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -334,7 +366,7 @@ mod tests {
             .expect("stderr");
         writer.join().expect("writer");
         child.wait().expect("exits");
-        let Start::Ready(first) = start_state(&token, &out) else {
+        let Start::Ready(ready) = start_state(&token, &out) else {
             panic!(
                 "no ready line: {}",
                 String::from_utf8_lossy(&out[..out.len().min(300)])
@@ -360,10 +392,11 @@ mod tests {
             }
             outputs
         };
-        let outs = split(&out[first..], true);
+        let outs = split(&out[ready..], true);
         let errs = split(&err, false);
-        assert_eq!(outs.len(), requests.len());
-        assert_eq!(errs.len(), requests.len());
+        let expected = requests.len() + usize::from(first_arg.is_some());
+        assert_eq!(outs.len(), expected);
+        assert_eq!(errs.len(), expected);
         outs.into_iter()
             .zip(errs)
             .map(|((o, status), (e, _))| (o, e, status.expect("a status")))
@@ -405,6 +438,25 @@ mod tests {
             (b"[k8sup][0][]\ntrapped\n".to_vec(), Vec::new(), 0),
             "the script runs in a shell of its own, as on a channel"
         );
+    }
+
+    #[test]
+    fn a_first_script_in_the_start_line_runs_before_the_requests_as_one_of_them() {
+        let results = serve_after(
+            Some("printf 'a\\n\\n'; echo e >&2; read x && echo read; echo \"[$0][$#]\"; exit 4"),
+            &[("cat", b"zz"), ("echo \"[$#]\"", b"")],
+        );
+        assert_eq!(
+            results[0],
+            (b"a\n\n[k8sup][0]\n".to_vec(), b"e\n".to_vec(), 4),
+            "its own output and status, no stdin, no positional parameters"
+        );
+        assert_eq!(
+            results[1],
+            (b"zz".to_vec(), Vec::new(), 0),
+            "the requests' stdin is theirs"
+        );
+        assert_eq!(results[2].0, b"[0]\n");
     }
 
     #[test]

@@ -101,6 +101,7 @@ async fn stdin_and_live_output_reach_the_caller() {
                 .expect("lock")
                 .push((stream, data.to_vec()));
         })),
+        public: false,
     };
     let output = session
         .run_with(&Script::new("tr a-z A-Z"), options)
@@ -457,6 +458,69 @@ async fn scripts_never_appear_in_a_process_s_arguments() {
     assert!(!stale.exists(), "the stale script directory was swept away");
     assert!(live.exists(), "a live shell's directory is kept");
     let _ = std::fs::remove_dir_all(&live);
+}
+
+/// Runs a public command that echoes `text`, and says whether `text` was seen in a
+/// process's arguments meanwhile.
+async fn run_public(session: &k8sup_ssh::Session, text: &str) -> (k8sup_ssh::CommandOutput, bool) {
+    let options = RunOptions {
+        public: true,
+        ..RunOptions::default()
+    };
+    let script = Script::new("echo")
+        .arg(arg(text))
+        .code("; id -u; sleep 1; exit 5");
+    let watch = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        all_cmdlines().into_iter().any(|c| c.contains(text))
+    };
+    let (out, seen) = futures::join!(session.run_with(&script, options), watch);
+    (out.expect("runs"), seen)
+}
+
+/// A public first command goes with the shell's start line (so it is in the shell's
+/// arguments) and answers as any command; what follows on the same shell still comes
+/// on stdin, and a public command that is not the first is never in an argument.
+#[tokio::test]
+async fn a_public_first_command_goes_with_the_shell_s_start_and_answers_as_any() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let has_sudo = std::path::Path::new("/usr/bin/sudo").exists();
+    for sudo in [false, true] {
+        if sudo && !has_sudo {
+            continue;
+        }
+        let mut target = sshd.target();
+        target.sudo = sudo;
+        let session = connect(&target).await.expect("connects");
+        let marker = format!("first-{}-{sudo}", std::process::id());
+        let (first, seen) = run_public(&session, &marker).await;
+        assert!(
+            seen,
+            "sudo {sudo}: the first public command is in the start line"
+        );
+        assert_eq!(first.exit_status, Some(5));
+        let uid = if sudo {
+            "0"
+        } else {
+            &String::from_utf8_lossy(
+                &std::process::Command::new("id")
+                    .arg("-u")
+                    .output()
+                    .expect("id")
+                    .stdout,
+            )
+            .trim()
+            .to_string()
+        };
+        assert_eq!(first.stdout_text(), format!("{marker}\n{uid}\n"));
+        let later = format!("later-{}-{sudo}", std::process::id());
+        let (second, seen) = run_public(&session, &later).await;
+        assert!(!seen, "sudo {sudo}: a later command travels on stdin");
+        assert_eq!(second.stdout_text(), format!("{later}\n{uid}\n"));
+        assert_eq!(session.channels_opened(), 1, "one shell for both");
+        session.close().await;
+    }
 }
 
 #[tokio::test]
