@@ -263,9 +263,16 @@ fn relock_script(run: &RunInfo) -> Script {
     .code("; exit 3; fi")
 }
 
+/// The text of [`LOCKED_MARK`], for the script that prints it.
+macro_rules! locked_mark {
+    () => {
+        "k8sup-host-locked"
+    };
+}
+
 /// What [`lock_then`]'s script prints on stdout once the lock is taken, before the
 /// script that follows.
-const LOCKED_MARK: &str = "k8sup-host-locked\n";
+const LOCKED_MARK: &str = concat!(locked_mark!(), "\n");
 
 /// One request that takes the host's lock for `run` (as [`lock_host`]) and, once it
 /// holds it, runs `then` (a read-only script, such as the facts'): a round trip less
@@ -279,7 +286,7 @@ pub async fn lock_then(
     wait: Option<u32>,
 ) -> (Result<(), HostLockError>, Option<CommandOutput>) {
     let script = host_lock_script(run, wait)
-        .code("\nprintf 'k8sup-host-locked\\n'\n")
+        .code(concat!("\nprintf '", locked_mark!(), "\\n'\n"))
         .then("", then.clone());
     // Nothing secret in the lock's and the facts' text: as the session's first command
     // it goes with the start of the host's shell.
