@@ -105,6 +105,54 @@ fn a_node_joins_while_its_images_arrive_and_each_is_fetched_once() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// A pull loop that a killed run left running on a node must not decide the next run's
+/// wait: here one (started by hand, as the playbook starts its loop) writes a failed
+/// status, in the old form and under its own pid, the moment the new run's loop has
+/// started. The next apply waits for its own loop and succeeds.
+#[test]
+fn a_pull_loop_left_by_an_earlier_run_does_not_decide_the_next_run_s_wait() {
+    let tmp = std::env::temp_dir().join(format!("k8sup-pull-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let profile = slow_mirror_profile(&tmp);
+    let Some(lab) = lab(&spec(&format!(
+        "name = \"pullstale\"\ndurations = {:?}\n[[hosts]]\nname = \"m1\"\nroles = [\"master\"]\n[[hosts]]\nname = \"w1\"\n",
+        profile.to_string_lossy()
+    ))) else {
+        return;
+    };
+    on(
+        &lab,
+        "w1",
+        r#"mkdir -p /var/lib/k8sup/pull-ahead
+setsid sh -c 'd=/var/lib/k8sup/pull-ahead; echo $$ > "$d/pid"; n=0
+until [ -s "$d/pid" ] && [ "$(cat "$d/pid")" != "$$" ]; do n=$((n + 1)); [ "$n" -lt 1500 ] || exit 0; sleep 0.2; done
+echo 1 > "$d/status"; echo 1 > "$d/status.$$"; echo "k8sup: crictl pull stale failed" > "$d/log.$$"
+echo wrote > /tmp/stale-loop-wrote' k8sup-pull-ahead </dev/null >/dev/null 2>&1 &"#,
+    );
+    let inv = write_inventory(&lab, "pull-stale.toml", &lab.inventory_toml(""));
+    apply_succeeds(inv.to_str().unwrap());
+    assert_eq!(
+        on(
+            &lab,
+            "w1",
+            "cat /tmp/stale-loop-wrote 2>/dev/null || echo never"
+        )
+        .trim(),
+        "wrote",
+        "the stale loop wrote its status while this run's loop ran"
+    );
+    assert_eq!(
+        on(
+            &lab,
+            "w1",
+            "ls -A /var/lib/k8sup/ | grep -c pull-ahead || :"
+        )
+        .trim(),
+        "0"
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
 #[test]
 fn a_failed_pull_ahead_is_named_after_the_join() {
     let Some(lab) = lab(&spec(
