@@ -3,8 +3,8 @@
 //! CentOS: Debian's containerd parses every containerd config (and the dump says
 //! what the inventory asked for), systemd-analyze verifies every unit, apt reads
 //! every sources file, kubernetes-validate checks every CNI manifest against the
-//! cluster's minor, and Docker's daemon.json holds only keys of the dockerd
-//! reference.
+//! cluster's minor, Docker's daemon.json holds only keys of the dockerd
+//! reference, and shellcheck finds nothing in any command the playbook runs.
 //!
 //! The programs come from `tests/real-tools` (which tests/run calls) under
 //! `$K8SUP_REAL_TOOLS` (default `target/real-tools`). Without them a test says
@@ -537,4 +537,101 @@ fn docker_daemon_json_holds_only_keys_dockerd_knows() {
         checked += 1;
     }
     assert!(checked >= 4, "only {checked} daemon.json");
+}
+
+/// Every command the default playbook runs (`cmd`, `unless`, a fetch's `cmd`), as
+/// rendered for every host of the test inventories and of `inventories/*.toml` on each
+/// system, passes Debian's shellcheck as POSIX `sh`: hosts run them with `sh`. The
+/// values another host provides (shown as placeholders in a plan) are given the form
+/// they have in a run.
+#[test]
+fn shellcheck_passes_every_rendered_command() {
+    let Some(shellcheck) = tool(tools_dir().join("root/usr/bin/shellcheck")) else {
+        return;
+    };
+    let (inventories, _) = everything_written();
+    let calico = std::fs::read_to_string(Path::new(WORKSPACE).join("tests/manifests/calico.yaml"))
+        .expect("tests/manifests/calico.yaml");
+    // task id -> which of its rendered fields are shell (see `fields`).
+    let shell_fields: BTreeMap<String, Vec<usize>> = playbook()
+        .all_tasks()
+        .filter_map(|(_, t)| match &t.action {
+            k8sup_engine::Action::Command(c) => Some((
+                t.id.clone(),
+                if c.unless.is_some() {
+                    vec![0, 1 + usize::from(c.creates.is_some())]
+                } else {
+                    vec![0]
+                },
+            )),
+            k8sup_engine::Action::Fetch(_) => Some((t.id.clone(), vec![0])),
+            _ => None,
+        })
+        .collect();
+    let provided = [
+        (
+            "<join_credentials from m1>",
+            "abcdef.0123456789abcdef sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+        ),
+        (
+            "<certificate_key from m1>",
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+        ),
+        (
+            "<control_plane_images from m1>",
+            "registry.k8s.io/kube-apiserver:v1.30.4 registry.k8s.io/pause:3.9",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut files = Vec::new();
+    for inv in &inventories {
+        let source = (inv.cluster.cni == k8sup_inventory::Cni::Calico).then_some(calico.as_str());
+        for (family, os) in SYSTEMS {
+            for host in &inv.hosts {
+                for (id, fields) in render_host_with(inv, host, family, os, source) {
+                    let Some(which) = shell_fields.get(&id) else {
+                        continue;
+                    };
+                    for &i in which {
+                        let mut code = fields[i].clone();
+                        for (placeholder, value) in provided {
+                            code = code.replace(placeholder, value);
+                        }
+                        // The same text once, whichever host rendered it.
+                        if !seen.insert(code.clone()) {
+                            continue;
+                        }
+                        let name = format!("{}-{}.sh", id.replace('/', "_"), files.len());
+                        let path = dir.path().join(name);
+                        std::fs::write(&path, format!("{code}\n")).unwrap();
+                        files.push(path);
+                    }
+                }
+            }
+        }
+    }
+    assert!(files.len() >= 30, "{} commands", files.len());
+    let out = run(Command::new(&shellcheck)
+        .args(["--shell=sh", "--severity=style", "--format=gcc"])
+        .args(&files));
+    let findings = String::from_utf8_lossy(&out.stdout);
+    let shown: Vec<String> = findings
+        .lines()
+        .map(|line| {
+            let file = line.split(':').next().unwrap_or_default();
+            let code = std::fs::read_to_string(file).unwrap_or_default();
+            format!(
+                "{line}\n    in: {}",
+                code.lines().take(3).collect::<Vec<_>>().join(" / ")
+            )
+        })
+        .collect();
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "shellcheck on {} rendered commands:\n{}\n{}",
+        files.len(),
+        shown.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
