@@ -25,6 +25,17 @@ fn slow_mirror_profile(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// A lab named `name` of a master m1 and a node w1 behind the slow mirror of
+/// [`slow_mirror_profile`] (written in `tmp`).
+fn slow_mirror_lab(name: &str, tmp: &std::path::Path) -> Option<k8sup_lab::Lab> {
+    std::fs::create_dir_all(tmp).expect("tmp");
+    let profile = slow_mirror_profile(tmp);
+    lab(&spec(&format!(
+        "name = \"{name}\"\ndurations = {:?}\n[[hosts]]\nname = \"m1\"\nroles = [\"master\"]\n[[hosts]]\nname = \"w1\"\n",
+        profile.to_string_lossy()
+    )))
+}
+
 /// The image an applied-log entry pulled for `node`: its own pulls, or its kubelet's
 /// (recorded by whichever host asked for the node's Ready).
 fn pulled_for<'a>(entry: &'a Applied, node: &str) -> Option<&'a str> {
@@ -43,12 +54,7 @@ fn pulled_for<'a>(entry: &'a Applied, node: &str) -> Option<&'a str> {
 #[test]
 fn a_node_joins_while_its_images_arrive_and_each_is_fetched_once() {
     let tmp = std::env::temp_dir().join(format!("k8sup-pull-ahead-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("tmp");
-    let profile = slow_mirror_profile(&tmp);
-    let Some(lab) = lab(&spec(&format!(
-        "name = \"pullahead\"\ndurations = {:?}\n[[hosts]]\nname = \"m1\"\nroles = [\"master\"]\n[[hosts]]\nname = \"w1\"\n",
-        profile.to_string_lossy()
-    ))) else {
+    let Some(lab) = slow_mirror_lab("pullahead", &tmp) else {
         return;
     };
     let inv = write_inventory(&lab, "pull-ahead.toml", &lab.inventory_toml(""));
@@ -93,15 +99,7 @@ fn a_node_joins_while_its_images_arrive_and_each_is_fetched_once() {
             .any(|l| l.starts_with("w1 ") && l.contains(" Ready ")),
         "{nodes}"
     );
-    assert_eq!(
-        on(
-            &lab,
-            "w1",
-            "ls -A /var/lib/k8sup/ | grep -c pull-ahead || :"
-        )
-        .trim(),
-        "0"
-    );
+    assert_nothing_left(&lab, "w1");
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
@@ -112,12 +110,7 @@ fn a_node_joins_while_its_images_arrive_and_each_is_fetched_once() {
 #[test]
 fn a_pull_loop_left_by_an_earlier_run_does_not_decide_the_next_run_s_wait() {
     let tmp = std::env::temp_dir().join(format!("k8sup-pull-stale-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("tmp");
-    let profile = slow_mirror_profile(&tmp);
-    let Some(lab) = lab(&spec(&format!(
-        "name = \"pullstale\"\ndurations = {:?}\n[[hosts]]\nname = \"m1\"\nroles = [\"master\"]\n[[hosts]]\nname = \"w1\"\n",
-        profile.to_string_lossy()
-    ))) else {
+    let Some(lab) = slow_mirror_lab("pullstale", &tmp) else {
         return;
     };
     on(
@@ -141,15 +134,7 @@ echo wrote > /tmp/stale-loop-wrote' k8sup-pull-ahead </dev/null >/dev/null 2>&1 
         "wrote",
         "the stale loop wrote its status while this run's loop ran"
     );
-    assert_eq!(
-        on(
-            &lab,
-            "w1",
-            "ls -A /var/lib/k8sup/ | grep -c pull-ahead || :"
-        )
-        .trim(),
-        "0"
-    );
+    assert_nothing_left(&lab, "w1");
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
@@ -187,6 +172,14 @@ fn a_failed_pull_ahead_is_named_after_the_join() {
     // finishes.
     lab.faults("w1").unwrap().clear().unwrap();
     apply_succeeds(inv.to_str().unwrap());
+}
+
+/// Nothing of the pulls ahead is left on `host`.
+fn assert_nothing_left(lab: &k8sup_lab::Lab, host: &str) {
+    assert_eq!(
+        on(lab, host, "ls -A /var/lib/k8sup/ | grep -c pull-ahead || :").trim(),
+        "0"
+    );
 }
 
 fn apply_succeeds(inv: &str) {
