@@ -102,6 +102,19 @@ fn render_host_with(
     os: (&str, &str),
     cni_source: Option<&str>,
 ) -> Rendered {
+    render_playbook(&playbook(), inv, host, family, os, cni_source, |_| {})
+}
+
+/// What `playbook` renders for `host`, with the context `extend` adds to.
+fn render_playbook(
+    playbook: &Playbook,
+    inv: &Inventory,
+    host: &Host,
+    family: &str,
+    os: (&str, &str),
+    cni_source: Option<&str>,
+    extend: impl Fn(&mut serde_json::Value),
+) -> Rendered {
     let env = environment();
     let facts = json!({ "os": { "id": os.0, "version_id": os.1 } });
     let manifest = cni_manifest(inv, cni_source, &ManifestPatch::for_inventory(inv)).unwrap();
@@ -116,9 +129,10 @@ fn render_host_with(
     context["join_credentials"] = json!("<join_credentials from m1>");
     context["certificate_key"] = json!("<certificate_key from m1>");
     context["control_plane_images"] = json!("<control_plane_images from m1>");
+    extend(&mut context);
     let ctx = Value::from_serialize(&context);
     let mut out = Rendered::new();
-    for play in &playbook().plays {
+    for play in &playbook.plays {
         if !selected(&play.hosts, inv, host) {
             continue;
         }

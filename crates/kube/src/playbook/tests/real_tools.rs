@@ -17,7 +17,7 @@ use std::process::{Command, Output};
 
 use k8sup_inventory::{CgroupDriver, Inventory, LoadContext};
 
-use super::{playbook, render_host_with};
+use super::{playbook, render_host_with, render_playbook};
 use crate::testing::{inventory, HA, HA_LOCAL, SOLO_DOCKER};
 
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -63,8 +63,7 @@ fn everything_written() -> (Vec<Inventory>, Vec<Written>) {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         inventories.push((path.display().to_string(), inv));
     }
-    let calico = std::fs::read_to_string(Path::new(WORKSPACE).join("tests/manifests/calico.yaml"))
-        .expect("tests/manifests/calico.yaml");
+    let calico = calico();
     let file_tasks: Vec<String> = playbook()
         .all_tasks()
         .filter(|(_, t)| matches!(t.action, k8sup_engine::Action::File(_)))
@@ -546,14 +545,56 @@ fn docker_daemon_json_holds_only_keys_dockerd_knows() {
 /// they have in a run.
 #[test]
 fn shellcheck_passes_every_rendered_command() {
+    let calico = calico();
+    shellcheck_rendered(&playbook(), 30, |inv, host, family, os| {
+        let source = (inv.cluster.cni == k8sup_inventory::Cni::Calico).then_some(calico.as_str());
+        render_host_with(inv, host, family, os, source)
+    });
+}
+
+/// The same for the upgrade playbook, with every phase selected, as rendered for a hop
+/// to each inventory's version.
+#[test]
+fn shellcheck_passes_every_rendered_upgrade_command() {
+    let upgrade = k8sup_engine::Playbook::parse(
+        crate::playbook::UPGRADE_PLAYBOOK_NAME,
+        crate::playbook::UPGRADE_PLAYBOOK,
+    )
+    .unwrap();
+    let calico = calico();
+    shellcheck_rendered(&upgrade, 8, |inv, host, family, os| {
+        let source = (inv.cluster.cni == k8sup_inventory::Cni::Calico).then_some(calico.as_str());
+        render_playbook(&upgrade, inv, host, family, os, source, |context| {
+            context["upgrade"] =
+                crate::upgrade::context(inv, host, &crate::upgrade::Phase::ALL).unwrap();
+        })
+    });
+}
+
+/// The Calico manifest the inventories that name one are given.
+fn calico() -> String {
+    std::fs::read_to_string(Path::new(WORKSPACE).join("tests/manifests/calico.yaml"))
+        .expect("tests/manifests/calico.yaml")
+}
+
+/// Runs shellcheck on every command of `playbook` as `render` renders it for every host
+/// of the inventories on every system (each distinct text once; at least `least`).
+fn shellcheck_rendered(
+    playbook: &k8sup_engine::Playbook,
+    least: usize,
+    render: impl Fn(
+        &Inventory,
+        &k8sup_inventory::Host,
+        &str,
+        (&str, &str),
+    ) -> BTreeMap<String, Vec<String>>,
+) {
     let Some(shellcheck) = tool(tools_dir().join("root/usr/bin/shellcheck")) else {
         return;
     };
     let (inventories, _) = everything_written();
-    let calico = std::fs::read_to_string(Path::new(WORKSPACE).join("tests/manifests/calico.yaml"))
-        .expect("tests/manifests/calico.yaml");
     // task id -> which of its rendered fields are shell (see `fields`).
-    let shell_fields: BTreeMap<String, Vec<usize>> = playbook()
+    let shell_fields: BTreeMap<String, Vec<usize>> = playbook
         .all_tasks()
         .filter_map(|(_, t)| match &t.action {
             k8sup_engine::Action::Command(c) => Some((
@@ -586,10 +627,9 @@ fn shellcheck_passes_every_rendered_command() {
     let mut seen = std::collections::BTreeSet::new();
     let mut files = Vec::new();
     for inv in &inventories {
-        let source = (inv.cluster.cni == k8sup_inventory::Cni::Calico).then_some(calico.as_str());
         for (family, os) in SYSTEMS {
             for host in &inv.hosts {
-                for (id, fields) in render_host_with(inv, host, family, os, source) {
+                for (id, fields) in render(inv, host, family, os) {
                     let Some(which) = shell_fields.get(&id) else {
                         continue;
                     };
@@ -611,7 +651,7 @@ fn shellcheck_passes_every_rendered_command() {
             }
         }
     }
-    assert!(files.len() >= 30, "{} commands", files.len());
+    assert!(files.len() >= least, "{} commands", files.len());
     let out = run(Command::new(&shellcheck)
         .args(["--shell=sh", "--severity=style", "--format=gcc"])
         .args(&files));
