@@ -6,46 +6,12 @@
 //! unknown config field fail like the real kubeadm.
 //! Needs root and openssh-server; without them the test says so and passes.
 
-use std::process::Output;
+mod common;
+
+use common::{fails, lab_available, ok};
 
 use k8sup_lab::emu::cluster::ClusterState;
 use k8sup_lab::{Arch, HostSpec, Lab, LabSpec};
-
-fn lab_available() -> bool {
-    match k8sup_lab::client::unavailable() {
-        Some(why) => {
-            k8sup_lab::client::skip(why);
-            false
-        }
-        None => true,
-    }
-}
-
-fn ssh(lab: &Lab, host: &str, command: &str) -> Output {
-    lab.ssh(host, command).expect("run ssh")
-}
-
-fn ok(lab: &Lab, host: &str, command: &str) -> String {
-    let o = ssh(lab, host, command);
-    assert!(
-        o.status.success(),
-        "{host}: `{command}` failed ({}): {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn fails(lab: &Lab, host: &str, command: &str) -> String {
-    let o = ssh(lab, host, command);
-    assert_eq!(o.status.code(), Some(1), "{host}: `{command}` should fail");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 const PREPARE: &str = "set -e
 mkdir -p -m 755 /etc/apt/keyrings
@@ -149,7 +115,7 @@ fn init_join_cni_and_ready_nodes_over_ssh() {
         "master",
         "sed 's/criSocket:/criSockett:/' /root/kubeadm.yaml > /root/typo.yaml",
     );
-    let out = fails(&lab, "master", "kubeadm init --config /root/typo.yaml");
+    let out = fails(&lab, "master", "kubeadm init --config /root/typo.yaml", 1);
     assert!(
         out.contains("strict decoding error: unknown field \"nodeRegistration.criSockett\""),
         "{out}"
@@ -166,7 +132,7 @@ fn init_join_cni_and_ready_nodes_over_ssh() {
     let token_at = words.iter().position(|w| *w == "--token").expect("--token") + 1;
     let mut wrong = words.clone();
     wrong[token_at] = "zzzzzz.zzzzzzzzzzzzzzzz";
-    let out = fails(&lab, "node", &wrong.join(" "));
+    let out = fails(&lab, "node", &wrong.join(" "), 1);
     assert!(
         out.contains("error execution phase preflight: couldn't validate the identity of the API Server: token id \"zzzzzz\" is invalid"),
         "{out}"

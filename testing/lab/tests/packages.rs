@@ -3,53 +3,11 @@
 //! kubelet, and are refused an unknown package and a wrong version.
 //! Needs root and openssh-server; without them the test says so and passes.
 
-use std::process::Output;
+mod common;
+
+use common::{fails, lab_available, ok};
 
 use k8sup_lab::{Distro, HostSpec, Lab, LabSpec};
-
-fn lab_available() -> bool {
-    match k8sup_lab::client::unavailable() {
-        Some(why) => {
-            k8sup_lab::client::skip(why);
-            false
-        }
-        None => true,
-    }
-}
-
-fn ssh(lab: &Lab, host: &str, command: &str) -> Output {
-    lab.ssh(host, command).expect("run ssh")
-}
-
-/// Runs a command that must succeed; returns its stdout.
-fn ok(lab: &Lab, host: &str, command: &str) -> String {
-    let o = ssh(lab, host, command);
-    assert!(
-        o.status.success(),
-        "{host}: `{command}` failed ({}): {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Runs a command that must fail with `status`; returns stdout + stderr.
-fn fails(lab: &Lab, host: &str, command: &str, status: i32) -> String {
-    let o = ssh(lab, host, command);
-    assert_eq!(
-        o.status.code(),
-        Some(status),
-        "{host}: `{command}`: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 const UBUNTU_REPO: &str = "set -e
 mkdir -p -m 755 /etc/apt/keyrings

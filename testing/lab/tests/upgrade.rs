@@ -8,37 +8,13 @@
 //! the drain and the upgrades record the profile's figures in the applied log.
 //! Needs root and openssh-server; without them the test says so and passes.
 
-use std::process::Output;
+mod common;
+
+use common::{lab_available, ok, run};
 
 use k8sup_lab::durations::{self, Durations};
 use k8sup_lab::emu::cluster::{self, ClusterState};
 use k8sup_lab::{HostSpec, Lab, LabSpec};
-
-fn lab_available() -> bool {
-    match k8sup_lab::client::unavailable() {
-        Some(why) => {
-            k8sup_lab::client::skip(why);
-            false
-        }
-        None => true,
-    }
-}
-
-fn run(lab: &Lab, host: &str, command: &str) -> Output {
-    lab.ssh(host, command).expect("run ssh")
-}
-
-fn ok(lab: &Lab, host: &str, command: &str) -> String {
-    let o = run(lab, host, command);
-    assert!(
-        o.status.success(),
-        "{host}: `{command}` failed ({}): {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 const PREPARE: &str = "set -e
 mkdir -p -m 755 /etc/apt/keyrings

@@ -1,4 +1,4 @@
-//! Helpers shared by the namespaced-lab tests (network, balancer, apiserver): commands in
+//! Helpers shared by the lab's tests over real ssh: commands in
 //! hosts over SSH, a one-line TCP server and client inside a host, and waiting.
 
 #![allow(dead_code)] // each test file uses its own part
@@ -34,6 +34,23 @@ pub fn ok(lab: &Lab, host: &str, command: &str) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `command` in `host`, which must fail with `status`; its stdout and stderr.
+pub fn fails(lab: &Lab, host: &str, command: &str, status: i32) -> String {
+    let o = run(lab, host, command);
+    assert_eq!(
+        o.status.code(),
+        Some(status),
+        "{host}: `{command}`: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 pub fn stdout(o: &Output) -> String {
