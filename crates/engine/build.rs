@@ -30,5 +30,25 @@ fn main() {
         }
     }
     let out = std::env::var("OUT_DIR").expect("OUT_DIR");
-    std::fs::write(Path::new(&out).join("prelude.sh"), prelude).expect("write the prelude");
+    std::fs::write(Path::new(&out).join("prelude.sh"), for_hosts(&prelude))
+        .expect("write the prelude");
+}
+
+/// The prelude as hosts get it: without its comment lines and blank lines (a third
+/// of the text). Every request carries the prelude, and the SSH library keeps each
+/// connection's send buffer at the size of the largest request it sent, for every host
+/// of a run at once; the shell has less to read, too. No line dropped is data: the
+/// prelude has no here-documents, and a unit test (src/prelude_text.rs) checks that
+/// the shell defines the same functions and variables from both texts.
+fn for_hosts(prelude: &str) -> String {
+    let mut text = String::with_capacity(prelude.len());
+    for line in prelude.lines() {
+        let code = line.trim_start();
+        if code.is_empty() || code.starts_with('#') {
+            continue;
+        }
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
 }

@@ -61,3 +61,6 @@ mod tests;
 
 #[cfg(test)]
 mod layering;
+
+#[cfg(test)]
+mod prelude_text;

@@ -71,7 +71,7 @@ impl Shared<'_> {
     /// differ failed with the task named, the others skipped; no host was changed.
     pub(super) async fn check_saved_plan<'p>(
         &'p self,
-        hosts: &[HostSpec],
+        hosts: &[&HostSpec],
         plan: &Plan,
     ) -> Result<Vec<HostStart<'p>>, Vec<HostReport>> {
         let engine = self.engine;

@@ -256,7 +256,9 @@ impl Engine {
                 .collect(),
             started,
         };
-        let changing: Vec<HostSpec> = self.changing(hosts).cloned().collect();
+        // The hosts themselves, not copies: a host's spec holds its whole template
+        // context (~15 KB), and every host of a run is held until the run ends.
+        let changing: Vec<&HostSpec> = self.changing(hosts).collect();
         let round_trips_before: Vec<u64> =
             changing.iter().map(|h| h.transport.round_trips()).collect();
         // A saved plan is applied whole or not at all: every host is probed and
