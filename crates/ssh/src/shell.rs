@@ -15,9 +15,10 @@
 //! (GNU head never reads past the count it is given, so nothing of the next request is
 //! taken), writes the script to a 0600 file in its private 0700 directory (so that it,
 //! and any secret in it, is never in a process's arguments, which every local user can
-//! read in `/proc/PID/cmdline`), runs that file in a `sh` of its own (so that `$$`,
-//! traps and `exit` are the script's, exactly as on a channel of its own) with exactly
-//! those stdin bytes, empties the file, drains whatever stdin the script left unread,
+//! read in `/proc/PID/cmdline`), runs that file in a subshell of its own (a fork of the
+//! server, no new program: traps and `exit` are the script's, as on a channel of its
+//! own, and none of the server's variables is left in it) with exactly those stdin
+//! bytes, empties the file, drains whatever stdin the script left unread,
 //! and ends each stream with a line holding a per-session random token: stdout's also
 //! carries the exit status. The token cannot appear in a command's output by chance,
 //! and everything before it is the command's output, byte for byte. The directory goes
@@ -38,6 +39,15 @@
 //!
 //! What a channel reports and the shell cannot: a command killed by a signal shows as
 //! exit status 128 + the signal's number, as in any shell, not as an exit signal.
+//!
+//! What a subshell is not (until 2026-12-02 each request ran in a `sh -c` of its own):
+//! `$$` is the server's process id, not the request's (as in any subshell): unique
+//! among the host's processes while the request runs, as temp file names need, and
+//! the same for every request of the session (the requests run one after another); a
+//! script must not signal `$$` (that ends the server and the session's shell). `$0`
+//! is the server's (`sh`), so the shell's own error messages start `sh: LINE: FILE:`
+//! instead of `k8sup: LINE: FILE:`. On a channel of its own (the fallback above) a
+//! command still runs in a `sh` of its own.
 
 use k8sup_shell::{Script, ShellArg};
 
@@ -92,10 +102,22 @@ const SCRIPT_DIR: &str = concat!(
     r#"k8sup_um=$(umask); k8sup_d=$(mktemp -d "$k8sup_t/k8sup-shell.$$.XXXXXXXXXX")"#,
 );
 
-/// Shell text that runs the script in the file `"$k8sup_d/s"` as `sh -c` would run it
-/// as an argument (`$0` is `k8sup`, no positional parameters, a process of its own),
+/// Shell text that runs the script in the file `"$k8sup_d/s"` (on a channel of its own,
+/// [`channel_script`]) as `sh -c` would run it as an argument (`$0` is `k8sup`, no positional parameters, a process of its own),
 /// without the script in any process's arguments.
 const RUN_SCRIPT_FILE: &str = r#"sh -c 'k8sup_f=$1; shift; . "$k8sup_f"' k8sup "$k8sup_d/s""#;
+
+/// Shell text that runs a request's script, the file `"$k8sup_d/s"` that the server
+/// wrote with `shift;` before the script's first byte, in a subshell of the server
+/// (a fork, no new program): none of the server's variables, no positional
+/// parameters (the file's `shift` takes its own path away), the traps and `exit` the
+/// script's own (a subshell starts with no traps of the server's, and its end is the
+/// request's).
+const RUN_SCRIPT_SUBSHELL: &str = concat!(
+    r#"( set -- "$k8sup_d/s"; "#,
+    r#"unset k8sup_end k8sup_t k8sup_x k8sup_p k8sup_um k8sup_d k8sup_n k8sup_m k8sup_rc; "#,
+    r#". "$1" )"#,
+);
 
 /// The server loop (see the module docs). With `held_file`, the server opens that file
 /// on fd 9 first (see [`crate::Target::held_file`]); a file it cannot open is left out.
@@ -128,16 +150,16 @@ pub(crate) fn server_script(token: &str, held_file: Option<&ShellArg>) -> Script
             r#"printf '%s-ready\n' "$k8sup_end"; "#,
             r#"while IFS=' ' read -r k8sup_n k8sup_m; do "#,
             // The script goes to a 0600 file, never into a process's arguments.
-            r#"umask 077; head -c "$k8sup_n" > "$k8sup_d/s"; umask "$k8sup_um"; "#,
+            r#"umask 077; { printf 'shift;'; head -c "$k8sup_n"; } > "$k8sup_d/s"; umask "$k8sup_um"; "#,
             r#"if [ "$k8sup_m" -gt 0 ]; then "#,
             r#"head -c "$k8sup_m" | { "#,
         ))
-        .code(RUN_SCRIPT_FILE)
+        .code(RUN_SCRIPT_SUBSHELL)
         .code(concat!(
             r#"; k8sup_rc=$?; cat >/dev/null; exit "$k8sup_rc"; }; "#,
             r#"else "#,
         ))
-        .code(RUN_SCRIPT_FILE)
+        .code(RUN_SCRIPT_SUBSHELL)
         .code(concat!(
             r#" </dev/null; fi; "#,
             r#"k8sup_rc=$?; : > "$k8sup_d/s"; "#,
@@ -380,12 +402,16 @@ mod tests {
             ("head -c 2", b"abcdef 1 1\nxx"),
             ("printf 'a\\n\\n'", b""),
             ("read x; echo \"[$x]\"; cat", b"line one\nrest"),
-            ("kill -KILL $$", b""),
+            // The request's own process: `$$` is the server's.
+            ("sh -c 'kill -KILL $PPID'", b""),
             ("k8sup_end=x; set -e; false; echo not here", b""),
             (
-                "echo \"[$0][$#][$k8sup_end]\"; trap 'echo trapped' EXIT; exit 0",
+                "echo \"[$#][$k8sup_end][$k8sup_d][$k8sup_n][$k8sup_rc]\"; trap 'echo trapped' EXIT; exit 0",
                 b"",
             ),
+            // The server's traps are not the script's, nor is its exit.
+            ("sh -c 'kill -TERM $PPID'; echo survived", b""),
+            ("echo \"[$#][$1]\"", b""),
         ]);
         assert_eq!(results[0], (b"out".to_vec(), b"err".to_vec(), 3));
         assert_eq!(results[1].0, binary);
@@ -402,9 +428,16 @@ mod tests {
         );
         assert_eq!(
             results[7],
-            (b"[k8sup][0][]\ntrapped\n".to_vec(), Vec::new(), 0),
+            (b"[0][][][][]\ntrapped\n".to_vec(), Vec::new(), 0),
             "the script runs in a shell of its own, as on a channel"
         );
+        // (The server's shell may say on stderr what killed it, as for any command.)
+        assert_eq!(
+            (&results[8].0, results[8].2),
+            (&Vec::new(), 128 + 15),
+            "a signal ends the request, not the server"
+        );
+        assert_eq!(results[9].0, b"[0][]\n", "no positional parameters");
     }
 
     #[test]

@@ -28,7 +28,8 @@ async fn run_captures_output_and_exit_status() {
         assert_eq!(output.exit_status, Some(3));
         assert!(!output.success());
         let output = session
-            .run(&Script::new("kill -KILL $$"))
+            // The command's own process (in the shell, `$$` is the shell's).
+            .run(&Script::new("sh -c 'kill -KILL $PPID'"))
             .await
             .expect("runs");
         if reuse_shell {
@@ -419,7 +420,13 @@ async fn scripts_never_appear_in_a_process_s_arguments() {
         let secret = format!("s3cret-{}-{reuse_shell}-{sudo}", std::process::id());
         let script = Script::new("x=")
             .arg(arg(&secret))
-            .code("; sleep 3; stat -c %a \"$k8sup_f\" \"${k8sup_f%/s}\"");
+            // The directory is the shell's (`$$` in a request on the shell) or, on a
+            // channel of its own, that of the command's parent.
+            .code(concat!(
+                "; sleep 3; for d in \"${TMPDIR:-/tmp}\"/k8sup-shell.$$.* ",
+                "\"${TMPDIR:-/tmp}\"/k8sup-shell.$PPID.*; do ",
+                "[ ! -d \"$d\" ] || stat -c %a \"$d/s\" \"$d\"; done"
+            ));
         let run = session.run(&script);
         let watch = async {
             let mut seen = Vec::new();
