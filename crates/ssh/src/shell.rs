@@ -108,8 +108,9 @@ const SCRIPT_DIR: &str = concat!(
 );
 
 /// Shell text that runs the script in the file `"$k8sup_d/s"` (on a channel of its own,
-/// [`channel_script`]) as `sh -c` would run it as an argument (`$0` is `k8sup`, no positional parameters, a process of its own),
-/// without the script in any process's arguments.
+/// [`channel_script`]) as `sh -c` would run it as an argument (`$0` is `k8sup`, no
+/// positional parameters, a process of its own), without the script in any process's
+/// arguments.
 const RUN_SCRIPT_FILE: &str = r#"sh -c 'k8sup_f=$1; shift; . "$k8sup_f"' k8sup "$k8sup_d/s""#;
 
 /// Shell text that reads a request's script, the next `$k8sup_n` bytes of stdin, into
