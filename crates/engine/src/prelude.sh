@@ -9,7 +9,8 @@
 #   batch's guards), k8sup_entries/k8sup_head/k8sup_tail (the ledger), the
 #   prefetch tables (k8sup_pfn, k8sup_pfp_N, k8sup_pfs_N, k8sup_pfh_N),
 #   k8sup_reloaded (systemd reloaded since the last change), k8sup_clock_ms and
-#   k8sup_clock_cs, K8SUP_LEN (stdin bytes of the next write);
+#   k8sup_clock_cs, K8SUP_LEN (stdin bytes of the next write), the staged writes
+#   (k8sup_sg_n, k8sup_sg_synced and the k8sup_sg?_N of each, see k8sup_stage);
 # - results: k8sup_v (k8sup_read_text, k8sup_sysctl_value, k8sup_probe_hostname;
 #   printed by k8sup_put), k8sup_p (k8sup_sysctl_path), k8sup_up (k8sup_uptime),
 #   k8sup_now (k8sup_now), k8sup_index_n (k8sup_index);
@@ -21,7 +22,7 @@ k8sup_nl='
 '
 # Where the kernel's files are (tests point it elsewhere).
 k8sup_proc=${K8SUP_PROC:-/proc}
-k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_text=; k8sup_has_text=; k8sup_clock_ms=; }
+k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_text=; k8sup_has_text=; k8sup_clock_ms=; k8sup_sg_n=0; k8sup_sg_synced=; }
 k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
 k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
 k8sup_b64() { base64 -w 0; }
@@ -138,26 +139,104 @@ k8sup_write() {
     if [ -e "$1" ]; then k8sup_wr_c=$(sha256sum < "$1") || return; k8sup_wr_c=${k8sup_wr_c%% *}; else k8sup_wr_c=absent; fi
     if [ "$k8sup_wr_c" != "$5" ]; then echo "k8sup: $1 changed since it was probed" >&2; return 3; fi
   fi
+  # A temp file staged for this very write (k8sup_stage) is made durable with all the
+  # others (one sync) and renamed.
+  k8sup_staged "$1" "$2" "$3" "$4"; k8sup_wr_r=$?
+  case $k8sup_wr_r in
+    0) k8sup_has_text=; mv -f -- "$k8sup_sd_t" "$1" && return 0
+       k8sup_wr_r=$?; rm -f -- "$k8sup_sd_t"; return $k8sup_wr_r;;
+    1) ;;
+    *) rm -f -- "$k8sup_sd_t"; return $k8sup_wr_r;;
+  esac
   k8sup_wr_d=${1%/*}; [ -n "$k8sup_wr_d" ] || k8sup_wr_d=/
   [ -d "$k8sup_wr_d" ] || mkdir -p -- "$k8sup_wr_d" || return
-  # A new temp file beside the target, created exclusively (noclobber is O_EXCL) and,
-  # for the usual modes, with its mode from the umask: no mktemp, no chmod.
+  k8sup_tempfile "$1" "$2" "$3" "$4" || return
+  { sync "$k8sup_tf_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_tf_t" "$1" && return 0
+  k8sup_wr_r=$?; rm -f -- "$k8sup_tf_t"; return $k8sup_wr_r
+}
+# A new temp file beside $1 (whose directory exists) with the content k8sup_write
+# writes, mode $2, owner $3 and group $4; its name in k8sup_tf_t. Nothing is left
+# behind when it fails.
+k8sup_tempfile() {
+  k8sup_tf_d=${1%/*}; [ -n "$k8sup_tf_d" ] || k8sup_tf_d=/
+  # Created exclusively (noclobber is O_EXCL) and, for the usual modes, with its mode
+  # from the umask: no mktemp, no chmod.
   case $2 in
-    0644|644) k8sup_wr_um=022; k8sup_wr_cm=;; 0640|640) k8sup_wr_um=027; k8sup_wr_cm=;;
-    0600|600) k8sup_wr_um=077; k8sup_wr_cm=;; *) k8sup_wr_um=077; k8sup_wr_cm=1;;
+    0644|644) k8sup_tf_um=022; k8sup_tf_cm=;; 0640|640) k8sup_tf_um=027; k8sup_tf_cm=;;
+    0600|600) k8sup_tf_um=077; k8sup_tf_cm=;; *) k8sup_tf_um=077; k8sup_tf_cm=1;;
   esac
-  k8sup_wr_w=0
+  k8sup_tf_w=0
   while :; do
-    k8sup_wr_w=$((k8sup_wr_w + 1)); k8sup_wr_t="$k8sup_wr_d/.k8sup.$$.$k8sup_wr_w"
-    ( umask "$k8sup_wr_um"; set -C; : > "$k8sup_wr_t" ) 2>/dev/null && break
-    if [ ! -e "$k8sup_wr_t" ] && [ ! -L "$k8sup_wr_t" ] || [ "$k8sup_wr_w" -ge 100 ]; then
-      echo "k8sup: cannot create a file in $k8sup_wr_d" >&2; return 1
+    k8sup_tf_w=$((k8sup_tf_w + 1)); k8sup_tf_t="$k8sup_tf_d/.k8sup.$$.$k8sup_tf_w"
+    ( umask "$k8sup_tf_um"; set -C; : > "$k8sup_tf_t" ) 2>/dev/null && break
+    if [ ! -e "$k8sup_tf_t" ] && [ ! -L "$k8sup_tf_t" ] || [ "$k8sup_tf_w" -ge 100 ]; then
+      echo "k8sup: cannot create a file in $k8sup_tf_d" >&2; return 1
     fi
   done
   # The content: k8sup_text when set; in a batch the next K8SUP_LEN bytes of stdin.
-  if [ -n "$k8sup_has_text" ]; then k8sup_has_text=; printf '%s' "$k8sup_text" > "$k8sup_wr_t"
-  elif [ -n "$K8SUP_LEN" ]; then head -c "$K8SUP_LEN" > "$k8sup_wr_t"; else cat > "$k8sup_wr_t"; fi && { [ -z "$k8sup_wr_cm" ] || chmod "$2" "$k8sup_wr_t"; } && { [ -z "$3" ] || chown "$3" "$k8sup_wr_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_wr_t"; } && { sync "$k8sup_wr_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_wr_t" "$1" && return 0
-  k8sup_wr_r=$?; rm -f -- "$k8sup_wr_t"; return $k8sup_wr_r
+  if [ -n "$k8sup_has_text" ]; then k8sup_has_text=; printf '%s' "$k8sup_text" > "$k8sup_tf_t"
+  elif [ -n "$K8SUP_LEN" ]; then head -c "$K8SUP_LEN" > "$k8sup_tf_t"; else cat > "$k8sup_tf_t"; fi && { [ -z "$k8sup_tf_cm" ] || chmod "$2" "$k8sup_tf_t"; } && { [ -z "$3" ] || chown "$3" "$k8sup_tf_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_tf_t"; } && return 0
+  k8sup_tf_r=$?; rm -f -- "$k8sup_tf_t"; return $k8sup_tf_r
+}
+# A batch's writes of text, staged at its start: k8sup_stage PATH MODE OWNER GROUP
+# TEXT makes the temp file k8sup_write PATH MODE OWNER GROUP would make with TEXT,
+# and the first write that finds its temp file staged makes all of them durable with
+# ONE sync, where each write would take a sync of its own. Each rename stays in its
+# task, in order. Only beside a directory that exists now (one an earlier task would
+# make is not made early), and left to the write when the temp file cannot be made
+# (an owner an earlier task adds...): a staging failure is no error. Staged write N
+# is k8sup_sgp_N (path), k8sup_sgm_N, k8sup_sgo_N, k8sup_sgg_N, k8sup_sgc_N (text)
+# and k8sup_sgt_N (its temp file, emptied once renamed or removed); k8sup_compact
+# removes the temp files of the writes that did not run.
+k8sup_stage() {
+  k8sup_sg_d=${1%/*}; [ -n "$k8sup_sg_d" ] || k8sup_sg_d=/
+  [ -d "$k8sup_sg_d" ] || return 0
+  k8sup_text=$5; k8sup_has_text=1
+  k8sup_tempfile "$1" "$2" "$3" "$4" 2>/dev/null; k8sup_sg_r=$?
+  k8sup_text=; k8sup_has_text=
+  [ "$k8sup_sg_r" = 0 ] || return 0
+  k8sup_sg_n=$((k8sup_sg_n + 1))
+  eval "k8sup_sgp_$k8sup_sg_n=\$1; k8sup_sgm_$k8sup_sg_n=\$2; k8sup_sgo_$k8sup_sg_n=\$3; k8sup_sgg_$k8sup_sg_n=\$4; k8sup_sgc_$k8sup_sg_n=\$5; k8sup_sgt_$k8sup_sg_n=\$k8sup_tf_t"
+}
+# Whether the write of k8sup_text to $1 with mode $2, owner $3, group $4 was staged:
+# 0 with its temp file, durable, in k8sup_sd_t (no longer staged); 1 when it was not
+# (or its temp file is gone); else the sync's failure, k8sup_sd_t to remove.
+k8sup_staged() {
+  [ -n "$k8sup_has_text" ] || return 1
+  k8sup_sd_i=0
+  while [ "$k8sup_sd_i" -lt "$k8sup_sg_n" ]; do
+    k8sup_sd_i=$((k8sup_sd_i + 1))
+    eval "k8sup_sd_t=\$k8sup_sgt_$k8sup_sd_i"
+    [ -n "$k8sup_sd_t" ] || continue
+    eval "[ \"\$k8sup_sgp_$k8sup_sd_i\" = \"\$1\" ] && [ \"\$k8sup_sgm_$k8sup_sd_i\" = \"\$2\" ] && [ \"\$k8sup_sgo_$k8sup_sd_i\" = \"\$3\" ] && [ \"\$k8sup_sgg_$k8sup_sd_i\" = \"\$4\" ] && [ \"\$k8sup_sgc_$k8sup_sd_i\" = \"\$k8sup_text\" ]" || continue
+    # Gone (an earlier task replaced its directory): the write makes its own.
+    if [ ! -f "$k8sup_sd_t" ] || [ -L "$k8sup_sd_t" ]; then eval "k8sup_sgt_$k8sup_sd_i="; return 1; fi
+    if [ -z "$k8sup_sg_synced" ]; then
+      k8sup_sync_staged || { k8sup_sd_r=$?; eval "k8sup_sgt_$k8sup_sd_i="; return "$k8sup_sd_r"; }
+    fi
+    eval "k8sup_sgt_$k8sup_sd_i="
+    return 0
+  done
+  return 1
+}
+# One sync for every staged temp file (sync with files fsyncs each; else all of them).
+k8sup_sync_staged() {
+  set --; k8sup_ss_i=0
+  while [ "$k8sup_ss_i" -lt "$k8sup_sg_n" ]; do
+    k8sup_ss_i=$((k8sup_ss_i + 1)); eval "k8sup_ss_t=\$k8sup_sgt_$k8sup_ss_i"
+    [ -z "$k8sup_ss_t" ] || set -- "$@" "$k8sup_ss_t"
+  done
+  { sync -- "$@" 2>/dev/null || sync; } || { k8sup_ss_r=$?; [ "$k8sup_ss_r" -gt 1 ] || k8sup_ss_r=2; return "$k8sup_ss_r"; }
+  k8sup_sg_synced=1
+}
+# Removes the temp files staged for writes that did not run.
+k8sup_unstage() {
+  set --; k8sup_us_i=0
+  while [ "$k8sup_us_i" -lt "$k8sup_sg_n" ]; do
+    k8sup_us_i=$((k8sup_us_i + 1)); eval "k8sup_us_t=\$k8sup_sgt_$k8sup_us_i; k8sup_sgt_$k8sup_us_i="
+    [ -z "$k8sup_us_t" ] || set -- "$@" "$k8sup_us_t"
+  done
+  [ $# -eq 0 ] || rm -f -- "$@"
 }
 # systemd reloads its units once per script, and again only after something else
 # was written, installed or run (which empties k8sup_reloaded).
@@ -184,8 +263,10 @@ k8sup_state() {
   printf '%s\n' "$6$k8sup_st_v}" >> "$1.journal"
 }
 # Rewrites the ledger with the entries of this script (atomically, made durable),
-# then empties the journal that held them meanwhile.
+# then empties the journal that held them meanwhile. Every end of a batch passes
+# here: the temp files staged for writes that did not run go first.
 k8sup_compact() {
+  k8sup_unstage
   [ -n "$k8sup_entries" ] || return 0
   # A name of this script's own: two writers never share a temp file.
   k8sup_cp_t=$1.k8sup-tmp.$$

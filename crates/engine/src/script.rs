@@ -259,6 +259,16 @@ impl FramedScript {
         self
     }
 
+    /// Stages a write of the batch (`call` is a `k8sup_stage`, see
+    /// [`crate::kinds::Change::stage_call`]): nothing is printed, nothing fails.
+    pub fn stage(mut self, call: Script) -> Self {
+        self.script = self
+            .script
+            .then(";", call)
+            .code("</dev/null >/dev/null 2>&1");
+        self
+    }
+
     /// Re-runs the probe of step `step` (section `g<step>`, status 0 when its output is
     /// still the one judged, whose digest is `digest`; see [`guard_digest`]).
     pub fn guard(mut self, step: usize, probe: Script, digest: &str) -> Self {
@@ -799,6 +809,115 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 5, "no temporary file left: {names:?}");
+    }
+
+    /// A batch's writes of text are staged at its start and made durable by ONE sync,
+    /// at the first of them; each rename stays in its task's place. A write whose
+    /// directory is not there yet (not made early) syncs on its own; the temp files
+    /// of staged writes that did not run go at the end. Under sh and bash.
+    #[test]
+    fn staged_writes_share_one_sync_and_keep_their_order() {
+        use std::os::unix::fs::PermissionsExt;
+        for shell in ["/bin/sh", "bash"] {
+            let dir = tempfile::tempdir().unwrap();
+            let bin = dir.path().join("bin");
+            std::fs::create_dir(&bin).unwrap();
+            let log = dir.path().join("sync.log");
+            let fake = bin.join("sync");
+            std::fs::write(
+                &fake,
+                format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display()),
+            )
+            .unwrap();
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let etc = dir.path().join("etc");
+            std::fs::create_dir(&etc).unwrap();
+            std::fs::write(etc.join("b"), "old").unwrap();
+            let path = |p: std::path::PathBuf| arg(p.display().to_string()).unwrap();
+            let (a, b, c, d) = (
+                path(etc.join("a")),
+                path(etc.join("b")),
+                path(dir.path().join("new/c")),
+                path(etc.join("d")),
+            );
+            let stage = |p: &ShellArg, mode: &str, text: &str| {
+                Script::new("k8sup_stage")
+                    .arg(p.clone())
+                    .arg(arg(mode).unwrap())
+                    .arg(arg("").unwrap())
+                    .arg(arg("").unwrap())
+                    .arg(arg(text).unwrap())
+            };
+            let write = |p: &ShellArg, mode: &str| {
+                Script::new("k8sup_write")
+                    .arg(p.clone())
+                    .arg(arg(mode).unwrap())
+                    .arg(arg("").unwrap())
+                    .arg(arg("").unwrap())
+                    .arg(arg("").unwrap())
+            };
+            let text = |t: &str| ApplyInput::Text(arg(t).unwrap());
+            let (script, framing) = FramedScript::new()
+                .stage(stage(&a, "0644", "A\n"))
+                .stage(stage(&b, "0600", "B"))
+                .stage(stage(&c, "0644", "C"))
+                .stage(stage(&d, "0644", "D"))
+                .apply_section("a1", write(&a, "0644"), text("A\n"))
+                .apply_section(
+                    "a2",
+                    Script::new("[ -f")
+                        .arg(a.clone())
+                        .code("] && [ \"$(cat")
+                        .arg(b.clone())
+                        .code(")\" = old ] && echo in-order >&3"),
+                    ApplyInput::Nothing,
+                )
+                .apply_section("a3", write(&b, "0600"), text("B"))
+                .apply_section("a4", write(&c, "0644"), text("C"))
+                .compact_state(path(dir.path().join("state.json")))
+                .finish();
+            let path_env = format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            );
+            let sections = run_framed(
+                shell,
+                &script,
+                &framing,
+                &[("PATH", std::path::Path::new(&path_env))],
+            );
+            let statuses: Vec<i32> = sections.iter().map(|s| s.status).collect();
+            assert_eq!(statuses, [0, 0, 0, 0], "{shell}: {sections:?}");
+            assert_eq!(sections[1].body, "in-order", "{shell}");
+            assert_eq!(std::fs::read_to_string(etc.join("a")).unwrap(), "A\n");
+            assert_eq!(std::fs::read_to_string(etc.join("b")).unwrap(), "B");
+            let mode = std::fs::metadata(etc.join("b"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, 0o600, "{shell}");
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("new/c")).unwrap(),
+                "C"
+            );
+            let syncs: Vec<usize> = std::fs::read_to_string(&log)
+                .unwrap()
+                .lines()
+                .map(|l| l.split(' ').filter(|w| w.contains("/.k8sup.")).count())
+                .collect();
+            assert_eq!(syncs, [3, 1], "{shell}: one sync for a, b and d, one for c");
+            let mut left: Vec<String> = std::fs::read_dir(&etc)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            left.sort();
+            assert_eq!(
+                left,
+                ["a", "b"],
+                "{shell}: no temp file left, d not written"
+            );
+        }
     }
 
     /// Text content is put in the script and written by the shell's printf; content

@@ -13,16 +13,21 @@
 //!
 //! The server reads the header with `read`, the script and the stdin with `head -c`
 //! (GNU head never reads past the count it is given, so nothing of the next request is
-//! taken), writes the script to a 0600 file in its private 0700 directory (so that it,
-//! and any secret in it, is never in a process's arguments, which every local user can
-//! read in `/proc/PID/cmdline`), runs that file in a `sh` of its own (so that `$$`,
-//! traps and `exit` are the script's, exactly as on a channel of its own) with exactly
-//! those stdin bytes, empties the file, drains whatever stdin the script left unread,
-//! and ends each stream with a line holding a per-session random token: stdout's also
-//! carries the exit status. The token cannot appear in a command's output by chance,
-//! and everything before it is the command's output, byte for byte. The directory goes
-//! with the server (an exit trap); one left by a server killed outright is removed by
-//! the next server started on the host as the same user.
+//! taken), the script into a shell variable (so that it, and any secret in it, is never
+//! in a process's arguments, which every local user can read in `/proc/PID/cmdline`,
+//! nor in any file), `eval`s it in a subshell of its own (a fork of the server, no new
+//! program: traps and `exit` are the script's, as on a channel of its own, and none of
+//! the server's variables is left in it) with exactly those stdin bytes, drains
+//! whatever stdin the script left unread, and ends each stream with a line holding a
+//! per-session random token: stdout's also carries the exit status. The token cannot
+//! appear in a command's output by chance, and everything before it is the command's
+//! output, byte for byte.
+//!
+//! A command on a channel of its own (below) gets its script the same way, on stdin,
+//! into a 0600 file of a private 0700 directory, which goes with the command; one left
+//! by a shell killed outright is removed by the next shell started on the host as the
+//! same user (as are those of servers before 2026-12-02, which kept the script in a
+//! file too).
 //!
 //! The server and every script run under `sh`, with `become` or without: the same
 //! shell whatever the SSH user's login shell is (`dash` on Debian and Ubuntu, which
@@ -41,6 +46,16 @@
 //!
 //! What a channel reports and the shell cannot: a command killed by a signal shows as
 //! exit status 128 + the signal's number, as in any shell, not as an exit signal.
+//!
+//! What an `eval` in a subshell is not (until 2026-12-02 each request ran from a file
+//! in a `sh -c` of its own): `$$` is the server's process id, not the request's (as in
+//! any subshell): unique among the host's processes while the request runs, as temp
+//! file names need, and the same for every request of the session (the requests run
+//! one after another); a script must not signal `$$` (that ends the server and the
+//! session's shell). `$0` is the server's (`sh`), and the shell's own error messages
+//! read `sh: LINE: eval: ...`; a `return` outside a function is refused by bash
+//! (allowed in a sourced file). On a channel of its own (the fallback above) a command
+//! still runs in a `sh` of its own.
 
 use k8sup_shell::{Script, ShellArg};
 
@@ -95,10 +110,26 @@ const SCRIPT_DIR: &str = concat!(
     r#"k8sup_um=$(umask); k8sup_d=$(mktemp -d "$k8sup_t/k8sup-shell.$$.XXXXXXXXXX")"#,
 );
 
-/// Shell text that runs the script in the file `"$k8sup_d/s"` as `sh -c` would run it
-/// as an argument (`$0` is `k8sup`, no positional parameters, a process of its own),
-/// without the script in any process's arguments.
+/// Shell text that runs the script in the file `"$k8sup_d/s"` (on a channel of its own,
+/// [`channel_script`]) as `sh -c` would run it as an argument (`$0` is `k8sup`, no
+/// positional parameters, a process of its own), without the script in any process's
+/// arguments.
 const RUN_SCRIPT_FILE: &str = r#"sh -c 'k8sup_f=$1; shift; . "$k8sup_f"' k8sup "$k8sup_d/s""#;
+
+/// Shell text that reads a request's script, the next `$k8sup_n` bytes of stdin, into
+/// `k8sup_s`, byte for byte (the `.` after it keeps the trailing newlines that a
+/// command substitution drops).
+const READ_SCRIPT: &str = r#"k8sup_s=$(head -c "$k8sup_n"; echo .); k8sup_s=${k8sup_s%.}; "#;
+
+/// Shell text that runs the request's script `k8sup_s` in a subshell of the server (a
+/// fork, no new program): no positional parameters, none of the server's variables
+/// (unset in front of the script, on its first line: its line numbers stay), the
+/// traps and `exit` the script's own (a subshell starts with no traps of the server's
+/// and default signal dispositions, and its end is the request's).
+const RUN_SCRIPT_SUBSHELL: &str = concat!(
+    r#"( set --; eval "unset k8sup_end k8sup_t k8sup_x k8sup_p k8sup_n k8sup_m k8sup_rc k8sup_s; "#,
+    r#"$k8sup_s" )"#,
+);
 
 /// The server loop (see the module docs). With `held_file`, the server opens that file
 /// on fd 9 first (see [`crate::Target::held_file`]); a file it cannot open is left out.
@@ -119,11 +150,12 @@ pub(crate) fn server_script(
             r#"case "$(head --version 2>/dev/null)" in *GNU*) ;; "#,
             r#"*) printf '%s-unavailable\n' "$k8sup_end"; exit 0;; esac; "#,
         ))
-        .code(SCRIPT_DIR)
         .code(concat!(
-            r#" || { printf '%s-unavailable\n' "$k8sup_end"; exit 0; }; "#,
-            // The directory goes with the shell, also when its connection is cut.
-            r#"trap 'rm -rf -- "$k8sup_d"; "#,
+            // The directories that shells killed outright left (they may hold a
+            // script), now and when this one ends, also when its connection is cut.
+            r#"k8sup_t=${TMPDIR:-/tmp}; "#,
+            sweep!(),
+            r#"trap '"#,
             sweep!(),
             r#"' EXIT; trap 'exit 129' HUP; trap 'exit 141' PIPE; trap 'exit 143' TERM; "#,
         ));
@@ -139,31 +171,31 @@ pub(crate) fn server_script(
         script = script
             .code("set --")
             .arg(first.clone())
-            .code(r#"; umask 077; printf '%s' "$1" > "$k8sup_d/s"; umask "$k8sup_um"; set --; "#)
-            .code(RUN_SCRIPT_FILE)
+            .code(r#"; k8sup_s=$1; set --; "#)
+            .code(RUN_SCRIPT_SUBSHELL)
             .code(concat!(
-                r#" </dev/null; k8sup_rc=$?; : > "$k8sup_d/s"; "#,
+                r#" </dev/null; k8sup_rc=$?; k8sup_s=; "#,
                 r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; "#,
                 r#"printf '\n%s\n' "$k8sup_end" >&2; "#,
             ));
     }
     script
+        .code(r#"while IFS=' ' read -r k8sup_n k8sup_m; do "#)
+        // The script goes to a variable, never into a process's arguments.
+        .code(READ_SCRIPT)
         .code(concat!(
-            r#"while IFS=' ' read -r k8sup_n k8sup_m; do "#,
-            // The script goes to a 0600 file, never into a process's arguments.
-            r#"umask 077; head -c "$k8sup_n" > "$k8sup_d/s"; umask "$k8sup_um"; "#,
             r#"if [ "$k8sup_m" -gt 0 ]; then "#,
             r#"head -c "$k8sup_m" | { "#,
         ))
-        .code(RUN_SCRIPT_FILE)
+        .code(RUN_SCRIPT_SUBSHELL)
         .code(concat!(
             r#"; k8sup_rc=$?; cat >/dev/null; exit "$k8sup_rc"; }; "#,
             r#"else "#,
         ))
-        .code(RUN_SCRIPT_FILE)
+        .code(RUN_SCRIPT_SUBSHELL)
         .code(concat!(
             r#" </dev/null; fi; "#,
-            r#"k8sup_rc=$?; : > "$k8sup_d/s"; "#,
+            r#"k8sup_rc=$?; k8sup_s=; "#,
             r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; "#,
             r#"printf '\n%s\n' "$k8sup_end" >&2; "#,
             r#"done"#
@@ -413,10 +445,19 @@ mod tests {
             ("head -c 2", b"abcdef 1 1\nxx"),
             ("printf 'a\\n\\n'", b""),
             ("read x; echo \"[$x]\"; cat", b"line one\nrest"),
-            ("kill -KILL $$", b""),
+            // The request's own process: `$$` is the server's.
+            ("sh -c 'kill -KILL $PPID'", b""),
             ("k8sup_end=x; set -e; false; echo not here", b""),
             (
-                "echo \"[$0][$#][$k8sup_end]\"; trap 'echo trapped' EXIT; exit 0",
+                "echo \"[$#][$k8sup_end][$k8sup_d][$k8sup_n][$k8sup_rc]\"; trap 'echo trapped' EXIT; exit 0",
+                b"",
+            ),
+            // The server's traps are not the script's, nor is its exit.
+            ("sh -c 'kill -TERM $PPID'; echo survived", b""),
+            ("echo \"[$#][$1]\"", b""),
+            // No file holds the script: the server made no directory.
+            (
+                "for d in \"${TMPDIR:-/tmp}\"/k8sup-shell.$$.*; do [ ! -e \"$d\" ] || echo \"$d\"; done",
                 b"",
             ),
         ]);
@@ -435,21 +476,29 @@ mod tests {
         );
         assert_eq!(
             results[7],
-            (b"[k8sup][0][]\ntrapped\n".to_vec(), Vec::new(), 0),
+            (b"[0][][][][]\ntrapped\n".to_vec(), Vec::new(), 0),
             "the script runs in a shell of its own, as on a channel"
         );
+        // (The server's shell may say on stderr what killed it, as for any command.)
+        assert_eq!(
+            (&results[8].0, results[8].2),
+            (&Vec::new(), 128 + 15),
+            "a signal ends the request, not the server"
+        );
+        assert_eq!(results[9].0, b"[0][]\n", "no positional parameters");
+        assert_eq!(results[10], (Vec::new(), Vec::new(), 0), "no script file");
     }
 
     #[test]
     fn a_first_script_in_the_start_line_runs_before_the_requests_as_one_of_them() {
         let results = serve_after(
-            Some("printf 'a\\n\\n'; echo e >&2; read x && echo read; echo \"[$0][$#]\"; exit 4"),
+            Some("printf 'a\\n\\n'; echo e >&2; read x && echo read; echo \"[$#][$k8sup_end]\"; exit 4"),
             &[("cat", b"zz"), ("echo \"[$#]\"", b"")],
         );
         assert_eq!(
             results[0],
-            (b"a\n\n[k8sup][0]\n".to_vec(), b"e\n".to_vec(), 4),
-            "its own output and status, no stdin, no positional parameters"
+            (b"a\n\n[0][]\n".to_vec(), b"e\n".to_vec(), 4),
+            "its own output and status, no stdin, no positional parameters, none of the server's variables"
         );
         assert_eq!(
             results[1],

@@ -28,7 +28,8 @@ async fn run_captures_output_and_exit_status() {
         assert_eq!(output.exit_status, Some(3));
         assert!(!output.success());
         let output = session
-            .run(&Script::new("kill -KILL $$"))
+            // The command's own process (in the shell, `$$` is the shell's).
+            .run(&Script::new("sh -c 'kill -KILL $PPID'"))
             .await
             .expect("runs");
         if reuse_shell {
@@ -399,11 +400,11 @@ fn all_cmdlines() -> Vec<String> {
         .collect()
 }
 
-/// A script (which may hold a secret) reaches the host on stdin and sits in a 0600
-/// file of a 0700 directory while it runs: it is in no process's arguments, on the
-/// shell and on a channel of its own, with sudo and without; the directory is gone
-/// when the command or the shell ends, and one left by a killed shell is swept away
-/// by the next.
+/// A script (which may hold a secret) reaches the host on stdin: it is in no
+/// process's arguments, on the shell and on a channel of its own, with sudo and
+/// without. On the shell it is in no file; on a channel it sits in a 0600 file of a
+/// 0700 directory while it runs, gone when the command ends; one left by a killed
+/// shell is swept away by the next shell.
 #[tokio::test]
 async fn scripts_never_appear_in_a_process_s_arguments() {
     require_sshd!();
@@ -420,7 +421,13 @@ async fn scripts_never_appear_in_a_process_s_arguments() {
         let secret = format!("s3cret-{}-{reuse_shell}-{sudo}", std::process::id());
         let script = Script::new("x=")
             .arg(arg(&secret))
-            .code("; sleep 3; stat -c %a \"$k8sup_f\" \"${k8sup_f%/s}\"");
+            // The directory is the shell's (`$$` in a request on the shell) or, on a
+            // channel of its own, that of the command's parent.
+            .code(concat!(
+                "; sleep 3; for d in \"${TMPDIR:-/tmp}\"/k8sup-shell.$$.* ",
+                "\"${TMPDIR:-/tmp}\"/k8sup-shell.$PPID.*; do ",
+                "[ ! -d \"$d\" ] || stat -c %a \"$d/s\" \"$d\"; done"
+            ));
         let run = session.run(&script);
         let watch = async {
             let mut seen = Vec::new();
@@ -437,10 +444,13 @@ async fn scripts_never_appear_in_a_process_s_arguments() {
             "reuse_shell {reuse_shell}, sudo {sudo}: the script is in a process's arguments: {:?}",
             seen.first()
         );
+        // On the shell the script is in no file at all (a variable of the shell's);
+        // on a channel of its own, in a 0600 file of a 0700 directory.
+        let files = if reuse_shell { "" } else { "600\n700\n" };
         assert_eq!(
             output.stdout_text(),
-            "600\n700\n",
-            "{}",
+            files,
+            "reuse_shell {reuse_shell}: {}",
             output.stderr_text()
         );
         session.close().await;

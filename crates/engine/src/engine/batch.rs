@@ -102,6 +102,14 @@ impl HostRunner<'_, '_> {
     ) -> Result<BatchScript, String> {
         let path_arg = arg(self.shared.engine.options.state_path.clone())?;
         let mut script = FramedScript::new().begin_batch(end);
+        // The files the applies write, staged first: one sync makes them durable.
+        for item in batch {
+            if let Item::Apply { change, .. } = item {
+                if let Some(call) = change.stage_call() {
+                    script = script.stage(call);
+                }
+            }
+        }
         let nonce = script.nonce().to_string();
         let mut pending = Vec::new();
         let mut stdin = Vec::new();

@@ -494,6 +494,7 @@ impl<'s> HostRunner<'s, '_> {
                 Decision::Apply { change, drift } => {
                     let grows = change.apply.render().len()
                         + ApplyInput::for_content(change.stdin.as_deref()).script_len()
+                        + change.stage_call().map_or(0, |c| c.render().len())
                         + ledger_size
                         + 300 * (batch.len() + 1)
                         + step.probe().map_or(0, |p| p.render().len());

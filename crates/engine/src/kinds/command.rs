@@ -123,6 +123,7 @@ pub(super) fn change(spec: &CommandSpec, reason: String) -> Result<Change, Strin
         command: Some(spec.cmd.clone()),
         apply: Script::new("k8sup_apply_command").arg(arg(spec.cmd.clone())?),
         stdin: None,
+        writes: None,
     })
 }
 

@@ -62,6 +62,7 @@ impl Kind for DirectorySpec {
                     command: Some(apply.render()),
                     apply,
                     stdin: None,
+                    writes: None,
                 }))
             }
             other => Err(format!("{} is a {other}, not a directory", spec.path)),

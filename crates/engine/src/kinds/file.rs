@@ -317,7 +317,29 @@ pub(super) fn judge(spec: &FileSpec, section: &Section) -> Result<Verdict, Strin
         command: Some(command),
         apply,
         stdin: Some(wanted.bytes().to_vec()),
+        writes: Some(staged_write(
+            &spec.path,
+            spec.mode,
+            owner.as_deref(),
+            group.as_deref(),
+        )),
     }))
+}
+
+/// What [`write_call`] writes, for a batch to stage (the change's stdin as its text).
+pub(super) fn staged_write(
+    path: &str,
+    mode: u32,
+    owner: Option<&str>,
+    group: Option<&str>,
+) -> Box<super::Staged> {
+    Box::new(super::Staged {
+        path: path.to_string(),
+        mode: format!("{mode:04o}"),
+        owner: owner.unwrap_or("").to_string(),
+        group: group.unwrap_or("").to_string(),
+        text: None,
+    })
 }
 
 /// The `k8sup_write` call that replaces `path` with stdin, if it still has hash `expected`.

@@ -78,6 +78,7 @@ pub(super) fn judge(spec: &HostnameSpec, section: &Section) -> Result<Verdict, S
         command: Some(format!("hostnamectl set-hostname {}", spec.hostname)),
         apply: Script::new("k8sup_apply_hostname").arg(arg(spec.hostname.clone())?),
         stdin: None,
+        writes: None,
     }))
 }
 

@@ -256,6 +256,7 @@ pub(super) fn judge(spec: &LineSpec, section: &Section) -> Result<Verdict, Strin
         command: Some(format!("edit {}", spec.path)),
         apply: super::file::write_call(&spec.path, mode, owner, group, state.expected_for_write())?,
         stdin: Some(wanted.into_bytes()),
+        writes: Some(super::file::staged_write(&spec.path, mode, owner, group)),
     }))
 }
 

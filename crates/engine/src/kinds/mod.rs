@@ -11,14 +11,14 @@
 
 mod kind;
 
-use k8sup_shell::Script;
+use k8sup_shell::{Script, ShellArg};
 
 pub(crate) use self::kind::KindInfo;
 pub use self::kind::{Kind, RawTask, Renderer};
 use crate::encoding::Form;
 use crate::error::TaskError;
 use crate::host::Platform;
-use crate::script::Section;
+use crate::script::{ApplyInput, Section};
 
 /// What a probe found.
 #[derive(Debug, Clone)]
@@ -38,6 +38,46 @@ pub struct Change {
     pub command: Option<String>,
     pub apply: Script,
     pub stdin: Option<Vec<u8>>,
+    /// The file the apply writes with `k8sup_write`, when a batch may stage it.
+    pub writes: Option<Box<Staged>>,
+}
+
+/// A file an apply writes with `k8sup_write PATH MODE OWNER GROUP` (the words exactly
+/// as the call gives them) and its text: a batch makes its temp file at its start,
+/// so that one `sync` makes all of them durable (see `k8sup_stage` in the prelude).
+/// Staging is an optimisation only: a write that finds nothing staged for it, or
+/// something else, makes its own temp file as before.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub path: String,
+    pub mode: String,
+    pub owner: String,
+    pub group: String,
+    /// The text written; `None`: the change's stdin.
+    pub text: Option<String>,
+}
+
+impl Change {
+    /// The `k8sup_stage` call for the file this change writes: `None` when it writes
+    /// none, or content that is not text for the script (see [`ApplyInput`]).
+    pub(crate) fn stage_call(&self) -> Option<Script> {
+        let staged = self.writes.as_ref()?;
+        let bytes = match &staged.text {
+            Some(text) => text.as_bytes(),
+            None => self.stdin.as_deref()?,
+        };
+        let ApplyInput::Text(text) = ApplyInput::for_content(Some(bytes)) else {
+            return None;
+        };
+        Some(
+            Script::new("k8sup_stage")
+                .arg(ShellArg::new(staged.path.clone()).ok()?)
+                .arg(ShellArg::new(staged.mode.clone()).ok()?)
+                .arg(ShellArg::new(staged.owner.clone()).ok()?)
+                .arg(ShellArg::new(staged.group.clone()).ok()?)
+                .arg(text),
+        )
+    }
 }
 
 /// The table of kinds: `module => Variant(Type)` declares the kind's module, and

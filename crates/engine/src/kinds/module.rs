@@ -128,6 +128,16 @@ pub(super) fn judge(spec: &ModuleSpec, section: &Section) -> Result<Verdict, Str
             .arg(arg(spec.module.clone())?)
             .arg(arg(spec.persist_file.clone().unwrap_or_default())?),
         stdin: None,
+        // As `k8sup_apply_module` writes it.
+        writes: spec.persist_file.as_ref().map(|file| {
+            Box::new(super::Staged {
+            path: file.clone(),
+            mode: "0644".into(),
+            owner: String::new(),
+            group: String::new(),
+            text: Some(persist_content(spec)),
+            })
+        }),
     }))
 }
 

@@ -212,6 +212,7 @@ pub(super) fn judge(
         // An install may bring units: the next service task reloads systemd again.
         apply: Script::new(UNITS_MAY_CHANGE).then(";", commands),
         stdin: None,
+        writes: None,
     }))
 }
 

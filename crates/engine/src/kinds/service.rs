@@ -230,6 +230,7 @@ pub(super) fn change(spec: &ServiceSpec, reason: String) -> Result<Change, Strin
         command: Some(command.render()),
         apply,
         stdin: None,
+        writes: None,
     })
 }
 

@@ -179,6 +179,14 @@ pub(super) fn judge(spec: &SysctlSpec, section: &Section) -> Result<Verdict, Str
         command: Some(words.join(" && ")),
         apply,
         stdin: Some(wanted.into_bytes()),
+        // As `k8sup_apply_sysctl` writes it.
+        writes: Some(Box::new(super::Staged {
+            path: spec.file.clone(),
+            mode: "0644".into(),
+            owner: String::new(),
+            group: String::new(),
+            text: None,
+        })),
     }))
 }
 
