@@ -32,6 +32,10 @@ fn main() {
     let out = std::env::var("OUT_DIR").expect("OUT_DIR");
     std::fs::write(Path::new(&out).join("prelude.sh"), for_hosts(&prelude))
         .expect("write the prelude");
+    // The joined sources with their comments: what the unit test of src/prelude_text.rs
+    // holds the hosts' text against.
+    std::fs::write(Path::new(&out).join("prelude-sources.sh"), &prelude)
+        .expect("write the prelude's sources");
 }
 
 /// The prelude as hosts get it: without its comment lines and blank lines (a third

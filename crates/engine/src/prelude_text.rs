@@ -1,35 +1,13 @@
 //! The prelude hosts get is its sources without comment lines and blank lines
 //! (build.rs): the same functions and variables, checked with the shell itself.
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::script::PRELUDE;
 
-/// `src/prelude.sh` and the kinds' `.sh` files joined as build.rs joins them, with
-/// their comments.
-fn sources() -> String {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut text = std::fs::read_to_string(src.join("prelude.sh")).expect("src/prelude.sh");
-    let mut kinds: Vec<_> = std::fs::read_dir(src.join("kinds"))
-        .expect("src/kinds")
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|e| e == "sh"))
-        .collect();
-    kinds.sort();
-    for path in kinds {
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        let kind = std::fs::read_to_string(&path).expect("a kind's shell");
-        for line in kind.lines().filter(|l| !l.starts_with("# shellcheck ")) {
-            text.push_str(line);
-            text.push('\n');
-        }
-    }
-    text
-}
+/// `src/prelude.sh` and the kinds' `.sh` files as build.rs joins them, with their
+/// comments.
+const SOURCES: &str = include_str!(concat!(env!("OUT_DIR"), "/prelude-sources.sh"));
 
 /// What bash defines from `text`: every function, as bash prints it (without
 /// comments), and every k8sup variable with its value.
@@ -54,7 +32,7 @@ for v in $(compgen -v | grep -i '^k8sup'); do declare -p "$v"; done"#,
 
 #[test]
 fn the_prelude_sent_defines_what_its_sources_define() {
-    let sources = sources();
+    let sources = SOURCES;
     assert!(
         PRELUDE.len() * 4 < sources.len() * 3,
         "{} of {} bytes",
@@ -64,7 +42,7 @@ fn the_prelude_sent_defines_what_its_sources_define() {
     assert!(!PRELUDE
         .lines()
         .any(|l| l.trim().is_empty() || l.trim_start().starts_with('#')));
-    let from_sources = defined(&sources);
+    let from_sources = defined(sources);
     assert!(from_sources.contains("k8sup_init ()"), "{from_sources}");
     assert_eq!(defined(PRELUDE), from_sources);
 }
