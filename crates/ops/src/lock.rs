@@ -450,6 +450,18 @@ impl LockOrder {
 mod tests {
     use super::*;
 
+    /// Waits (up to 5 s) until a holder has written its line into the lock file `lock`.
+    fn wait_until_held(lock: &Path) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(lock).unwrap_or_default().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock was never taken"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     fn run(id: &str) -> RunInfo {
         RunInfo {
             run_id: id.into(),
@@ -507,16 +519,7 @@ mod tests {
                 .spawn()
                 .expect("sh runs")
         };
-        let wait_held = || {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while std::fs::read_to_string(&lock)
-                .unwrap_or_default()
-                .is_empty()
-            {
-                assert!(std::time::Instant::now() < deadline, "never held");
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        };
+        let wait_held = || wait_until_held(&lock);
         // The restarted shell: fd 9 open, the relock script, then (still open) whether
         // someone else could take the lock, right away and once the command has ended.
         let shell = |id: &str| {
@@ -580,17 +583,7 @@ mod tests {
             .spawn()
             .expect("sh runs");
         let mut holder = holder;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::fs::read_to_string(&lock)
-            .unwrap_or_default()
-            .is_empty()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the lock was never taken"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_until_held(&lock);
         let second = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!("exec 9>>'{}'; sh -c \"$1\"", lock.display()))
@@ -633,14 +626,7 @@ mod tests {
             .arg(script("one", None))
             .spawn()
             .expect("sh runs");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::fs::read_to_string(&lock)
-            .unwrap_or_default()
-            .is_empty()
-        {
-            assert!(std::time::Instant::now() < deadline, "never taken");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_until_held(&lock);
         let second = |wait| {
             std::process::Command::new("sh")
                 .arg("-c")
