@@ -4,6 +4,7 @@
 use k8sup_facts::{HostFacts, GATHER_SCRIPT};
 use k8sup_inventory::{Host, Inventory};
 use k8sup_shell::Script;
+use k8sup_ssh::bytes::{find, rfind};
 use k8sup_ssh::{CommandError, CommandOutput, ConnectError, Session};
 
 use crate::connect::{target_for, ConnectOptions};
@@ -215,14 +216,6 @@ fn split_then(mut out: CommandOutput) -> (CommandOutput, Option<CommandOutput>) 
         exit_signal: None,
     };
     (out, Some(then))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).rposition(|w| w == needle)
 }
 
 /// Gathers the facts on `session` (one made for `target`), or reads them from `asked`,

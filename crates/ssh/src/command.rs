@@ -14,6 +14,7 @@
 //! caller's stdin only after the start marker, and both markers are removed from the
 //! output.
 
+use crate::bytes::find;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -263,10 +264,6 @@ impl BecomeGate {
         let text = self.prelude_text();
         self.prompts_answered > 1 || text.contains("incorrect password")
     }
-}
-
-pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {

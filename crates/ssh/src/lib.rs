@@ -20,6 +20,7 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
+pub mod bytes;
 mod command;
 mod error;
 pub mod event;

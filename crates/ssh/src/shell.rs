@@ -59,7 +59,7 @@
 
 use k8sup_shell::{Script, ShellArg};
 
-use crate::command::find;
+use crate::bytes::{find, rfind};
 
 /// What the server prints first on stdout, once it runs (after `sudo` let it).
 const READY: &str = "ready";
@@ -341,10 +341,6 @@ impl Stream {
         }
         self.buf
     }
-}
-
-fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).rposition(|w| w == needle)
 }
 
 #[cfg(test)]
