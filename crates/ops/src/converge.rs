@@ -88,16 +88,8 @@ pub async fn prepare_with(
         gather_host_then(host, options, order, then)
     })
     .await;
-    let mut first_master_read = None;
-    let gathered: Vec<Gathered> = gathered
-        .into_iter()
-        .map(|(g, then)| {
-            if then.is_some() {
-                first_master_read = then;
-            }
-            g
-        })
-        .collect();
+    let (gathered, reads): (Vec<Gathered>, Vec<_>) = gathered.into_iter().unzip();
+    let first_master_read = reads.into_iter().flatten().next();
 
     let mut blocking = Vec::new();
     let mut skipped = Vec::new();
