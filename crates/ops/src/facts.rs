@@ -9,7 +9,7 @@ use k8sup_ssh::{CommandError, CommandOutput, ConnectError, Session};
 
 use crate::connect::{target_for, ConnectOptions};
 use crate::fan_out::in_order;
-use crate::lock::{lock_then, HostLockError, LockOrder, CONTENDED_WAIT_SECS};
+use crate::lock::{lock_then, HostLockError, LockOrder};
 
 /// What one host answered.
 #[derive(Debug)]
@@ -115,17 +115,11 @@ pub async fn gather_host_then(
     // root, say) is retried by nothing, but the facts are still gathered, to say why.
     let (lock, asked) = match &options.run {
         Some(run) => {
-            let (mut result, mut asked) = match order.map(|o| o.turn(&host.name)) {
-                Some(Err(held)) => (Err(held), None),
-                _ => lock_then(&session, run, &script, None).await,
+            let attempt = |wait| lock_then(&session, run, &script, wait);
+            let (result, asked) = match order {
+                Some(order) => order.take(&host.name, attempt).await,
+                None => attempt(None).await,
             };
-            if let Some(order) = order {
-                if order.try_again(&host.name, &result).await {
-                    (result, asked) =
-                        lock_then(&session, run, &script, Some(CONTENDED_WAIT_SECS)).await;
-                }
-                order.settle(&host.name, &result);
-            }
             (Some(result), asked)
         }
         None => (None, None),

@@ -396,13 +396,35 @@ impl LockOrder {
         session: &Session,
         run: &RunInfo,
     ) -> Result<(), HostLockError> {
-        self.turn(host)?;
-        let mut result = lock_host(session, run, None).await;
-        if self.try_again(host, &result).await {
-            result = lock_host(session, run, Some(CONTENDED_WAIT_SECS)).await;
+        self.take(host, |wait| async move {
+            (lock_host(session, run, wait).await, None::<()>)
+        })
+        .await
+        .0
+    }
+
+    /// Takes `host`'s lock in this order with `attempt`, which tries it once, waiting
+    /// up to the seconds it is given (`None`: not at all), and returns how that went
+    /// with what else it got: not tried when its turn is refused, tried again with
+    /// [`CONTENDED_WAIT_SECS`] when [`LockOrder::try_again`] says so, then settled.
+    pub async fn take<T, F, Fut>(
+        &self,
+        host: &str,
+        mut attempt: F,
+    ) -> (Result<(), HostLockError>, Option<T>)
+    where
+        F: FnMut(Option<u32>) -> Fut,
+        Fut: std::future::Future<Output = (Result<(), HostLockError>, Option<T>)>,
+    {
+        if let Err(held) = self.turn(host) {
+            return (Err(held), None);
         }
-        self.settle(host, &result);
-        result
+        let mut taken = attempt(None).await;
+        if self.try_again(host, &taken.0).await {
+            taken = attempt(Some(CONTENDED_WAIT_SECS)).await;
+        }
+        self.settle(host, &taken.0);
+        taken
     }
 
     /// Whether `host` may try its lock: not once another run was found holding the
