@@ -1,4 +1,5 @@
-//! Assembles the shell prelude every script sent to a host starts with: `src/prelude.sh`
+//! Assembles the shell prelude that every probe and batch calls (a host's shell defines
+//! it once per session, see `script::framed_options`): `src/prelude.sh`
 //! (the framing, the ledger and the helpers kinds share), then each kind's own
 //! functions, `src/kinds/<kind>.sh` beside its `.rs`, in name order. A new kind's
 //! shell is picked up by being there.
@@ -39,9 +40,9 @@ fn main() {
 }
 
 /// The prelude as hosts get it: without its comment lines and blank lines (a third
-/// of the text). Every request carries the prelude, and the SSH library keeps each
-/// connection's send buffer at the size of the largest request it sent, for every host
-/// of a run at once; the shell has less to read, too. No line dropped is data: the
+/// of the text). A session's first probe carries the prelude, and the SSH library
+/// keeps each connection's send buffer at the size of the largest request it sent,
+/// for every host of a run at once; the shell has less to read, too. No line dropped is data: the
 /// prelude has no here-documents, and a unit test (src/prelude_text.rs) checks that
 /// the shell defines the same functions and variables from both texts.
 fn for_hosts(prelude: &str) -> String {

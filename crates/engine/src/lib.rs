@@ -16,7 +16,8 @@
 //! - [`playbook`]: the TOML format, parsed and checked with line:column errors;
 //! - [`template`]: minijinja rendering with strict undefined;
 //! - `program`: one host's tasks, selected and rendered;
-//! - `script`: the shell prelude and the framing that batches many probes in a channel;
+//! - `script`: the shell prelude (a library each host's shell defines once) and the
+//!   framing that batches many probes in a channel;
 //! - `kinds`: each task kind in one module (its fields, parse, render, canonical
 //!   form, probe, judgement and apply), registered in one table;
 //! - [`state`]: the ledger on the host; [`fingerprint`]: what it records of each task;

@@ -46,3 +46,29 @@ fn the_prelude_sent_defines_what_its_sources_define() {
     assert!(from_sources.contains("k8sup_init ()"), "{from_sources}");
     assert_eq!(defined(PRELUDE), from_sources);
 }
+
+/// The prelude is the library of every probe and batch, defined once in a session's
+/// shell (see `k8sup_ssh::RunOptions::library`): it must leave the shell's own
+/// variables alone and name no function after a command the shell runs.
+#[test]
+fn the_prelude_as_a_library_leaves_the_session_shell_alone() {
+    let defined = defined(PRELUDE);
+    for variable in k8sup_ssh::SERVER_VARIABLES {
+        // Function bodies set variables when they run, in a request's subshell.
+        let set = defined
+            .lines()
+            .any(|l| l.starts_with("declare ") && l.contains(&format!(" {variable}=")));
+        assert!(!set, "the prelude sets the shell's {variable}");
+    }
+    for command in k8sup_ssh::SERVER_COMMANDS {
+        assert!(
+            !defined.contains(&format!("\n{command} ()"))
+                && !defined.starts_with(&format!("{command} ()")),
+            "the prelude defines a function {command}"
+        );
+    }
+    // What `defined` prints is what this test reads: a variable as `declare -- NAME=`,
+    // a function as `NAME ()`.
+    assert!(defined.contains("declare -- k8sup_proc="), "{defined}");
+    assert!(defined.contains("\nk8sup_end ()"), "{defined}");
+}

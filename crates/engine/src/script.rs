@@ -28,6 +28,17 @@ use k8sup_shell::{Script, ShellArg};
 /// (`k8sup_probe_*`, `k8sup_read_state`) only read: no temp file, no lock, no write.
 pub(crate) const PRELUDE: &str = include_str!(concat!(env!("OUT_DIR"), "/prelude.sh"));
 
+/// How a [`FramedScript`] runs: with the prelude as its library, which a session's
+/// shell defines once for all of the host's probes and batches (see
+/// [`k8sup_ssh::RunOptions::library`]); `stdin` is the script's own.
+pub(crate) fn framed_options(stdin: Option<Vec<u8>>) -> k8sup_ssh::RunOptions {
+    k8sup_ssh::RunOptions {
+        stdin,
+        library: Some(PRELUDE),
+        ..k8sup_ssh::RunOptions::default()
+    }
+}
+
 /// Makes a [`ShellArg`] of text known to hold no NUL (checked by the caller, or
 /// built here from digits and names).
 pub(crate) fn arg(text: impl Into<String>) -> Result<ShellArg, String> {
@@ -100,7 +111,8 @@ impl ApplyInput {
     }
 }
 
-/// A script under construction: the prelude, the nonce, then sections.
+/// A script under construction: the nonce, then sections. It calls the prelude's
+/// functions and runs with [`framed_options`].
 pub(crate) struct FramedScript {
     script: Script,
     nonce: String,
@@ -114,9 +126,8 @@ impl FramedScript {
 
     /// A script whose sections are framed with `nonce` (hex digits; tests fix it).
     fn with_nonce(nonce: String) -> FramedScript {
-        let script = Script::new(PRELUDE)
-            .code("k8sup_init")
-            .arg(ShellArg::new(nonce.clone()).expect("hex digits"));
+        let script =
+            Script::new("k8sup_init").arg(ShellArg::new(nonce.clone()).expect("hex digits"));
         FramedScript {
             script,
             nonce,
@@ -496,10 +507,13 @@ mod tests {
             .restart_section()
             .reprobe_section(2, probe)
             .finish();
-        let text = script.render();
-        let calls = text.strip_prefix(PRELUDE).expect("the prelude first");
-        insta::assert_snapshot!(calls.replace("; ", ";\n"));
+        insta::assert_snapshot!(script.render().replace("; ", ";\n"));
         assert_eq!(framing.expected, ["g1", "a1", "s1", "from", "2"]);
+    }
+
+    /// A framed script as a shell that has the prelude runs it.
+    fn with_prelude(script: &Script) -> String {
+        format!("{PRELUDE}\n{}", script.render())
     }
 
     fn framing(nonce: &str, expected: &[&str]) -> Framing {
@@ -561,7 +575,7 @@ mod tests {
             .finish();
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(script.render())
+            .arg(with_prelude(&script))
             .output()
             .unwrap();
         let sections = framing
@@ -583,7 +597,7 @@ mod tests {
     ) -> Vec<Section> {
         let out = std::process::Command::new(shell)
             .arg("-c")
-            .arg(script.render())
+            .arg(with_prelude(script))
             .envs(env.iter().copied())
             .output()
             .unwrap();
@@ -965,7 +979,7 @@ mod tests {
         assert!(!rendered.contains(&long), "long content is not");
         let mut child = std::process::Command::new("sh")
             .arg("-c")
-            .arg(&rendered)
+            .arg(with_prelude(&script))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()

@@ -49,6 +49,15 @@ pub struct RunOptions {
     /// the session's shell instead of after it, a round trip less. Every other script
     /// travels on stdin only, never in a process's arguments.
     pub public: bool,
+    /// Shell definitions the script relies on (functions, and variables set to
+    /// constants): text that runs nothing, reads nothing and holds no secret, whose
+    /// names all start with `k8sup_` and are none of the session shell's own (see
+    /// [`crate::shell`]). A session's shell defines a library once, with the first
+    /// request that names it, in the shell itself, and every later request of that
+    /// shell (a subshell of it) finds it defined; a command on a channel of its own
+    /// gets it in front of its script. A library that does not parse leaves the
+    /// request's script unrun, with the shell's message on stderr and its status.
+    pub library: Option<&'static str>,
 }
 
 impl RunOptions {
@@ -67,6 +76,7 @@ impl std::fmt::Debug for RunOptions {
             .field("timeout", &self.timeout)
             .field("on_output", &self.on_output.is_some())
             .field("public", &self.public)
+            .field("library_bytes", &self.library.map(str::len))
             .finish()
     }
 }

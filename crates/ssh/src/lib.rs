@@ -35,6 +35,7 @@ pub use command::{CommandOutput, OutputSink, OutputStream, RunOptions};
 pub use error::{CommandError, ConnectError};
 pub use event::{EventSink, SshEvent};
 pub use session::{connect, Session};
+pub use shell::{SERVER_COMMANDS, SERVER_VARIABLES};
 pub use target::{
     HostKeyChecking, JumpSpecError, Secret, Secrets, Target, BECOME_PASSWORD_ENV,
     KEY_PASSPHRASE_ENV,

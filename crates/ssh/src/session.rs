@@ -261,6 +261,8 @@ struct ShellChannel {
     gate: Option<BecomeGate>,
     /// The first request went with the shell's start line: its exchange sends nothing.
     first_sent: bool,
+    /// The libraries this shell has defined (see [`RunOptions::library`]).
+    libraries: Vec<&'static str>,
 }
 
 impl Session {
@@ -323,8 +325,12 @@ impl Session {
         }
         // The script travels on stdin, ahead of the command's own (see
         // `shell::channel_script`): never in the exec line, so never in a process's
-        // arguments on the host.
+        // arguments on the host. Its library goes in front of it.
         let line = self.exec_line(&shell::channel_script());
+        let text = match options.library {
+            Some(library) => format!("{library}\n{text}"),
+            None => text,
+        };
         let options = RunOptions {
             stdin: Some(shell::channel_stdin(
                 &text,
@@ -372,6 +378,7 @@ impl Session {
                 // A public first command (no stdin) of the session's first shell goes
                 // with the shell's start; a restarted shell takes its lock again first.
                 let first = (options.public
+                    && options.library.is_none()
                     && options.stdin.as_deref().is_none_or(<[u8]>::is_empty)
                     && text.len() <= MAX_FIRST_IN_START
                     && self.shells_started.load(Ordering::Relaxed) == 0)
@@ -479,6 +486,7 @@ impl Session {
                 Become::WithoutPassword | Become::WithPassword => Some(BecomeGate::default()),
             },
             first_sent: first.is_some(),
+            libraries: Vec::new(),
         };
         if self.sudo == Become::WithPassword {
             let ShellChannel {
@@ -559,7 +567,16 @@ impl Session {
         options: &RunOptions,
         command: &str,
     ) -> Result<Option<CommandOutput>, CommandError> {
-        let request = shell::request(text, options.stdin.as_deref().unwrap_or_default());
+        // A library goes with the first request that names it (again after a request
+        // that carried it failed: it may not have been defined).
+        let library = options
+            .library
+            .filter(|library| !channel.libraries.contains(library));
+        let request = shell::request(
+            library.unwrap_or_default(),
+            text,
+            options.stdin.as_deref().unwrap_or_default(),
+        );
         let ShellChannel {
             read,
             write,
@@ -567,6 +584,7 @@ impl Session {
             started,
             gate,
             first_sent,
+            libraries,
         } = channel;
         let write = &*write;
         // The first request may have gone with the shell's start line.
@@ -629,6 +647,9 @@ impl Session {
         match output? {
             Some(output) => {
                 sent?;
+                if let (Some(library), true) = (library, output.success()) {
+                    libraries.push(library);
+                }
                 Ok(Some(output))
             }
             // The request went to a shell that never ran it: sending may have failed.

@@ -8,7 +8,7 @@
 //! and every command after that is a request on its stdin:
 //!
 //! ```text
-//! <script length> <stdin length>\n<script bytes><stdin bytes>
+//! <script length> <stdin length> <library length>\n<library bytes><script bytes><stdin bytes>
 //! ```
 //!
 //! The server reads the header with `read`, the script and the stdin with `head -c`
@@ -22,6 +22,15 @@
 //! per-session random token: stdout's also carries the exit status. The token cannot
 //! appear in a command's output by chance, and everything before it is the command's
 //! output, byte for byte.
+//!
+//! A request may carry a library first ([`crate::RunOptions::library`]: shell
+//! functions and constants that the script relies on, sent once per shell). The server
+//! reads it the same way and `eval`s it in its own shell, with `command` so that a
+//! syntax error ends that `eval`, not the server: every later request, a subshell,
+//! inherits what it defined. A library that does not parse leaves the request's script
+//! unrun (its stdin is drained), with the shell's message on stderr and its status.
+//! A library must not set the server's variables ([`SERVER_VARIABLES`]) nor define a
+//! function named as a command the server runs ([`SERVER_COMMANDS`]).
 //!
 //! A command on a channel of its own (below) gets its script the same way, on stdin,
 //! into a 0600 file of a private 0700 directory, which goes with the command; one left
@@ -60,6 +69,26 @@
 use k8sup_shell::{Script, ShellArg};
 
 use crate::bytes::{find, rfind};
+
+/// The shell variables of the server, which no request sees (they are unset in front
+/// of its script) and no library may set.
+pub const SERVER_VARIABLES: &[&str] = &[
+    "k8sup_end",
+    "k8sup_t",
+    "k8sup_x",
+    "k8sup_p",
+    "k8sup_n",
+    "k8sup_m",
+    "k8sup_l",
+    "k8sup_rc",
+    "k8sup_s",
+];
+
+/// The commands the server runs between requests (besides the special builtins, which
+/// no function can replace): a library's function by one of these names would.
+pub const SERVER_COMMANDS: &[&str] = &[
+    "head", "cat", "printf", "read", "echo", "kill", "rm", "command", "[",
+];
 
 /// What the server prints first on stdout, once it runs (after `sudo` let it).
 const READY: &str = "ready";
@@ -127,7 +156,7 @@ const READ_SCRIPT: &str = r#"k8sup_s=$(head -c "$k8sup_n"; echo .); k8sup_s=${k8
 /// traps and `exit` the script's own (a subshell starts with no traps of the server's
 /// and default signal dispositions, and its end is the request's).
 const RUN_SCRIPT_SUBSHELL: &str = concat!(
-    r#"( set --; eval "unset k8sup_end k8sup_t k8sup_x k8sup_p k8sup_n k8sup_m k8sup_rc k8sup_s; "#,
+    r#"( set --; eval "unset k8sup_end k8sup_t k8sup_x k8sup_p k8sup_n k8sup_m k8sup_l k8sup_rc k8sup_s; "#,
     r#"$k8sup_s" )"#,
 );
 
@@ -180,22 +209,29 @@ pub(crate) fn server_script(
             ));
     }
     script
-        .code(r#"while IFS=' ' read -r k8sup_n k8sup_m; do "#)
+        .code(r#"while IFS=' ' read -r k8sup_n k8sup_m k8sup_l; do k8sup_rc=0; "#)
+        // The library is defined in the server itself (see the module docs).
+        .code(concat!(
+            r#"if [ "${k8sup_l:-0}" -gt 0 ]; then k8sup_s=$(head -c "$k8sup_l"; echo .); "#,
+            r#"command eval "${k8sup_s%.}" </dev/null || k8sup_rc=$?; fi; "#,
+        ))
         // The script goes to a variable, never into a process's arguments.
         .code(READ_SCRIPT)
         .code(concat!(
-            r#"if [ "$k8sup_m" -gt 0 ]; then "#,
+            r#"if [ "$k8sup_rc" -gt 0 ]; then "#,
+            r#"[ "$k8sup_m" -eq 0 ] || head -c "$k8sup_m" >/dev/null; "#,
+            r#"elif [ "$k8sup_m" -gt 0 ]; then "#,
             r#"head -c "$k8sup_m" | { "#,
         ))
         .code(RUN_SCRIPT_SUBSHELL)
         .code(concat!(
-            r#"; k8sup_rc=$?; cat >/dev/null; exit "$k8sup_rc"; }; "#,
+            r#"; k8sup_rc=$?; cat >/dev/null; exit "$k8sup_rc"; }; k8sup_rc=$?; "#,
             r#"else "#,
         ))
         .code(RUN_SCRIPT_SUBSHELL)
         .code(concat!(
-            r#" </dev/null; fi; "#,
-            r#"k8sup_rc=$?; k8sup_s=; "#,
+            r#" </dev/null; k8sup_rc=$?; fi; "#,
+            r#"k8sup_s=; "#,
             r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; "#,
             r#"printf '\n%s\n' "$k8sup_end" >&2; "#,
             r#"done"#
@@ -229,10 +265,12 @@ pub(crate) fn channel_stdin(script: &str, stdin: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The bytes of one request: header, script, stdin.
-pub(crate) fn request(script: &str, stdin: &[u8]) -> Vec<u8> {
-    let mut bytes = format!("{} {}\n", script.len(), stdin.len()).into_bytes();
-    bytes.reserve(script.len() + stdin.len());
+/// The bytes of one request: header, library (`""` when the shell has it already),
+/// script, stdin.
+pub(crate) fn request(library: &str, script: &str, stdin: &[u8]) -> Vec<u8> {
+    let mut bytes = format!("{} {} {}\n", script.len(), stdin.len(), library.len()).into_bytes();
+    bytes.reserve(library.len() + script.len() + stdin.len());
+    bytes.extend_from_slice(library.as_bytes());
     bytes.extend_from_slice(script.as_bytes());
     bytes.extend_from_slice(stdin);
     bytes
@@ -360,9 +398,39 @@ mod tests {
         first: Option<&str>,
         requests: &[(&str, &[u8])],
     ) -> Vec<(Vec<u8>, Vec<u8>, u32)> {
+        let requests: Vec<(&str, &str, &[u8])> =
+            requests.iter().map(|(s, i)| ("", *s, *i)).collect();
+        serve_libraries(first, &requests)
+    }
+
+    /// [`serve_after`] with requests that carry a library: (library, script, stdin).
+    /// The server runs under `sh` (dash on Debian) and under bash (`sh` on the Red Hat
+    /// family), which must answer alike (but for the wording of the shells' own
+    /// messages on stderr); what `sh` answered is returned.
+    fn serve_libraries(
+        first: Option<&str>,
+        requests: &[(&str, &str, &[u8])],
+    ) -> Vec<(Vec<u8>, Vec<u8>, u32)> {
+        let dash = serve_under("sh", first, requests);
+        let bash = serve_under("bash", first, requests);
+        let without_stderr = |results: &[(Vec<u8>, Vec<u8>, u32)]| {
+            results
+                .iter()
+                .map(|(out, _, status)| (out.clone(), *status))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(without_stderr(&dash), without_stderr(&bash), "sh and bash");
+        dash
+    }
+
+    fn serve_under(
+        shell: &str,
+        first: Option<&str>,
+        requests: &[(&str, &str, &[u8])],
+    ) -> Vec<(Vec<u8>, Vec<u8>, u32)> {
         let token = new_token();
         let first_arg = first.map(|f| ShellArg::new(f).expect("no NUL"));
-        let mut child = Command::new("sh")
+        let mut child = Command::new(shell)
             .arg("-c")
             .arg(server_script(&token, None, first_arg.as_ref()).render())
             .stdin(Stdio::piped())
@@ -371,8 +439,8 @@ mod tests {
             .spawn()
             .expect("sh runs");
         let mut input = Vec::new();
-        for (script, stdin) in requests {
-            input.extend(request(script, stdin));
+        for (library, script, stdin) in requests {
+            input.extend(request(library, script, stdin));
         }
         let mut stdin = child.stdin.take().expect("piped");
         let writer = std::thread::spawn(move || {
@@ -502,6 +570,78 @@ mod tests {
             "the requests' stdin is theirs"
         );
         assert_eq!(results[2].0, b"[0]\n");
+    }
+
+    #[test]
+    fn a_library_is_defined_once_in_the_server_and_every_later_request_has_it() {
+        let library = "k8sup_nl='\n'\nk8sup_lib_f() { printf '[%s]' \"$1\"; }\n";
+        let broken = "k8sup_lib_g() { echo g; }\nif then\n";
+        let results = serve_libraries(
+            None,
+            &[
+                ("", "k8sup_lib_f x || echo missing", b""),
+                (
+                    library,
+                    "k8sup_lib_f a; printf %s \"$k8sup_nl\"; cat",
+                    b"in",
+                ),
+                ("", "k8sup_lib_f b; exit 3", b""),
+                // A library that does not parse: the script does not run, its stdin
+                // is drained, the server goes on.
+                (broken, "echo ran", b"stdin left unread"),
+                ("", "k8sup_lib_f c; echo \"[$k8sup_l]\"", b""),
+                // Defining again is harmless.
+                (library, "k8sup_lib_f d", b""),
+            ],
+        );
+        assert_eq!(results[0].0, b"missing\n", "not defined before it was sent");
+        assert_eq!(results[1], (b"[a]\nin".to_vec(), Vec::new(), 0));
+        assert_eq!(results[2], (b"[b]".to_vec(), Vec::new(), 3));
+        assert_eq!(
+            results[3].0, b"",
+            "the script of a broken library's request"
+        );
+        assert_ne!(results[3].2, 0);
+        assert!(
+            String::from_utf8_lossy(&results[3].1).contains("rror"),
+            "the shell's message: {:?}",
+            String::from_utf8_lossy(&results[3].1)
+        );
+        assert_eq!(
+            results[4],
+            (b"[c][]\n".to_vec(), Vec::new(), 0),
+            "the server survived, the library is still defined, the header's fields are not the script's"
+        );
+        assert_eq!(results[5].0, b"[d]");
+    }
+
+    /// Every `k8sup_` variable the server uses is listed, and unset for the requests.
+    #[test]
+    fn the_server_s_variables_are_listed_and_unset_for_requests() {
+        let server = server_script(&new_token(), None, None).render();
+        let mut used: Vec<&str> = server
+            .match_indices("k8sup_")
+            .map(|(at, _)| {
+                let rest = &server[at..];
+                let len = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..len]
+            })
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut listed = SERVER_VARIABLES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(used, listed);
+        let unset = RUN_SCRIPT_SUBSHELL
+            .split("unset ")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .expect("an unset in front of the script");
+        let mut unset: Vec<&str> = unset.split_whitespace().collect();
+        unset.sort_unstable();
+        assert_eq!(unset, listed);
     }
 
     #[test]

@@ -103,6 +103,7 @@ async fn stdin_and_live_output_reach_the_caller() {
                 .push((stream, data.to_vec()));
         })),
         public: false,
+        library: None,
     };
     let output = session
         .run_with(&Script::new("tr a-z A-Z"), options)
@@ -152,6 +153,74 @@ async fn fifty_commands_at_once_share_one_connection() {
         .unwrap_or_default();
     if !sshd_connections.is_empty() {
         assert_eq!(sshd_connections, "1", "one TCP connection");
+    }
+}
+
+/// A test library that counts how often it was defined in the shell that has it.
+const COUNTING_LIBRARY: &str =
+    "k8sup_lib_defs=$(( ${k8sup_lib_defs:-0} + 1 ))\nk8sup_lib_hi() { echo \"hi $1 $k8sup_lib_defs\"; }";
+
+fn with_library() -> RunOptions {
+    RunOptions {
+        library: Some(COUNTING_LIBRARY),
+        ..RunOptions::default()
+    }
+}
+
+/// A library goes to the session's shell once, and every later request finds it
+/// there; after a request that carried it failed, it goes again; a command on a
+/// channel of its own (the shell busy) gets it in front of its script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_library_goes_once_per_shell_and_in_front_of_a_channel_s_script() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let has_sudo = std::path::Path::new("/usr/bin/sudo").exists();
+    for sudo in [false, true] {
+        if sudo && !has_sudo {
+            continue;
+        }
+        let mut target = sshd.target();
+        target.sudo = sudo;
+        let session = connect(&target).await.expect("connects");
+        for i in 0..3 {
+            let script = Script::new("k8sup_lib_hi").arg(arg(&i.to_string()));
+            let output = session
+                .run_with(&script, with_library())
+                .await
+                .expect("runs");
+            assert_eq!(output.stdout_text(), format!("hi {i} 1\n"), "sudo {sudo}");
+        }
+        let slow = Script::new("sleep 1; k8sup_lib_hi a");
+        let quick = Script::new("k8sup_lib_hi b");
+        let (a, b) = futures::join!(
+            session.run_with(&slow, with_library()),
+            session.run_with(&quick, with_library())
+        );
+        assert_eq!(a.expect("runs").stdout_text(), "hi a 1\n");
+        assert_eq!(
+            b.expect("runs").stdout_text(),
+            "hi b 1\n",
+            "the channel's own shell defined it once"
+        );
+        assert_eq!(session.channels_opened(), 2, "sudo {sudo}");
+        session.close().await;
+
+        let session = connect(&target).await.expect("connects");
+        let failed = session
+            .run_with(&Script::new("exit 4"), with_library())
+            .await
+            .expect("runs");
+        assert_eq!(failed.exit_status, Some(4));
+        let again = session
+            .run_with(&Script::new("k8sup_lib_hi c"), with_library())
+            .await
+            .expect("runs");
+        assert_eq!(
+            again.stdout_text(),
+            "hi c 2\n",
+            "sent again after the request that carried it failed"
+        );
+        session.close().await;
     }
 }
 

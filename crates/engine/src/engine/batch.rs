@@ -42,9 +42,8 @@ impl HostRunner<'_, '_> {
         })?;
         let progress = Arc::new(std::sync::Mutex::new(BatchProgress::default()));
         let options = RunOptions {
-            stdin: (!composed.stdin.is_empty()).then_some(composed.stdin),
             on_output: Some(self.watch_markers(composed.markers, progress.clone())),
-            ..RunOptions::default()
+            ..crate::script::framed_options((!composed.stdin.is_empty()).then_some(composed.stdin))
         };
         let sent = self.shared.started.elapsed();
         let output = match host.transport.run_with(&composed.script, options).await {

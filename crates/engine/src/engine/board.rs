@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8sup_shell::Script;
-use k8sup_ssh::RunOptions;
 use tokio::sync::{watch, OnceCell};
 
 use super::apply::Shared;
@@ -323,7 +322,7 @@ impl Shared<'_> {
             .apply_section("apply", call, ApplyInput::Nothing)
             .finish();
         let output = transport
-            .run_with(&script, RunOptions::default())
+            .run_with(&script, crate::script::framed_options(None))
             .await
             .map_err(|e| transport_message(&e))?;
         let sections = framing.parse(&output.stdout_text())?;

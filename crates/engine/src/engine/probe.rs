@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8sup_shell::Script;
-use k8sup_ssh::{CommandOutput, RunOptions, Transport};
+use k8sup_ssh::{CommandOutput, Transport};
 
 use crate::encoding::{decode_b64, sha256_hex};
 use crate::error::TaskError;
@@ -31,7 +31,7 @@ pub(super) struct Judgement {
 pub(super) type Judged = BTreeMap<usize, Judgement>;
 
 /// A transport failure in words that name no command: the command is the batch
-/// script, whose first line is the shell prelude, not the task.
+/// script, which holds many tasks.
 pub(super) fn transport_message(e: &k8sup_ssh::CommandError) -> String {
     use k8sup_ssh::CommandError;
     match e {
@@ -70,10 +70,7 @@ pub(super) async fn run(
     step: &str,
     redactor: &Redactor,
 ) -> Result<CommandOutput, TaskError> {
-    let options = RunOptions {
-        stdin,
-        ..RunOptions::default()
-    };
+    let options = crate::script::framed_options(stdin);
     transport
         .run_with(script, options)
         .await
