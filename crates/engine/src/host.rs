@@ -87,9 +87,10 @@ pub struct HostSpec {
     /// Whether `hosts = "first-master"` selects this host.
     pub first_master: bool,
     pub platform: Platform,
-    /// The template context: an object (inventory, host, facts, derived values).
+    /// The template context: an object (inventory, host, facts, derived values),
+    /// whose members may be shared with other hosts' (see [`crate::ContextPool`]).
     /// The engine adds `platform` and, at apply, the values a task needs.
-    pub context: serde_json::Value,
+    pub context: crate::Context,
     /// Binary content by name, for `file` tasks with `artifact = "<name>"`; a
     /// task naming an artifact the host lacks fails to render.
     pub artifacts: BTreeMap<String, Artifact>,

@@ -25,6 +25,7 @@
 //! - [`plan`], [`report`], [`event`]: what comes out; [`redact`]: secrets kept out of it;
 //! - `encoding`: sha256, base64 and nonces, a leaf every other module may use.
 
+mod context;
 pub mod diff;
 mod encoding;
 mod engine;
@@ -46,6 +47,7 @@ pub mod template;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use context::{Context, ContextPool};
 pub use engine::{Engine, EngineOptions};
 pub use error::{Diagnostic, EngineError, Location, PlaybookError, TaskError};
 pub use event::{EngineEvent, EventSink, TaskOutcome};

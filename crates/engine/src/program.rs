@@ -88,10 +88,7 @@ impl Step<'_> {
 
 /// The context object for a host: the caller's context plus `platform`.
 pub(crate) fn host_context(host: &HostSpec) -> serde_json::Map<String, serde_json::Value> {
-    let mut map = match &host.context {
-        serde_json::Value::Object(map) => map.clone(),
-        _ => serde_json::Map::new(),
-    };
+    let mut map = host.context.to_map();
     if let Ok(platform) = serde_json::to_value(&host.platform) {
         map.insert("platform".into(), platform);
     }

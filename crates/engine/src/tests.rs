@@ -95,7 +95,8 @@ fn lab(names: &[&str]) -> Lab {
                 "root": root.display().to_string(),
                 "host": {"name": name},
                 "port": 8080,
-            }),
+            })
+            .into(),
             artifacts: BTreeMap::new(),
             transport: transport.clone(),
         });

@@ -204,12 +204,21 @@ pub async fn prepare_with(
     let mut specs = Vec::new();
     let mut all_facts = BTreeMap::new();
     let mut first_master = None;
+    // The hosts' contexts hold what they have alike once.
+    let mut contexts = k8sup_engine::ContextPool::new();
     for (host, facts, session) in ready {
         let session = Arc::new(session);
         if host.name == inventory.first_master().name {
             first_master = Some(session.clone());
         }
-        match host_spec(inventory, host, &facts, manifest.as_deref(), session) {
+        match host_spec(
+            inventory,
+            host,
+            &facts,
+            manifest.as_deref(),
+            session,
+            &mut contexts,
+        ) {
             Ok(spec) => specs.push(spec),
             Err(e) => blocking.push(Finding {
                 host: host.name.clone(),
@@ -357,6 +366,7 @@ fn host_spec(
     facts: &HostFacts,
     manifest: Option<&str>,
     transport: Arc<k8sup_ssh::Session>,
+    contexts: &mut k8sup_engine::ContextPool,
 ) -> Result<HostSpec, HostSpecError> {
     let platform = Platform {
         arch: facts
@@ -379,7 +389,7 @@ fn host_spec(
         labels: host.labels.clone(),
         first_master: inventory.first_master().name == host.name,
         platform,
-        context,
+        context: contexts.context(context),
         artifacts: BTreeMap::new(),
         transport,
     })
@@ -836,7 +846,8 @@ arch = "arm64"
                 distro_version: "22.04".into(),
             },
             context: k8sup_kube::context::template_context(inventory, host, &facts, None)
-                .expect("context"),
+                .expect("context")
+                .into(),
             artifacts: BTreeMap::new(),
             transport: Arc::new(k8sup_engine::testing::LocalTransport::new(&host.name)),
         }

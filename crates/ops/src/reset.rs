@@ -152,7 +152,7 @@ fn host_spec(inventory: &Inventory, host: &Host, transport: Arc<dyn Transport>) 
             distro: String::new(),
             distro_version: String::new(),
         },
-        context: serde_json::json!({}),
+        context: k8sup_engine::Context::default(),
         artifacts: BTreeMap::new(),
         transport,
     }

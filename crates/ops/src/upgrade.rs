@@ -440,7 +440,7 @@ impl Upgrader<'_> {
                     .map_err(|e| fail(e.to_string()))?;
                 context["upgrade"] =
                     rules::context(&at_hop, host, phases).map_err(|e| fail(e.to_string()))?;
-                spec.context = context;
+                spec.context = context.into();
                 Ok(spec)
             })
             .collect()

@@ -132,7 +132,7 @@ path = "{{ root }}/var/lib/app"
                 distro: "debian".into(),
                 distro_version: "12".into(),
             },
-            context: serde_json::json!({ "root": root }),
+            context: serde_json::json!({ "root": root }).into(),
             artifacts: BTreeMap::new(),
             transport: Arc::new(LocalTransport::new("h1").with_cwd(dir.path())),
         };
