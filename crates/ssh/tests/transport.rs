@@ -13,6 +13,21 @@ fn arg(text: &str) -> ShellArg {
     ShellArg::new(text).expect("no NUL")
 }
 
+/// The server's target as is, and with `sudo` where this machine has sudo:
+/// `(sudo, target)`.
+fn with_and_without_sudo(sshd: &Sshd) -> Vec<(bool, k8sup_ssh::Target)> {
+    let has_sudo = std::path::Path::new("/usr/bin/sudo").exists();
+    [false, true]
+        .into_iter()
+        .filter(|sudo| !sudo || has_sudo)
+        .map(|sudo| {
+            let mut target = sshd.target();
+            target.sudo = sudo;
+            (sudo, target)
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn run_captures_output_and_exit_status() {
     require_sshd!();
@@ -174,13 +189,7 @@ fn with_library() -> RunOptions {
 async fn a_library_goes_once_per_shell_and_in_front_of_a_channel_s_script() {
     require_sshd!();
     let sshd = Sshd::start();
-    let has_sudo = std::path::Path::new("/usr/bin/sudo").exists();
-    for sudo in [false, true] {
-        if sudo && !has_sudo {
-            continue;
-        }
-        let mut target = sshd.target();
-        target.sudo = sudo;
+    for (sudo, target) in with_and_without_sudo(&sshd) {
         let session = connect(&target).await.expect("connects");
         for i in 0..3 {
             let script = Script::new("k8sup_lib_hi").arg(arg(&i.to_string()));
@@ -478,14 +487,13 @@ fn all_cmdlines() -> Vec<String> {
 async fn scripts_never_appear_in_a_process_s_arguments() {
     require_sshd!();
     let sshd = Sshd::start();
-    let has_sudo = std::path::Path::new("/usr/bin/sudo").exists();
-    for (reuse_shell, sudo) in [(true, false), (false, false), (true, true), (false, true)] {
-        if sudo && !has_sudo {
-            continue;
-        }
-        let mut target = sshd.target();
+    let targets = with_and_without_sudo(&sshd);
+    for ((sudo, target), reuse_shell) in targets
+        .iter()
+        .flat_map(|t| [(t.clone(), true), (t.clone(), false)])
+    {
+        let mut target = target.clone();
         target.reuse_shell = reuse_shell;
-        target.sudo = sudo;
         let session = connect(&target).await.expect("connects");
         let secret = format!("s3cret-{}-{reuse_shell}-{sudo}", std::process::id());
         let script = Script::new("x=")
@@ -564,13 +572,7 @@ async fn run_public(session: &k8sup_ssh::Session, text: &str) -> (k8sup_ssh::Com
 async fn a_public_first_command_goes_with_the_shell_s_start_and_answers_as_any() {
     require_sshd!();
     let sshd = Sshd::start();
-    let has_sudo = std::path::Path::new("/usr/bin/sudo").exists();
-    for sudo in [false, true] {
-        if sudo && !has_sudo {
-            continue;
-        }
-        let mut target = sshd.target();
-        target.sudo = sudo;
+    for (sudo, target) in with_and_without_sudo(&sshd) {
         let session = connect(&target).await.expect("connects");
         let marker = format!("first-{}-{sudo}", std::process::id());
         let (first, seen) = run_public(&session, &marker).await;
