@@ -90,20 +90,10 @@ pub(crate) async fn apply(
     output: &OutputArgs,
     parallel: Option<u32>,
 ) -> Result<(), (Vec<String>, String)> {
-    use k8sup_ops::upgrade::UpgradeFailure;
     upgrader(setup, output, parallel)
         .apply(up)
         .await
-        .map_err(|e| {
-            let hosts = match &e {
-                UpgradeFailure::Host { host, .. } | UpgradeFailure::Nodes { host, .. } => {
-                    vec![host.clone()]
-                }
-                UpgradeFailure::Drain { hosts, .. } => hosts.clone(),
-                _ => Vec::new(),
-            };
-            (hosts, e.to_string())
-        })
+        .map_err(|e| (e.hosts(), e.to_string()))
 }
 
 /// Asks before an upgrade on a terminal.

@@ -60,8 +60,56 @@ const READY_TIMEOUT: Duration = Duration::from_secs(600);
 pub enum UpgradeFailure {
     #[error("{0}; nothing was changed on any host")]
     Refused(#[from] UpgradeError),
+    #[error("{host}: not connected")]
+    NotConnected { host: String },
+    #[error("{host}: not in the inventory")]
+    NotInInventory { host: String },
+    #[error("{host}: no facts")]
+    NoFacts { host: String },
+    /// The host's template context for the hop could not be made.
+    #[error("{host}: {source}")]
+    Context {
+        host: String,
+        #[source]
+        source: k8sup_kube::KubeError,
+    },
+    #[error("{host}: {source}")]
+    FactsJson {
+        host: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{host}: cannot read the cluster's nodes: {why}")]
+    ClusterRead { host: String, why: String },
+    #[error("{host}: the etcd snapshot before `kubeadm upgrade apply` failed: {source}")]
+    Snapshot {
+        host: String,
+        #[source]
+        source: crate::etcd::EtcdError,
+    },
+    /// The check whether the control plane is already at the hop could not run.
+    #[error("{host}: {source}")]
+    Check {
+        host: String,
+        #[source]
+        source: Box<k8sup_ssh::CommandError>,
+    },
+    /// A task of the upgrade playbook failed: the engine's message (it names the task,
+    /// the command and what it printed), redacted.
     #[error("{host}: {message}")]
-    Host { host: String, message: String },
+    Task { host: String, message: String },
+    #[error(
+        "{}: not Ready at v{hop} {} after its kubelet restarted; left cordoned: run apply again once it is",
+        hosts.join(", "),
+        humantime::format_duration(*after)
+    )]
+    NotReady {
+        hosts: Vec<String>,
+        hop: KubeVersion,
+        after: Duration,
+    },
+    #[error("{host}: uncordon failed: {why}")]
+    Uncordon { host: String, why: String },
     #[error(
         "the drain is blocked: {why}; {} left cordoned. Remove what blocks it \
          (or raise [upgrade] drain_timeout) and run apply again: the upgrade resumes there",
@@ -88,6 +136,31 @@ pub enum UpgradeFailure {
     Apply(String),
     #[error("the upgrade playbook: {0:?} holds a NUL byte")]
     NulByte(String),
+}
+
+impl UpgradeFailure {
+    /// The hosts the upgrade stopped at, as this failure names them (none when it is
+    /// about the whole run).
+    pub fn hosts(&self) -> Vec<String> {
+        use UpgradeFailure as F;
+        match self {
+            F::NotConnected { host }
+            | F::NotInInventory { host }
+            | F::NoFacts { host }
+            | F::Context { host, .. }
+            | F::FactsJson { host, .. }
+            | F::ClusterRead { host, .. }
+            | F::Snapshot { host, .. }
+            | F::Check { host, .. }
+            | F::Task { host, .. }
+            | F::Uncordon { host, .. }
+            | F::Nodes { host, .. } => vec![host.clone()],
+            F::NotReady { hosts, .. } | F::Drain { hosts, .. } => hosts.clone(),
+            F::Refused(_) | F::Playbook(_) | F::Engine(_) | F::Apply(_) | F::NulByte(_) => {
+                Vec::new()
+            }
+        }
+    }
 }
 
 /// Why a node was not drained (or cordoned): it is left cordoned.
@@ -294,9 +367,8 @@ impl Upgrader<'_> {
             .iter()
             .find(|h| h.name == host)
             .map(|h| &*h.transport as &dyn Transport)
-            .ok_or_else(|| UpgradeFailure::Host {
+            .ok_or_else(|| UpgradeFailure::NotConnected {
                 host: host.to_string(),
-                message: "not connected".into(),
             })
     }
 
@@ -350,9 +422,9 @@ impl Upgrader<'_> {
             Script::new("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o json");
         let text = run(transport, &script, Duration::from_secs(60))
             .await
-            .map_err(|(why, _)| UpgradeFailure::Host {
+            .map_err(|(why, _)| UpgradeFailure::ClusterRead {
                 host: master.name.clone(),
-                message: format!("cannot read the cluster's nodes: {why}"),
+                why,
             })?;
         let nodes = parse_nodes(&text).map_err(|source| UpgradeFailure::Nodes {
             host: master.name.clone(),
@@ -421,25 +493,30 @@ impl Upgrader<'_> {
         hosts
             .iter()
             .map(|host| {
-                let fail = |message: String| UpgradeFailure::Host {
-                    host: host.name.clone(),
-                    message,
+                let name = || host.name.clone();
+                let context_error = |source| UpgradeFailure::Context {
+                    host: name(),
+                    source,
                 };
                 let mut spec = self
                     .hosts
                     .iter()
                     .find(|s| s.name == host.name)
                     .cloned()
-                    .ok_or_else(|| fail("not connected".into()))?;
+                    .ok_or_else(|| UpgradeFailure::NotConnected { host: name() })?;
                 let facts = self
                     .facts
                     .get(&host.name)
-                    .ok_or_else(|| fail("no facts".into()))?;
-                let facts = serde_json::to_value(facts).map_err(|e| fail(e.to_string()))?;
+                    .ok_or_else(|| UpgradeFailure::NoFacts { host: name() })?;
+                let facts =
+                    serde_json::to_value(facts).map_err(|source| UpgradeFailure::FactsJson {
+                        host: name(),
+                        source,
+                    })?;
                 let mut context = k8sup_kube::template_context(&at_hop, host, &facts, None)
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(context_error)?;
                 context["upgrade"] =
-                    rules::context(&at_hop, host, phases).map_err(|e| fail(e.to_string()))?;
+                    rules::context(&at_hop, host, phases).map_err(context_error)?;
                 spec.context = context.into();
                 Ok(spec)
             })
@@ -591,9 +668,9 @@ impl Upgrader<'_> {
                 },
             )
             .await
-            .map_err(|e| UpgradeFailure::Host {
+            .map_err(|source| UpgradeFailure::Snapshot {
                 host: first.clone(),
-                message: format!("the etcd snapshot before `kubeadm upgrade apply` failed: {e}"),
+                source,
             })?;
             (self.say)(format!(
                 "  {first}: etcd snapshot before kubeadm upgrade apply: {}",
@@ -650,16 +727,16 @@ impl Upgrader<'_> {
         let host = self
             .inventory
             .host(master)
-            .ok_or_else(|| UpgradeFailure::Host {
+            .ok_or_else(|| UpgradeFailure::NotInInventory {
                 host: master.to_string(),
-                message: "not in the inventory".into(),
             })?;
         let mut at_hop = self.inventory.clone();
         at_hop.cluster.kubernetes_version = hop;
-        let context = rules::context(&at_hop, host, &[]).map_err(|e| UpgradeFailure::Host {
-            host: master.to_string(),
-            message: e.to_string(),
-        })?;
+        let context =
+            rules::context(&at_hop, host, &[]).map_err(|source| UpgradeFailure::Context {
+                host: master.to_string(),
+                source,
+            })?;
         let check = context["control_plane_check"]
             .as_str()
             .unwrap_or("false")
@@ -671,9 +748,9 @@ impl Upgrader<'_> {
                 RunOptions::default(),
             )
             .await
-            .map_err(|e| UpgradeFailure::Host {
+            .map_err(|source| UpgradeFailure::Check {
                 host: master.to_string(),
-                message: e.to_string(),
+                source: Box::new(source),
             })?;
         Ok(out.success())
     }
@@ -720,7 +797,7 @@ impl Upgrader<'_> {
                     .clone()
                     .unwrap_or_else(|| "the upgrade stopped".into()),
             };
-            return Err(UpgradeFailure::Host {
+            return Err(UpgradeFailure::Task {
                 host: host.host.clone(),
                 message,
             });
@@ -799,12 +876,10 @@ impl Upgrader<'_> {
                 break;
             }
             if started.elapsed() > READY_TIMEOUT {
-                return Err(UpgradeFailure::Host {
-                    host: waiting.join(", "),
-                    message: format!(
-                        "not Ready at v{hop} {} after its kubelet restarted; left cordoned: run apply again once it is",
-                        humantime::format_duration(READY_TIMEOUT)
-                    ),
+                return Err(UpgradeFailure::NotReady {
+                    hosts: waiting.into_iter().map(str::to_string).collect(),
+                    hop,
+                    after: READY_TIMEOUT,
                 });
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -817,9 +892,9 @@ impl Upgrader<'_> {
                 .arg(word(&format!("{CORDONED_DIR}/{}", host.name))?);
             run(transport, &uncordon, Duration::from_secs(120))
                 .await
-                .map_err(|(why, _)| UpgradeFailure::Host {
+                .map_err(|(why, _)| UpgradeFailure::Uncordon {
                     host: host.name.clone(),
-                    message: format!("uncordon failed: {why}"),
+                    why,
                 })?;
             (self.say)(format!("    {}: Ready at v{hop}, uncordoned", host.name));
         }
@@ -906,6 +981,28 @@ mod tests {
             names(order(&inventory, &cordoned)),
             [vec!["m1"], vec!["m2"], vec!["w3", "w1"], vec!["w2", "w4"]]
         );
+    }
+
+    /// A failure names the hosts it stopped at: every one of several, none for the run.
+    #[test]
+    fn a_failure_names_its_hosts_and_says_what_happened_to_them() {
+        let not_ready = UpgradeFailure::NotReady {
+            hosts: vec!["w1".into(), "w2".into()],
+            hop: KubeVersion::parse("1.31.2").unwrap(),
+            after: Duration::from_secs(600),
+        };
+        assert_eq!(not_ready.hosts(), ["w1", "w2"]);
+        assert_eq!(
+            not_ready.to_string(),
+            "w1, w2: not Ready at v1.31.2 10m after its kubelet restarted; left cordoned: run apply again once it is"
+        );
+        let uncordon = UpgradeFailure::Uncordon {
+            host: "w3".into(),
+            why: "exit 1".into(),
+        };
+        assert_eq!(uncordon.hosts(), ["w3"]);
+        assert_eq!(uncordon.to_string(), "w3: uncordon failed: exit 1");
+        assert!(UpgradeFailure::Apply("x".into()).hosts().is_empty());
     }
 
     #[test]
