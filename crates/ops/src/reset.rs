@@ -66,8 +66,22 @@ pub enum ResetError {
         /// The last line it printed on stderr, or the engine's reason.
         said: String,
     },
+    /// The reset playbook or the engine failed, for every host of the run.
+    #[error("reset failed on {host}: {source}")]
+    Run {
+        host: String,
+        #[source]
+        source: Arc<ResetError>,
+    },
+    /// The reset ended without a word on this host.
+    #[error("reset failed on {host}: the reset did not report on it")]
+    NoReport { host: String },
+    /// The reset's plan did not cover this host.
+    #[error("reset failed on {host}: the plan did not cover it")]
+    NotPlanned { host: String },
+    /// The engine stopped on the host outside of any task: its message.
     #[error("reset failed on {host}: {message}")]
-    Host { host: String, message: String },
+    Stopped { host: String, message: String },
     #[error("the reset playbook {RESET_PLAYBOOK_NAME}: {0}")]
     Playbook(#[from] PlaybookError),
     #[error("the reset playbook {RESET_PLAYBOOK_NAME}: {0}")]
@@ -183,35 +197,32 @@ impl Connected {
 }
 
 /// The same error for every host of `specs`: the playbook or the engine failed.
-fn on_every_host<T>(specs: &[HostSpec], e: &ResetError) -> BTreeMap<String, Result<T, ResetError>> {
-    let message = e.to_string();
+fn on_every_host<T>(specs: &[HostSpec], e: ResetError) -> BTreeMap<String, Result<T, ResetError>> {
+    let source = Arc::new(e);
     specs
         .iter()
         .map(|spec| {
-            let error = ResetError::Host {
+            let error = ResetError::Run {
                 host: spec.name.clone(),
-                message: message.clone(),
+                source: source.clone(),
             };
             (spec.name.clone(), Err(error))
         })
         .collect()
 }
 
-/// `results` in the order of `hosts`; a host without one gets `missing`.
+/// `results` in the order of `hosts`; a host without one gets `missing(host)`.
 fn in_order_of<T>(
     hosts: &[&Host],
     mut results: BTreeMap<String, Result<T, ResetError>>,
-    missing: &str,
+    missing: fn(String) -> ResetError,
 ) -> Vec<(String, Result<T, ResetError>)> {
     hosts
         .iter()
         .map(|host| {
-            let result = results.remove(&host.name).unwrap_or_else(|| {
-                Err(ResetError::Host {
-                    host: host.name.clone(),
-                    message: missing.to_string(),
-                })
-            });
+            let result = results
+                .remove(&host.name)
+                .unwrap_or_else(|| Err(missing(host.name.clone())));
             (host.name.clone(), result)
         })
         .collect()
@@ -254,7 +265,7 @@ pub async fn reset(
         results.extend(run(&connected.specs, parallelism, &secrets, events).await);
     }
     connected.close().await;
-    in_order_of(hosts, results, "the reset did not report on it")
+    in_order_of(hosts, results, |host| ResetError::NoReport { host })
         .into_iter()
         .map(|(host, result)| ResetReport { host, result })
         .collect()
@@ -296,11 +307,11 @@ pub async fn plan(
                     plans.insert(host_plan.host.clone(), Ok(host_plan));
                 }
             }
-            Err(e) => plans.extend(on_every_host(&connected.specs, &e)),
+            Err(e) => plans.extend(on_every_host(&connected.specs, e)),
         }
     }
     connected.close().await;
-    in_order_of(hosts, plans, "the plan did not cover it")
+    in_order_of(hosts, plans, |host| ResetError::NotPlanned { host })
         .into_iter()
         .map(|(host, plan)| ResetPlan { host, plan })
         .collect()
@@ -317,9 +328,8 @@ pub(crate) async fn reset_over(
     let specs = [host_spec(inventory, host, session)];
     let mut results = run(&specs, 1, &[], events).await;
     results.remove(&host.name).unwrap_or_else(|| {
-        Err(ResetError::Host {
+        Err(ResetError::NoReport {
             host: host.name.clone(),
-            message: "the reset did not report on it".into(),
         })
     })
 }
@@ -376,7 +386,7 @@ async fn run(
 ) -> BTreeMap<String, Result<(), ResetError>> {
     let engine = match engine(parallelism, secrets) {
         Ok(engine) => engine,
-        Err(e) => return on_every_host(specs, &e),
+        Err(e) => return on_every_host(specs, e),
     };
     // Each host's failure as the engine told it: its exit status and stderr.
     let failures: Arc<Mutex<BTreeMap<String, Failure>>> = Arc::default();
@@ -397,7 +407,7 @@ async fn run(
     });
     let report = match engine.apply(specs, None, sink).await {
         Ok(report) => report,
-        Err(e) => return on_every_host(specs, &e.into()),
+        Err(e) => return on_every_host(specs, e.into()),
     };
     let failures = failures.lock().map(|f| f.clone()).unwrap_or_default();
     let mut results = BTreeMap::new();
@@ -419,7 +429,7 @@ async fn run(
                         said
                     },
                 }),
-                None => Err(ResetError::Host {
+                None => Err(ResetError::Stopped {
                     host: host.host.clone(),
                     message: host.error.clone().unwrap_or_else(|| "it stopped".into()),
                 }),
@@ -461,6 +471,51 @@ async fn remove_ledger(transport: &dyn Transport) -> Result<(), ResetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run that failed as a whole fails every host with the one error, as its cause;
+    /// a host the run said nothing of is named, in the hosts' order.
+    #[test]
+    fn every_host_gets_the_run_s_error_and_a_silent_host_is_named() {
+        let text = "[cluster]\nname = \"c\"\nkubernetes_version = \"1.30.4\"\n\n[[hosts]]\nname = \"m1\"\naddress = \"10.0.0.1\"\nroles = [\"master\"]\n\n[[hosts]]\nname = \"w1\"\naddress = \"10.0.0.2\"\nroles = [\"node\"]\n";
+        let path = std::path::Path::new("inv.toml");
+        let inventory = k8sup_inventory::Inventory::from_bytes(
+            path,
+            text.as_bytes(),
+            &k8sup_inventory::LoadContext::for_file(path),
+        )
+        .expect("the test inventory parses");
+        let specs: Vec<HostSpec> = inventory
+            .hosts
+            .iter()
+            .map(|h| {
+                host_spec(
+                    &inventory,
+                    h,
+                    Arc::new(k8sup_engine::testing::LocalTransport::new(&h.name)),
+                )
+            })
+            .collect();
+        let results: BTreeMap<String, Result<(), ResetError>> =
+            on_every_host(&specs, ResetError::OtherHostLocked { host: "x".into() });
+        for (host, result) in &results {
+            let error = result.as_ref().unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("reset failed on {host}: x was not reset: another run holds one of the hosts; nothing was changed")
+            );
+            assert!(std::error::Error::source(error).is_some());
+        }
+        let hosts: Vec<&Host> = inventory.hosts.iter().collect();
+        let mut one = BTreeMap::new();
+        one.insert("w1".to_string(), Ok::<(), ResetError>(()));
+        let ordered = in_order_of(&hosts, one, |host| ResetError::NoReport { host });
+        assert_eq!(ordered[0].0, "m1");
+        assert_eq!(
+            ordered[0].1.as_ref().unwrap_err().to_string(),
+            "reset failed on m1: the reset did not report on it"
+        );
+        assert!(ordered[1].1.is_ok());
+    }
 
     /// One task per step, in the order a reset must take them: kubeadm first (it
     /// needs what the later steps remove), k8sup's state last (a reset stopped
