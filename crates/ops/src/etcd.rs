@@ -42,8 +42,22 @@ use crate::connect::{target_for, ConnectOptions};
 /// What can go wrong with a backup or a restore; each says where.
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
+    /// What a master's etcd or etcdctl said, or why its answer could not be used.
     #[error("{host}: {message}")]
     Host { host: String, message: String },
+    #[error("{host}: {source}")]
+    Connect {
+        host: String,
+        #[source]
+        source: Box<k8sup_ssh::ConnectError>,
+    },
+    /// A command or a file transfer on the master failed to run (not: ran and failed).
+    #[error("{host}: {source}")]
+    Transport {
+        host: String,
+        #[source]
+        source: Box<k8sup_ssh::CommandError>,
+    },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("no master has a healthy etcd: {0}")]
@@ -63,6 +77,13 @@ pub(crate) fn last_line(text: &str) -> &str {
         .find(|l| said(l) && !crictl(l))
         .or_else(|| text.lines().rev().find(said))
         .unwrap_or("")
+}
+
+fn transport_error(host: &str, source: k8sup_ssh::CommandError) -> EtcdError {
+    EtcdError::Transport {
+        host: host.to_string(),
+        source: Box::new(source),
+    }
 }
 
 fn host_error(host: &str, message: impl Into<String>) -> EtcdError {
@@ -246,7 +267,7 @@ async fn snapshot_over(
             },
         )
         .await
-        .map_err(|e| SnapshotFailure::Failed(host_error(master, e.to_string())))?;
+        .map_err(|e| SnapshotFailure::Failed(transport_error(master, e)))?;
     let stderr = out.stderr_text();
     if out.exit_status == Some(20) {
         return Err(SnapshotFailure::Unhealthy(
@@ -492,8 +513,10 @@ async fn connect_all<'a>(
     sessions
         .into_iter()
         .map(|(m, s)| {
-            s.map(|s| (*m, s))
-                .map_err(|e| host_error(&m.name, e.to_string()))
+            s.map(|s| (*m, s)).map_err(|e| EtcdError::Connect {
+                host: m.name.clone(),
+                source: Box::new(e),
+            })
         })
         .collect()
 }
@@ -547,7 +570,7 @@ pub async fn prepare_restore(
     session
         .upload(&path, &bytes, 0o600, None)
         .await
-        .map_err(|e| host_error(&first.name, e.to_string()))?;
+        .map_err(|e| transport_error(&first.name, e))?;
     let out = session
         .run(
             &Script::new("sh -c")
@@ -556,7 +579,7 @@ pub async fn prepare_restore(
                 .arg(shell_arg(&path)?),
         )
         .await
-        .map_err(|e| host_error(&first.name, e.to_string()))?;
+        .map_err(|e| transport_error(&first.name, e))?;
     let status = parse_status(&out.stdout_text())
         .filter(|_| out.success())
         .ok_or_else(|| {
@@ -700,7 +723,7 @@ async fn run_on_all(
                     },
                 )
                 .await
-                .map_err(|e| host_error(&host.name, e.to_string()))?;
+                .map_err(|e| transport_error(&host.name, e))?;
             if out.success() && out.stdout_text().contains(done_marker) {
                 Ok(())
             } else {
@@ -741,7 +764,7 @@ pub async fn restore(
         session
             .upload(&path, &plan.bytes, 0o600, None)
             .await
-            .map_err(|e| host_error(&host.name, e.to_string()))?;
+            .map_err(|e| transport_error(&host.name, e))?;
     }
     let member = |host: &Host| {
         plan.members
