@@ -1227,3 +1227,102 @@ waits_for = "every_master_ready"
         );
     }
 }
+
+/// A systemctl that keeps, as systemd does, the units it loaded apart from the files:
+/// `start` and `restart` run the loaded unit, and only a reload (`daemon-reload`, or
+/// the one `enable` and `disable` make after their symlinks, unless `--no-reload`)
+/// loads the files again. Every call is logged in `systemd/calls`.
+const RELOADING_SYSTEMCTL: &str = r#"#!/bin/sh
+d="$FAKE_ROOT/systemd"; mkdir -p "$d/loaded"
+echo "$*" >> "$d/calls"
+reload() { for f in "$FAKE_ROOT"/etc/systemd/system/*.service; do [ ! -e "$f" ] || cp "$f" "$d/loaded/"; done; }
+case $1 in
+  show) eval "u=\${$#}"
+        if [ -e "$FAKE_ROOT/etc/systemd/system/$u.service" ]; then echo LoadState=loaded; else echo LoadState=not-found; fi
+        [ -e "$d/$u.enabled" ] && echo UnitFileState=enabled || echo UnitFileState=disabled
+        [ -e "$d/$u.active" ] && echo ActiveState=active || echo ActiveState=inactive ;;
+  daemon-reload) reload ;;
+  enable) if [ "$2" = --now ]; then u=$3; else u=$2; fi
+          touch "$d/$u.enabled"; reload
+          if [ "$2" = --now ]; then cp "$d/loaded/$u.service" "$d/$u.running" && touch "$d/$u.active"; fi ;;
+  start|restart) cp "$d/loaded/$2.service" "$d/$2.running" && touch "$d/$2.active" ;;
+  *) echo "fake systemctl: $*" >&2; exit 1 ;;
+esac
+"#;
+
+/// A unit written, then enabled and started, then restarted by its handler: the
+/// service runs the unit as written, with the one reload that `systemctl enable`
+/// makes. Written again while enabled and running: the restart follows a reload.
+#[test]
+fn a_service_runs_its_unit_as_written_with_one_reload() {
+    let lab = lab(&["m1"]);
+    let bin = lab._dir.path().join("bin/systemctl");
+    std::fs::write(&bin, RELOADING_SYSTEMCTL).expect("fake");
+    let playbook = |version: &str| {
+        format!(
+            r#"
+[[play]]
+name = "p"
+hosts = "all"
+
+[[play.task]]
+name = "unit"
+kind = "file"
+path = "{{{{ root }}}}/etc/systemd/system/app.service"
+content = "[Service]\nExecStart=/bin/app {version}\n"
+notify = "restart app"
+
+[[play.task]]
+name = "app"
+kind = "service"
+service = "app"
+enabled = true
+state = "started"
+
+[[play.handler]]
+name = "restart app"
+kind = "service"
+service = "app"
+state = "restarted"
+"#
+        )
+    };
+    let root = lab.root("m1").to_path_buf();
+    let calls = || std::fs::read_to_string(root.join("systemd/calls")).unwrap_or_default();
+    let running = || std::fs::read_to_string(root.join("systemd/app.running")).unwrap_or_default();
+    for (version, reloads) in [("v1", ["enable --now app"]), ("v2", ["daemon-reload"])] {
+        let text = playbook(version);
+        let engine = Engine::new(
+            Playbook::parse("reload.toml", &text).expect("parses"),
+            &TemplateSet::new(),
+            EngineOptions {
+                parallelism: 1,
+                state_path: STATE.into(),
+                history_dir: None,
+                read_only: Default::default(),
+            },
+        );
+        let _ = std::fs::remove_file(root.join("systemd/calls"));
+        let report = runtime()
+            .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+            .expect("apply");
+        assert_eq!(report.hosts[0].outcome, HostOutcome::Ok, "{report:#?}");
+        assert_eq!(
+            running(),
+            format!("[Service]\nExecStart=/bin/app {version}\n"),
+            "the unit as written runs; calls: {}",
+            calls()
+        );
+        let changing: Vec<String> = calls()
+            .lines()
+            .filter(|c| !c.starts_with("show"))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            changing,
+            [reloads[0], "restart app"],
+            "one reload, by {}",
+            reloads[0]
+        );
+    }
+}

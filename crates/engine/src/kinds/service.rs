@@ -187,8 +187,15 @@ pub(super) fn judge(spec: &ServiceSpec, section: &Section) -> Result<Verdict, St
 /// per script, and again only after something else was written, installed or run.
 const RELOAD_UNITS: &str = "k8sup_reload_units";
 
+/// What an apply runs after a `systemctl enable` or `disable`: those reload systemd's
+/// units themselves once their symlinks are made (systemctl's enable and disable
+/// verbs, unless given `--no-reload`; `--now` starts or stops the units after that
+/// reload), so the script knows its units are fresh, as after [`RELOAD_UNITS`].
+const UNITS_RELOADED: &str = "k8sup_reloaded=1";
+
 /// The apply that brings the unit to `spec` (fields left `None` are not touched):
-/// the systemctl commands the plan shows, after the reload of the units.
+/// the systemctl commands the plan shows, after the reload of the units; when the
+/// first is an `enable` or a `disable`, that command is the reload.
 pub(super) fn change(spec: &ServiceSpec, reason: String) -> Result<Change, String> {
     check_word("service", &spec.service)?;
     let unit = || arg(spec.service.clone());
@@ -214,16 +221,28 @@ pub(super) fn change(spec: &ServiceSpec, reason: String) -> Result<Change, Strin
             }
         }
     }
-    let mut apply = Script::new(RELOAD_UNITS);
+    // Both arms above put the `enable` or `disable` first when `spec.enabled` is set.
+    let reloads_itself = spec.enabled.is_some();
+    let mut apply = (!reloads_itself).then(|| Script::new(RELOAD_UNITS));
     let mut shown: Option<Script> = None;
-    for command in commands {
-        apply = apply.then("&&", command.clone());
+    for (i, command) in commands.into_iter().enumerate() {
+        let step = if i == 0 && reloads_itself {
+            command.clone().then("&&", Script::new(UNITS_RELOADED))
+        } else {
+            command.clone()
+        };
+        apply = Some(match apply {
+            None => step,
+            Some(apply) => apply.then("&&", step),
+        });
         shown = Some(match shown {
             None => command,
             Some(shown) => shown.then("&&", command),
         });
     }
-    let command = shown.ok_or("a service task that changes nothing")?;
+    let (Some(command), Some(apply)) = (shown, apply) else {
+        return Err("a service task that changes nothing".into());
+    };
     Ok(Change {
         reason,
         diff: None,
@@ -297,7 +316,7 @@ mod tests {
         // The apply runs the very commands the plan shows.
         assert_eq!(
             c.apply.render(),
-            format!("{RELOAD_UNITS} && systemctl enable --now containerd")
+            format!("systemctl enable --now containerd && {UNITS_RELOADED}")
         );
         let stop = ServiceSpec {
             enabled: Some(false),
@@ -313,7 +332,7 @@ mod tests {
         };
         assert_eq!(
             c.apply.render(),
-            format!("{RELOAD_UNITS} && systemctl disable containerd && systemctl stop containerd")
+            format!("systemctl disable containerd && {UNITS_RELOADED} && systemctl stop containerd")
         );
     }
 
