@@ -66,22 +66,12 @@ impl Drop for ForeignLock<'_> {
 /// The names in a host's /var/lib/etcd (etcd's data dir, where the container's tools
 /// stage files and must leave nothing).
 fn etcd_dir(lab: &Lab, host: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(lab.host(host).unwrap().path("/var/lib/etcd"))
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    common::sorted_names(&lab.host(host).unwrap().path("/var/lib/etcd"))
 }
 
 /// The names in a host's /var/tmp (where k8sup stages snapshots and must leave nothing).
-fn var_tmp(lab: &Lab, host: &str) -> Vec<std::ffi::OsString> {
-    std::fs::read_dir(lab.host(host).unwrap().path("/var/tmp"))
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
-        .unwrap_or_default()
+fn var_tmp(lab: &Lab, host: &str) -> Vec<String> {
+    common::sorted_names(&lab.host(host).unwrap().path("/var/tmp"))
 }
 
 /// The most masters whose API server was down at the same moment, over `events`.
@@ -481,11 +471,7 @@ name = "w1"
         files.push(b["file"].as_str().unwrap().to_string());
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
-    let mut left: Vec<String> = std::fs::read_dir(&backups)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
+    let left = common::sorted_names(&backups);
     assert_eq!(
         left.len(),
         4,

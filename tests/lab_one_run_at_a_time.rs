@@ -84,15 +84,10 @@ fn spawn_apply(inv: &str, env: &[(&str, &str)], log: &Path) -> Child {
 
 /// Files of `host` under `dir` whose name starts with `prefix`.
 fn files_named(lab: &Lab, host: &str, dir: &str, prefix: &str) -> Vec<String> {
-    std::fs::read_dir(lab.host(host).unwrap().path(dir))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(prefix))
-                .collect()
-        })
-        .unwrap_or_default()
+    common::sorted_names(&lab.host(host).unwrap().path(dir))
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect()
 }
 
 /// Tools a script could hand a secret to as an argument. A process that lives a

@@ -11,6 +11,19 @@ use std::process::{Command, Output};
 
 use k8sup_lab::{Lab, LabSpec};
 
+/// The names in the directory `dir`, sorted; none when it does not exist (yet).
+pub fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// Runs `k8sup` with `args` and extra environment variables, no stdin.
 pub fn k8sup(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_k8sup"));

@@ -818,10 +818,7 @@ mod tests {
             let got = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
             assert_eq!(format!("{got:04o}"), mode, "{name}");
         }
-        let names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let names = crate::testing::sorted_names(dir.path());
         assert_eq!(names.len(), 5, "no temporary file left: {names:?}");
     }
 
@@ -921,11 +918,7 @@ mod tests {
                 .map(|l| l.split(' ').filter(|w| w.contains("/.k8sup.")).count())
                 .collect();
             assert_eq!(syncs, [3, 1], "{shell}: one sync for a, b and d, one for c");
-            let mut left: Vec<String> = std::fs::read_dir(&etc)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            left.sort();
+            let left = crate::testing::sorted_names(&etc);
             assert_eq!(
                 left,
                 ["a", "b"],

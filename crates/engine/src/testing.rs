@@ -18,6 +18,21 @@ use futures::future::BoxFuture;
 use k8sup_shell::Script;
 use k8sup_ssh::{CommandError, CommandOutput, RunOptions, Transport};
 
+/// The names in the directory `dir`, sorted; panics when it cannot be read.
+pub fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| {
+            e.expect("a directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// Runs scripts locally; see the module docs.
 pub struct LocalTransport {
     name: String,

@@ -1291,17 +1291,7 @@ state = "restarted"
     let calls = || std::fs::read_to_string(root.join("systemd/calls")).unwrap_or_default();
     let running = || std::fs::read_to_string(root.join("systemd/app.running")).unwrap_or_default();
     for (version, reloads) in [("v1", ["enable --now app"]), ("v2", ["daemon-reload"])] {
-        let text = playbook(version);
-        let engine = Engine::new(
-            Playbook::parse("reload.toml", &text).expect("parses"),
-            &TemplateSet::new(),
-            EngineOptions {
-                parallelism: 1,
-                state_path: STATE.into(),
-                history_dir: None,
-                read_only: Default::default(),
-            },
-        );
+        let engine = engine_for(&playbook(version));
         let _ = std::fs::remove_file(root.join("systemd/calls"));
         let report = runtime()
             .block_on(engine.apply(&lab.hosts, None, lab.sink()))

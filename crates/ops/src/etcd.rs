@@ -901,11 +901,7 @@ mod tests {
         std::fs::write(dir.join("other.db"), b"z").unwrap();
         let pruned = prune(&dir, "c", 2).unwrap();
         assert_eq!(pruned.len(), 2);
-        let mut left: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
+        let left = k8sup_engine::testing::sorted_names(&dir);
         assert_eq!(
             left,
             [
