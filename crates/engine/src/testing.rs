@@ -102,10 +102,7 @@ impl LocalTransport {
             s.push(text.clone());
         }
         // As a host's shell that had the library defined runs the script.
-        let text = match options.library {
-            Some(library) => format!("{library}\n{text}"),
-            None => text,
-        };
+        let text = options.with_library(text);
         if let Ok(mut s) = self.stdins.lock() {
             s.push(options.stdin.clone().unwrap_or_default());
         }

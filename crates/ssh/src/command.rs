@@ -61,6 +61,15 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// `script` as a shell that has no library defined must run it: the library, if
+    /// any, in front.
+    pub fn with_library(&self, script: String) -> String {
+        match self.library {
+            Some(library) => format!("{library}\n{script}"),
+            None => script,
+        }
+    }
+
     /// Passes a piece of output to the live sink, if there is one.
     pub(crate) fn emit(&self, stream: OutputStream, data: &[u8]) {
         if let (Some(sink), false) = (&self.on_output, data.is_empty()) {

@@ -327,10 +327,7 @@ impl Session {
         // `shell::channel_script`): never in the exec line, so never in a process's
         // arguments on the host. Its library goes in front of it.
         let line = self.exec_line(&shell::channel_script());
-        let text = match options.library {
-            Some(library) => format!("{library}\n{text}"),
-            None => text,
-        };
+        let text = options.with_library(text);
         let options = RunOptions {
             stdin: Some(shell::channel_stdin(
                 &text,
