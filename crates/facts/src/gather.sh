@@ -13,7 +13,24 @@ if [ -r /etc/os-release ]; then
   # shellcheck source=/dev/null
   ( . /etc/os-release; echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"; echo "os_name=$PRETTY_NAME" )
 fi
-echo "cpus=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
+# The CPUs online, from the kernel's cpulist ("0-3,8-11") read by the shell: no
+# process; cpuinfo's processors when the list is missing or not one.
+k8sup_line /sys/devices/system/cpu/online
+k8sup_c=
+case $k8sup_v in
+  [0-9]*)
+    k8sup_c=0; k8sup_o=$IFS; IFS=,
+    for k8sup_r in $k8sup_v; do
+      case $k8sup_r in
+        *[!0-9-]*|*-*-*|-*|*-) k8sup_c=; break;;
+        *-*) k8sup_c=$((k8sup_c + ${k8sup_r#*-} - ${k8sup_r%-*} + 1));;
+        *) k8sup_c=$((k8sup_c + 1));;
+      esac
+    done
+    IFS=$k8sup_o;;
+esac
+case $k8sup_c in ''|0|-*) k8sup_c=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null);; esac
+echo "cpus=$k8sup_c"
 k8sup_t=; k8sup_a=
 while read -r k8sup_k k8sup_n _; do
   case $k8sup_k in MemTotal:) k8sup_t=$k8sup_n;; MemAvailable:) k8sup_a=$k8sup_n; break;; esac
@@ -58,5 +75,7 @@ if [ -r /var/lib/kubelet/config.yaml ]; then
 fi
 for f in /var/lib/k8sup/upgrade/cordoned/*; do [ -e "$f" ] && echo "upgrade_cordoned=${f##*/}"; done
 [ -f /var/lib/k8sup/state.json ] && echo "k8sup_state=$(wc -c < /var/lib/k8sup/state.json)"
-echo "uid=$(id -u)"
+# Root, the owner of / on every system k8sup runs on, needs no `id`: the shell's
+# `test -O` compares a file's owner with its own effective uid.
+if [ -O / ]; then echo uid=0; else echo "uid=$(id -u)"; fi
 echo end=1

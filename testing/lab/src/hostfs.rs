@@ -379,6 +379,13 @@ fn write_sys(host: &str, up: &Path, plan: &HostPlan) -> Result<()> {
     write(
         host,
         up,
+        "sys/devices/system/cpu/online",
+        &procfs::cpus_online(plan.spec.cpus),
+        0o444,
+    )?;
+    write(
+        host,
+        up,
         "sys/class/net/lo/address",
         "00:00:00:00:00:00\n",
         0o444,

@@ -111,6 +111,16 @@ pub fn meminfo_with_swap(text: &str, swap_total_kib: u64) -> String {
     out
 }
 
+/// `/sys/devices/system/cpu/online` of a machine with `cpus` processors, all online:
+/// the kernel's cpulist format (Documentation/ABI/testing/sysfs-devices-system-cpu),
+/// `0` for one, `0-N` for more.
+pub fn cpus_online(cpus: u32) -> String {
+    match cpus {
+        0 | 1 => "0\n".to_string(),
+        n => format!("0-{}\n", n - 1),
+    }
+}
+
 /// `/proc/cpuinfo` with `cpus` processors in the format of `arch`.
 pub fn cpuinfo(arch: Arch, cpus: u32) -> String {
     let mut out = String::new();
@@ -226,6 +236,12 @@ mod tests {
         let m = meminfo(1024, 2_097_152, 2_097_152);
         assert!(m.contains("SwapFree:              0 kB"), "{m}");
         assert!(m.contains("MemAvailable:     838860 kB"), "{m}");
+    }
+
+    #[test]
+    fn cpus_online_is_a_cpulist() {
+        assert_eq!(cpus_online(1), "0\n");
+        assert_eq!(cpus_online(4), "0-3\n");
     }
 
     #[test]
