@@ -34,10 +34,23 @@ k8sup_put() {
   esac
 }
 k8sup_ms() { k8sup_ms_v=$(date +%s%3N 2>/dev/null); case $k8sup_ms_v in ''|*[!0-9]*) k8sup_ms_v=$(( $(date +%s) * 1000 ));; esac; echo "$k8sup_ms_v"; }
-# The time in ms since the epoch in k8sup_now: from bash's EPOCHREALTIME when the
-# shell has it, else from one `date` per script plus the hundredths of a second that
-# /proc/uptime moved since (no process), else from `date`.
+# The clock of a batch: $1 is the controller's time (ms since the epoch) as it sent
+# the script, and /proc/uptime's now its start; k8sup_now counts from them. Without
+# /proc/uptime (or $1), k8sup_now keeps the host's own clock.
+k8sup_clock() {
+  case $1 in ''|*[!0-9]*) return 0;; esac
+  k8sup_uptime || return 0
+  k8sup_clock_ms=$1; k8sup_clock_cs=$k8sup_up
+}
+# The time in ms since the epoch in k8sup_now: the clock's start (k8sup_clock, or
+# a first `date`) plus the hundredths of a second /proc/uptime moved since (no
+# process); without a start, bash's EPOCHREALTIME when the shell has it, else one
+# `date` and /proc/uptime; without /proc/uptime, `date`.
 k8sup_now() {
+  if [ -n "$k8sup_clock_ms" ] && k8sup_uptime; then
+    k8sup_now=$(( k8sup_clock_ms + (k8sup_up - k8sup_clock_cs) * 10 ))
+    return 0
+  fi
   # bash's clock (no process); unset in other shells, which take the next way.
   # shellcheck disable=SC3028
   k8sup_now_e=${EPOCHREALTIME:-}

@@ -262,9 +262,15 @@ impl FramedScript {
     /// Starts a batch of steps. Its parts run while every guard holds; the first guard
     /// that fails stops them and moves the re-probe's start (`from`, by default the
     /// step after the batch) to its step.
-    pub fn begin_batch(mut self, from: usize) -> Self {
+    ///
+    /// `clock_ms` is the controller's clock (ms since the epoch) as it sends the
+    /// batch: the host times its tasks from it and its own uptime since (see
+    /// `k8sup_clock`), without a `date`, and every host's times are on one clock.
+    pub fn begin_batch(mut self, from: usize, clock_ms: u64) -> Self {
         self.script = self
             .script
+            .code("; k8sup_clock")
+            .arg(ShellArg::new(clock_ms.to_string()).expect("digits"))
             .code("; k8sup_batch")
             .arg(ShellArg::new(from.to_string()).expect("digits"));
         self
@@ -486,7 +492,7 @@ mod tests {
         let path = arg("/var/lib/k8sup/state.json").unwrap();
         let probe = Script::new("k8sup_probe_file").arg(arg("/etc/app.conf").unwrap());
         let (script, framing) = FramedScript::with_nonce("00112233445566778899aabbccddeeff".into())
-            .begin_batch(3)
+            .begin_batch(3, 1_764_000_000_000)
             .guard(1, probe.clone(), "t:kind=absent|0")
             .while_going(|script| {
                 Ok::<_, String>(
@@ -992,6 +998,62 @@ mod tests {
                 "f{i}"
             );
         }
+    }
+
+    /// A batch's clock is the controller's time it was sent with, moved on by the
+    /// host's /proc/uptime: in dash and in bash (whose EPOCHREALTIME it is preferred
+    /// to, so that every host's times are on one clock), and without a `date`.
+    #[test]
+    fn a_batch_clock_starts_at_the_controllers_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path().join("proc");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&proc).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        let marker = dir.path().join("date-ran");
+        let date = bin.join("date");
+        std::fs::write(
+            &date,
+            format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&date, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let uptime = proc.join("uptime");
+        let script = format!(
+            "{PRELUDE}\nk8sup_init x; k8sup_clock 1764000000000; k8sup_now; a=$k8sup_now; printf '1012.34 4000.00\\n' > \"$K8SUP_PROC/uptime\"; k8sup_now; echo \"$a $k8sup_now\""
+        );
+        for shell in ["/bin/sh", "/bin/bash"] {
+            std::fs::write(&uptime, "1000.05 3999.00\n").unwrap();
+            let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+            let out = std::process::Command::new(shell)
+                .arg("-c")
+                .arg(&script)
+                .env("K8SUP_PROC", &proc)
+                .env("PATH", path)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                text.trim(),
+                "1764000000000 1764000012290",
+                "{shell}: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!marker.exists(), "{shell} ran date");
+        }
+        // Without /proc/uptime the host's own clock is used.
+        std::fs::remove_file(&uptime).unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "{PRELUDE}\nk8sup_init x; k8sup_clock 1764000000000; k8sup_now; echo \"$k8sup_now\""
+            ))
+            .env("K8SUP_PROC", &proc)
+            .output()
+            .unwrap();
+        let now: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(now.abs_diff(crate::encoding::epoch_ms()) < 60_000, "{now}");
     }
 
     /// Without bash's EPOCHREALTIME, task times come from one `date` and /proc/uptime.
