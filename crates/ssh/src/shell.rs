@@ -8,7 +8,8 @@
 //! and every command after that is a request on its stdin:
 //!
 //! ```text
-//! <script length> <stdin length> <library length>\n<library bytes><script bytes><stdin bytes>
+//! <script length> <stdin length> 0\n<script bytes><stdin bytes>
+//! 0 <stdin length> <block length>\n<block bytes><stdin bytes>
 //! ```
 //!
 //! The server reads the header with `read`, the script and the stdin with `head -c`
@@ -23,12 +24,15 @@
 //! appear in a command's output by chance, and everything before it is the command's
 //! output, byte for byte.
 //!
-//! A request may carry a library first ([`crate::RunOptions::library`]: shell
-//! functions and constants that the script relies on, sent once per shell). The server
-//! reads it the same way and `eval`s it in its own shell, with `command` so that a
-//! syntax error ends that `eval`, not the server: every later request, a subshell,
-//! inherits what it defined. A library that does not parse leaves the request's script
-//! unrun (its stdin is drained), with the shell's message on stderr and its status.
+//! A request may carry a library ([`crate::RunOptions::library`]: shell functions and
+//! constants that the script relies on, sent once per shell). Its script then comes
+//! in a block with it (the second form above): the assignment of the script to the
+//! server's variable, in single quotes, then the library. The server reads the block
+//! with one `head` and `eval`s it in its own shell, with `command` so that a syntax
+//! error ends that `eval`, not the server: every later request, a subshell, inherits
+//! what the library defined. A library that does not parse leaves the request's
+//! script unrun (its stdin is drained), with the shell's message on stderr and its
+//! status.
 //! A library must not set the server's variables ([`SERVER_VARIABLES`]) nor define a
 //! function named as a command the server runs ([`SERVER_COMMANDS`]).
 //!
@@ -209,14 +213,18 @@ pub(crate) fn server_script(
             ));
     }
     script
-        .code(r#"while IFS=' ' read -r k8sup_n k8sup_m k8sup_l; do k8sup_rc=0; "#)
-        // The library is defined in the server itself (see the module docs).
+        .code(r#"while IFS=' ' read -r k8sup_n k8sup_m k8sup_l; do k8sup_rc=0; k8sup_s=; "#)
+        // A request with a library: one block that sets the script's variable, then
+        // defines the library in the server itself (see the module docs and
+        // [`request`]); the script is run only when the whole block was.
         .code(concat!(
             r#"if [ "${k8sup_l:-0}" -gt 0 ]; then k8sup_s=$(head -c "$k8sup_l"; echo .); "#,
-            r#"command eval "${k8sup_s%.}" </dev/null || k8sup_rc=$?; fi; "#,
+            r#"set -- "${k8sup_s%.}"; k8sup_s=; command eval "$1" </dev/null || k8sup_rc=$?; set --; "#,
+            r#"else "#,
         ))
         // The script goes to a variable, never into a process's arguments.
         .code(READ_SCRIPT)
+        .code("fi; ")
         .code(concat!(
             r#"if [ "$k8sup_rc" -gt 0 ]; then "#,
             r#"[ "$k8sup_m" -eq 0 ] || head -c "$k8sup_m" >/dev/null; "#,
@@ -265,13 +273,27 @@ pub(crate) fn channel_stdin(script: &str, stdin: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The bytes of one request: header, library (`""` when the shell has it already),
-/// script, stdin.
+/// The bytes of one request: header, script, stdin; with a library (`""` when the
+/// shell has it already), the script and the library as one block the server reads
+/// with one `head` and `eval`s: the script's variable set first, in single quotes,
+/// so that nothing in the library (which must be complete shell text) can end that
+/// assignment early or run a part of the script in the server.
 pub(crate) fn request(library: &str, script: &str, stdin: &[u8]) -> Vec<u8> {
-    let mut bytes = format!("{} {} {}\n", script.len(), stdin.len(), library.len()).into_bytes();
-    bytes.reserve(library.len() + script.len() + stdin.len());
-    bytes.extend_from_slice(library.as_bytes());
-    bytes.extend_from_slice(script.as_bytes());
+    if library.is_empty() {
+        let mut bytes = format!("{} {} 0\n", script.len(), stdin.len()).into_bytes();
+        bytes.reserve(script.len() + stdin.len());
+        bytes.extend_from_slice(script.as_bytes());
+        bytes.extend_from_slice(stdin);
+        return bytes;
+    }
+    let mut block = String::with_capacity(script.len() + library.len() + 16);
+    block.push_str("k8sup_s='");
+    block.push_str(&script.replace('\'', r"'\''"));
+    block.push_str("'\n");
+    block.push_str(library);
+    let mut bytes = format!("0 {} {}\n", stdin.len(), block.len()).into_bytes();
+    bytes.reserve(block.len() + stdin.len());
+    bytes.extend_from_slice(block.as_bytes());
     bytes.extend_from_slice(stdin);
     bytes
 }
@@ -613,6 +635,36 @@ mod tests {
             "the server survived, the library is still defined, the header's fields are not the script's"
         );
         assert_eq!(results[5].0, b"[d]");
+    }
+
+    /// A script that comes in a library's block runs exactly as written: its quotes,
+    /// backslashes, `$`, and trailing newlines are its own, and a library that ends
+    /// in a comment or without a newline changes nothing of it.
+    #[test]
+    fn a_script_in_a_library_block_is_the_script_byte_for_byte() {
+        let script =
+            "printf '%s|' 'it'\\''s' \"a\\\\b\" '$HOME' \"$k8sup_lib_v\"; echo \"${#k8sup_s}\"\n\n";
+        let results = serve_libraries(
+            None,
+            &[
+                ("k8sup_lib_v=lib # a comment, no newline", script, b""),
+                ("", "cat", b"stdin after"),
+                (
+                    "k8sup_lib_w=\"'\"\n",
+                    "printf %s \"$k8sup_lib_w\"; cat",
+                    b"x'y",
+                ),
+            ],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&results[0].0),
+            "it's|a\\b|$HOME|lib|0\n",
+            "{:?}",
+            String::from_utf8_lossy(&results[0].1)
+        );
+        assert_eq!(results[0].2, 0);
+        assert_eq!(results[1].0, b"stdin after");
+        assert_eq!(results[2].0, b"'x'y");
     }
 
     /// Every `k8sup_` variable the server uses is listed, and unset for the requests.
