@@ -79,36 +79,48 @@ k8sup_read_state() {
   if [ -e "$1" ]; then printf 'state='; k8sup_b64 < "$1" || return; echo; else echo state=absent; fi
   if [ -s "$1.journal" ]; then printf 'journal='; k8sup_b64 < "$1.journal" || return; echo; fi
 }
-# One stat and one sha256sum for all the files that the probes after it read, kept
-# by position (names with a newline or backslash are left to the probes). Only for
-# read-only scripts: nothing may change the files between this and their probes.
+# One stat for all the files that the probes after it read, and one sha256sum for
+# those of them they hash, kept by position (names with a newline or backslash are
+# left to the probes): k8sup_prefetch READ... -- HASHED..., where the READ files'
+# probes want their whole content (k8sup hashes it). Only for read-only scripts:
+# nothing may change the files between this and their probes.
 k8sup_prefetch() {
+  k8sup_pf_r=1; k8sup_pf_nr=0
   for k8sup_pf_f; do
     shift
+    if [ "$k8sup_pf_f" = -- ] && [ -n "$k8sup_pf_r" ]; then k8sup_pf_r=; continue; fi
     case $k8sup_pf_f in *"$k8sup_nl"*|*\\*) continue;; esac
-    if [ -f "$k8sup_pf_f" ] && [ -r "$k8sup_pf_f" ]; then set -- "$@" "$k8sup_pf_f"; fi
+    if [ -f "$k8sup_pf_f" ] && [ -r "$k8sup_pf_f" ]; then
+      set -- "$@" "$k8sup_pf_f"
+      [ -z "$k8sup_pf_r" ] || k8sup_pf_nr=$((k8sup_pf_nr + 1))
+    fi
   done
   [ $# -gt 0 ] || return 0
   k8sup_pst=$(stat -L -c '%s %a %U %G' -- "$@") || return 0
-  k8sup_psum=$(sha256sum -- "$@") || return 0
   k8sup_pf_i=0
-  for k8sup_pf_f; do k8sup_pf_i=$((k8sup_pf_i + 1)); eval "k8sup_pfp_$k8sup_pf_i=\$k8sup_pf_f"; done
-  k8sup_index k8sup_pfs_ "$k8sup_pst" ''
+  for k8sup_pf_f; do k8sup_pf_i=$((k8sup_pf_i + 1)); eval "k8sup_pfp_$k8sup_pf_i=\$k8sup_pf_f; k8sup_pfh_$k8sup_pf_i="; done
+  k8sup_index k8sup_pfs_ "$k8sup_pst" '' 0
   [ "$k8sup_index_n" = $# ] || return 0
-  k8sup_index k8sup_pfh_ "$k8sup_psum" first-word
-  [ "$k8sup_index_n" = $# ] || return 0
+  if [ "$k8sup_pf_nr" -lt $# ]; then
+    k8sup_psum=$(shift "$k8sup_pf_nr"; sha256sum -- "$@") || return 0
+    k8sup_index k8sup_pfh_ "$k8sup_psum" first-word "$k8sup_pf_nr"
+    [ "$k8sup_index_n" = $(($# - k8sup_pf_nr)) ] || return 0
+  fi
   k8sup_pfn=$#
 }
-# The lines of $2 as variables $1 1, $1 2, ... (with $3, each line's first word only);
-# their count in k8sup_index_n.
+# The lines of $2 as variables $1 N, for N from $4 + 1 (with $3, each line's first
+# word only); their count in k8sup_index_n.
 k8sup_index() {
   k8sup_index_n=0; k8sup_ix_r=$2$k8sup_nl
   while [ -n "$k8sup_ix_r" ]; do
     k8sup_index_n=$((k8sup_index_n + 1)); k8sup_ix_l=${k8sup_ix_r%%"$k8sup_nl"*}; k8sup_ix_r=${k8sup_ix_r#*"$k8sup_nl"}
     [ -z "$3" ] || k8sup_ix_l=${k8sup_ix_l%% *}
-    eval "$1$k8sup_index_n=\$k8sup_ix_l"
+    eval "$1$((k8sup_index_n + ${4:-0}))=\$k8sup_ix_l"
   done
 }
+# A file's kind, stat and sha256, and its content unless the hash is $2's. $3:
+# "nocontent", never the content; "content", always the content and no sha256
+# (k8sup hashes what it reads), but for a file too large to send.
 k8sup_probe_file() {
   if [ -d "$1" ]; then echo kind=dir; return 0; fi
   if [ ! -e "$1" ]; then echo kind=absent; return 0; fi
@@ -117,23 +129,24 @@ k8sup_probe_file() {
   while [ "$k8sup_file_j" -le "$k8sup_pfn" ]; do
     eval "k8sup_file_x=\$k8sup_pfp_$k8sup_file_j"
     if [ "$k8sup_file_x" = "$1" ]; then eval "k8sup_file_x=\$k8sup_pfs_$k8sup_file_j; k8sup_file_s=\$k8sup_pfh_$k8sup_file_j"; break; fi
-    k8sup_file_j=$((k8sup_file_j + 1))
+    k8sup_file_x=; k8sup_file_j=$((k8sup_file_j + 1))
   done
   # The stat is "size mode owner group": the size decides below whether the content
   # is sent, without a `wc`.
-  if [ -n "$k8sup_file_s" ]; then
-    echo "stat=${k8sup_file_x#* }"
-  else
-    k8sup_file_x=$(stat -L -c '%s %a %U %G' -- "$1")
-    echo "stat=${k8sup_file_x#* }"
+  [ -n "$k8sup_file_x" ] || k8sup_file_x=$(stat -L -c '%s %a %U %G' -- "$1")
+  echo "stat=${k8sup_file_x#* }"
+  k8sup_file_n=${k8sup_file_x%% *}
+  case $k8sup_file_n in ''|*[!0-9]*) k8sup_file_n=$(wc -c < "$1");; esac
+  if [ "$3" = content ] && [ "$k8sup_file_n" -le 1048576 ]; then
+    printf 'content='; k8sup_b64 < "$1"; echo; return 0
+  fi
+  if [ -z "$k8sup_file_s" ]; then
     k8sup_file_s=$(sha256sum < "$1") || return 1
     k8sup_file_s=${k8sup_file_s%% *}
   fi
   echo "sha256=$k8sup_file_s"
   [ "$k8sup_file_s" = "$2" ] && return 0
-  [ -n "$3" ] && return 0
-  k8sup_file_n=${k8sup_file_x%% *}
-  case $k8sup_file_n in ''|*[!0-9]*) k8sup_file_n=$(wc -c < "$1");; esac
+  [ "$3" = nocontent ] && return 0
   if [ "$k8sup_file_n" -gt 1048576 ]; then echo "content_too_large=$k8sup_file_n"; return 0; fi
   printf 'content='; k8sup_b64 < "$1"; echo
 }

@@ -60,6 +60,18 @@ impl Step<'_> {
         }
     }
 
+    /// The files its probe reads whole (none when it has no probe).
+    pub fn read_files(&self) -> Vec<&str> {
+        match &self.selection {
+            Selection::Run {
+                rendered,
+                probe: Some(_),
+                ..
+            } => rendered.read_files(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether `ledger` records a successful run of this step as it is rendered now.
     pub fn recorded_in(&self, ledger: &StateLedger) -> bool {
         match &self.selection {

@@ -139,21 +139,38 @@ impl FramedScript {
         &self.nonce
     }
 
-    /// Reads the state of `paths` for the probes that follow, all at once (see
-    /// `k8sup_prefetch`). Only for scripts that change nothing.
-    pub fn prefetch<'a>(mut self, paths: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut paths: Vec<&str> = paths.into_iter().collect();
-        paths.sort_unstable();
-        paths.dedup();
-        let args: Vec<ShellArg> = paths
+    /// Reads the state of `hashed` and `read` for the probes that follow, all at once
+    /// (see `k8sup_prefetch`): the files of `read` are read whole by their probes,
+    /// so their hashes are not taken (but for one in both lists). Only for scripts
+    /// that change nothing.
+    pub fn prefetch<'a>(
+        mut self,
+        hashed: impl IntoIterator<Item = &'a str>,
+        read: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let mut hashed: Vec<&str> = hashed.into_iter().collect();
+        hashed.sort_unstable();
+        hashed.dedup();
+        let mut read: Vec<&str> = read
             .into_iter()
-            .filter_map(|p| ShellArg::new(p).ok())
+            .filter(|p| hashed.binary_search(p).is_err())
             .collect();
-        if !args.is_empty() {
+        read.sort_unstable();
+        read.dedup();
+        let args = |paths: Vec<&str>| -> Vec<ShellArg> {
+            paths
+                .into_iter()
+                .filter_map(|p| ShellArg::new(p).ok())
+                .collect()
+        };
+        let (hashed, read) = (args(hashed), args(read));
+        if !hashed.is_empty() || !read.is_empty() {
             self.script = self
                 .script
                 .code("; k8sup_prefetch")
-                .args(args)
+                .args(read)
+                .code("--")
+                .args(hashed)
                 .code("</dev/null >/dev/null 2>&1");
         }
         self
@@ -695,6 +712,7 @@ mod tests {
         let d = dir.path();
         std::fs::write(d.join("a.conf"), "a\n").unwrap();
         std::fs::write(d.join("b conf"), "b").unwrap();
+        std::fs::write(d.join("c.conf"), "c'\n").unwrap();
         std::fs::write(d.join("new\nline"), "n").unwrap();
         std::fs::create_dir(d.join("sub")).unwrap();
         let log = d.join("calls");
@@ -710,21 +728,36 @@ mod tests {
             std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755))
                 .unwrap();
         }
-        let paths: Vec<String> = ["a.conf", "b conf", "new\nline", "sub", "absent"]
-            .iter()
-            .map(|n| d.join(n).display().to_string())
-            .collect();
+        // Each file with its probe's third word: read whole ("content") or hashed.
+        let paths: Vec<(String, &str)> = [
+            ("a.conf", ""),
+            ("b conf", "content"),
+            ("c.conf", "content"),
+            ("new\nline", ""),
+            ("sub", ""),
+            ("absent", ""),
+        ]
+        .iter()
+        .map(|(n, mode)| (d.join(n).display().to_string(), *mode))
+        .collect();
         let probes = |prefetch: bool| {
             let mut framed = FramedScript::new();
             if prefetch {
-                framed = framed.prefetch(paths.iter().map(String::as_str));
+                let of = |read: bool| {
+                    paths
+                        .iter()
+                        .filter(move |(_, mode)| (*mode == "content") == read)
+                        .map(|(p, _)| p.as_str())
+                };
+                framed = framed.prefetch(of(false), of(true));
             }
-            for (i, path) in paths.iter().enumerate() {
+            for (i, (path, mode)) in paths.iter().enumerate() {
                 framed = framed.section(
                     &i.to_string(),
                     Script::new("k8sup_probe_file")
                         .arg(arg(path.as_str()).unwrap())
-                        .arg(arg("").unwrap()),
+                        .arg(arg("").unwrap())
+                        .arg(arg(*mode).unwrap()),
                 );
             }
             framed.finish()
@@ -744,49 +777,73 @@ mod tests {
                 let calls = std::fs::read_to_string(&log).unwrap_or_default();
                 let count = |tool: &str| calls.lines().filter(|l| *l == tool).count();
                 if prefetch {
-                    // Once for the two plain files; the name with a newline on its own.
+                    // One stat for the three plain files and one sha256sum for the
+                    // one hashed; the name with a newline on its own.
                     assert_eq!((count("stat"), count("sha256sum")), (2, 2), "{shell}");
                 } else {
-                    assert_eq!((count("stat"), count("sha256sum")), (3, 3), "{shell}");
+                    // The files read whole are never hashed on the host.
+                    assert_eq!((count("stat"), count("sha256sum")), (4, 2), "{shell}");
                 }
                 // The size that decides whether the content is sent comes with the stat.
                 assert_eq!(count("wc"), 0, "{shell}");
             }
             assert_eq!(bodies[0], bodies[1], "{shell}");
             assert!(bodies[0][0].1.contains("sha256="), "{:?}", bodies[0]);
-            assert!(bodies[0][3].1.contains("kind=dir"), "{:?}", bodies[0]);
-            assert!(bodies[0][4].1.contains("kind=absent"), "{:?}", bodies[0]);
+            for read in [1, 2] {
+                let body = &bodies[0][read].1;
+                assert!(!body.contains("sha256="), "{body}");
+                assert!(body.contains("stat="), "{body}");
+            }
+            let content = bodies[0][2].1.split("content=").nth(1).unwrap().trim();
+            assert_eq!(decode_b64(content).unwrap(), b"c'\n");
+            assert!(bodies[0][4].1.contains("kind=dir"), "{:?}", bodies[0]);
+            assert!(bodies[0][5].1.contains("kind=absent"), "{:?}", bodies[0]);
         }
     }
 
-    /// A file over 1 MiB is reported by its size (from the stat), not sent, with or
-    /// without the prefetch.
+    /// A file over 1 MiB is reported by its size (from the stat) and its hash, not
+    /// sent, with or without the prefetch, hashed or read whole.
     #[test]
     fn large_files_are_reported_by_size() {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big");
-        std::fs::write(&big, vec![b'x'; 1024 * 1024 + 1]).unwrap();
+        let bytes = vec![b'x'; 1024 * 1024 + 1];
+        std::fs::write(&big, &bytes).unwrap();
         let path = big.display().to_string();
-        for prefetch in [false, true] {
+        for (prefetch, mode) in [
+            (false, ""),
+            (true, ""),
+            (false, "content"),
+            (true, "content"),
+        ] {
             let mut framed = FramedScript::new();
             if prefetch {
-                framed = framed.prefetch([path.as_str()]);
+                let (hashed, read) = if mode.is_empty() {
+                    (vec![path.as_str()], vec![])
+                } else {
+                    (vec![], vec![path.as_str()])
+                };
+                framed = framed.prefetch(hashed, read);
             }
             let (script, framing) = framed
                 .section(
                     "0",
                     Script::new("k8sup_probe_file")
                         .arg(arg(path.as_str()).unwrap())
-                        .arg(arg("").unwrap()),
+                        .arg(arg("").unwrap())
+                        .arg(arg(mode).unwrap()),
                 )
                 .finish();
             let sections = run_framed("/bin/sh", &script, &framing, &[]);
             let fields = sections[0].fields();
+            let case = format!("prefetch {prefetch}, mode {mode:?}");
+            assert_eq!(fields["content_too_large"], "1048577", "{case}");
+            assert!(!fields.contains_key("content"), "{case}");
             assert_eq!(
-                fields["content_too_large"], "1048577",
-                "prefetch {prefetch}"
+                fields["sha256"],
+                crate::encoding::sha256_hex(&bytes),
+                "{case}"
             );
-            assert!(!fields.contains_key("content"), "prefetch {prefetch}");
             assert_eq!(fields["stat"].split(' ').count(), 3, "{:?}", fields["stat"]);
         }
     }

@@ -145,7 +145,10 @@ pub(super) async fn probe_all(
         message,
     })?;
     let script = FramedScript::new()
-        .prefetch(steps.iter().flat_map(Step::probed_files))
+        .prefetch(
+            steps.iter().flat_map(Step::probed_files),
+            steps.iter().flat_map(Step::read_files),
+        )
         .section("state", Script::new("k8sup_read_state").arg(state_arg));
     let (script, probed) = add_probes(script, steps, 0..steps.len());
     let (script, framing) = script.finish();

@@ -62,6 +62,12 @@ pub trait Kind: Sized + Debug + Clone + PartialEq + Eq {
         Vec::new()
     }
 
+    /// The files its probe reads whole with `k8sup_probe_file PATH "" content`: a
+    /// read-only script stats them ahead with the others, and hashes none of them.
+    fn read_files(_rendered: &Self::Rendered) -> Vec<&str> {
+        Vec::new()
+    }
+
     /// Judges its probe's output section (which exited 0).
     fn judge(
         rendered: &Self::Rendered,

@@ -130,7 +130,7 @@ impl Kind for LineSpec {
         probe(spec).map(Some)
     }
 
-    fn probed_files(spec: &LineSpec) -> Vec<&str> {
+    fn read_files(spec: &LineSpec) -> Vec<&str> {
         vec![spec.path.as_str()]
     }
 
@@ -141,10 +141,11 @@ impl Kind for LineSpec {
 
 pub(super) fn probe(spec: &LineSpec) -> Result<Script, String> {
     check_path("path", &spec.path)?;
-    // An empty expected hash never matches: the content always comes back.
+    // The whole content always comes back, and k8sup hashes it: no sha256sum.
     Ok(Script::new("k8sup_probe_file")
         .arg(arg(spec.path.clone())?)
-        .arg(arg("")?))
+        .arg(arg("")?)
+        .arg(arg("content")?))
 }
 
 /// The content after `edit`, or `None` when `current` needs no change.
@@ -337,5 +338,35 @@ mod tests {
             judge(&spec, &section("kind=absent")).unwrap(),
             Verdict::Ok { .. }
         ));
+    }
+
+    /// The probe reads the file whole and sends no hash: the write's check of what
+    /// it replaces is the hash of the content it sent.
+    #[test]
+    fn the_probe_reads_the_file_whole_and_k8sup_hashes_it() {
+        let spec = LineSpec {
+            path: "/etc/fstab".into(),
+            edit: LineEdit::CommentOut {
+                regexp: r"\sswap\s".into(),
+            },
+        };
+        assert_eq!(
+            probe(&spec).unwrap().render(),
+            "k8sup_probe_file /etc/fstab '' content"
+        );
+        let old = b"/swap.img none swap sw 0 0\n";
+        let body = format!("kind=file\nstat=644 root root\ncontent={}", encode_b64(old));
+        let Verdict::Change(change) = judge(&spec, &section(&body)).unwrap() else {
+            panic!("expected a change")
+        };
+        assert_eq!(
+            change.apply.render(),
+            format!(
+                "k8sup_write /etc/fstab 0644 root root {}",
+                crate::encoding::sha256_hex(old)
+            )
+        );
+        // Neither hash nor content: the probe's output is not understood.
+        assert!(judge(&spec, &section("kind=file\nstat=644 root root")).is_err());
     }
 }

@@ -185,6 +185,13 @@ macro_rules! kinds {
                 }
             }
 
+            /// The files its probe reads whole (see [`Kind::read_files`]).
+            pub(crate) fn read_files(&self) -> Vec<&str> {
+                match self {
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::read_files(r),)*
+                }
+            }
+
             /// Judges a probe's output section.
             pub(crate) fn judge(
                 &self,
@@ -324,11 +331,17 @@ impl FileState {
                     Some(b64) => Some(crate::encoding::decode_b64(b64)?),
                     None => None,
                 };
+                // A file read whole comes without its hash: it is the content's.
+                let sha256 = match (fields.opt("sha256"), &content) {
+                    (Some(sha256), _) => sha256.to_string(),
+                    (None, Some(content)) => crate::encoding::sha256_hex(content),
+                    (None, None) => fields.get("sha256")?.to_string(),
+                };
                 Ok(FileState::Present {
                     mode,
                     owner: owner.to_string(),
                     group: group.to_string(),
-                    sha256: fields.get("sha256")?.to_string(),
+                    sha256,
                     content,
                     too_large: fields.opt("content_too_large").is_some(),
                 })
