@@ -20,8 +20,9 @@
 # k8sup_apply_t0, k8sup_apply_t1 and k8sup_o.
 k8sup_nl='
 '
-# Where the kernel's files are (tests point it elsewhere).
+# Where the kernel's files are (tests point them elsewhere).
 k8sup_proc=${K8SUP_PROC:-/proc}
+k8sup_sys=${K8SUP_SYS:-/sys}
 k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_text=; k8sup_has_text=; k8sup_clock_ms=; k8sup_sg_n=0; k8sup_sg_synced=; }
 k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
 k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
@@ -167,24 +168,25 @@ k8sup_write() {
   fi
   # A temp file staged for this very write (k8sup_stage) is made durable with all the
   # others (one sync) and renamed.
+  k8sup_wr_d=${1%/*}; [ -n "$k8sup_wr_d" ] || k8sup_wr_d=/
   k8sup_staged "$1" "$2" "$3" "$4"; k8sup_wr_r=$?
   case $k8sup_wr_r in
-    0) k8sup_has_text=; mv -f -- "$k8sup_sd_t" "$1" && return 0
+    0) k8sup_has_text=
+       { [ -d "$k8sup_wr_d" ] || mkdir -p -- "$k8sup_wr_d"; } && mv -f -- "$k8sup_sd_t" "$1" && return 0
        k8sup_wr_r=$?; rm -f -- "$k8sup_sd_t"; return $k8sup_wr_r;;
     1) ;;
     *) rm -f -- "$k8sup_sd_t"; return $k8sup_wr_r;;
   esac
-  k8sup_wr_d=${1%/*}; [ -n "$k8sup_wr_d" ] || k8sup_wr_d=/
   [ -d "$k8sup_wr_d" ] || mkdir -p -- "$k8sup_wr_d" || return
   k8sup_tempfile "$1" "$2" "$3" "$4" || return
   { sync "$k8sup_tf_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_tf_t" "$1" && return 0
   k8sup_wr_r=$?; rm -f -- "$k8sup_tf_t"; return $k8sup_wr_r
 }
-# A new temp file beside $1 (whose directory exists) with the content k8sup_write
-# writes, mode $2, owner $3 and group $4; its name in k8sup_tf_t. Nothing is left
-# behind when it fails.
+# A new temp file beside $1 (whose directory exists), or in directory $5, with the
+# content k8sup_write writes, mode $2, owner $3 and group $4; its name in
+# k8sup_tf_t. Nothing is left behind when it fails.
 k8sup_tempfile() {
-  k8sup_tf_d=${1%/*}; [ -n "$k8sup_tf_d" ] || k8sup_tf_d=/
+  k8sup_tf_d=${5:-${1%/*}}; [ -n "$k8sup_tf_d" ] || k8sup_tf_d=/
   # Created exclusively (noclobber is O_EXCL) and, for the usual modes, with its mode
   # from the umask: no mktemp, no chmod.
   case $2 in
@@ -208,17 +210,24 @@ k8sup_tempfile() {
 # TEXT makes the temp file k8sup_write PATH MODE OWNER GROUP would make with TEXT,
 # and the first write that finds its temp file staged makes all of them durable with
 # ONE sync, where each write would take a sync of its own. Each rename stays in its
-# task, in order. Only beside a directory that exists now (one an earlier task would
-# make is not made early), and left to the write when the temp file cannot be made
-# (an owner an earlier task adds...): a staging failure is no error. Staged write N
+# task, in order. A directory an earlier task makes is not made early: the temp file
+# goes to the nearest directory above it that exists (a rename within one file
+# system), but where SELinux labels files by the directory they are made in. Left to
+# the write when the temp file cannot be made (an owner an earlier task adds...): a
+# staging failure is no error. Staged write N
 # is k8sup_sgp_N (path), k8sup_sgm_N, k8sup_sgo_N, k8sup_sgg_N, k8sup_sgc_N (text)
 # and k8sup_sgt_N (its temp file, emptied once renamed or removed); k8sup_compact
 # removes the temp files of the writes that did not run.
 k8sup_stage() {
   k8sup_sg_d=${1%/*}; [ -n "$k8sup_sg_d" ] || k8sup_sg_d=/
-  [ -d "$k8sup_sg_d" ] || return 0
+  while [ ! -d "$k8sup_sg_d" ]; do
+    [ ! -e "$k8sup_sys/fs/selinux/enforce" ] || return 0
+    # Something else than a directory (a file, a dangling link): the write says so.
+    if [ -e "$k8sup_sg_d" ] || [ -L "$k8sup_sg_d" ]; then return 0; fi
+    k8sup_sg_d=${k8sup_sg_d%/*}; [ -n "$k8sup_sg_d" ] || k8sup_sg_d=/
+  done
   k8sup_text=$5; k8sup_has_text=1
-  k8sup_tempfile "$1" "$2" "$3" "$4" 2>/dev/null; k8sup_sg_r=$?
+  k8sup_tempfile "$1" "$2" "$3" "$4" "$k8sup_sg_d" 2>/dev/null; k8sup_sg_r=$?
   k8sup_text=; k8sup_has_text=
   [ "$k8sup_sg_r" = 0 ] || return 0
   k8sup_sg_n=$((k8sup_sg_n + 1))
