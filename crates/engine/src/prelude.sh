@@ -10,7 +10,8 @@
 #   prefetch tables (k8sup_pfn, k8sup_pfp_N, k8sup_pfs_N, k8sup_pfh_N),
 #   k8sup_reloaded (systemd reloaded since the last change), k8sup_clock_ms and
 #   k8sup_clock_cs, K8SUP_LEN (stdin bytes of the next write), the staged writes
-#   (k8sup_sg_n, k8sup_sg_synced and the k8sup_sg?_N of each, see k8sup_stage);
+#   (k8sup_sg_n, k8sup_sg_synced and the k8sup_sg?_N of each, see k8sup_stage),
+#   the temp files' last number and the shell's umask (k8sup_tf_seq, k8sup_um0);
 # - results: k8sup_v (k8sup_read_text, k8sup_sysctl_value, k8sup_probe_hostname;
 #   printed by k8sup_put), k8sup_p (k8sup_sysctl_path), k8sup_up (k8sup_uptime),
 #   k8sup_now (k8sup_now), k8sup_index_n (k8sup_index);
@@ -23,7 +24,7 @@ k8sup_nl='
 # Where the kernel's files are (tests point them elsewhere).
 k8sup_proc=${K8SUP_PROC:-/proc}
 k8sup_sys=${K8SUP_SYS:-/sys}
-k8sup_init() { K8SUP_NONCE=$1; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_text=; k8sup_has_text=; k8sup_clock_ms=; k8sup_sg_n=0; k8sup_sg_synced=; }
+k8sup_init() { K8SUP_NONCE=$1; k8sup_tf_seq=0; k8sup_um0=; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_text=; k8sup_has_text=; k8sup_clock_ms=; k8sup_sg_n=0; k8sup_sg_synced=; }
 k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
 k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
 k8sup_b64() { base64 -w 0; }
@@ -193,17 +194,27 @@ k8sup_tempfile() {
     0644|644) k8sup_tf_um=022; k8sup_tf_cm=;; 0640|640) k8sup_tf_um=027; k8sup_tf_cm=;;
     0600|600) k8sup_tf_um=077; k8sup_tf_cm=;; *) k8sup_tf_um=077; k8sup_tf_cm=1;;
   esac
-  k8sup_tf_w=0
+  # Made in this shell, not a subshell (a fork a file): the umask and noclobber set
+  # for it and put back. The shell's umask is read once per script (one fork), and
+  # the names go on from the last one made, so that no try meets an earlier file.
+  [ -n "$k8sup_um0" ] || k8sup_um0=$(umask)
+  case $- in *C*) k8sup_tf_nc=1;; *) k8sup_tf_nc=;; esac
+  k8sup_tf_w=${k8sup_tf_seq:-0}; k8sup_tf_w0=$k8sup_tf_w
   while :; do
     k8sup_tf_w=$((k8sup_tf_w + 1)); k8sup_tf_t="$k8sup_tf_d/.k8sup.$$.$k8sup_tf_w"
-    ( umask "$k8sup_tf_um"; set -C; : > "$k8sup_tf_t" ) 2>/dev/null && break
-    if [ ! -e "$k8sup_tf_t" ] && [ ! -L "$k8sup_tf_t" ] || [ "$k8sup_tf_w" -ge 100 ]; then
+    # `true`, not `:`: a redirection that fails ends a shell at a special builtin.
+    umask "$k8sup_tf_um"; set -C
+    { true > "$k8sup_tf_t"; } 2>/dev/null; k8sup_tf_r=$?
+    [ -n "$k8sup_tf_nc" ] || set +C; umask "$k8sup_um0"
+    [ "$k8sup_tf_r" = 0 ] && break
+    if [ ! -e "$k8sup_tf_t" ] && [ ! -L "$k8sup_tf_t" ] || [ $((k8sup_tf_w - k8sup_tf_w0)) -ge 100 ]; then
       echo "k8sup: cannot create a file in $k8sup_tf_d" >&2; return 1
     fi
   done
+  k8sup_tf_seq=$k8sup_tf_w
   # The content: k8sup_text when set; in a batch the next K8SUP_LEN bytes of stdin.
-  if [ -n "$k8sup_has_text" ]; then k8sup_has_text=; printf '%s' "$k8sup_text" > "$k8sup_tf_t"
-  elif [ -n "$K8SUP_LEN" ]; then head -c "$K8SUP_LEN" > "$k8sup_tf_t"; else cat > "$k8sup_tf_t"; fi && { [ -z "$k8sup_tf_cm" ] || chmod "$2" "$k8sup_tf_t"; } && { [ -z "$3" ] || chown "$3" "$k8sup_tf_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_tf_t"; } && return 0
+  if [ -n "$k8sup_has_text" ]; then k8sup_has_text=; printf '%s' "$k8sup_text" >| "$k8sup_tf_t"
+  elif [ -n "$K8SUP_LEN" ]; then head -c "$K8SUP_LEN" >| "$k8sup_tf_t"; else cat >| "$k8sup_tf_t"; fi && { [ -z "$k8sup_tf_cm" ] || chmod "$2" "$k8sup_tf_t"; } && { [ -z "$3" ] || chown "$3" "$k8sup_tf_t"; } && { [ -z "$4" ] || chgrp "$4" "$k8sup_tf_t"; } && return 0
   k8sup_tf_r=$?; rm -f -- "$k8sup_tf_t"; return $k8sup_tf_r
 }
 # A batch's writes of text, staged at its start: k8sup_stage PATH MODE OWNER GROUP
@@ -305,12 +316,21 @@ k8sup_compact() {
   [ -n "$k8sup_entries" ] || return 0
   # A name of this script's own: two writers never share a temp file.
   k8sup_cp_t=$1.k8sup-tmp.$$
-  printf '%s%s%s' "$k8sup_head" "$k8sup_entries" "$k8sup_tail" > "$k8sup_cp_t" && { sync "$k8sup_cp_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_cp_t" "$1" && : > "$1.journal" && return 0
+  printf '%s%s%s' "$k8sup_head" "$k8sup_entries" "$k8sup_tail" >| "$k8sup_cp_t" && { sync "$k8sup_cp_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_cp_t" "$1" && : >| "$1.journal" && return 0
   k8sup_cp_r=$?; rm -f -- "$k8sup_cp_t"; return $k8sup_cp_r
 }
 k8sup_batch() { k8sup_go=1; k8sup_from=$1; }
 # Whether every guard of the batch held so far.
 k8sup_going() { [ "$k8sup_go" = 1 ]; }
+# Holds when $1 is still absent, as k8sup_probe_file would say (a guard's check).
+k8sup_absent() { [ ! -d "$1" ] && [ ! -e "$1" ]; }
+# A guard's check ended with status $1; on a failure the batch stops, its re-probe
+# starting at step $2.
+k8sup_held() {
+  [ "$1" = 0 ] && return 0
+  k8sup_go=0; k8sup_from=$2
+  return 1
+}
 k8sup_guard() {
   # $1: the output judged, as text (t:...) or as its digest (d:...); $2 and $3 the
   # probe's output and status now; $4 its step, where the re-probe starts when the

@@ -303,24 +303,34 @@ impl FramedScript {
         self
     }
 
-    /// Re-runs the probe of step `step` (section `g<step>`, status 0 when its output is
-    /// still the one judged, whose digest is `digest`; see [`guard_digest`]).
-    pub fn guard(mut self, step: usize, probe: Script, digest: &str) -> Self {
+    /// Section `g<step>`, status 0 when the probe of step `step` would still print
+    /// what was judged: `guard`'s check when it has one, else the probe run again (in
+    /// a subshell) and its output compared with `guard`'s digest.
+    pub fn guard(mut self, step: usize, probe: Script, guard: &Guard) -> Self {
         let name = format!("g{step}");
         let name_arg = ShellArg::new(name.clone()).expect("section names are ours");
+        let step_arg = ShellArg::new(step.to_string()).expect("digits");
         self.script = self
             .script
             .code("; if k8sup_going; then k8sup_begin")
-            .arg(name_arg.clone())
-            .code("; k8sup_o=$(")
-            .then("", probe)
-            .code("</dev/null); k8sup_guard")
-            .arg(ShellArg::new(digest).expect("guard_digest has no NUL"))
-            .code(r#""$k8sup_o" "$?""#)
-            .arg(ShellArg::new(step.to_string()).expect("digits"))
-            .code("; k8sup_end")
-            .arg(name_arg)
-            .code("$?; fi");
+            .arg(name_arg.clone());
+        self.script = match &guard.check {
+            Some(check) => self
+                .script
+                .code(";")
+                .then("", check.clone())
+                .code("</dev/null; k8sup_held $?")
+                .arg(step_arg),
+            None => self
+                .script
+                .code("; k8sup_o=$(")
+                .then("", probe)
+                .code("</dev/null); k8sup_guard")
+                .arg(ShellArg::new(guard.digest.clone()).expect("guard_digest has no NUL"))
+                .code(r#""$k8sup_o" "$?""#)
+                .arg(step_arg),
+        };
+        self.script = self.script.code("; k8sup_end").arg(name_arg).code("$?; fi");
         self.expected.push(name);
         self
     }
@@ -476,6 +486,18 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
+/// How a batch checks, just before a step, that the step's probe would still print
+/// what was judged.
+#[derive(Debug, Clone)]
+pub(crate) struct Guard {
+    /// What `k8sup_guard` compares the probe's output with ([`guard_digest`]).
+    pub digest: String,
+    /// A check that holds exactly when the probe would print the same, run in the
+    /// script's shell (no subshell to capture an output); see
+    /// [`crate::kinds::Kind::guard_check`].
+    pub check: Option<Script>,
+}
+
 /// What `k8sup_guard` compares a step's probe output with: the output without its
 /// trailing newlines (as `$(...)` keeps it), `|`, and the probe's exit status; as
 /// text (`t:`) when short, which the shell compares without a process, else as its
@@ -510,7 +532,14 @@ mod tests {
         let probe = Script::new("k8sup_probe_file").arg(arg("/etc/app.conf").unwrap());
         let (script, framing) = FramedScript::with_nonce("00112233445566778899aabbccddeeff".into())
             .begin_batch(3, 1_764_000_000_000)
-            .guard(1, probe.clone(), "t:kind=absent|0")
+            .guard(
+                1,
+                probe.clone(),
+                &Guard {
+                    digest: "t:kind=absent|0".into(),
+                    check: None,
+                },
+            )
             .while_going(|script| {
                 Ok::<_, String>(
                     script
@@ -883,6 +912,56 @@ mod tests {
         }
         let names = crate::testing::sorted_names(dir.path());
         assert_eq!(names.len(), 5, "no temporary file left: {names:?}");
+    }
+
+    /// A write makes its temp file in the shell itself, and leaves the shell's umask
+    /// and noclobber as they were; a temp file's name already taken (by a staged
+    /// write, or left by someone) is passed over. Under sh and bash.
+    #[test]
+    fn writes_leave_the_shells_umask_and_noclobber_as_they_were() {
+        for shell in ["/bin/sh", "bash"] {
+            for noclobber in ["", "set -C; "] {
+                let dir = tempfile::tempdir().unwrap();
+                let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+                let q = |p: &std::path::Path| arg(p.display().to_string()).unwrap().quoted();
+                let script = format!(
+                    "{PRELUDE}\numask 0027; {noclobber}k8sup_init x; \
+                     : > {taken}/.k8sup.$$.1; \
+                     printf one | k8sup_write {a} 0644 '' '' '' && \
+                     printf two | k8sup_write {b} 0600 '' '' '' && \
+                     umask && case $- in *C*) echo C;; *) echo no-C;; esac",
+                    taken = q(dir.path()),
+                    a = q(&a),
+                    b = q(&b),
+                );
+                let out = std::process::Command::new(shell)
+                    .arg("-c")
+                    .arg(&script)
+                    .output()
+                    .unwrap();
+                let case = format!("{shell} {noclobber:?}");
+                assert!(
+                    out.status.success(),
+                    "{case}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let want = if noclobber.is_empty() {
+                    "0027\nno-C\n"
+                } else {
+                    "0027\nC\n"
+                };
+                assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{case}");
+                assert_eq!(std::fs::read_to_string(&a).unwrap(), "one", "{case}");
+                assert_eq!(std::fs::read_to_string(&b).unwrap(), "two", "{case}");
+                use std::os::unix::fs::PermissionsExt;
+                let mode = |p: &std::path::Path| {
+                    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+                };
+                assert_eq!((mode(&a), mode(&b)), (0o644, 0o600), "{case}");
+                let names = crate::testing::sorted_names(dir.path());
+                assert_eq!(names.len(), 3, "{case}: the taken name and a, b: {names:?}");
+            }
+        }
     }
 
     /// A batch's writes of text are staged at its start and made durable by ONE sync,

@@ -899,7 +899,8 @@ creates = "{{ root }}/mark"
 fn no_task_acts_on_a_verdict_an_earlier_change_made_stale() {
     let lab = lab(&["m1"]);
     // `clobber` rewrites the file `config` manages (ok at first), and creates the
-    // file `notes` would have created: both verdicts are stale once it ran.
+    // files `made` and `notes` would have created: every verdict is stale once it
+    // ran. `made`'s guard is the shell's check that the file is still absent.
     let root = lab.root("m1").to_path_buf();
     std::fs::write(root.join("config"), "wanted\n").expect("config");
     let text = r#"
@@ -910,8 +911,14 @@ hosts = "all"
 [[play.task]]
 name = "clobber"
 kind = "command"
-cmd = "printf 'clobbered\n' > {{ root }}/config; printf 'by clobber\n' > {{ root }}/notes"
+cmd = "printf 'clobbered\n' > {{ root }}/config; printf 'by clobber\n' > {{ root }}/notes; printf 'by clobber\n' > {{ root }}/made"
 creates = "{{ root }}/clobbered-once"
+
+[[play.task]]
+name = "made"
+kind = "file"
+path = "{{ root }}/made"
+content = "made\n"
 
 [[play.task]]
 name = "config"
@@ -939,6 +946,7 @@ creates = "{{ root }}/clobbered-once"
         statuses,
         [
             TaskStatus::Change,
+            TaskStatus::Change,
             TaskStatus::Ok,
             TaskStatus::Change,
             TaskStatus::Change
@@ -948,6 +956,13 @@ creates = "{{ root }}/clobbered-once"
         .block_on(engine.apply(&lab.hosts, None, lab.sink()))
         .expect("apply");
     assert!(report.success(), "{}", report.to_json());
+    // `made` was absent when probed; its guard saw the file `clobber` made, so it was
+    // judged again (a replace of what is there, not a write refused as stale).
+    assert_eq!(task(&report, "p/made").outcome, "changed");
+    assert_eq!(
+        std::fs::read_to_string(lab.root("m1").join("made")).expect("made"),
+        "made\n"
+    );
     // `config` was ok when probed; its guard saw the clobbered file, so it was judged
     // again and repaired. `notes` was a change when probed; its guard saw the file
     // it creates, so it did not run.

@@ -14,7 +14,7 @@ use crate::kinds::{Rendered, Verdict};
 use crate::plan::{HostPlan, TaskPlan, TaskStatus};
 use crate::program::{Selection, Step};
 use crate::redact::Redactor;
-use crate::script::{arg, guard_digest, FramedScript, Section};
+use crate::script::{arg, guard_digest, FramedScript, Guard, Section};
 use crate::state::StateLedger;
 
 /// A step's probe output, judged.
@@ -23,8 +23,8 @@ pub(super) struct Judgement {
     pub(super) verdict: Result<Verdict, String>,
     /// The digest of the output kept in plans (see [`TaskPlan::probe_digest`]).
     pub(super) digest: String,
-    /// The digest a guard compares on the host ([`guard_digest`]).
-    pub(super) guard: String,
+    /// How a batch checks on the host that the output is still this one.
+    pub(super) guard: Guard,
 }
 
 /// Per step index, its judged probe output.
@@ -125,7 +125,10 @@ pub(super) fn judge_sections(
             Judgement {
                 verdict: rendered.judge(&host.platform, section),
                 digest,
-                guard: guard_digest(section),
+                guard: Guard {
+                    digest: guard_digest(section),
+                    check: rendered.guard_check(section),
+                },
             },
         );
     }

@@ -16,6 +16,7 @@ use crate::plan::{HostPlan, TaskStatus};
 use crate::program::{self, Selection, Step};
 use crate::report::TaskReport;
 use crate::script::ApplyInput;
+use crate::script::Guard;
 use crate::state::StateLedger;
 
 /// The most text (applies with the content they write in the script, ledger writes,
@@ -51,14 +52,14 @@ pub(super) enum Item {
         step: usize,
         outcome: TaskOutcome,
         reason: String,
-        guard: Option<String>,
+        guard: Option<Guard>,
     },
     /// A change; guarded unless it is the first of its batch.
     Apply {
         step: usize,
         change: Change,
         drift: bool,
-        guard: Option<String>,
+        guard: Option<Guard>,
         /// Its start was already reported (it waited for values).
         announced: bool,
     },
@@ -71,9 +72,9 @@ impl Item {
         }
     }
 
-    pub(super) fn guard(&self) -> Option<&str> {
+    pub(super) fn guard(&self) -> Option<&Guard> {
         match self {
-            Item::Settled { guard, .. } | Item::Apply { guard, .. } => guard.as_deref(),
+            Item::Settled { guard, .. } | Item::Apply { guard, .. } => guard.as_ref(),
         }
     }
 }

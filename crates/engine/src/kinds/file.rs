@@ -179,6 +179,10 @@ impl Kind for FileSpec {
         probe(spec).map(Some)
     }
 
+    fn guard_check(spec: &FileSpec, section: &Section) -> Option<Script> {
+        super::absent_check(&spec.path, section)
+    }
+
     fn probed_files(spec: &FileSpec) -> Vec<&str> {
         vec![spec.path.as_str()]
     }

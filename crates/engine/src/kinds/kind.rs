@@ -62,6 +62,13 @@ pub trait Kind: Sized + Debug + Clone + PartialEq + Eq {
         Vec::new()
     }
 
+    /// A check that holds, without a subshell, exactly when its probe would print
+    /// `section` again (see [`crate::script::Guard`]); `None`: the guard runs the
+    /// probe again and compares its output.
+    fn guard_check(_rendered: &Self::Rendered, _section: &Section) -> Option<Script> {
+        None
+    }
+
     /// The files its probe reads whole with `k8sup_probe_file PATH "" content`: a
     /// read-only script stats them ahead with the others, and hashes none of them.
     fn read_files(_rendered: &Self::Rendered) -> Vec<&str> {

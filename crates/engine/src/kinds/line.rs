@@ -130,6 +130,10 @@ impl Kind for LineSpec {
         probe(spec).map(Some)
     }
 
+    fn guard_check(spec: &LineSpec, section: &Section) -> Option<Script> {
+        super::absent_check(&spec.path, section)
+    }
+
     fn read_files(spec: &LineSpec) -> Vec<&str> {
         vec![spec.path.as_str()]
     }

@@ -185,6 +185,13 @@ macro_rules! kinds {
                 }
             }
 
+            /// A guard's check without a subshell (see [`Kind::guard_check`]).
+            pub(crate) fn guard_check(&self, section: &Section) -> Option<Script> {
+                match self {
+                    $($(#[$attr])* Rendered::$variant(r) => <$kind as Kind>::guard_check(r, section),)*
+                }
+            }
+
             /// The files its probe reads whole (see [`Kind::read_files`]).
             pub(crate) fn read_files(&self) -> Vec<&str> {
                 match self {
@@ -357,6 +364,14 @@ impl FileState {
             FileState::Present { sha256, .. } => sha256,
         }
     }
+}
+
+/// The guard check of a `k8sup_probe_file` of `path` that printed `section`: when the
+/// file was absent, that it still is (the probe's own tests, without a subshell).
+pub(crate) fn absent_check(path: &str, section: &Section) -> Option<Script> {
+    (section.status == 0 && section.body.trim_end_matches('\n') == "kind=absent")
+        .then(|| Some(Script::new("k8sup_absent").arg(crate::script::arg(path.to_string()).ok()?)))
+        .flatten()
 }
 
 /// What a person reads for a diff of `path` from `state` to `wanted`, or a reason

@@ -32,7 +32,7 @@ k8sup_apply_sysctl() {
   for k8sup_as_kv in "$@"; do
     k8sup_sysctl_path "${k8sup_as_kv%%=*}"
     if [ -f "$k8sup_proc/sys/$k8sup_p" ]; then
-      printf '%s\n' "${k8sup_as_kv#*=}" > "$k8sup_proc/sys/$k8sup_p" || return
+      printf '%s\n' "${k8sup_as_kv#*=}" >| "$k8sup_proc/sys/$k8sup_p" || return
     else
       sysctl -w "$k8sup_as_kv" || return
     fi
