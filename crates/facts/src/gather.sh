@@ -9,9 +9,13 @@ k8sup_line /proc/sys/kernel/hostname
 [ -n "$k8sup_v" ] || k8sup_v=$(hostname 2>/dev/null || cat /etc/hostname 2>/dev/null)
 echo "hostname=$k8sup_v"
 if [ -r /etc/os-release ]; then
-  # The host's file, not one of k8sup's.
+  # The host's file, read in this script's own shell (no subshell: the script ends
+  # with it); what the lines after it rely on is put back.
+  k8sup_p=$PATH
   # shellcheck source=/dev/null
-  ( . /etc/os-release; echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"; echo "os_name=$PRETTY_NAME" )
+  . /etc/os-release
+  PATH=$k8sup_p; LC_ALL=C; unset IFS
+  echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"; echo "os_name=$PRETTY_NAME"
 fi
 # The CPUs online, from the kernel's cpulist ("0-3,8-11") read by the shell: no
 # process; cpuinfo's processors when the list is missing or not one.
@@ -19,7 +23,7 @@ k8sup_line /sys/devices/system/cpu/online
 k8sup_c=
 case $k8sup_v in
   [0-9]*)
-    k8sup_c=0; k8sup_o=$IFS; IFS=,
+    k8sup_c=0; IFS=,
     for k8sup_r in $k8sup_v; do
       case $k8sup_r in
         *[!0-9-]*|*-*-*|-*|*-) k8sup_c=; break;;
@@ -27,7 +31,7 @@ case $k8sup_v in
         *) k8sup_c=$((k8sup_c + 1));;
       esac
     done
-    IFS=$k8sup_o;;
+    unset IFS;;
 esac
 case $k8sup_c in ''|0|-*) k8sup_c=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null);; esac
 echo "cpus=$k8sup_c"
@@ -53,7 +57,20 @@ done
 k8sup_line /proc/1/comm; echo "init=$k8sup_v"
 for pm in apt-get dnf yum; do command -v $pm >/dev/null 2>&1 && { echo "package_manager=$pm"; break; }; done
 if command -v ss >/dev/null 2>&1; then
-  ss -ltnH 2>/dev/null | while read -r _ _ _ k8sup_a _; do echo "port=${k8sup_a##*:}"; done
+  # Each line's fourth field, the local address, split by the shell (no pipeline).
+  k8sup_r=$(ss -ltnH 2>/dev/null)
+  set -f
+  IFS='
+'
+  for k8sup_l in $k8sup_r; do
+    unset IFS
+    # shellcheck disable=SC2086 # split into its fields on purpose
+    set -- $k8sup_l
+    [ $# -ge 4 ] && echo "port=${4##*:}"
+    IFS='
+'
+  done
+  unset IFS; set +f
 fi
 command -v kubelet >/dev/null 2>&1 && echo "kubelet=$(kubelet --version 2>/dev/null | awk '{ print $2 }')"
 command -v kubeadm >/dev/null 2>&1 && echo "kubeadm=$(kubeadm version -o short 2>/dev/null)"
