@@ -700,10 +700,7 @@ mod tests {
         for tool in ["base64", "tr"] {
             std::os::unix::fs::symlink(format!("/usr/bin/{tool}"), bin.join(tool)).unwrap();
         }
-        std::fs::write(bin.join("sysctl"), "#!/bin/sh\necho 9\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(bin.join("sysctl"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        crate::testing::fake_program(&bin, "sysctl", "#!/bin/sh\necho 9\n");
         for shell in ["/bin/sh", "/bin/bash"] {
             let sections = run_framed(
                 shell,
@@ -752,10 +749,7 @@ mod tests {
                 "#!/bin/sh\necho {tool} >> '{}'\nexec /usr/bin/{tool} \"$@\"\n",
                 log.display()
             );
-            std::fs::write(bin.join(tool), wrapper).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755))
-                .unwrap();
+            crate::testing::fake_program(&bin, tool, &wrapper);
         }
         // Each file with its probe's third word: read whole ("content") or hashed.
         let paths: Vec<(String, &str)> = [
@@ -977,13 +971,11 @@ mod tests {
             let bin = dir.path().join("bin");
             std::fs::create_dir(&bin).unwrap();
             let log = dir.path().join("sync.log");
-            let fake = bin.join("sync");
-            std::fs::write(
-                &fake,
-                format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display()),
-            )
-            .unwrap();
-            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+            crate::testing::fake_program(
+                &bin,
+                "sync",
+                &format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display()),
+            );
             let etc = dir.path().join("etc");
             std::fs::create_dir(&etc).unwrap();
             std::fs::write(etc.join("b"), "old").unwrap();
@@ -1165,14 +1157,11 @@ mod tests {
         std::fs::create_dir_all(&proc).unwrap();
         std::fs::create_dir_all(&bin).unwrap();
         let marker = dir.path().join("date-ran");
-        let date = bin.join("date");
-        std::fs::write(
-            &date,
-            format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&date, std::fs::Permissions::from_mode(0o755)).unwrap();
+        crate::testing::fake_program(
+            &bin,
+            "date",
+            &format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
+        );
         let uptime = proc.join("uptime");
         let script = format!(
             "{PRELUDE}\nk8sup_init x; k8sup_clock 1764000000000; k8sup_now; a=$k8sup_now; printf '1012.34 4000.00\\n' > \"$K8SUP_PROC/uptime\"; k8sup_now; echo \"$a $k8sup_now\""

@@ -18,6 +18,17 @@ use futures::future::BoxFuture;
 use k8sup_shell::Script;
 use k8sup_ssh::{CommandError, CommandOutput, RunOptions, Transport};
 
+/// Writes `text` (a whole script, `#!` line included) as the executable `dir/name`,
+/// a fake of a system tool for a test; its path. Panics when it cannot.
+pub fn fake_program(dir: &Path, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+    path
+}
+
 /// The names in the directory `dir`, sorted; panics when it cannot be read.
 pub fn sorted_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -46,10 +46,7 @@ fn lab(names: &[&str]) -> Lab {
     let dir = tempfile::tempdir().expect("temp dir");
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).expect("bin");
-    let systemctl = bin.join("systemctl");
-    std::fs::write(&systemctl, FAKE_SYSTEMCTL).expect("fake");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    crate::testing::fake_program(&bin, "systemctl", FAKE_SYSTEMCTL);
     let mut lab = Lab {
         roots: BTreeMap::new(),
         transports: BTreeMap::new(),
@@ -652,11 +649,8 @@ f="$FAKE_ROOT/dpkg/$2"; v=$(cat "$f"); printf 'hi |%s' "${v#*|}" > "$f"
 fn package_module_and_sysctl_kinds_probe_and_apply_through_sh() {
     let lab = lab(&["m1"]);
     let bin = lab._dir.path().join("bin");
-    use std::os::unix::fs::PermissionsExt;
     for (name, text) in FAKE_TOOLS {
-        std::fs::write(bin.join(name), text).expect("fake");
-        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
+        crate::testing::fake_program(&bin, name, text);
     }
     let text = r#"
 [[play]]
