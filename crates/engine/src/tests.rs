@@ -1265,8 +1265,11 @@ esac
 #[test]
 fn a_service_runs_its_unit_as_written_with_one_reload() {
     let lab = lab(&["m1"]);
-    let bin = lab._dir.path().join("bin/systemctl");
-    std::fs::write(&bin, RELOADING_SYSTEMCTL).expect("fake");
+    crate::testing::fake_program(
+        &lab._dir.path().join("bin"),
+        "systemctl",
+        RELOADING_SYSTEMCTL,
+    );
     let playbook = |version: &str| {
         format!(
             r#"
