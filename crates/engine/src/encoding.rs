@@ -70,14 +70,6 @@ fn json_string(text: &str) -> String {
     serde_json::Value::from(text).to_string()
 }
 
-/// The controller's clock in ms since the epoch (0 before it).
-pub(crate) fn epoch_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// A fresh nonce of 128 random bits from the OS, as 32 hex digits.
 pub(crate) fn nonce() -> String {
     let mut bytes = [0u8; 16];

@@ -169,16 +169,17 @@ k8sup_write() {
   fi
   # A temp file staged for this very write (k8sup_stage) is made durable with all the
   # others (one sync) and renamed.
+  # Its directory first, made here when no task did (a staged temp file may wait
+  # above it; one not renamed goes with the batch's end).
   k8sup_wr_d=${1%/*}; [ -n "$k8sup_wr_d" ] || k8sup_wr_d=/
+  [ -d "$k8sup_wr_d" ] || mkdir -p -- "$k8sup_wr_d" || return
   k8sup_staged "$1" "$2" "$3" "$4"; k8sup_wr_r=$?
   case $k8sup_wr_r in
-    0) k8sup_has_text=
-       { [ -d "$k8sup_wr_d" ] || mkdir -p -- "$k8sup_wr_d"; } && mv -f -- "$k8sup_sd_t" "$1" && return 0
+    0) k8sup_has_text=; mv -f -- "$k8sup_sd_t" "$1" && return 0
        k8sup_wr_r=$?; rm -f -- "$k8sup_sd_t"; return $k8sup_wr_r;;
     1) ;;
     *) rm -f -- "$k8sup_sd_t"; return $k8sup_wr_r;;
   esac
-  [ -d "$k8sup_wr_d" ] || mkdir -p -- "$k8sup_wr_d" || return
   k8sup_tempfile "$1" "$2" "$3" "$4" || return
   { sync "$k8sup_tf_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_tf_t" "$1" && return 0
   k8sup_wr_r=$?; rm -f -- "$k8sup_tf_t"; return $k8sup_wr_r

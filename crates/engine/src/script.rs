@@ -1196,7 +1196,7 @@ mod tests {
             .output()
             .unwrap();
         let now: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        assert!(now.abs_diff(crate::encoding::epoch_ms()) < 60_000, "{now}");
+        assert!(now.abs_diff(crate::engine::epoch_ms()) < 60_000, "{now}");
     }
 
     /// Without bash's EPOCHREALTIME, task times come from one `date` and /proc/uptime.

@@ -100,7 +100,7 @@ impl HostRunner<'_, '_> {
         ledger: &StateLedger,
     ) -> Result<BatchScript, String> {
         let path_arg = arg(self.shared.engine.options.state_path.clone())?;
-        let mut script = FramedScript::new().begin_batch(end, crate::encoding::epoch_ms());
+        let mut script = FramedScript::new().begin_batch(end, super::epoch_ms());
         // The files the applies write, staged first: one sync makes them durable.
         for item in batch {
             if let Item::Apply { change, .. } = item {

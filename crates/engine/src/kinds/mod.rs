@@ -369,9 +369,11 @@ impl FileState {
 /// The guard check of a `k8sup_probe_file` of `path` that printed `section`: when the
 /// file was absent, that it still is (the probe's own tests, without a subshell).
 pub(crate) fn absent_check(path: &str, section: &Section) -> Option<Script> {
-    (section.status == 0 && section.body.trim_end_matches('\n') == "kind=absent")
-        .then(|| Some(Script::new("k8sup_absent").arg(crate::script::arg(path.to_string()).ok()?)))
-        .flatten()
+    if section.status != 0 || section.body.trim_end_matches('\n') != "kind=absent" {
+        return None;
+    }
+    let path = crate::script::arg(path.to_string()).ok()?;
+    Some(Script::new("k8sup_absent").arg(path))
 }
 
 /// What a person reads for a diff of `path` from `state` to `wanted`, or a reason
