@@ -29,7 +29,7 @@ use crate::error::{CommandError, ConnectError};
 use crate::event::SshEvent;
 use crate::host_key::{HandshakeError, HostKeyChecker};
 use crate::known_hosts;
-use crate::shell::{self, Start};
+use crate::shell::{self, Mode, Start};
 use crate::target::{Secret, Target};
 use crate::transport::Transport;
 
@@ -249,6 +249,16 @@ enum ShellSlot {
 /// Stdout and stderr read while waiting for a shell's ready line.
 type Early = (Vec<u8>, Vec<u8>);
 
+/// How a request to the session's shell went.
+enum Exchanged {
+    Output(CommandOutput),
+    /// The shell turned out not to run (the request ran nowhere).
+    NotRunning,
+    /// The shell runs, but cannot take this request (a stream server and a stdin it
+    /// cannot hold): it goes on a channel of its own, and nothing ran.
+    ChannelNeeded,
+}
+
 /// A shell's channel and the token that ends each output.
 struct ShellChannel {
     read: ChannelReadHalf,
@@ -263,6 +273,11 @@ struct ShellChannel {
     first_sent: bool,
     /// The libraries this shell has defined (see [`RunOptions::library`]).
     libraries: Vec<&'static str>,
+    /// How the shell takes requests, once its ready line said so.
+    mode: Option<Mode>,
+    /// A stream server's first request, which must set its token and traps, is still
+    /// to be sent.
+    prologue_due: bool,
 }
 
 impl Session {
@@ -397,12 +412,13 @@ impl Session {
                 ShellSlot::Ready(channel) => {
                     self.shell_exchange(channel, text, options, command).await
                 }
-                _ => Ok(None),
+                _ => Ok(Exchanged::NotRunning),
             }
         };
         match tokio::time::timeout(limit, run).await {
-            Ok(Ok(Some(output))) => Some(Ok(output)),
-            Ok(Ok(None)) => {
+            Ok(Ok(Exchanged::Output(output))) => Some(Ok(output)),
+            Ok(Ok(Exchanged::ChannelNeeded)) => None,
+            Ok(Ok(Exchanged::NotRunning)) => {
                 if let ShellSlot::Ready(channel) = std::mem::replace(slot, ShellSlot::Unavailable) {
                     let _ = channel.write.close().await;
                 }
@@ -445,14 +461,16 @@ impl Session {
             .shell_exchange(channel, &relock.render(), &RunOptions::default(), command)
             .await?
         {
-            Some(out) if out.success() => Ok(()),
-            Some(out) => Err(lost(format!(
+            Exchanged::Output(out) if out.success() => Ok(()),
+            Exchanged::Output(out) => Err(lost(format!(
                 "{}: {}{}",
                 out.status_text(),
                 out.stdout_text().trim(),
                 out.stderr_text().trim()
             ))),
-            None => Err(lost("the shell did not answer".into())),
+            Exchanged::NotRunning | Exchanged::ChannelNeeded => {
+                Err(lost("the shell did not answer".into()))
+            }
         }
     }
 
@@ -484,6 +502,8 @@ impl Session {
             },
             first_sent: first.is_some(),
             libraries: Vec::new(),
+            mode: None,
+            prologue_due: true,
         };
         if self.sudo == Become::WithPassword {
             let ShellChannel {
@@ -494,7 +514,10 @@ impl Session {
                 ..
             } = &mut channel;
             match self.await_ready(read, write, gate, token, command).await? {
-                Some(rest) => channel.started = Some(rest),
+                Some((rest, mode)) => {
+                    channel.started = Some(rest);
+                    channel.mode = Some(mode);
+                }
                 None => {
                     let _ = channel.write.close().await;
                     return Ok(None);
@@ -505,9 +528,9 @@ impl Session {
     }
 
     /// Reads the shell's start: `Some` with the stdout that followed the ready line and
-    /// the stderr after sudo's prelude (the first request's, when it was sent at once),
-    /// `None` when the host cannot run the shell (it ran nothing). Answers sudo's
-    /// password prompt; sudo's refusals are errors.
+    /// the stderr after sudo's prelude (the first request's, when it went with the
+    /// start), and the shell's mode; `None` when the host cannot run the shell (it ran
+    /// nothing). Answers sudo's password prompt; sudo's refusals are errors.
     async fn await_ready(
         &self,
         read: &mut ChannelReadHalf,
@@ -515,7 +538,7 @@ impl Session {
         gate: &mut Option<BecomeGate>,
         token: &str,
         command: &str,
-    ) -> Result<Option<Early>, CommandError> {
+    ) -> Result<Option<(Early, Mode)>, CommandError> {
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
         while let Some(message) = read.wait().await {
@@ -524,7 +547,9 @@ impl Session {
                     stdout.extend_from_slice(&data);
                     match shell::start_state(token, &stdout) {
                         Start::Pending => {}
-                        Start::Ready(at) => return Ok(Some((stdout.split_off(at), stderr))),
+                        Start::Ready(at, mode) => {
+                            return Ok(Some(((stdout.split_off(at), stderr), mode)))
+                        }
                         Start::Unavailable => return Ok(None),
                     }
                 }
@@ -555,25 +580,16 @@ impl Session {
         Ok(None)
     }
 
-    /// Sends one request to the shell and gathers its output up to both end lines;
-    /// `None` when the shell turned out not to run (the request ran nowhere).
+    /// Sends one request to the shell and gathers its output up to both end lines.
+    /// Unless the request went with the shell's start, the shell's ready line is read
+    /// first: its mode decides how the request is written.
     async fn shell_exchange(
         &self,
         channel: &mut ShellChannel,
         text: &str,
         options: &RunOptions,
         command: &str,
-    ) -> Result<Option<CommandOutput>, CommandError> {
-        // A library goes with the first request that names it (again after a request
-        // that carried it failed: it may not have been defined).
-        let library = options
-            .library
-            .filter(|library| !channel.libraries.contains(library));
-        let request = shell::request(
-            library.unwrap_or_default(),
-            text,
-            options.stdin.as_deref().unwrap_or_default(),
-        );
+    ) -> Result<Exchanged, CommandError> {
         let ShellChannel {
             read,
             write,
@@ -582,10 +598,42 @@ impl Session {
             gate,
             first_sent,
             libraries,
+            mode,
+            prologue_due,
         } = channel;
         let write = &*write;
         // The first request may have gone with the shell's start line.
         let already_sent = std::mem::take(first_sent);
+        if !already_sent && started.is_none() {
+            match self.await_ready(read, write, gate, token, command).await? {
+                Some((early, ready_mode)) => {
+                    *started = Some(early);
+                    *mode = Some(ready_mode);
+                }
+                None => return Ok(Exchanged::NotRunning),
+            }
+        }
+        // A library goes with the first request that names it (again after a request
+        // that carried it failed: it may not have been defined).
+        let library = options
+            .library
+            .filter(|library| !libraries.contains(library));
+        let mut request = Vec::new();
+        if !already_sent {
+            let request_mode = mode.unwrap_or(Mode::Head);
+            let Some(bytes) = shell::request(
+                request_mode,
+                library.unwrap_or_default(),
+                text,
+                options.stdin.as_deref().unwrap_or_default(),
+            ) else {
+                return Ok(Exchanged::ChannelNeeded);
+            };
+            if request_mode == Mode::Stream && std::mem::take(prologue_due) {
+                request = shell::stream_prologue(token).into_bytes();
+            }
+            request.extend_from_slice(&bytes);
+        }
         let send = async {
             if already_sent {
                 return Ok(());
@@ -599,7 +647,10 @@ impl Session {
             let (first_out, first_err) = match started.take() {
                 Some(early) => early,
                 None => match self.await_ready(read, write, gate, token, command).await? {
-                    Some(early) => early,
+                    Some((early, ready_mode)) => {
+                        *mode = Some(ready_mode);
+                        early
+                    }
                     None => return Ok(None),
                 },
             };
@@ -647,10 +698,10 @@ impl Session {
                 if let (Some(library), true) = (library, output.success()) {
                     libraries.push(library);
                 }
-                Ok(Some(output))
+                Ok(Exchanged::Output(output))
             }
             // The request went to a shell that never ran it: sending may have failed.
-            None => Ok(None),
+            None => Ok(Exchanged::NotRunning),
         }
     }
 

@@ -5,7 +5,27 @@
 //! small host that is several milliseconds of its CPU for every command, and a round
 //! trip of its own. Instead, the first command of a session starts a small POSIX shell
 //! loop (the *server*, through `sudo` like any command when the target says `become`)
-//! and every command after that is a request on its stdin:
+//! and every command after that is a request on its stdin.
+//!
+//! How a request travels depends on the host's `sh` (the server says which in its
+//! ready line):
+//!
+//! - **Stream** (`dash`, BusyBox `ash` and every `sh` but bash): once ready, the server
+//!   `exec`s `sh -s`, which reads its commands from stdin itself, in blocks, as a
+//!   script from a pipe. A request is shell text: the script (then its stdin, and its
+//!   library, when it has them) assigned to the server's variables in single quotes,
+//!   then one constant line that runs it ([`STREAM_RUN`]). No program reads a request:
+//!   no `head`, whatever `head` the host has (uutils' on Ubuntu 25.10, BusyBox's).
+//!   Nothing else may read that stdin, so a script's stdin is never the server's: it
+//!   is `/dev/null`, or the request's stdin piped in by the shell's own `printf`. A
+//!   stdin the shell cannot hold (a NUL byte, or more than [`MAX_STREAM_STDIN`]) goes
+//!   on a channel of its own instead (below). The shell that is `exec`ed has none of
+//!   the first one's traps or variables: the first request sent to it starts with
+//!   them ([`stream_prologue`]).
+//! - **Head** (bash, `sh` on the Red Hat family, which reads a script from a pipe one
+//!   byte per `read` so that a command may share it: a request of 20 KB would cost
+//!   20,000 system calls): the server loops, reading each request's header with `read`
+//!   and its bytes with GNU `head -c`:
 //!
 //! ```text
 //! <script length> <stdin length> 0\n<script bytes><stdin bytes>
@@ -22,15 +42,17 @@
 //! whatever stdin the script left unread, and ends each stream with a line holding a
 //! per-session random token: stdout's also carries the exit status. The token cannot
 //! appear in a command's output by chance, and everything before it is the command's
-//! output, byte for byte.
+//! output, byte for byte. A stream server runs a script the same way and ends its
+//! output with the same lines.
 //!
 //! A request may carry a library ([`crate::RunOptions::library`]: shell functions and
-//! constants that the script relies on, sent once per shell). Its script then comes
-//! in a block with it (the second form above): the assignment of the script to the
-//! server's variable, in single quotes, then the library. The server reads the block
-//! with one `head` and `eval`s it in its own shell, with `command` so that a syntax
-//! error ends that `eval`, not the server: every later request, a subshell, inherits
-//! what the library defined. A library that does not parse leaves the request's
+//! constants that the script relies on, sent once per shell). In head mode its script
+//! then comes in a block with it (the second form above): the assignment of the script
+//! to the server's variable, in single quotes, then the library. The server reads the
+//! block with one `head` and `eval`s it in its own shell, with `command` so that a
+//! syntax error ends that `eval`, not the server: every later request, a subshell,
+//! inherits what the library defined. A stream server `command eval`s the library from
+//! its variable in the same way. A library that does not parse leaves the request's
 //! script unrun (its stdin is drained), with the shell's message on stderr and its
 //! status.
 //! A library must not set the server's variables ([`SERVER_VARIABLES`]) nor define a
@@ -54,8 +76,10 @@
 //! line itself, as the server's first script, and costs no round trip of its own.
 //!
 //! A session falls back to one channel per command when the shell is busy (commands run
-//! at once), when the host's `head` is not GNU's, and for every command after one that
-//! timed out (the shell is then killed with its channel and started afresh next time).
+//! at once), when a bash server finds that the host's `head` is not GNU's, and for every
+//! command after one that timed out (the shell is then killed with its channel and
+//! started afresh next time); a command whose stdin a stream server cannot hold goes on
+//! a channel of its own, and the shell stays for the next.
 //!
 //! What a channel reports and the shell cannot: a command killed by a signal shows as
 //! exit status 128 + the signal's number, as in any shell, not as an exit signal.
@@ -86,6 +110,8 @@ pub const SERVER_VARIABLES: &[&str] = &[
     "k8sup_l",
     "k8sup_rc",
     "k8sup_s",
+    "k8sup_i",
+    "k8sup_md",
 ];
 
 /// The commands the server runs between requests (besides the special builtins, which
@@ -94,8 +120,11 @@ pub const SERVER_COMMANDS: &[&str] = &[
     "head", "cat", "printf", "read", "echo", "kill", "rm", "command", "[",
 ];
 
-/// What the server prints first on stdout, once it runs (after `sudo` let it).
+/// What the server prints first on stdout, once it runs (after `sudo` let it), in
+/// head mode...
 const READY: &str = "ready";
+/// ...and in stream mode (see the module docs).
+const READY_STREAM: &str = "stream";
 /// What the server prints instead when the host's `head` cannot be trusted to stop at
 /// a byte count.
 const UNAVAILABLE: &str = "unavailable";
@@ -116,6 +145,16 @@ pub(crate) fn new_token() -> String {
     }
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("k8sup-{hex}")
+}
+
+/// [`RUN_SCRIPT_SUBSHELL`]'s text, for the `concat!`s that hold it.
+macro_rules! run_script_subshell {
+    () => {
+        concat!(
+            r#"( set --; eval "unset k8sup_end k8sup_t k8sup_x k8sup_p k8sup_n k8sup_m k8sup_l k8sup_rc k8sup_s k8sup_i k8sup_md; "#,
+            r#"$k8sup_s" )"#,
+        )
+    };
 }
 
 /// The sweep of [`SCRIPT_DIR`], also run when the shell exits: a shell killed while
@@ -143,6 +182,47 @@ const SCRIPT_DIR: &str = concat!(
     r#"k8sup_um=$(umask); k8sup_d=$(mktemp -d "$k8sup_t/k8sup-shell.$$.XXXXXXXXXX")"#,
 );
 
+/// Shell text that sweeps [`SCRIPT_DIR`] now and when the shell ends (also when its
+/// connection is cut): the directories that shells killed outright left may hold a
+/// script. Signals end the server with the shell's usual status.
+const TRAPS: &str = concat!(
+    r#"k8sup_t=${TMPDIR:-/tmp}; "#,
+    sweep!(),
+    r#"trap '"#,
+    sweep!(),
+    r#"' EXIT; trap 'exit 129' HUP; trap 'exit 141' PIPE; trap 'exit 143' TERM; "#,
+);
+
+/// The most stdin a request to a stream server carries in its text (in the server's
+/// memory until the script ran); a larger one goes on a channel of its own.
+pub(crate) const MAX_STREAM_STDIN: usize = 1024 * 1024;
+
+/// The line that ends every request to a stream server: the library (`k8sup_l`, when
+/// the request set it) is defined in the server with `command eval` (a syntax error
+/// ends that `eval`, not the server), then the script runs as in head mode, with the
+/// request's stdin (`k8sup_i`, when set) from the shell's own `printf`, else none.
+/// The end lines follow, as in head mode.
+const STREAM_RUN: &str = concat!(
+    r#"k8sup_rc=0; if [ -n "${k8sup_l+x}" ]; then command eval "$k8sup_l" </dev/null || k8sup_rc=$?; unset k8sup_l; fi; "#,
+    r#"if [ "$k8sup_rc" -gt 0 ]; then :; elif [ -n "${k8sup_i+x}" ]; then "#,
+    r#"printf %s "$k8sup_i" | "#,
+    run_script_subshell!(),
+    r#"; k8sup_rc=$?; else "#,
+    run_script_subshell!(),
+    r#" </dev/null; k8sup_rc=$?; fi; unset k8sup_i; k8sup_s=; "#,
+    r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; printf '\n%s\n' "$k8sup_end" >&2"#,
+    "\n",
+);
+
+/// What the first request to a stream server starts with: the token and the traps of
+/// the shell it replaced (an `exec` keeps neither).
+pub(crate) fn stream_prologue(token: &str) -> String {
+    debug_assert!(token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    format!("k8sup_end={token}; {TRAPS}\n")
+}
+
 /// Shell text that runs the script in the file `"$k8sup_d/s"` (on a channel of its own,
 /// [`channel_script`]) as `sh -c` would run it as an argument (`$0` is `k8sup`, no
 /// positional parameters, a process of its own), without the script in any process's
@@ -159,10 +239,7 @@ const READ_SCRIPT: &str = r#"k8sup_s=$(head -c "$k8sup_n"; echo .); k8sup_s=${k8
 /// (unset in front of the script, on its first line: its line numbers stay), the
 /// traps and `exit` the script's own (a subshell starts with no traps of the server's
 /// and default signal dispositions, and its end is the request's).
-const RUN_SCRIPT_SUBSHELL: &str = concat!(
-    r#"( set --; eval "unset k8sup_end k8sup_t k8sup_x k8sup_p k8sup_n k8sup_m k8sup_l k8sup_rc k8sup_s; "#,
-    r#"$k8sup_s" )"#,
-);
+const RUN_SCRIPT_SUBSHELL: &str = run_script_subshell!();
 
 /// The server loop (see the module docs). With `held_file`, the server opens that file
 /// on fd 9 first (see [`crate::Target::held_file`]); a file it cannot open is left out.
@@ -180,25 +257,21 @@ pub(crate) fn server_script(
         .arg(token)
         .code("; k8sup_end=$1;")
         .code(concat!(
+            // bash reads a script from a pipe a byte at a time: it serves in head mode,
+            // with GNU head or not at all. Any other sh streams (see the module docs).
+            r#"if [ -n "${BASH_VERSION-}" ]; then k8sup_md=ready; "#,
             r#"case "$(head --version 2>/dev/null)" in *GNU*) ;; "#,
             r#"*) printf '%s-unavailable\n' "$k8sup_end"; exit 0;; esac; "#,
+            r#"else k8sup_md=stream; fi; "#,
         ))
-        .code(concat!(
-            // The directories that shells killed outright left (they may hold a
-            // script), now and when this one ends, also when its connection is cut.
-            r#"k8sup_t=${TMPDIR:-/tmp}; "#,
-            sweep!(),
-            r#"trap '"#,
-            sweep!(),
-            r#"' EXIT; trap 'exit 129' HUP; trap 'exit 141' PIPE; trap 'exit 143' TERM; "#,
-        ));
+        .code(TRAPS);
     if let Some(file) = held_file {
         script = script
             .code("{ command exec 9>>")
             .arg(file.clone())
             .code("; } 2>/dev/null;");
     }
-    script = script.code(r#"printf '%s-ready\n' "$k8sup_end"; "#);
+    script = script.code(r#"printf '%s-%s\n' "$k8sup_end" "$k8sup_md"; "#);
     if let Some(first) = first {
         // The same steps as a request's without stdin (the loop below).
         script = script
@@ -213,6 +286,10 @@ pub(crate) fn server_script(
             ));
     }
     script
+        // A stream server's next shell reads the requests itself (its traps and the
+        // token come with the first one, see [`stream_prologue`]); the held file's fd
+        // 9 stays open across the exec.
+        .code(r#"[ "$k8sup_md" = ready ] || exec sh -s; "#)
         .code(r#"while IFS=' ' read -r k8sup_n k8sup_m k8sup_l; do k8sup_rc=0; k8sup_s=; "#)
         // A request with a library: one block that sets the script's variable, then
         // defines the library in the server itself (see the module docs and
@@ -273,12 +350,74 @@ pub(crate) fn channel_stdin(script: &str, stdin: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The bytes of one request: header, script, stdin; with a library (`""` when the
-/// shell has it already), the script and the library as one block the server reads
-/// with one `head` and `eval`s: the script's variable set first, in single quotes,
-/// so that nothing in the library (which must be complete shell text) can end that
-/// assignment early or run a part of the script in the server.
-pub(crate) fn request(library: &str, script: &str, stdin: &[u8]) -> Vec<u8> {
+/// How a server takes its requests (see the module docs), as its ready line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A loop that reads each request with `read` and `head -c` (bash).
+    Head,
+    /// A shell that reads its requests as shell text (every other sh).
+    Stream,
+}
+
+/// The bytes of one request in `mode`; `None` when a stream server cannot hold its
+/// stdin (a NUL byte, or more than [`MAX_STREAM_STDIN`]): it goes on a channel of its
+/// own then. The script holds no NUL (the session sends such a one on a channel).
+pub(crate) fn request(mode: Mode, library: &str, script: &str, stdin: &[u8]) -> Option<Vec<u8>> {
+    match mode {
+        Mode::Head => Some(head_request(library, script, stdin)),
+        Mode::Stream => stream_request(library, script, stdin),
+    }
+}
+
+/// `'text'`, the single quotes in it written as `'\''`.
+fn push_quoted(into: &mut String, text: &str) {
+    into.push('\'');
+    into.push_str(&text.replace('\'', r"'\''"));
+    into.push('\'');
+}
+
+/// A request to a stream server: the script, its stdin and its library assigned in
+/// single quotes (nothing in them can end the assignment early or run in the
+/// server), then [`STREAM_RUN`].
+fn stream_request(library: &str, script: &str, stdin: &[u8]) -> Option<Vec<u8>> {
+    let stdin = match stdin {
+        [] => None,
+        bytes if bytes.len() > MAX_STREAM_STDIN || bytes.contains(&0) => return None,
+        // Any other byte goes in single quotes as it is; the shell hands back bytes,
+        // whatever their encoding.
+        bytes => Some(bytes),
+    };
+    let mut text = String::with_capacity(script.len() + library.len() + STREAM_RUN.len() + 32);
+    text.push_str("k8sup_s=");
+    push_quoted(&mut text, script);
+    text.push('\n');
+    let mut bytes = text.into_bytes();
+    if let Some(stdin) = stdin {
+        bytes.extend_from_slice(b"k8sup_i='");
+        for (n, part) in stdin.split(|&b| b == b'\'').enumerate() {
+            if n > 0 {
+                bytes.extend_from_slice(br"'\''");
+            }
+            bytes.extend_from_slice(part);
+        }
+        bytes.extend_from_slice(b"'\n");
+    }
+    if !library.is_empty() {
+        let mut text = String::from("k8sup_l=");
+        push_quoted(&mut text, library);
+        text.push('\n');
+        bytes.extend_from_slice(text.as_bytes());
+    }
+    bytes.extend_from_slice(STREAM_RUN.as_bytes());
+    Some(bytes)
+}
+
+/// The bytes of one request to a head server: header, script, stdin; with a library
+/// (`""` when the shell has it already), the script and the library as one block the
+/// server reads with one `head` and `eval`s: the script's variable set first, in
+/// single quotes, so that nothing in the library (which must be complete shell text)
+/// can end that assignment early or run a part of the script in the server.
+fn head_request(library: &str, script: &str, stdin: &[u8]) -> Vec<u8> {
     if library.is_empty() {
         let mut bytes = format!("{} {} 0\n", script.len(), stdin.len()).into_bytes();
         bytes.reserve(script.len() + stdin.len());
@@ -287,9 +426,9 @@ pub(crate) fn request(library: &str, script: &str, stdin: &[u8]) -> Vec<u8> {
         return bytes;
     }
     let mut block = String::with_capacity(script.len() + library.len() + 16);
-    block.push_str("k8sup_s='");
-    block.push_str(&script.replace('\'', r"'\''"));
-    block.push_str("'\n");
+    block.push_str("k8sup_s=");
+    push_quoted(&mut block, script);
+    block.push('\n');
     block.push_str(library);
     let mut bytes = format!("0 {} {}\n", stdin.len(), block.len()).into_bytes();
     bytes.reserve(block.len() + stdin.len());
@@ -303,9 +442,10 @@ pub(crate) fn request(library: &str, script: &str, stdin: &[u8]) -> Vec<u8> {
 pub(crate) enum Start {
     /// Not yet known: more output is needed.
     Pending,
-    /// The server runs; what follows its ready line (the first request's output, when
-    /// the request was sent without waiting) starts at this offset.
-    Ready(usize),
+    /// The server runs and takes requests in this mode; what follows its ready line
+    /// (the first request's output, when the request went with its start) starts at
+    /// this offset.
+    Ready(usize, Mode),
     /// The host cannot run the server (it ran nothing): use one channel per command.
     Unavailable,
 }
@@ -313,11 +453,14 @@ pub(crate) enum Start {
 /// Reads the server's first line from what stdout has said so far (anything a login
 /// script printed before it is passed over).
 pub(crate) fn start_state(token: &str, stdout: &[u8]) -> Start {
-    let ready = format!("{token}-{READY}\n");
     let unavailable = format!("{token}-{UNAVAILABLE}\n");
-    if let Some(at) = find(stdout, ready.as_bytes()) {
-        Start::Ready(at + ready.len())
-    } else if find(stdout, unavailable.as_bytes()).is_some() {
+    for (word, mode) in [(READY, Mode::Head), (READY_STREAM, Mode::Stream)] {
+        let ready = format!("{token}-{word}\n");
+        if let Some(at) = find(stdout, ready.as_bytes()) {
+            return Start::Ready(at + ready.len(), mode);
+        }
+    }
+    if find(stdout, unavailable.as_bytes()).is_some() {
         Start::Unavailable
     } else {
         Start::Pending
@@ -445,11 +588,22 @@ mod tests {
         dash
     }
 
+    /// The mode a server under `shell` takes requests in: bash reads a script from a
+    /// pipe a byte at a time, so it loops with `head`; dash streams.
+    fn mode_of(shell: &str) -> Mode {
+        if shell == "bash" {
+            Mode::Head
+        } else {
+            Mode::Stream
+        }
+    }
+
     fn serve_under(
         shell: &str,
         first: Option<&str>,
         requests: &[(&str, &str, &[u8])],
     ) -> Vec<(Vec<u8>, Vec<u8>, u32)> {
+        let mode = mode_of(shell);
         let token = new_token();
         let first_arg = first.map(|f| ShellArg::new(f).expect("no NUL"));
         let mut child = Command::new(shell)
@@ -461,8 +615,11 @@ mod tests {
             .spawn()
             .expect("sh runs");
         let mut input = Vec::new();
+        if mode == Mode::Stream {
+            input.extend(stream_prologue(&token).into_bytes());
+        }
         for (library, script, stdin) in requests {
-            input.extend(request(library, script, stdin));
+            input.extend(request(mode, library, script, stdin).expect("a request it can hold"));
         }
         let mut stdin = child.stdin.take().expect("piped");
         let writer = std::thread::spawn(move || {
@@ -484,12 +641,13 @@ mod tests {
             .expect("stderr");
         writer.join().expect("writer");
         child.wait().expect("exits");
-        let Start::Ready(ready) = start_state(&token, &out) else {
+        let Start::Ready(ready, ready_mode) = start_state(&token, &out) else {
             panic!(
                 "no ready line: {}",
                 String::from_utf8_lossy(&out[..out.len().min(300)])
             );
         };
+        assert_eq!(ready_mode, mode, "{shell}'s server says its mode");
         let split = |mut bytes: &[u8], stdout: bool| {
             let mut outputs = Vec::new();
             while !bytes.is_empty() {
@@ -523,7 +681,9 @@ mod tests {
 
     #[test]
     fn requests_run_in_order_with_their_own_stdin_output_and_status() {
-        let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        // Every byte but NUL, which a stream server's request cannot hold (see
+        // `a_stream_server_takes_a_stdin_it_can_hold_and_refuses_the_rest`).
+        let binary: Vec<u8> = (1..=255u8).cycle().take(70_000).collect();
         let results = serve(&[
             ("printf out; printf err >&2; exit 3", b""),
             ("cat", &binary),
@@ -670,7 +830,12 @@ mod tests {
     /// Every `k8sup_` variable the server uses is listed, and unset for the requests.
     #[test]
     fn the_server_s_variables_are_listed_and_unset_for_requests() {
-        let server = server_script(&new_token(), None, None).render();
+        let token = new_token();
+        let server = format!(
+            "{}{STREAM_RUN}{}",
+            server_script(&token, None, None).render(),
+            stream_prologue(&token)
+        );
         let mut used: Vec<&str> = server
             .match_indices("k8sup_")
             .map(|(at, _)| {
@@ -694,6 +859,93 @@ mod tests {
         let mut unset: Vec<&str> = unset.split_whitespace().collect();
         unset.sort_unstable();
         assert_eq!(unset, listed);
+    }
+
+    #[test]
+    fn a_stream_server_takes_a_stdin_it_can_hold_and_refuses_the_rest() {
+        let held = request(Mode::Stream, "", "cat", b"it's \xff\n'").expect("holds it");
+        assert!(
+            held.starts_with(b"k8sup_s='cat'\nk8sup_i='it'\\''s \xff\n'\\'''\n"),
+            "{:?}",
+            String::from_utf8_lossy(&held)
+        );
+        assert_eq!(
+            request(Mode::Stream, "", "cat", b"a\0b"),
+            None,
+            "a NUL byte"
+        );
+        let big = vec![b'x'; MAX_STREAM_STDIN + 1];
+        assert_eq!(request(Mode::Stream, "", "cat", &big), None, "too large");
+        assert!(request(Mode::Stream, "", "cat", &big[1..]).is_some());
+        // A head server takes any stdin after the script.
+        assert!(request(Mode::Head, "", "cat", b"a\0b")
+            .expect("head")
+            .ends_with(b"cata\0b"));
+    }
+
+    /// Under dash the server reads no request with a program: a `head` first in its
+    /// PATH that fails (and leaves a mark) is never run, and the requests still run.
+    /// The file the server holds on fd 9 is still open in the shell that streams.
+    #[test]
+    fn a_stream_server_runs_no_head_and_keeps_its_held_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("k8sup-stream-test-{}", std::process::id()));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).expect("temp dir");
+        let mark = dir.join("head-ran");
+        let head = bin.join("head");
+        std::fs::write(
+            &head,
+            format!("#!/bin/sh\necho \"$@\" >> '{}'\nexit 1\n", mark.display()),
+        )
+        .expect("fake head");
+        std::fs::set_permissions(&head, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let held = dir.join("held");
+        let token = new_token();
+        let held_arg = ShellArg::new(held.to_str().expect("utf-8")).expect("no NUL");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut child = Command::new("dash")
+            .arg("-c")
+            .arg(server_script(&token, Some(&held_arg), None).render())
+            .env("PATH", path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dash runs");
+        let mut input = stream_prologue(&token).into_bytes();
+        for (script, stdin) in [
+            ("echo one; cat", &b"in"[..]),
+            ("echo held >&9; echo two", b""),
+        ] {
+            input.extend(request(Mode::Stream, "", script, stdin).expect("holds it"));
+        }
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(&input)
+            .expect("requests written");
+        let output = child.wait_with_output().expect("exits");
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(out.starts_with(&format!("{token}-stream\n")), "{out}");
+        assert_eq!(
+            out.matches(&token).count(),
+            3,
+            "the ready line and two end lines: {out}"
+        );
+        assert!(out.contains("one\nin\n") && out.contains("two\n"), "{out}");
+        assert_eq!(std::fs::read_to_string(&held).expect("held file"), "held\n");
+        assert!(
+            !mark.exists(),
+            "head ran: {:?}",
+            std::fs::read_to_string(&mark)
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]
@@ -722,18 +974,26 @@ mod tests {
     fn start_lines_are_recognised() {
         let token = "k8sup-abc";
         assert_eq!(start_state(token, b"k8sup-abc-rea"), Start::Pending);
-        assert_eq!(start_state(token, b"k8sup-abc-ready\n"), Start::Ready(16));
+        assert_eq!(
+            start_state(token, b"k8sup-abc-ready\n"),
+            Start::Ready(16, Mode::Head)
+        );
         assert_eq!(
             start_state(token, b"k8sup-abc-ready\nfirst output"),
-            Start::Ready(16)
+            Start::Ready(16, Mode::Head)
         );
+        assert_eq!(
+            start_state(token, b"k8sup-abc-stream\nfirst output"),
+            Start::Ready(17, Mode::Stream)
+        );
+        assert_eq!(start_state(token, b"k8sup-abc-strea"), Start::Pending);
         assert_eq!(
             start_state(token, b"k8sup-abc-unavailable\n"),
             Start::Unavailable
         );
         assert_eq!(
             start_state(token, b"welcome\nk8sup-abc-ready\n"),
-            Start::Ready(24)
+            Start::Ready(24, Mode::Head)
         );
     }
 

@@ -101,6 +101,63 @@ async fn commands_share_one_shell_but_nothing_else() {
     assert_eq!(session.round_trips(), 4);
 }
 
+/// A stdin that a stream server (`sh` is dash here) cannot hold in a request, one with
+/// a NUL byte or over 1 MiB, goes on a channel of its own, byte for byte; the shell
+/// stays for the commands after it. Under a head server (bash) it goes to the shell.
+#[tokio::test]
+async fn a_stdin_the_shell_cannot_hold_goes_on_a_channel_and_the_shell_stays() {
+    require_sshd!();
+    let sshd = Sshd::start();
+    let session = connect(&sshd.target()).await.expect("connects");
+    let streams = std::fs::canonicalize("/bin/sh")
+        .map(|sh| !sh.to_string_lossy().contains("bash"))
+        .unwrap_or(true);
+    let first = session.run(&Script::new("echo first")).await.expect("runs");
+    assert_eq!(first.stdout_text(), "first\n");
+    assert_eq!(session.channels_opened(), 1);
+    let binary: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    let large = vec![b'q'; 1024 * 1024 + 1];
+    for (n, stdin) in [binary, large].into_iter().enumerate() {
+        let options = RunOptions {
+            stdin: Some(stdin.clone()),
+            ..RunOptions::default()
+        };
+        let output = session
+            .run_with(
+                &Script::new("sha256sum | cut -c1-64; echo \"[$#]\""),
+                options,
+            )
+            .await
+            .expect("runs");
+        let sum = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().expect("piped").write_all(&stdin)?;
+                child.wait_with_output()
+            })
+            .expect("sha256sum here");
+        let sum = String::from_utf8_lossy(&sum.stdout);
+        assert_eq!(
+            output.stdout_text(),
+            format!("{}\n[0]\n", &sum[..64]),
+            "stdin {n} arrives byte for byte"
+        );
+        let channels = if streams { 2 + n as u64 } else { 1 };
+        assert_eq!(session.channels_opened(), channels, "stdin {n}");
+    }
+    let after = session.run(&Script::new("echo after")).await.expect("runs");
+    assert_eq!(after.stdout_text(), "after\n");
+    let channels = if streams { 3 } else { 1 };
+    assert_eq!(
+        session.channels_opened(),
+        channels,
+        "the shell took the next command"
+    );
+}
+
 #[tokio::test]
 async fn stdin_and_live_output_reach_the_caller() {
     require_sshd!();
