@@ -158,6 +158,47 @@ async fn a_stdin_the_shell_cannot_hold_goes_on_a_channel_and_the_shell_stays() {
     );
 }
 
+/// Where `sh` is bash (the Red Hat family), the shell reads each request with GNU
+/// `head -c`: every command, a stdin with NUL bytes and over 1 MiB, a library and a
+/// public first command all go to that one shell, byte for byte.
+#[tokio::test]
+async fn where_sh_is_bash_the_shell_reads_requests_with_head_and_takes_any_stdin() {
+    require_sshd!();
+    let sshd = Sshd::start_with_bash_as_sh();
+    let session = connect(&sshd.target()).await.expect("connects");
+    let public = RunOptions {
+        public: true,
+        ..RunOptions::default()
+    };
+    let first = session
+        .run_with(&Script::new("echo \"first ${BASH_VERSION:+bash}\""), public)
+        .await
+        .expect("runs");
+    assert_eq!(first.stdout_text(), "first bash\n", "the server is bash");
+    let binary: Vec<u8> = (0..=255u8).cycle().take(1024 * 1024 + 7).collect();
+    let options = RunOptions {
+        stdin: Some(binary.clone()),
+        ..RunOptions::default()
+    };
+    let output = session
+        .run_with(&Script::new("cat; echo \"[$#]\""), options)
+        .await
+        .expect("runs");
+    assert_eq!(output.stdout.len(), binary.len() + 4);
+    assert!(output.stdout.starts_with(&binary), "stdin byte for byte");
+    let lib = session
+        .run_with(&Script::new("k8sup_lib_hi there"), with_library())
+        .await
+        .expect("runs");
+    assert_eq!(lib.stdout_text(), "hi there 1\n");
+    let next = session
+        .run_with(&Script::new("k8sup_lib_hi again"), with_library())
+        .await
+        .expect("runs");
+    assert_eq!(next.stdout_text(), "hi again 1\n", "the library went once");
+    assert_eq!(session.channels_opened(), 1, "one shell took everything");
+}
+
 #[tokio::test]
 async fn stdin_and_live_output_reach_the_caller() {
     require_sshd!();

@@ -70,9 +70,19 @@ impl Sshd {
         Sshd::start_with_host_keys(&["ed25519"])
     }
 
+    /// Starts a server whose sessions find bash as `sh` first in their PATH, as on
+    /// the Red Hat family (sshd's `SetEnv`; sudo's own PATH finds the machine's `sh`).
+    pub fn start_with_bash_as_sh() -> Sshd {
+        Sshd::start_with(&["ed25519"], true)
+    }
+
     /// Starts a server with a host key of each of `kinds` (`ed25519`, `ecdsa`, `rsa`),
     /// which accepts `client_ed25519`.
     pub fn start_with_host_keys(kinds: &[&str]) -> Sshd {
+        Sshd::start_with(kinds, false)
+    }
+
+    fn start_with(kinds: &[&str], bash_as_sh: bool) -> Sshd {
         let dir = PathBuf::from(format!(
             "/var/tmp/k8sup-ssh-test-{}-{}",
             std::process::id(),
@@ -86,7 +96,17 @@ impl Sshd {
         }
         std::fs::write(dir.join("authorized_keys"), "").expect("authorized_keys");
         let port = free_port();
-        std::fs::write(dir.join("sshd_config"), config(&dir, kinds)).expect("sshd_config");
+        let mut sshd_config = config(&dir, kinds);
+        if bash_as_sh {
+            let bin = dir.join("bash-as-sh");
+            std::fs::create_dir_all(&bin).expect("bin dir");
+            std::os::unix::fs::symlink("/bin/bash", bin.join("sh")).expect("sh -> bash");
+            sshd_config.push_str(&format!(
+                "SetEnv PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+                bin.display()
+            ));
+        }
+        std::fs::write(dir.join("sshd_config"), sshd_config).expect("sshd_config");
         let child = Command::new(SSHD)
             .arg("-D")
             .arg("-e")
