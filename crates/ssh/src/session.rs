@@ -629,10 +629,15 @@ impl Session {
             ) else {
                 return Ok(Exchanged::ChannelNeeded);
             };
-            if request_mode == Mode::Stream && std::mem::take(prologue_due) {
-                request = shell::stream_prologue(token).into_bytes();
-            }
-            request.extend_from_slice(&bytes);
+            request = if request_mode == Mode::Stream && std::mem::take(prologue_due) {
+                let prologue = shell::stream_prologue(token);
+                let mut with = Vec::with_capacity(prologue.len() + bytes.len());
+                with.extend_from_slice(prologue.as_bytes());
+                with.extend_from_slice(&bytes);
+                with
+            } else {
+                bytes
+            };
         }
         let send = async {
             if already_sent {

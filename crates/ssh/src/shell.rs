@@ -369,46 +369,54 @@ pub(crate) fn request(mode: Mode, library: &str, script: &str, stdin: &[u8]) -> 
     }
 }
 
-/// `'text'`, the single quotes in it written as `'\''`.
-fn push_quoted(into: &mut String, text: &str) {
-    into.push('\'');
-    into.push_str(&text.replace('\'', r"'\''"));
-    into.push('\'');
+/// `'text'`, the single quotes in it written as `'\''`, appended to `into`.
+fn push_quoted(into: &mut Vec<u8>, text: &[u8]) {
+    into.push(b'\'');
+    for (n, part) in text.split(|&b| b == b'\'').enumerate() {
+        if n > 0 {
+            into.extend_from_slice(br"'\''");
+        }
+        into.extend_from_slice(part);
+    }
+    into.push(b'\'');
+}
+
+/// The length of `text` as [`push_quoted`] writes it.
+fn quoted_len(text: &[u8]) -> usize {
+    text.len() + 2 + 3 * text.iter().filter(|&&b| b == b'\'').count()
 }
 
 /// A request to a stream server: the script, its stdin and its library assigned in
 /// single quotes (nothing in them can end the assignment early or run in the
-/// server), then [`STREAM_RUN`].
+/// server), then [`STREAM_RUN`]; written in one buffer of the right size (a host's
+/// request may carry a library of some 20 KB, and a thousand hosts send theirs at
+/// once).
 fn stream_request(library: &str, script: &str, stdin: &[u8]) -> Option<Vec<u8>> {
-    let stdin = match stdin {
-        [] => None,
-        bytes if bytes.len() > MAX_STREAM_STDIN || bytes.contains(&0) => return None,
-        // Any other byte goes in single quotes as it is; the shell hands back bytes,
-        // whatever their encoding.
-        bytes => Some(bytes),
-    };
-    let mut text = String::with_capacity(script.len() + library.len() + STREAM_RUN.len() + 32);
-    text.push_str("k8sup_s=");
-    push_quoted(&mut text, script);
-    text.push('\n');
-    let mut bytes = text.into_bytes();
-    if let Some(stdin) = stdin {
-        bytes.extend_from_slice(b"k8sup_i='");
-        for (n, part) in stdin.split(|&b| b == b'\'').enumerate() {
-            if n > 0 {
-                bytes.extend_from_slice(br"'\''");
-            }
-            bytes.extend_from_slice(part);
-        }
-        bytes.extend_from_slice(b"'\n");
+    if stdin.len() > MAX_STREAM_STDIN || stdin.contains(&0) {
+        return None;
     }
-    if !library.is_empty() {
-        let mut text = String::from("k8sup_l=");
-        push_quoted(&mut text, library);
-        text.push('\n');
-        bytes.extend_from_slice(text.as_bytes());
+    // Any other byte goes in single quotes as it is; the shell hands back bytes,
+    // whatever their encoding.
+    let parts: [(&[u8], &[u8]); 3] = [
+        (b"k8sup_s=", script.as_bytes()),
+        (b"k8sup_i=", stdin),
+        (b"k8sup_l=", library.as_bytes()),
+    ];
+    let wanted = |(name, text): &(&[u8], &[u8])| name == b"k8sup_s=" || !text.is_empty();
+    let size = parts
+        .iter()
+        .filter(|p| wanted(p))
+        .map(|(name, text)| name.len() + quoted_len(text) + 1)
+        .sum::<usize>()
+        + STREAM_RUN.len();
+    let mut bytes = Vec::with_capacity(size);
+    for (name, text) in parts.iter().filter(|p| wanted(p)) {
+        bytes.extend_from_slice(name);
+        push_quoted(&mut bytes, text);
+        bytes.push(b'\n');
     }
     bytes.extend_from_slice(STREAM_RUN.as_bytes());
+    debug_assert_eq!(bytes.len(), size);
     Some(bytes)
 }
 
@@ -425,14 +433,14 @@ fn head_request(library: &str, script: &str, stdin: &[u8]) -> Vec<u8> {
         bytes.extend_from_slice(stdin);
         return bytes;
     }
-    let mut block = String::with_capacity(script.len() + library.len() + 16);
-    block.push_str("k8sup_s=");
-    push_quoted(&mut block, script);
-    block.push('\n');
-    block.push_str(library);
+    let mut block = Vec::with_capacity(quoted_len(script.as_bytes()) + library.len() + 16);
+    block.extend_from_slice(b"k8sup_s=");
+    push_quoted(&mut block, script.as_bytes());
+    block.push(b'\n');
+    block.extend_from_slice(library.as_bytes());
     let mut bytes = format!("0 {} {}\n", stdin.len(), block.len()).into_bytes();
     bytes.reserve(block.len() + stdin.len());
-    bytes.extend_from_slice(block.as_bytes());
+    bytes.extend_from_slice(&block);
     bytes.extend_from_slice(stdin);
     bytes
 }
