@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{assert_converged, k8sup, lab, mixed_lab, on, read, stderr, stdout, write_inventory};
+use common::{
+    assert_converged, k8sup, lab, ledger_files, mixed_lab, on, read, stderr, stdout,
+    write_inventory,
+};
 
 /// A cluster whose settings all differ from the defaults, so that a value
 /// taken from a default instead of the inventory shows.
@@ -156,8 +159,9 @@ fn a_mixed_cluster_comes_up_ready_and_a_second_apply_changes_nothing() {
         std::fs::read_to_string(&report).unwrap(),
     ];
     for h in lab.hosts() {
-        texts
-            .push(std::fs::read_to_string(h.path("/var/lib/k8sup/state.json")).unwrap_or_default());
+        for (_, bytes) in ledger_files(&h.path("/var/lib/k8sup/state.json")) {
+            texts.push(String::from_utf8_lossy(&bytes).into_owned());
+        }
     }
     for entry in walk(&state) {
         texts.push(std::fs::read_to_string(entry).unwrap_or_default());

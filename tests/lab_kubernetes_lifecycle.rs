@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{endpoint_on_first_master, k8sup, lab, spec, stderr, stdout, write_inventory};
+use common::{
+    endpoint_on_first_master, k8sup, lab, ledger_at, ledger_files, spec, stderr, stdout,
+    write_inventory,
+};
 use k8sup_lab::Lab;
 
 fn nodes(lab: &Lab) -> String {
@@ -97,10 +100,12 @@ arch = "arm64"
             "the certificate key leaked into the output"
         );
         for h in lab.hosts() {
-            let ledger =
-                std::fs::read_to_string(h.path("/var/lib/k8sup/state.json")).unwrap_or_default();
+            let ledger: Vec<u8> = ledger_files(&h.path("/var/lib/k8sup/state.json"))
+                .into_iter()
+                .flat_map(|(_, bytes)| bytes)
+                .collect();
             assert!(
-                !ledger.contains(key),
+                !String::from_utf8_lossy(&ledger).contains(key),
                 "the certificate key is in {}'s ledger",
                 h.name
             );
@@ -170,7 +175,7 @@ arch = "arm64"
             h.name
         );
         assert!(
-            !h.path("/var/lib/k8sup/state.json").exists(),
+            ledger_at(&h.path("/var/lib/k8sup/state.json")).is_none(),
             "{} kept k8sup state",
             h.name
         );

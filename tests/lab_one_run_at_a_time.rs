@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    endpoint_on_first_master, k8sup, kill_in, lab, processes, spec, stderr, stdout, write_inventory,
+    endpoint_on_first_master, k8sup, kill_in, lab, ledger_files, processes, spec, stderr, stdout,
+    write_inventory,
 };
 use k8sup_lab::Lab;
 
@@ -208,8 +209,7 @@ name = "w1"
     // While cp2's orphaned kubeadm runs, a second run (from another controller: its
     // own state directory) refuses, naming the host, and changes nothing.
     let other_state = lab.dir().join("other-controller");
-    let cp1_ledger = std::fs::read(lab.host("cp1").unwrap().path("/var/lib/k8sup/state.json"))
-        .unwrap_or_default();
+    let cp1_ledger = ledger_files(&lab.host("cp1").unwrap().path("/var/lib/k8sup/state.json"));
     let refused = k8sup(
         &["apply", "-i", inv],
         &[("K8SUP_STATE_DIR", other_state.to_str().unwrap())],
@@ -229,8 +229,7 @@ name = "w1"
     );
     assert!(said.contains("nothing was changed"), "{said}");
     assert_eq!(
-        std::fs::read(lab.host("cp1").unwrap().path("/var/lib/k8sup/state.json"))
-            .unwrap_or_default(),
+        ledger_files(&lab.host("cp1").unwrap().path("/var/lib/k8sup/state.json")),
         cp1_ledger,
         "the refused run changed cp1's ledger"
     );

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{k8sup, lab, snapshot, spec, stderr, stdout, write_inventory};
+use common::{k8sup, lab, ledger_at, snapshot, spec, stderr, stdout, write_inventory};
 
 #[test]
 fn apply_refuses_before_touching_any_host() {
@@ -55,6 +55,10 @@ name = "fine"
     );
     assert!(before == snapshot(&lab), "a refused apply changed a host");
     for h in lab.hosts() {
-        assert!(!h.path("/var/lib/k8sup/state.json").exists(), "{}", h.name);
+        assert!(
+            ledger_at(&h.path("/var/lib/k8sup/state.json")).is_none(),
+            "{}",
+            h.name
+        );
     }
 }

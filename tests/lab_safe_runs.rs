@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::Output;
 
 use common::{
-    k8sup, lab, on_terminal, snapshot, spec, stderr, stdout, with_closed_stdout, write_inventory,
+    k8sup, lab, ledger_at, on_terminal, snapshot, spec, stderr, stdout, with_closed_stdout,
+    write_inventory,
 };
 use k8sup_lab::Lab;
 
@@ -277,7 +278,11 @@ fn apply_and_reset_ask_on_a_terminal_and_reset_needs_yes_without_one() {
     let (status, text) = on_terminal(&["reset", "-i", inv], &env, &name);
     assert_eq!(status, Some(0), "{text}");
     for h in lab.hosts() {
-        assert!(!h.path("/var/lib/k8sup/state.json").exists(), "{}", h.name);
+        assert!(
+            ledger_at(&h.path("/var/lib/k8sup/state.json")).is_none(),
+            "{}",
+            h.name
+        );
     }
     let out = k8sup(&["reset", "-i", inv, "--yes"], &env);
     assert!(out.status.success(), "{}", said(&out));

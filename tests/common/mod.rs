@@ -159,6 +159,51 @@ pub fn on(lab: &Lab, host: &str, command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A ledger as k8sup reads it, from the path of its file (`/var/lib/k8sup/state.json`
+/// on a host, seen from outside): the file (none yet is an empty ledger) with the lines
+/// of its journal (`state.json.journal`) replayed on it, in order. `None` when there is
+/// neither.
+pub fn ledger_at(file: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(file).ok();
+    let journal = std::fs::read_to_string(format!("{}.journal", file.display())).ok();
+    if text.is_none() && journal.as_deref().is_none_or(str::is_empty) {
+        return None;
+    }
+    let mut ledger: serde_json::Value = match text {
+        Some(text) => serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: not JSON: {e}", file.display())),
+        None => serde_json::json!({"version": 1, "tasks": {}, "pending_handlers": []}),
+    };
+    for line in journal
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
+        let line: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{}.journal: {line}: {e}", file.display()));
+        let task = line["task"]
+            .as_str()
+            .expect("a journal line's task")
+            .to_string();
+        ledger["tasks"][task] = line["entry"].clone();
+        ledger["pending_handlers"] = line["pending_handlers"].clone();
+    }
+    Some(ledger)
+}
+
+/// The ledger files of a host (seen from outside at `state`, its `state.json`):
+/// the file and its journal, with what each holds (empty when absent).
+pub fn ledger_files(state: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let journal = PathBuf::from(format!("{}.journal", state.display()));
+    [state.to_path_buf(), journal]
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap_or_default();
+            (p, bytes)
+        })
+        .collect()
+}
+
 /// A file of `host`, read from outside.
 pub fn read(lab: &Lab, host: &str, path: &str) -> String {
     std::fs::read_to_string(lab.host(host).unwrap().path(path))

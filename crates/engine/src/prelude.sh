@@ -11,7 +11,8 @@
 #   k8sup_reloaded (systemd reloaded since the last change), k8sup_clock_ms and
 #   k8sup_clock_cs, K8SUP_LEN (stdin bytes of the next write), the staged writes
 #   (k8sup_sg_n, k8sup_sg_synced and the k8sup_sg?_N of each, see k8sup_stage),
-#   the temp files' last number and the shell's umask (k8sup_tf_seq, k8sup_um0);
+#   the temp files' last number and the shell's umask (k8sup_tf_seq, k8sup_um0),
+#   whether the ledger is left in its journal at the end (k8sup_cp_lazy);
 # - results: k8sup_v (k8sup_read_text, k8sup_sysctl_value, k8sup_probe_hostname;
 #   printed by k8sup_put), k8sup_p (k8sup_sysctl_path), k8sup_up (k8sup_uptime),
 #   k8sup_now (k8sup_now), k8sup_index_n (k8sup_index);
@@ -24,7 +25,7 @@ k8sup_nl='
 # Where the kernel's files are (tests point them elsewhere).
 k8sup_proc=${K8SUP_PROC:-/proc}
 k8sup_sys=${K8SUP_SYS:-/sys}
-k8sup_init() { K8SUP_NONCE=$1; k8sup_tf_seq=0; k8sup_um0=; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_text=; k8sup_has_text=; k8sup_clock_ms=; k8sup_sg_n=0; k8sup_sg_synced=; }
+k8sup_init() { K8SUP_NONCE=$1; k8sup_tf_seq=0; k8sup_um0=; k8sup_go=1; k8sup_entries=; K8SUP_LEN=; k8sup_pfn=0; k8sup_reloaded=; k8sup_text=; k8sup_has_text=; k8sup_clock_ms=; k8sup_sg_n=0; k8sup_sg_synced=; k8sup_cp_lazy=; }
 k8sup_begin() { printf '%s begin %s\n' "$K8SUP_NONCE" "$1"; }
 k8sup_end() { printf '\n%s end %s %s\n' "$K8SUP_NONCE" "$1" "$2"; }
 k8sup_b64() { base64 -w 0; }
@@ -311,10 +312,17 @@ k8sup_state() {
 }
 # Rewrites the ledger with the entries of this script (atomically, made durable),
 # then empties the journal that held them meanwhile. Every end of a batch passes
-# here: the temp files staged for writes that did not run go first.
+# here: the temp files staged for writes that did not run go first. With
+# k8sup_cp_lazy set (the journal is still small), the entries stay in the journal,
+# made durable by one fsync, and the ledger file is left as it is: what k8sup reads
+# is the file with its journal replayed on it, the same either way.
 k8sup_compact() {
   k8sup_unstage
   [ -n "$k8sup_entries" ] || return 0
+  if [ -n "$k8sup_cp_lazy" ] && [ -f "$1.journal" ]; then
+    sync -- "$1.journal" 2>/dev/null || sync
+    return
+  fi
   # A name of this script's own: two writers never share a temp file.
   k8sup_cp_t=$1.k8sup-tmp.$$
   printf '%s%s%s' "$k8sup_head" "$k8sup_entries" "$k8sup_tail" >| "$k8sup_cp_t" && { sync "$k8sup_cp_t" 2>/dev/null || sync; } && mv -f -- "$k8sup_cp_t" "$1" && : >| "$1.journal" && return 0

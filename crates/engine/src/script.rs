@@ -347,7 +347,16 @@ impl FramedScript {
         Ok(inner)
     }
 
-    /// Rewrites the ledger at `state_path` with what this script recorded in its journal.
+    /// Leaves what this script records in the ledger's journal, made durable, instead
+    /// of rewriting the ledger at each compaction (see `k8sup_compact`): for a
+    /// journal still small, one `sync` instead of a temp file, a `sync` and a rename.
+    pub fn lazy_compaction(mut self) -> Self {
+        self.script = self.script.code("; k8sup_cp_lazy=1");
+        self
+    }
+
+    /// Rewrites the ledger at `state_path` with what this script recorded in its journal
+    /// (unless [`FramedScript::lazy_compaction`]).
     pub fn compact_state(mut self, state_path: ShellArg) -> Self {
         self.script = self.script.code("; k8sup_compact").arg(state_path);
         self

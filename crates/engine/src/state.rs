@@ -3,9 +3,13 @@
 //! Per task id: the fingerprint of the task's rendered inputs, the result, when it
 //! finished and how long it took; plus the handlers notified but not yet run (so a
 //! runtime restart owed by a failed run is not forgotten). The file is read by the
-//! batched probe and rewritten, atomically, in the same round trip as each apply: the
-//! engine sends the new JSON with placeholders for the result and the times, which
-//! the host fills in once the apply has run (see `k8sup_state` in the prelude).
+//! batched probe with its journal (`state.json.journal`: a line per entry recorded
+//! since the file was last rewritten), which is replayed on it. Each apply appends its
+//! entry to the journal; the end of a batch makes the journal durable (one fsync) and,
+//! once the journal holds more than [`JOURNAL_FOLD_BYTES`], rewrites the file,
+//! atomically, with every entry, and empties the journal: the engine sends the new JSON
+//! with placeholders for the result and the times, which the host fills in once the
+//! apply has run (see `k8sup_state` and `k8sup_compact` in the prelude).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +21,10 @@ use crate::script::LedgerWrite;
 
 /// The default place of the ledger on a host.
 pub const DEFAULT_STATE_PATH: &str = "/var/lib/k8sup/state.json";
+
+/// The size of the journal past which a batch folds it into the ledger file; below
+/// it, a batch leaves its entries in the journal.
+pub const JOURNAL_FOLD_BYTES: u64 = 64 * 1024;
 
 /// One task's last recorded run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,13 +38,18 @@ pub struct StateEntry {
     pub duration_ms: u64,
 }
 
-/// The whole ledger of a host.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The whole ledger of a host. Two ledgers are equal when their entries and owed
+/// handlers are (whatever their journals' sizes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StateLedger {
     pub version: u32,
     pub tasks: BTreeMap<String, StateEntry>,
     #[serde(default)]
     pub pending_handlers: BTreeSet<String>,
+    /// The journal's size on the host, as read and since grown by the entries
+    /// recorded (estimated); not part of the file.
+    #[serde(skip)]
+    pub(crate) journal_bytes: u64,
 }
 
 /// A ledger entry an apply script records once the host knows its result and times.
@@ -56,6 +69,15 @@ struct JournalLine {
     pending_handlers: BTreeSet<String>,
     entry: StateEntry,
 }
+
+impl PartialEq for StateLedger {
+    fn eq(&self, other: &Self) -> bool {
+        (self.version, &self.tasks, &self.pending_handlers)
+            == (other.version, &other.tasks, &other.pending_handlers)
+    }
+}
+
+impl Eq for StateLedger {}
 
 impl StateLedger {
     /// Parses the ledger; an absent file is an empty ledger.
@@ -140,6 +162,14 @@ impl StateLedger {
         handler_ran: Option<&str>,
     ) {
         self.version = 1;
+        // The journal line: its task, fingerprint and owed handlers, and some 150
+        // bytes of keys, result and times.
+        self.journal_bytes += (task_id.len() + fingerprint.len() + 150) as u64
+            + self
+                .pending_handlers
+                .iter()
+                .map(|h| h.len() as u64 + 3)
+                .sum::<u64>();
         self.tasks.insert(
             task_id.to_string(),
             StateEntry {
@@ -156,6 +186,12 @@ impl StateLedger {
         }
     }
 
+    /// Whether a batch now leaves its entries in the journal (see
+    /// [`JOURNAL_FOLD_BYTES`]).
+    pub(crate) fn journal_is_small(&self) -> bool {
+        self.journal_bytes < JOURNAL_FOLD_BYTES
+    }
+
     /// Whether the last recorded run of `task_id` succeeded with the task as it is
     /// rendered now: `rendered`, whose fingerprint is `current`. An entry written by an
     /// older k8sup (a version 1 fingerprint) is judged by recomputing that version.
@@ -168,7 +204,8 @@ impl StateLedger {
 
     /// Replaces an older version's fingerprint of `task_id` by `current` when it is
     /// the fingerprint of `rendered`, so that the next write of the ledger records it
-    /// in the current version. Returns whether it did.
+    /// in the current version (that write rewrites the file, see
+    /// [`StateLedger::journal_is_small`]). Returns whether it did.
     pub(crate) fn upgrade(&mut self, task_id: &str, rendered: &Rendered, current: &str) -> bool {
         match self.tasks.get_mut(task_id) {
             Some(entry)
@@ -181,6 +218,9 @@ impl StateLedger {
                     ) =>
             {
                 entry.fingerprint = current.to_string();
+                // Only a rewrite of the file records it: the next batch folds the
+                // journal, however small.
+                self.journal_bytes = self.journal_bytes.max(JOURNAL_FOLD_BYTES);
                 true
             }
             _ => false,

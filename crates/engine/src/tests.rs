@@ -11,6 +11,19 @@ use crate::*;
 /// Relative: each LocalTransport runs in its host's root.
 const STATE: &str = "var/lib/k8sup/state.json";
 
+/// The ledger under `root` as k8sup reads it: the file (none yet is an empty ledger)
+/// with its journal replayed on it.
+fn ledger_under(root: &std::path::Path) -> StateLedger {
+    let mut ledger = match std::fs::read_to_string(root.join(STATE)) {
+        Ok(text) => StateLedger::parse(&text).expect("ledger"),
+        Err(_) => StateLedger::default(),
+    };
+    if let Ok(journal) = std::fs::read_to_string(root.join(format!("{STATE}.journal"))) {
+        ledger.replay_journal(&journal).expect("journal");
+    }
+    ledger
+}
+
 const SECRET_JOIN: &str = "kubeadm join 10.0.0.1:6443 --token abcdef.0123456789abcdef";
 
 const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
@@ -257,9 +270,7 @@ fn apply_converges_then_a_second_apply_is_one_round_trip_per_host() {
         std::fs::read_to_string(lab.root("m1").join("restarts")).expect("handler ran"),
         "restarted\n"
     );
-    let state =
-        StateLedger::parse(&std::fs::read_to_string(lab.root("m1").join(STATE)).expect("state"))
-            .expect("ledger");
+    let state = ledger_under(lab.root("m1"));
     let entry = &state.tasks["prepare/app-config"];
     assert_eq!(entry.result, "changed");
     assert!(
@@ -523,7 +534,12 @@ fn the_secret_appears_in_no_output() {
         events_json.join("\n"),
     ];
     for host in ["m1", "n1"] {
-        outputs.push(std::fs::read_to_string(lab.root(host).join(STATE)).expect("state"));
+        for file in [STATE.to_string(), format!("{STATE}.journal")] {
+            if let Ok(text) = std::fs::read_to_string(lab.root(host).join(file)) {
+                outputs.push(text);
+            }
+        }
+        assert!(!ledger_under(lab.root(host)).tasks.is_empty(), "{host}");
     }
     for entry in std::fs::read_dir(&lab.history).expect("history") {
         outputs.push(std::fs::read_to_string(entry.expect("entry").path()).expect("history file"));
@@ -876,7 +892,7 @@ creates = "{{ root }}/mark"
         "/dev/sda1 / ext4 defaults 0 1\n# /swap.img none swap sw 0 0\n"
     );
     assert_eq!(read("mark"), "done");
-    let state = StateLedger::parse(&read(STATE)).expect("ledger");
+    let state = ledger_under(root);
     for id in ["files/one", "files/two", "files/swap", "files/mark"] {
         let entry = &state.tasks[id];
         assert_eq!(entry.result, "changed", "{id}");
@@ -1027,11 +1043,64 @@ content = "two\n"
         .expect("apply");
     assert!(again.success(), "{}", again.to_json());
     assert!(task(&again, "p/two").drift);
-    // Rewritten at the end of the batch: the ledger holds both, the journal nothing.
-    let state = StateLedger::parse(&std::fs::read_to_string(root.join(STATE)).expect("state"))
-        .expect("ledger");
+    // The journal, still small, stays the record: the ledger as read holds both, the
+    // file is still not written.
+    let state = ledger_under(root);
     assert!(state.tasks.contains_key("p/one") && state.tasks.contains_key("p/two"));
+    assert!(!root.join(STATE).exists());
+    assert_eq!(
+        std::fs::read_to_string(&journal)
+            .expect("journal")
+            .lines()
+            .count(),
+        3
+    );
+}
+
+/// A journal past `JOURNAL_FOLD_BYTES` is folded into the ledger file at the end of
+/// the next batch that records something: the file then holds every entry (those of
+/// the journal and the batch's), and the journal is empty.
+#[test]
+fn a_large_journal_is_folded_into_the_ledger_file() {
+    let lab = lab(&["m1"]);
+    let text = r#"
+[[play]]
+name = "p"
+hosts = "all"
+
+[[play.task]]
+name = "one"
+kind = "file"
+path = "{{ root }}/one"
+content = "one\n"
+"#;
+    let engine = engine_for(text);
+    let rt = runtime();
+    let root = lab.root("m1");
+    let journal = root.join(format!("{STATE}.journal"));
+    std::fs::create_dir_all(journal.parent().expect("dir")).expect("state dir");
+    let line = |n: usize| {
+        format!(
+            r#"{{"task":"old/t{n}","pending_handlers":[],"entry":{{"fingerprint":"v2:{n:0>200}","result":"changed","started_ms":1,"finished_ms":2,"duration_ms":1}}}}"#
+        )
+    };
+    let lines: Vec<String> = (0..300).map(line).collect();
+    let old = lines.join("\n") + "\n";
+    assert!(old.len() as u64 > crate::state::JOURNAL_FOLD_BYTES);
+    std::fs::write(&journal, &old).expect("journal");
+    let report = rt
+        .block_on(engine.apply(&lab.hosts, None, lab.sink()))
+        .expect("apply");
+    assert!(report.success(), "{}", report.to_json());
     assert_eq!(std::fs::read_to_string(&journal).expect("journal"), "");
+    let file = StateLedger::parse(&std::fs::read_to_string(root.join(STATE)).expect("state"))
+        .expect("ledger");
+    assert_eq!(
+        file.tasks.len(),
+        301,
+        "every entry of the journal and the batch's"
+    );
+    assert!(file.tasks.contains_key("old/t299") && file.tasks.contains_key("p/one"));
 }
 
 #[test]

@@ -80,7 +80,8 @@ pub struct HostFacts {
     pub listening_ports: Vec<u16>,
     pub installed: Installed,
     pub cgroup_drivers: CgroupDrivers,
-    /// Size in bytes of k8sup's state file, when k8sup has run on the host before.
+    /// Size in bytes of k8sup's ledger file (or of its journal, while the file is not
+    /// written yet), when k8sup has run on the host before.
     pub k8sup_state_bytes: Option<u64>,
     /// On the first master: the nodes an upgrade cordoned and has not uncordoned yet
     /// (`/var/lib/k8sup/upgrade/cordoned/NODE`), that is an upgrade to resume.

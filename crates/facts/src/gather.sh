@@ -91,7 +91,9 @@ if [ -r /var/lib/kubelet/config.yaml ]; then
   echo "kubelet_cgroup=$(awk '/^cgroupDriver:/ { print $2 }' /var/lib/kubelet/config.yaml)"
 fi
 for f in /var/lib/k8sup/upgrade/cordoned/*; do [ -e "$f" ] && echo "upgrade_cordoned=${f##*/}"; done
-[ -f /var/lib/k8sup/state.json ] && echo "k8sup_state=$(wc -c < /var/lib/k8sup/state.json)"
+# The ledger's size: its file's, or its journal's while every entry is still there.
+if [ -f /var/lib/k8sup/state.json ]; then echo "k8sup_state=$(wc -c < /var/lib/k8sup/state.json)"
+elif [ -s /var/lib/k8sup/state.json.journal ]; then echo "k8sup_state=$(wc -c < /var/lib/k8sup/state.json.journal)"; fi
 # Root, the owner of / on every system k8sup runs on, needs no `id`: the shell's
 # `test -O` compares a file's owner with its own effective uid.
 if [ -O / ]; then echo uid=0; else echo "uid=$(id -u)"; fi

@@ -33,6 +33,7 @@ impl HostRunner<'_, '_> {
         let host = self.host;
         let first = &steps[batch[0].step()].task;
         let stop = |error: TaskError| Stop::from(&first.id, error);
+        let folds = !ledger.journal_is_small();
         let composed = self.compose(steps, batch, end, ledger).map_err(|message| {
             stop(TaskError::State {
                 host: host.name.clone(),
@@ -63,6 +64,10 @@ impl HostRunner<'_, '_> {
             },
         )?;
         let mut ran = self.record_applies(steps, batch, end, &output, sent, ledger);
+        if folds {
+            // The batch's end rewrote the ledger file and emptied the journal.
+            ledger.journal_bytes = 0;
+        }
         if ran.failed.is_some() {
             return Ok(ran);
         }
@@ -101,6 +106,9 @@ impl HostRunner<'_, '_> {
     ) -> Result<BatchScript, String> {
         let path_arg = arg(self.shared.engine.options.state_path.clone())?;
         let mut script = FramedScript::new().begin_batch(end, super::epoch_ms());
+        if ledger.journal_is_small() {
+            script = script.lazy_compaction();
+        }
         // The files the applies write, staged first: one sync makes them durable.
         for item in batch {
             if let Item::Apply { change, .. } = item {

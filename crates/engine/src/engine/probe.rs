@@ -214,6 +214,7 @@ pub(super) fn read_ledger(
         ledger
             .replay_journal(&String::from_utf8_lossy(&bytes))
             .map_err(|m| error(format!("its journal: {m}")))?;
+        ledger.journal_bytes = bytes.len() as u64;
     }
     Ok(ledger)
 }
