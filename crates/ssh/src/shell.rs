@@ -147,6 +147,14 @@ pub(crate) fn new_token() -> String {
     format!("k8sup-{hex}")
 }
 
+/// The lines that end a request's output (see the module docs): stdout's with the
+/// exit status `$k8sup_rc`, then stderr's; what [`Stream`] looks for.
+macro_rules! end_lines {
+    () => {
+        r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; printf '\n%s\n' "$k8sup_end" >&2"#
+    };
+}
+
 /// [`RUN_SCRIPT_SUBSHELL`]'s text, for the `concat!`s that hold it.
 macro_rules! run_script_subshell {
     () => {
@@ -210,7 +218,7 @@ const STREAM_RUN: &str = concat!(
     r#"; k8sup_rc=$?; else "#,
     run_script_subshell!(),
     r#" </dev/null; k8sup_rc=$?; fi; unset k8sup_i; k8sup_s=; "#,
-    r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; printf '\n%s\n' "$k8sup_end" >&2"#,
+    end_lines!(),
     "\n",
 );
 
@@ -281,8 +289,8 @@ pub(crate) fn server_script(
             .code(RUN_SCRIPT_SUBSHELL)
             .code(concat!(
                 r#" </dev/null; k8sup_rc=$?; k8sup_s=; "#,
-                r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; "#,
-                r#"printf '\n%s\n' "$k8sup_end" >&2; "#,
+                end_lines!(),
+                "; ",
             ));
     }
     script
@@ -317,8 +325,8 @@ pub(crate) fn server_script(
         .code(concat!(
             r#" </dev/null; k8sup_rc=$?; fi; "#,
             r#"k8sup_s=; "#,
-            r#"printf '\n%s %s\n' "$k8sup_end" "$k8sup_rc"; "#,
-            r#"printf '\n%s\n' "$k8sup_end" >&2; "#,
+            end_lines!(),
+            "; ",
             r#"done"#
         ))
 }
