@@ -33,7 +33,6 @@ impl HostRunner<'_, '_> {
         let host = self.host;
         let first = &steps[batch[0].step()].task;
         let stop = |error: TaskError| Stop::from(&first.id, error);
-        let folds = !ledger.journal_is_small();
         let composed = self.compose(steps, batch, end, ledger).map_err(|message| {
             stop(TaskError::State {
                 host: host.name.clone(),
@@ -64,7 +63,7 @@ impl HostRunner<'_, '_> {
             },
         )?;
         let mut ran = self.record_applies(steps, batch, end, &output, sent, ledger);
-        if folds {
+        if composed.folds {
             // The batch's end rewrote the ledger file and emptied the journal.
             ledger.journal_bytes = 0;
         }
@@ -106,7 +105,8 @@ impl HostRunner<'_, '_> {
     ) -> Result<BatchScript, String> {
         let path_arg = arg(self.shared.engine.options.state_path.clone())?;
         let mut script = FramedScript::new().begin_batch(end, super::epoch_ms());
-        if ledger.journal_is_small() {
+        let folds = !ledger.journal_is_small();
+        if !folds {
             script = script.lazy_compaction();
         }
         // The files the applies write, staged first: one sync makes them durable.
@@ -176,6 +176,7 @@ impl HostRunner<'_, '_> {
             stdin,
             markers,
             reprobed,
+            folds,
         })
     }
 
@@ -423,6 +424,9 @@ struct BatchScript {
     markers: HashMap<String, Marker>,
     /// The steps probed again at the end of the batch.
     reprobed: Vec<usize>,
+    /// Whether its end rewrites the ledger file and empties the journal (else the
+    /// entries stay in the journal).
+    folds: bool,
 }
 
 /// A batch's output, parsed into its sections.
